@@ -1,0 +1,83 @@
+"""``depotctl``: the command-line entry point.
+
+A bad file or argument prints one clear message and exits 2, with nothing started or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from controller import __version__
+from controller.config import ConfigError, load_site
+from controller.config.schema import SiteFile
+from controller.config.tree import render_tree
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line, without the usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_site(args.file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem.format(exc.filename), file=sys.stderr)
+        n = len(exc.errors)
+        print(f"{exc.filename}: {n} error{'s' if n != 1 else ''}, nothing started", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        print(f"depotctl: cannot read {args.file}: {reason}", file=sys.stderr)
+        return EXIT_USAGE
+    print(render_tree(loaded.site))
+    for warning in loaded.warnings:
+        print(warning.format(loaded.filename), file=sys.stderr)
+    count = len(loaded.warnings)
+    suffix = f" with {count} warning{'s' if count != 1 else ''}" if count else ""
+    print(f"{loaded.filename}: OK{suffix}")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    schema = SiteFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="depotctl", description="Load management for EV fleet depots.")
+    parser.add_argument("--version", action="version", version=f"depotctl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("check-config", help="validate a site file and print its circuit tree")
+    p.add_argument("file", metavar="FILE", help="site file (YAML)")
+    p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the site file")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Cross-field rules of the site file: ids, references, the circuit tree, phases, min/max.
+
+Each rule reports the exact path of the offending value, so the message can carry its line.
+Rules that would make a running controller unsafe are errors; doubtful but legal set-ups
+(a child breaker rated above its parent, fail-safe limits that could overload a feeder) are
+warnings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from controller.config.schema import KNOWN_PRESETS, KNOWN_QUIRKS, REGISTER_VALUES, SLOT_MINUTES, SiteFile
+from controller.config.yaml_source import Path
+from controller.model.site import dc_phase_current_a
+
+ROTATIONS_3P = ("L1-L2-L3", "L2-L3-L1", "L3-L1-L2")
+ROTATIONS_1P = ("L1", "L2", "L3")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
+
+Report = Callable[[Path, str], None]
+
+
+def is_hhmm(text: str) -> bool:
+    return bool(_HHMM.match(text))
+
+
+def parse_local_datetime(text: str) -> datetime | None:
+    """An ISO date-time without offset (site-local), or None if it is not one."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is None and "T" in text.upper() else None
+
+
+def check(sf: SiteFile, error: Report, warn: Report) -> None:
+    """Run every rule; ``error``/``warn`` receive (path, message)."""
+    _check_site(sf, error)
+    ids = _check_ids(sf, error)
+    _check_meters(sf, error, warn)
+    _check_tree(sf, ids, error, warn)
+    _check_chargers(sf, error, warn)
+    _check_vehicles_and_schedules(sf, error)
+    _check_services(sf, error, warn)
+    _check_failsafe_capacity(sf, warn)
+
+
+def _check_site(sf: SiteFile, error: Report) -> None:
+    try:
+        ZoneInfo(sf.site.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        error(("site", "timezone"), f"unknown time zone {sf.site.timezone!r} (use an IANA name like Europe/Amsterdam)")
+    if sf.grid.margin_a >= sf.grid.limit_a:
+        error(("grid", "margin_a"), f"margin {sf.grid.margin_a:g} A leaves nothing of limit {sf.grid.limit_a:g} A")
+    prev: str | None = None
+    for i, step in enumerate(sf.tariff):
+        if not is_hhmm(step.at):
+            error(("tariff", i, "at"), f"time must be HH:MM, got {step.at!r}")
+            continue
+        if prev is not None and step.at <= prev:
+            error(("tariff", i, "at"), f"tariff steps must be in time order ({step.at} after {prev})")
+        prev = step.at
+
+
+def _check_ids(sf: SiteFile, error: Report) -> set[str]:
+    """Ids of circuits, chargers and meters share one namespace (they appear in the same logs)."""
+    seen: dict[str, str] = {}
+    named: list[tuple[str, list[str]]] = [
+        ("meters", [m.id for m in sf.meters]),
+        ("circuits", [c.id for c in sf.circuits]),
+        ("chargers", [c.id for c in sf.chargers]),
+    ]
+    for section, item_ids in named:
+        for i, item_id in enumerate(item_ids):
+            if item_id == "grid":
+                error((section, i, "id"), "'grid' is reserved for the grid connection")
+            elif item_id in seen:
+                error((section, i, "id"), f"duplicate id {item_id!r} (already used by {seen[item_id]})")
+            else:
+                seen[item_id] = f"{section}[{i}]"
+    vehicle_ids: dict[str, int] = {}
+    tags: dict[str, str] = {}
+    for i, v in enumerate(sf.vehicles):
+        if v.id in vehicle_ids:
+            error(("vehicles", i, "id"), f"duplicate vehicle id {v.id!r} (already vehicles[{vehicle_ids[v.id]}])")
+        vehicle_ids.setdefault(v.id, i)
+        for j, tag in enumerate(v.id_tags):
+            if tag in tags and tags[tag] != v.id:
+                error(("vehicles", i, "id_tags", j), f"id tag {tag!r} already belongs to vehicle {tags[tag]!r}")
+            tags.setdefault(tag, v.id)
+    return set(seen)
+
+
+def _check_meters(sf: SiteFile, error: Report, warn: Report) -> None:
+    used = {sf.grid.meter} | {c.meter for c in sf.circuits}
+    for i, m in enumerate(sf.meters):
+        if (m.preset is None) == (m.registers is None):
+            error(("meters", i), "give exactly one of `preset` or `registers`")
+        if m.preset is not None and m.preset not in KNOWN_PRESETS:
+            error(("meters", i, "preset"), f"unknown preset {m.preset!r}; known: {', '.join(KNOWN_PRESETS)}")
+        for name in m.registers or {}:
+            if name not in REGISTER_VALUES:
+                error(("meters", i, "registers", name), f"unknown value {name!r}; known: {', '.join(REGISTER_VALUES)}")
+        if m.registers is not None and not any(k.startswith("current_") for k in m.registers):
+            error(("meters", i, "registers"), "a custom map needs at least the phase currents (current_l1_a …)")
+        mb = m.modbus
+        if (mb.host is None) == (mb.serial is None):
+            error(("meters", i, "modbus"), "give exactly one of `host` (TCP) or `serial` (RTU)")
+        if mb.serial is not None and mb.framer != "tcp":
+            error(("meters", i, "modbus", "framer"), "`framer` applies to `host` connections only")
+        if m.stale_after_s < m.poll_s:
+            error(("meters", i, "stale_after_s"), f"must be at least poll_s ({m.poll_s:g} s)")
+        if m.id not in used:
+            warn(("meters", i, "id"), f"meter {m.id!r} is not attached to the grid or any circuit")
+    meter_ids = {m.id for m in sf.meters}
+    if sf.grid.meter is None:
+        warn(("grid",), "no grid meter: the controller cannot see the base load and will stay in fail-safe")
+    elif sf.grid.meter not in meter_ids:
+        error(("grid", "meter"), f"unknown meter {sf.grid.meter!r}")
+    for i, c in enumerate(sf.circuits):
+        if c.meter is not None and c.meter not in meter_ids:
+            error(("circuits", i, "meter"), f"unknown meter {c.meter!r}")
+
+
+def _check_tree(sf: SiteFile, ids: set[str], error: Report, warn: Report) -> None:
+    circuits = {c.id: c for c in sf.circuits}
+    limits = {"grid": sf.grid.limit_a, **{c.id: c.limit_a for c in sf.circuits}}
+    for i, c in enumerate(sf.circuits):
+        if c.parent == c.id:
+            error(("circuits", i, "parent"), f"circuit {c.id!r} cannot be its own parent")
+            continue
+        if c.parent != "grid" and c.parent not in circuits:
+            hint = " (that id is not a circuit)" if c.parent in ids else ""
+            error(("circuits", i, "parent"), f"unknown circuit {c.parent!r}{hint}")
+            continue
+        # follow parents; a cycle never reaches the grid
+        seen = [c.id]
+        node = c.parent
+        while node != "grid" and node in circuits and node not in seen:
+            seen.append(node)
+            node = circuits[node].parent
+        if node in seen:
+            loop = " → ".join([*seen[seen.index(node):], node])
+            error(("circuits", i, "parent"), f"circuit tree has a cycle: {loop}")
+            continue
+        if c.parent in limits and c.limit_a > limits[c.parent]:
+            warn(
+                ("circuits", i, "limit_a"),
+                f"{c.limit_a:g} A is above its parent {c.parent!r} ({limits[c.parent]:g} A); the parent still limits",
+            )
+        margin = sf.grid.margin_a if c.margin_a is None else c.margin_a
+        if margin >= c.limit_a:
+            error(("circuits", i, "margin_a"), f"margin {margin:g} A leaves nothing of limit {c.limit_a:g} A")
+    for i, ch in enumerate(sf.chargers):
+        if ch.circuit != "grid" and ch.circuit not in circuits:
+            error(("chargers", i, "circuit"), f"unknown circuit {ch.circuit!r}")
+
+
+def _check_chargers(sf: SiteFile, error: Report, warn: Report) -> None:
+    for i, ch in enumerate(sf.chargers):
+        rot = ch.phase_rotation
+        if ch.phases not in (1, 3):
+            error(("chargers", i, "phases"), f"must be 1 or 3, got {ch.phases}")
+            continue
+        if ch.phases == 3:
+            if rot is not None and rot not in ROTATIONS_3P:
+                error(
+                    ("chargers", i, "phase_rotation"),
+                    f"{rot!r} is not a 3-phase rotation; use one of {', '.join(ROTATIONS_3P)}",
+                )
+        elif rot is None:
+            error(("chargers", i, "phase_rotation"), "a 1-phase charger needs its grid phase: L1, L2 or L3")
+        elif rot not in ROTATIONS_1P:
+            error(("chargers", i, "phase_rotation"), f"{rot!r} is not a phase for a 1-phase charger; use L1, L2 or L3")
+        if ch.kind == "ac":
+            if ch.max_a is None:
+                error(("chargers", i), "an AC charger needs `max_a`")
+            elif ch.min_a > ch.max_a:
+                error(("chargers", i, "min_a"), f"min_a {ch.min_a:g} A is above max_a {ch.max_a:g} A")
+            if ch.min_a < 6 and not ch.allow_min_below_6a:
+                error(
+                    ("chargers", i, "min_a"),
+                    f"{ch.min_a:g} A is below the IEC 61851 minimum of 6 A "
+                    "(set allow_min_below_6a: true if the charger supports it)",
+                )
+        else:
+            if ch.max_kw is None:
+                error(("chargers", i), "a DC charger needs `max_kw`")
+            if ch.phases != 3:
+                error(("chargers", i, "phases"), "DC chargers are fed by 3 phases")
+        for j, quirk in enumerate(ch.ocpp_quirks):
+            if quirk not in KNOWN_QUIRKS:
+                error(("chargers", i, "ocpp_quirks", j), f"unknown quirk {quirk!r}; known: {', '.join(KNOWN_QUIRKS)}")
+        if ch.kind == "ac" and 0 < sf.failsafe.charger_a < ch.min_a:
+            warn(
+                ("failsafe", "charger_a"),
+                f"{sf.failsafe.charger_a:g} A is below {ch.id}'s min_a; it will pause in fail-safe",
+            )
+
+
+def _check_vehicles_and_schedules(sf: SiteFile, error: Report) -> None:
+    vehicles = {v.id: v for v in sf.vehicles}
+    for i, s in enumerate(sf.schedules):
+        v = vehicles.get(s.vehicle)
+        if v is None:
+            error(("schedules", i, "vehicle"), f"unknown vehicle {s.vehicle!r}")
+        at = s.departs.at
+        if s.departs.days is not None:
+            if not is_hhmm(at):
+                error(("schedules", i, "departs", "at"), f"a recurring departure needs HH:MM, got {at!r}")
+            if not s.departs.days:
+                error(("schedules", i, "departs", "days"), "give at least one day")
+        elif parse_local_datetime(at) is None:
+            if is_hhmm(at):
+                error(
+                    ("schedules", i, "departs"),
+                    "a time of day needs `days`; a one-off needs a date, e.g. 2026-03-03T05:30",
+                )
+            else:
+                error(
+                    ("schedules", i, "departs", "at"),
+                    f"expected an ISO local date-time like 2026-03-03T05:30, got {at!r}",
+                )
+        if (s.energy_kwh is None) == (s.target_soc_pct is None):
+            error(("schedules", i), "give exactly one of `energy_kwh` or `target_soc_pct`")
+        if v is not None and s.target_soc_pct is not None and v.battery_kwh is None:
+            error(("schedules", i, "target_soc_pct"), f"vehicle {v.id!r} has no battery_kwh to turn a SoC into energy")
+        if v is not None and s.energy_kwh is not None and v.battery_kwh is not None and s.energy_kwh > v.battery_kwh:
+            error(
+                ("schedules", i, "energy_kwh"),
+                f"{s.energy_kwh:g} kWh is more than {v.id}'s battery ({v.battery_kwh:g} kWh)",
+            )
+
+
+def _check_services(sf: SiteFile, error: Report, warn: Report) -> None:
+    for section, listen in (("ocpp", sf.ocpp.listen), ("api", sf.api.listen), ("metrics", sf.metrics.listen)):
+        match = _LISTEN.match(listen)
+        if match is None or not 0 < int(match["port"]) < 65536:
+            error((section, "listen"), f"expected HOST:PORT, got {listen!r}")
+    if not sf.ocpp.path.startswith("/"):
+        error(("ocpp", "path"), f"must start with '/', got {sf.ocpp.path!r}")
+    if sf.control.slot_min not in SLOT_MINUTES:
+        allowed = ", ".join(map(str, SLOT_MINUTES))
+        error(("control", "slot_min"), f"must be one of {allowed} minutes, got {sf.control.slot_min}")
+    if sf.ocpp.security_profile >= 1 and sf.ocpp.passwords_file is None:
+        error(("ocpp", "passwords_file"), f"security profile {sf.ocpp.security_profile} needs a passwords_file")
+    if sf.ocpp.security_profile == 2:
+        for key in ("tls_cert_file", "tls_key_file"):
+            if getattr(sf.ocpp, key) is None:
+                error(("ocpp", key), "security profile 2 (TLS) needs it")
+    if sf.ocpp.security_profile == 0:
+        warn(("ocpp", "security_profile"), "profile 0: chargers connect without a password (lab use only)")
+
+
+def _check_failsafe_capacity(sf: SiteFile, warn: Report) -> None:
+    """Warn when every charger at its fail-safe limit alone would exceed a node's limit."""
+    circuits = {c.id: c for c in sf.circuits}
+    if any(ch.circuit != "grid" and ch.circuit not in circuits for ch in sf.chargers):
+        return
+    load: dict[str, list[float]] = {"grid": [0.0, 0.0, 0.0], **{c: [0.0, 0.0, 0.0] for c in circuits}}
+    for ch in sf.chargers:
+        if ch.kind == "ac":
+            per_phase = sf.failsafe.charger_a * ch.connectors
+        else:
+            dc_a = dc_phase_current_a(sf.failsafe.dc_kw, sf.site.voltage_v, ch.efficiency, ch.power_factor)
+            per_phase = ch.connectors * dc_a
+        rot = ch.phase_rotation or ("L1-L2-L3" if ch.phases == 3 else "L1")
+        phases = [p for p in rot.split("-") if p in ROTATIONS_1P] if ch.kind == "ac" else list(ROTATIONS_1P)
+        node, guard = ch.circuit, 0
+        while guard <= len(circuits):
+            for p in phases:
+                load[node][ROTATIONS_1P.index(p)] += per_phase
+            if node == "grid":
+                break
+            node, guard = circuits[node].parent, guard + 1
+            if node not in load:
+                return
+    for node, phases_a in load.items():
+        if node == "grid":
+            limit = sf.grid.limit_a - sf.grid.margin_a
+        else:
+            limit = _usable(sf, circuits[node].limit_a, circuits[node].margin_a)
+        worst = max(phases_a)
+        if worst > limit:
+            path: Path = ("failsafe", "charger_a")
+            warn(
+                path,
+                f"all chargers at their fail-safe limits would draw {worst:.1f} A on {node!r}, "
+                f"above its usable {limit:g} A",
+            )
+
+
+def _usable(sf: SiteFile, limit_a: float, margin_a: float | None) -> float:
+    return limit_a - (sf.grid.margin_a if margin_a is None else margin_a)

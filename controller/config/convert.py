@@ -1,0 +1,169 @@
+"""Validated :class:`SiteFile` ↔ frozen :class:`Site` (both directions, for round trips)."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+
+from controller.config.checks import parse_local_datetime
+from controller.config.schema import SiteFile
+from controller.model import site as m
+
+
+def _hhmm(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def to_site(sf: SiteFile) -> m.Site:
+    """Assumes :func:`controller.config.checks.check` found no errors."""
+    return m.Site(
+        site=m.SiteInfo(sf.site.name, sf.site.timezone, sf.site.voltage_v),
+        grid=m.Grid(sf.grid.limit_a, sf.grid.margin_a, sf.grid.limit_kw, sf.grid.meter),
+        meters=tuple(
+            m.Meter(
+                id=x.id,
+                modbus=m.ModbusLink(**x.modbus.model_dump()),
+                preset=x.preset,
+                registers=tuple((k, m.RegisterSpec(**r.model_dump())) for k, r in (x.registers or {}).items()),
+                poll_s=x.poll_s,
+                stale_after_s=x.stale_after_s,
+                invert=x.invert,
+            )
+            for x in sf.meters
+        ),
+        circuits=tuple(m.Circuit(c.id, c.limit_a, c.parent, c.margin_a, c.meter) for c in sf.circuits),
+        chargers=tuple(
+            m.Charger(
+                id=c.id,
+                circuit=c.circuit,
+                kind=c.kind,
+                phases=c.phases,
+                phase_rotation=c.phase_rotation or "L1-L2-L3",
+                min_a=c.min_a,
+                max_a=c.max_a,
+                max_kw=c.max_kw,
+                efficiency=c.efficiency,
+                power_factor=c.power_factor,
+                connectors=c.connectors,
+                allow_min_below_6a=c.allow_min_below_6a,
+                ocpp_quirks=tuple(c.ocpp_quirks),
+            )
+            for c in sf.chargers
+        ),
+        failsafe=m.Failsafe(**sf.failsafe.model_dump()),
+        ocpp=m.Ocpp(**sf.ocpp.model_dump()),
+        control=m.Control(**sf.control.model_dump()),
+        vehicles=tuple(
+            m.Vehicle(v.id, tuple(v.id_tags), v.battery_kwh, v.max_kw, v.max_a, v.priority, v.tenant)
+            for v in sf.vehicles
+        ),
+        schedules=tuple(_schedule(s) for s in sf.schedules),
+        tariff=tuple(m.TariffStep(_hhmm(t.at), t.price_per_kwh) for t in sf.tariff),
+        api=m.Api(**sf.api.model_dump()),
+        metrics=m.Metrics(**sf.metrics.model_dump()),
+        storage=m.Storage(**sf.storage.model_dump()),
+    )
+
+
+def _schedule(s: Any) -> m.Schedule:
+    days = s.departs.days
+    if days is not None:
+        at = _hhmm(s.departs.at)
+        return m.Schedule(s.vehicle, at, tuple(days), None, s.energy_kwh, s.target_soc_pct, s.priority)
+    on = parse_local_datetime(s.departs.at)
+    assert on is not None
+    return m.Schedule(s.vehicle, on.time(), (), on, s.energy_kwh, s.target_soc_pct, s.priority)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def to_dict(site: m.Site) -> dict[str, Any]:
+    """The site as a plain mapping that :func:`to_site` (via the YAML loader) reads back equal."""
+    out: dict[str, Any] = {
+        "version": 1,
+        "site": {"name": site.site.name, "timezone": site.site.timezone, "voltage_v": site.site.voltage_v},
+        "grid": _drop_none(
+            {
+                "limit_a": site.grid.limit_a,
+                "margin_a": site.grid.margin_a,
+                "limit_kw": site.grid.limit_kw,
+                "meter": site.grid.meter,
+            }
+        ),
+        "meters": [_meter(x) for x in site.meters],
+        "circuits": [
+            _drop_none({"id": c.id, "parent": c.parent, "limit_a": c.limit_a, "margin_a": c.margin_a, "meter": c.meter})
+            for c in site.circuits
+        ],
+        "chargers": [_charger(c) for c in site.chargers],
+        "failsafe": {"charger_a": site.failsafe.charger_a, "dc_kw": site.failsafe.dc_kw},
+        "ocpp": _drop_none(_fields(site.ocpp)),
+        "control": _fields(site.control),
+        "vehicles": [
+            _drop_none(
+                {
+                    "id": v.id,
+                    "id_tags": list(v.id_tags),
+                    "battery_kwh": v.battery_kwh,
+                    "max_kw": v.max_kw,
+                    "max_a": v.max_a,
+                    "priority": v.priority,
+                    "tenant": v.tenant,
+                }
+            )
+            for v in site.vehicles
+        ],
+        "schedules": [_schedule_dict(s) for s in site.schedules],
+        "tariff": [{"at": t.at.strftime("%H:%M"), "price_per_kwh": t.price_per_kwh} for t in site.tariff],
+        "api": _drop_none(_fields(site.api)),
+        "metrics": _fields(site.metrics),
+        "storage": _fields(site.storage),
+    }
+    return out
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+
+
+def _meter(x: m.Meter) -> dict[str, Any]:
+    link = _fields(x.modbus)
+    link = {k: v for k, v in link.items() if v is not None}
+    out = _drop_none(
+        {
+            "id": x.id,
+            "preset": x.preset,
+            "modbus": link,
+            "poll_s": x.poll_s,
+            "stale_after_s": x.stale_after_s,
+            "invert": x.invert,
+        }
+    )
+    if x.registers:
+        out["registers"] = {k: _drop_none(_fields(r)) for k, r in x.registers}
+    return out
+
+
+def _charger(c: m.Charger) -> dict[str, Any]:
+    out = _drop_none(_fields(c))
+    out["ocpp_quirks"] = list(c.ocpp_quirks)
+    return out
+
+
+def _schedule_dict(s: m.Schedule) -> dict[str, Any]:
+    if s.on is not None:
+        departs: dict[str, Any] = {"at": s.on.isoformat(timespec="minutes")}
+    else:
+        departs = {"at": s.at.strftime("%H:%M"), "days": list(s.days)}
+    return _drop_none(
+        {
+            "vehicle": s.vehicle,
+            "departs": departs,
+            "energy_kwh": s.energy_kwh,
+            "target_soc_pct": s.target_soc_pct,
+            "priority": s.priority,
+        }
+    )

@@ -1,0 +1,120 @@
+"""YAML site file → validated :class:`controller.model.Site`, or every problem with its line."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from controller.config import convert
+from controller.config.checks import check
+from controller.config.problems import ConfigError, Problem
+from controller.config.schema import SiteFile
+from controller.config.yaml_source import Path, YamlDocument, YamlSyntaxError, parse_yaml
+from controller.model.site import Site
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "auth_key", "authorization_key", "api_key")
+
+
+@dataclass(frozen=True)
+class LoadedSite:
+    site: Site
+    warnings: tuple[Problem, ...]
+    filename: str
+
+
+def load_site(path: str | FsPath) -> LoadedSite:
+    """Read and validate a site file. Raises :class:`ConfigError` (every problem) or ``OSError``."""
+    file = FsPath(path)
+    text = file.read_text(encoding="utf-8")
+    return load_site_text(text, str(path))
+
+
+def load_site_text(text: str, filename: str = "<site>") -> LoadedSite:
+    try:
+        doc = parse_yaml(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(filename, [Problem((), exc.message, exc.mark.line, exc.mark.col)]) from None
+    if not isinstance(doc.data, dict):
+        raise ConfigError(filename, [Problem((), "the site file must be a mapping with `site:`, `grid:` …", 1, 1)])
+    problems: list[Problem] = []
+    data = {k: v for k, v in doc.data.items() if not str(k).startswith("x-")}  # anchor holders
+    try:
+        sf = SiteFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [_from_pydantic(doc, err) for err in exc.errors()]
+        raise ConfigError(filename, _sorted(problems)) from None
+
+    def report(severity: str) -> Any:
+        def add(path: Path, message: str) -> None:
+            mark = doc.mark_for(path)
+            problems.append(Problem(path, message, mark.line, mark.col, "error" if severity == "error" else "warning"))
+
+        return add
+
+    check(sf, report("error"), report("warning"))
+    if any(p.severity == "error" for p in problems):
+        raise ConfigError(filename, _sorted(problems))
+    return LoadedSite(convert.to_site(sf), tuple(_sorted(problems)), filename)
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line, p.col, p.severity))
+
+
+def _from_pydantic(doc: YamlDocument, err: Any) -> Problem:
+    loc: Path = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        mark = doc.mark_for(loc, prefer_key=True)
+        return Problem(loc, _unknown_key_message(key, loc[:-1]), mark.line, mark.col)
+    if kind == "missing":
+        mark = doc.mark_for(loc[:-1])
+        return Problem(loc, "required key is missing", mark.line, mark.col)
+    mark = doc.mark_for(loc)
+    message = str(err["msg"])
+    if "input" in err and not isinstance(err["input"], (dict, list)):
+        message += f" (got {err['input']!r})"
+    return Problem(loc, message, mark.line, mark.col)
+
+
+def _unknown_key_message(key: str, parent: Path) -> str:
+    lowered = key.lower()
+    if any(word in lowered for word in _SECRET_WORDS):
+        return (
+            f"secrets do not belong in the site file ({key!r}); put charger passwords in "
+            "ocpp.passwords_file and API tokens in api.tokens_file"
+        )
+    allowed = _allowed_keys(parent)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key!r}{hint}"
+
+
+def _allowed_keys(parent: Path) -> list[str]:
+    """Field names of the section at ``parent`` (list indices and dict keys skipped)."""
+    model: type[BaseModel] | None = SiteFile
+    for part in parent:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            continue  # a dict key such as a register name
+        model = _model_in(field.annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,228 @@
+"""The site file, schema v1, as pydantic models: types, ranges, defaults, unknown keys.
+
+These key names are a contract: extend, never rename. Cross-field rules (references, the
+circuit tree, phase rotations, min/max) live in :mod:`controller.config.checks`, which knows the
+exact path of each value. The descriptions here feed ``depotctl schema`` and the README table.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+KNOWN_PRESETS: tuple[str, ...] = (
+    "eastron-sdm630",
+    "carlo-gavazzi-em24",
+    "carlo-gavazzi-em340",
+    "janitza-umg96rm",
+    "schneider-iem3000",
+    "abb-b23",
+    "siemens-pac2200",
+    "sunspec",
+)
+KNOWN_QUIRKS: tuple[str, ...] = (
+    "stack_level_zero_only",
+    "txdefault_on_connector_0",
+    "relative_profiles",
+    "power_only",
+    "no_zero_limit",
+    "no_resume_after_zero",
+    "ignores_charge_point_max",
+)
+REGISTER_VALUES: tuple[str, ...] = (
+    "current_l1_a",
+    "current_l2_a",
+    "current_l3_a",
+    "voltage_l1_v",
+    "voltage_l2_v",
+    "voltage_l3_v",
+    "power_l1_w",
+    "power_l2_w",
+    "power_l3_w",
+    "power_w",
+    "import_kwh",
+    "export_kwh",
+)
+
+SLOT_MINUTES: tuple[int, ...] = (5, 10, 15, 20, 30, 60)
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class SiteSection(_Section):
+    name: str = Field(min_length=1, description="Human name of the site, shown in status and reports.")
+    timezone: str = Field(description="IANA time zone of the site, e.g. Europe/Amsterdam. Departures are local.")
+    voltage_v: float = Field(230.0, gt=0, le=400, description="Nominal phase-to-neutral voltage [V].")
+
+
+class GridSection(_Section):
+    limit_a: float = Field(gt=0, description="Current limit of the grid connection per phase [A].")
+    margin_a: float = Field(2.0, ge=0, description="Safety margin kept below every limit [A].")
+    limit_kw: float | None = Field(None, gt=0, description="Contracted power limit [kW], optional.")
+    meter: str | None = Field(None, description="Id of the meter at the grid connection.")
+
+
+class ModbusSection(_Section):
+    host: str | None = Field(None, description="Meter or gateway address (Modbus TCP or RTU over TCP).")
+    port: int = Field(502, ge=1, le=65535, description="TCP port.")
+    framer: Literal["tcp", "rtu"] = Field("tcp", description="`tcp`, or `rtu` for an RTU-over-TCP gateway.")
+    serial: str | None = Field(None, description="Serial device for Modbus RTU, e.g. /dev/ttyUSB0.")
+    baudrate: int = Field(9600, gt=0, description="Serial speed [baud].")
+    parity: Literal["N", "E", "O"] = Field("N", description="Serial parity: N, E or O.")
+    stopbits: int = Field(1, ge=1, le=2, description="Serial stop bits.")
+    bytesize: int = Field(8, ge=7, le=8, description="Serial data bits.")
+    unit: int = Field(1, ge=0, le=247, description="Modbus unit (device) id.")
+    timeout_s: float = Field(0.5, gt=0, le=10, description="Bound on one read [s].")
+
+
+class RegisterSection(_Section):
+    address: int = Field(ge=0, le=65535, description="0-based register address (as sent on the wire).")
+    function: Literal["holding", "input"] = Field("holding", description="Function code: holding (3) or input (4).")
+    type: Literal["int16", "uint16", "int32", "uint32", "float32", "float64", "int64"] = Field(
+        "float32", description="Data type."
+    )
+    word_order: Literal["big", "little"] = Field("big", description="`big`: high word first.")
+    scale: float = Field(1.0, description="Multiplier to reach the unit in the value's name.")
+    na: int | None = Field(None, description="Raw value meaning 'not available', optional.")
+
+
+class MeterSection(_Section):
+    id: str = Field(min_length=1, description="Unique id, referenced by `grid.meter` and `circuits[].meter`.")
+    preset: str | None = Field(None, description="Register map preset: " + ", ".join(KNOWN_PRESETS) + ".")
+    registers: dict[str, RegisterSection] | None = Field(
+        None, description="Custom register map instead of a preset; keys: " + ", ".join(REGISTER_VALUES) + "."
+    )
+    modbus: ModbusSection = Field(description="How to reach the meter.")
+    poll_s: float = Field(1.0, gt=0, le=60, description="Read interval [s].")
+    stale_after_s: float = Field(5.0, gt=0, description="No good reading for this long → fail-safe [s].")
+    invert: bool = Field(False, description="Flip the sign (meter mounted the other way round).")
+
+
+class CircuitSection(_Section):
+    id: str = Field(min_length=1, description="Unique id of the feeder or sub-board.")
+    parent: str = Field("grid", description="Parent circuit id; `grid` is the connection itself.")
+    limit_a: float = Field(gt=0, description="Current limit per phase [A] (breaker or cable rating).")
+    margin_a: float | None = Field(None, ge=0, description="Margin for this node [A]; default `grid.margin_a`.")
+    meter: str | None = Field(None, description="Id of a sub-meter measuring this circuit, optional.")
+
+
+class ChargerSection(_Section):
+    id: str = Field(min_length=1, description="Charge point id as it connects over OCPP.")
+    circuit: str = Field("grid", description="Circuit the charger is wired to.")
+    kind: Literal["ac", "dc"] = Field("ac", description="`ac` or `dc`.")
+    phases: int = Field(3, json_schema_extra={"enum": [1, 3]}, description="Wired phases: 1 or 3.")
+    phase_rotation: str | None = Field(
+        None,
+        description="Grid phase of each charger phase: L1-L2-L3, L2-L3-L1 or L3-L1-L2 (3-phase, default "
+        "L1-L2-L3); L1, L2 or L3 (1-phase, required).",
+    )
+    min_a: float = Field(6.0, gt=0, description="Lowest current per phase while charging [A] (AC).")
+    max_a: float | None = Field(None, gt=0, description="Highest current per phase [A] (AC, required).")
+    max_kw: float | None = Field(None, gt=0, description="Highest power [kW] (DC, required).")
+    efficiency: float = Field(0.95, gt=0, le=1, description="DC: power delivered / power drawn.")
+    power_factor: float = Field(1.0, gt=0, le=1, description="Power factor of the charger's draw.")
+    connectors: int = Field(1, ge=1, le=8, description="Number of connectors (EVSEs).")
+    allow_min_below_6a: bool = Field(False, description="Permit `min_a` below the IEC 61851 minimum of 6 A.")
+    ocpp_quirks: list[str] = Field(
+        default_factory=list, description="Field quirks: " + ", ".join(KNOWN_QUIRKS) + "."
+    )
+
+
+class FailsafeSection(_Section):
+    charger_a: float = Field(6.0, ge=0, description="Per-phase limit of every AC charger in fail-safe [A].")
+    dc_kw: float = Field(10.0, ge=0, description="Power limit of every DC charger in fail-safe [kW].")
+
+
+class OcppSection(_Section):
+    listen: str = Field("0.0.0.0:9000", description="HOST:PORT the OCPP server listens on.")
+    path: str = Field("/ocpp", description="URL path prefix; chargers connect to PATH/CHARGER-ID.")
+    security_profile: int = Field(1, ge=0, le=2, description="0 none (lab), 1 HTTP Basic, 2 TLS + Basic.")
+    passwords_file: str | None = Field(None, description="YAML mapping charger id → password (profiles 1, 2).")
+    tls_cert_file: str | None = Field(None, description="TLS certificate chain, PEM (profile 2).")
+    tls_key_file: str | None = Field(None, description="TLS private key, PEM (profile 2).")
+    accept_unknown: bool = Field(False, description="Accept chargers not listed in `chargers`.")
+    profile_ttl_s: float = Field(120.0, ge=10, le=3600, description="Control profiles expire after [s].")
+    heartbeat_s: int = Field(300, ge=10, description="Heartbeat interval given at boot [s].")
+    call_timeout_s: float = Field(5.0, gt=0, le=30, description="Bound on one call to a charger [s].")
+    meter_sample_s: int = Field(10, ge=1, le=900, description="MeterValueSampleInterval asked of chargers [s].")
+
+
+class ControlSection(_Section):
+    plan_every_s: float = Field(15.0, ge=1, le=900, description="Re-plan interval [s].")
+    horizon_h: float = Field(24.0, gt=0, le=72, description="Planning horizon cap [h].")
+    slot_min: int = Field(
+        15, json_schema_extra={"enum": list(SLOT_MINUTES)}, description="Slot length near now [min]."
+    )
+    default_dwell_h: float = Field(8.0, gt=0, le=72, description="Assumed stay of a session with no departure [h].")
+    deadband_a: float = Field(0.5, ge=0, description="Limit changes smaller than this are not sent [A].")
+    solver_time_limit_s: float = Field(2.0, gt=0, le=60, description="Time limit of one LP solve [s].")
+    recover_cycles: int = Field(3, ge=1, le=100, description="Good cycles needed to leave fail-safe.")
+
+
+class VehicleSection(_Section):
+    id: str = Field(min_length=1, description="Vehicle id (fleet number).")
+    id_tags: list[str] = Field(default_factory=list, description="RFID/id tags that identify the vehicle.")
+    battery_kwh: float | None = Field(None, gt=0, description="Usable battery capacity [kWh].")
+    max_kw: float | None = Field(None, gt=0, description="Vehicle's highest charging power [kW].")
+    max_a: float | None = Field(None, gt=0, description="Vehicle's highest AC current per phase [A].")
+    priority: int = Field(5, ge=1, le=9, description="1 (served first) … 9 (served last).")
+    tenant: str | None = Field(None, description="Operator owning the vehicle (multi-tenant depots).")
+
+
+class DepartsSection(_Section):
+    at: str = Field(description="HH:MM (recurring, with `days`) or an ISO local date-time (one-off).")
+    days: list[Day] | None = Field(None, description="Weekdays of a recurring departure: mon … sun.")
+
+
+class ScheduleSection(_Section):
+    vehicle: str = Field(description="Vehicle id.")
+    departs: DepartsSection = Field(description="When the vehicle leaves.")
+    energy_kwh: float | None = Field(None, gt=0, description="Energy needed by departure [kWh].")
+    target_soc_pct: float | None = Field(None, gt=0, le=100, description="Or: state of charge at departure [%].")
+    priority: int | None = Field(None, ge=1, le=9, description="Overrides the vehicle's priority.")
+
+
+class TariffStepSection(_Section):
+    at: str = Field(description="HH:MM from which the price applies (daily, until the next step).")
+    price_per_kwh: float = Field(description="Energy price [currency/kWh].")
+
+
+class ApiSection(_Section):
+    listen: str = Field("127.0.0.1:8080", description="HOST:PORT of the HTTP API and status page.")
+    tokens_file: str | None = Field(None, description="YAML list of API tokens (hashes) with roles.")
+
+
+class MetricsSection(_Section):
+    listen: str = Field("127.0.0.1:9464", description="HOST:PORT of the Prometheus /metrics endpoint.")
+
+
+class StorageSection(_Section):
+    path: str = Field("/var/lib/depotctl/depot.db", description="SQLite database file.")
+    retention_days: int = Field(90, ge=1, le=3650, description="History kept [days].")
+
+
+class SiteFile(_Section):
+    """One depot: its grid connection, circuit tree, meters, chargers, vehicles and departures."""
+
+    model_config = ConfigDict(title="depotctl site file (schema v1)")
+
+    version: int = Field(1, ge=1, le=1, description="Schema version of this file (1).")
+    site: SiteSection
+    grid: GridSection
+    meters: list[MeterSection] = Field(default_factory=list, description="Modbus meters.")
+    circuits: list[CircuitSection] = Field(default_factory=list, description="Feeders and sub-boards (flat list).")
+    chargers: list[ChargerSection] = Field(default_factory=list, description="Charge points.")
+    failsafe: FailsafeSection = Field(default_factory=FailsafeSection)
+    ocpp: OcppSection = Field(default_factory=OcppSection)
+    control: ControlSection = Field(default_factory=ControlSection)
+    vehicles: list[VehicleSection] = Field(default_factory=list, description="Fleet vehicles.")
+    schedules: list[ScheduleSection] = Field(default_factory=list, description="Departures.")
+    tariff: list[TariffStepSection] = Field(default_factory=list, description="Daily time-of-use prices.")
+    api: ApiSection = Field(default_factory=ApiSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    storage: StorageSection = Field(default_factory=StorageSection)

@@ -1,0 +1,269 @@
+"""The site as the rest of the system sees it: frozen, validated, units in every name.
+
+Produced by :mod:`controller.config` from the electrician's YAML file. Nothing here does I/O.
+Phases are numbered 0, 1, 2 for grid L1, L2, L3 throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Literal
+
+PHASES: tuple[str, str, str] = ("L1", "L2", "L3")
+GRID_ID = "grid"
+
+ChargerKind = Literal["ac", "dc"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    name: str
+    timezone: str
+    voltage_v: float = 230.0
+
+
+@dataclass(frozen=True)
+class ModbusLink:
+    """How to reach a meter: Modbus TCP, RTU over TCP (a gateway) or RTU over a serial port."""
+
+    unit: int = 1
+    host: str | None = None
+    port: int = 502
+    framer: Literal["tcp", "rtu"] = "tcp"
+    serial: str | None = None
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+    timeout_s: float = 0.5
+
+    @property
+    def connection_key(self) -> str:
+        """Meters with the same key share one connection (one hub)."""
+        if self.serial is not None:
+            return f"serial:{self.serial}"
+        return f"{self.framer}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class RegisterSpec:
+    """Where one value lives in a custom meter's register map."""
+
+    address: int
+    function: Literal["holding", "input"] = "holding"
+    type: Literal["int16", "uint16", "int32", "uint32", "float32", "float64", "int64"] = "float32"
+    word_order: Literal["big", "little"] = "big"
+    scale: float = 1.0
+    na: int | None = None
+
+
+@dataclass(frozen=True)
+class Meter:
+    id: str
+    modbus: ModbusLink
+    preset: str | None = None
+    registers: tuple[tuple[str, RegisterSpec], ...] = ()
+    poll_s: float = 1.0
+    stale_after_s: float = 5.0
+    invert: bool = False
+
+
+@dataclass(frozen=True)
+class Grid:
+    limit_a: float
+    margin_a: float = 2.0
+    limit_kw: float | None = None
+    meter: str | None = None
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """A node of the circuit tree below the grid connection (a feeder or sub-board)."""
+
+    id: str
+    limit_a: float
+    parent: str = GRID_ID
+    margin_a: float | None = None
+    meter: str | None = None
+
+
+@dataclass(frozen=True)
+class Charger:
+    id: str
+    circuit: str
+    kind: ChargerKind
+    phases: int
+    phase_rotation: str
+    min_a: float = 6.0
+    max_a: float | None = None
+    max_kw: float | None = None
+    efficiency: float = 0.95
+    power_factor: float = 1.0
+    connectors: int = 1
+    allow_min_below_6a: bool = False
+    ocpp_quirks: tuple[str, ...] = ()
+
+    @property
+    def grid_phases(self) -> tuple[int, ...]:
+        """Grid phase index (0..2) for each of the charger's own phases, in charger order."""
+        return tuple(PHASES.index(p) for p in self.phase_rotation.split("-"))
+
+
+@dataclass(frozen=True)
+class Failsafe:
+    charger_a: float = 6.0
+    dc_kw: float = 10.0
+
+
+@dataclass(frozen=True)
+class Ocpp:
+    listen: str = "0.0.0.0:9000"
+    path: str = "/ocpp"
+    security_profile: int = 1
+    passwords_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    accept_unknown: bool = False
+    profile_ttl_s: float = 120.0
+    heartbeat_s: int = 300
+    call_timeout_s: float = 5.0
+    meter_sample_s: int = 10
+
+
+@dataclass(frozen=True)
+class Control:
+    plan_every_s: float = 15.0
+    horizon_h: float = 24.0
+    slot_min: int = 15
+    default_dwell_h: float = 8.0
+    deadband_a: float = 0.5
+    solver_time_limit_s: float = 2.0
+    recover_cycles: int = 3
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    id: str
+    id_tags: tuple[str, ...] = ()
+    battery_kwh: float | None = None
+    max_kw: float | None = None
+    max_a: float | None = None
+    priority: int = 5
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A departure: recurring (``days`` + ``at``) or one-off (``on`` + ``at``), site-local time."""
+
+    vehicle: str
+    at: time
+    days: tuple[Weekday, ...] = ()
+    on: datetime | None = None
+    energy_kwh: float | None = None
+    target_soc_pct: float | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class TariffStep:
+    """From ``at`` (site-local time of day) until the next step, energy costs ``price_per_kwh``."""
+
+    at: time
+    price_per_kwh: float
+
+
+@dataclass(frozen=True)
+class Api:
+    listen: str = "127.0.0.1:8080"
+    tokens_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    listen: str = "127.0.0.1:9464"
+
+
+@dataclass(frozen=True)
+class Storage:
+    path: str = "/var/lib/depotctl/depot.db"
+    retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class Site:
+    site: SiteInfo
+    grid: Grid
+    meters: tuple[Meter, ...] = ()
+    circuits: tuple[Circuit, ...] = ()
+    chargers: tuple[Charger, ...] = ()
+    failsafe: Failsafe = field(default_factory=Failsafe)
+    ocpp: Ocpp = field(default_factory=Ocpp)
+    control: Control = field(default_factory=Control)
+    vehicles: tuple[Vehicle, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    tariff: tuple[TariffStep, ...] = ()
+    api: Api = field(default_factory=Api)
+    metrics: Metrics = field(default_factory=Metrics)
+    storage: Storage = field(default_factory=Storage)
+
+    # --- tree helpers (cheap; the tree is small) ---------------------------------------
+    def circuit(self, circuit_id: str) -> Circuit:
+        for c in self.circuits:
+            if c.id == circuit_id:
+                return c
+        raise KeyError(circuit_id)
+
+    def node_ids(self) -> tuple[str, ...]:
+        """Every node of the tree, the grid first, parents before children."""
+        return (GRID_ID, *(c.id for c in self.walk_circuits()))
+
+    def children(self, node_id: str) -> tuple[Circuit, ...]:
+        return tuple(c for c in self.circuits if c.parent == node_id)
+
+    def walk_circuits(self, node_id: str = GRID_ID) -> Iterator[Circuit]:
+        """Depth-first, parents before children, in file order."""
+        for child in self.children(node_id):
+            yield child
+            yield from self.walk_circuits(child.id)
+
+    def node_limit_a(self, node_id: str) -> float:
+        return self.grid.limit_a if node_id == GRID_ID else self.circuit(node_id).limit_a
+
+    def node_margin_a(self, node_id: str) -> float:
+        if node_id == GRID_ID:
+            return self.grid.margin_a
+        margin = self.circuit(node_id).margin_a
+        return self.grid.margin_a if margin is None else margin
+
+    def ancestors(self, node_id: str) -> tuple[str, ...]:
+        """The node itself, then each parent up to and including ``grid``."""
+        path = [node_id]
+        while node_id != GRID_ID:
+            node_id = self.circuit(node_id).parent
+            path.append(node_id)
+        return tuple(path)
+
+    def chargers_under(self, node_id: str) -> tuple[Charger, ...]:
+        return tuple(ch for ch in self.chargers if node_id in self.ancestors(ch.circuit))
+
+    def charger(self, charger_id: str) -> Charger:
+        for ch in self.chargers:
+            if ch.id == charger_id:
+                return ch
+        raise KeyError(charger_id)
+
+    def vehicle(self, vehicle_id: str) -> Vehicle:
+        for v in self.vehicles:
+            if v.id == vehicle_id:
+                return v
+        raise KeyError(vehicle_id)
+
+
+def dc_phase_current_a(power_kw: float, voltage_v: float, efficiency: float, power_factor: float) -> float:
+    """Per-phase grid current [A] drawn by a 3-phase-fed DC charger delivering ``power_kw`` [kW]."""
+    return power_kw * 1000.0 / (efficiency * power_factor * 3.0 * voltage_v)

@@ -1,0 +1,1 @@
+"""The simulation rig: simulated meter, chargers and EVs for tests and the demo."""
