@@ -145,7 +145,7 @@ def _check_tree(sf: SiteFile, ids: set[str], error: Report, warn: Report) -> Non
             seen.append(node)
             node = circuits[node].parent
         if node in seen:
-            loop = " → ".join([*seen[seen.index(node):], node])
+            loop = " → ".join([*seen[seen.index(node) :], node])
             error(("circuits", i, "parent"), f"circuit tree has a cycle: {loop}")
             continue
         if c.parent in limits and c.limit_a > limits[c.parent]:

@@ -37,7 +37,7 @@ def load_site_text(text: str, filename: str = "<site>") -> LoadedSite:
     try:
         doc = parse_yaml(text)
     except YamlSyntaxError as exc:
-        raise ConfigError(filename, [Problem((), exc.message, exc.mark.line, exc.mark.col)]) from None
+        raise ConfigError(filename, [Problem(exc.path, exc.message, exc.mark.line, exc.mark.col)]) from None
     if not isinstance(doc.data, dict):
         raise ConfigError(filename, [Problem((), "the site file must be a mapping with `site:`, `grid:` …", 1, 1)])
     problems: list[Problem] = []

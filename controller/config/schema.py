@@ -128,9 +128,7 @@ class ChargerSection(_Section):
     power_factor: float = Field(1.0, gt=0, le=1, description="Power factor of the charger's draw.")
     connectors: int = Field(1, ge=1, le=8, description="Number of connectors (EVSEs).")
     allow_min_below_6a: bool = Field(False, description="Permit `min_a` below the IEC 61851 minimum of 6 A.")
-    ocpp_quirks: list[str] = Field(
-        default_factory=list, description="Field quirks: " + ", ".join(KNOWN_QUIRKS) + "."
-    )
+    ocpp_quirks: list[str] = Field(default_factory=list, description="Field quirks: " + ", ".join(KNOWN_QUIRKS) + ".")
 
 
 class FailsafeSection(_Section):
@@ -155,9 +153,7 @@ class OcppSection(_Section):
 class ControlSection(_Section):
     plan_every_s: float = Field(15.0, ge=1, le=900, description="Re-plan interval [s].")
     horizon_h: float = Field(24.0, gt=0, le=72, description="Planning horizon cap [h].")
-    slot_min: int = Field(
-        15, json_schema_extra={"enum": list(SLOT_MINUTES)}, description="Slot length near now [min]."
-    )
+    slot_min: int = Field(15, json_schema_extra={"enum": list(SLOT_MINUTES)}, description="Slot length near now [min].")
     default_dwell_h: float = Field(8.0, gt=0, le=72, description="Assumed stay of a session with no departure [h].")
     deadband_a: float = Field(0.5, ge=0, description="Limit changes smaller than this are not sent [A].")
     solver_time_limit_s: float = Field(2.0, gt=0, le=60, description="Time limit of one LP solve [s].")
@@ -212,17 +208,17 @@ class SiteFile(_Section):
     model_config = ConfigDict(title="depotctl site file (schema v1)")
 
     version: int = Field(1, ge=1, le=1, description="Schema version of this file (1).")
-    site: SiteSection
-    grid: GridSection
+    site: SiteSection = Field(description="Name, time zone and nominal voltage.")
+    grid: GridSection = Field(description="The grid connection: the root of the circuit tree.")
     meters: list[MeterSection] = Field(default_factory=list, description="Modbus meters.")
     circuits: list[CircuitSection] = Field(default_factory=list, description="Feeders and sub-boards (flat list).")
     chargers: list[ChargerSection] = Field(default_factory=list, description="Charge points.")
-    failsafe: FailsafeSection = Field(default_factory=FailsafeSection)
-    ocpp: OcppSection = Field(default_factory=OcppSection)
-    control: ControlSection = Field(default_factory=ControlSection)
+    failsafe: FailsafeSection = Field(default_factory=FailsafeSection, description="Limits used when blind.")
+    ocpp: OcppSection = Field(default_factory=OcppSection, description="The OCPP server chargers connect to.")
+    control: ControlSection = Field(default_factory=ControlSection, description="Planner timing and tuning.")
     vehicles: list[VehicleSection] = Field(default_factory=list, description="Fleet vehicles.")
     schedules: list[ScheduleSection] = Field(default_factory=list, description="Departures.")
     tariff: list[TariffStepSection] = Field(default_factory=list, description="Daily time-of-use prices.")
-    api: ApiSection = Field(default_factory=ApiSection)
-    metrics: MetricsSection = Field(default_factory=MetricsSection)
-    storage: StorageSection = Field(default_factory=StorageSection)
+    api: ApiSection = Field(default_factory=ApiSection, description="HTTP API for fleet managers.")
+    metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus endpoint.")
+    storage: StorageSection = Field(default_factory=StorageSection, description="History database.")

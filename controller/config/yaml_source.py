@@ -46,10 +46,11 @@ class YamlDocument:
 
 
 class YamlSyntaxError(Exception):
-    def __init__(self, mark: Mark, message: str) -> None:
+    def __init__(self, mark: Mark, message: str, path: Path = ()) -> None:
         super().__init__(message)
         self.mark = mark
         self.message = message
+        self.path = path
 
 
 class _Loader(yaml.SafeLoader):
@@ -57,9 +58,7 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.yaml_implicit_resolvers = {}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 _Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
 
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -103,6 +102,7 @@ def _build(loader: _Loader, node: yaml.Node, path: Path, doc: YamlDocument) -> A
                     raise YamlSyntaxError(
                         _mark(key_node.start_mark),
                         f"duplicate key {key!r} (first given at line {seen[key].line})",
+                        (*path, key),
                     )
                 seen[key] = _mark(key_node.start_mark)
         loader.flatten_mapping(node)  # resolves merge keys in place; later entries win
