@@ -23,17 +23,6 @@ from controller.model.site import (
     Vehicle,
     dc_phase_current_a,
 )
-from controller.model.snapshot import (
-    NO_VEHICLE_PRIORITY,
-    Limit,
-    NodeLoad,
-    PhaseCurrents,
-    Plan,
-    SessionPlan,
-    SessionState,
-    Snapshot,
-    SolveStats,
-)
 
 __all__ = [
     "GRID_ID",
@@ -57,13 +46,4 @@ __all__ = [
     "TariffStep",
     "Vehicle",
     "dc_phase_current_a",
-    "NO_VEHICLE_PRIORITY",
-    "Limit",
-    "NodeLoad",
-    "PhaseCurrents",
-    "Plan",
-    "SessionPlan",
-    "SessionState",
-    "Snapshot",
-    "SolveStats",
 ]
