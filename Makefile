@@ -21,7 +21,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check controller hil tests bench
+	$(BIN)/ruff check $(wildcard controller hil tests bench)
 	$(BIN)/mypy
 
 demo: $(STAMP)
