@@ -6,6 +6,7 @@ A bad file or argument prints one clear message and exits 2, with nothing starte
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,11 @@ from controller.config.schema import SiteFile
 from controller.config.tree import render_tree
 
 EXIT_USAGE = 2
+
+# Sub-commands owned by other packages: each module has ``register(subparsers) -> None`` that adds
+# its parser(s) with ``set_defaults(func=handler)``; a handler takes the parsed args, returns an
+# exit status (2 for a bad file or argument).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of the site file")
     p.set_defaults(func=_cmd_schema)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
