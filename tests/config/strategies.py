@@ -65,7 +65,7 @@ def sites(draw: st.DrawFn) -> m.Site:
                 draw(amps),
                 parent,
                 draw(st.none() | st.floats(0, 5)),
-                draw(st.none() | st.sampled_from(meter_ids or [None])),
+                draw(st.none() | st.sampled_from(meter_ids)) if meter_ids else None,
             )
         )
     chargers = []
