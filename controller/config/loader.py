@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from controller.config import convert
 from controller.config.checks import check
 from controller.config.problems import ConfigError, Problem
-from controller.config.schema import SiteFile
+from controller.config.schema import SiteFile, section_model
 from controller.config.yaml_source import Path, YamlDocument, YamlSyntaxError, parse_yaml
 from controller.model.site import Site
 
@@ -106,15 +106,5 @@ def _allowed_keys(parent: Path) -> list[str]:
         field = model.model_fields.get(part)
         if field is None:
             continue  # a dict key such as a register name
-        model = _model_in(field.annotation)
+        model = section_model(field.annotation)
     return list(model.model_fields) if model is not None else []
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None

@@ -7,7 +7,7 @@ exact path of each value. The descriptions here feed ``depotctl schema`` and the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -222,3 +222,14 @@ class SiteFile(_Section):
     api: ApiSection = Field(default_factory=ApiSection, description="HTTP API for fleet managers.")
     metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus endpoint.")
     storage: StorageSection = Field(default_factory=StorageSection, description="History database.")
+
+
+def section_model(annotation: Any) -> type[BaseModel] | None:
+    """The section model inside a field's type (``list[X]``, ``X | None``, ``dict[str, X]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = section_model(arg)
+        if found is not None:
+            return found
+    return None
