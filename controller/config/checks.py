@@ -38,15 +38,16 @@ def parse_local_datetime(text: str) -> datetime | None:
     return value if value.tzinfo is None and "T" in text.upper() else None
 
 
-def check(sf: SiteFile, error: Report, warn: Report) -> None:
-    """Run every rule; ``error``/``warn`` receive (path, message)."""
+def check(sf: SiteFile, error: Report, warn: Report, *, offline: bool = False) -> None:
+    """Run every rule; ``error``/``warn`` receive (path, message). ``offline`` skips the services."""
     _check_site(sf, error)
     ids = _check_ids(sf, error)
     _check_meters(sf, error, warn)
     _check_tree(sf, ids, error, warn)
     _check_chargers(sf, error, warn)
     _check_vehicles_and_schedules(sf, error)
-    _check_services(sf, error, warn)
+    if not offline:
+        _check_services(sf, error, warn)
     _check_failsafe_capacity(sf, warn)
 
 
@@ -57,6 +58,9 @@ def _check_site(sf: SiteFile, error: Report) -> None:
         error(("site", "timezone"), f"unknown time zone {sf.site.timezone!r} (use an IANA name like Europe/Amsterdam)")
     if sf.grid.margin_a >= sf.grid.limit_a:
         error(("grid", "margin_a"), f"margin {sf.grid.margin_a:g} A leaves nothing of limit {sf.grid.limit_a:g} A")
+    if sf.control.slot_min not in SLOT_MINUTES:
+        allowed = ", ".join(map(str, SLOT_MINUTES))
+        error(("control", "slot_min"), f"must be one of {allowed} minutes, got {sf.control.slot_min}")
     prev: str | None = None
     for i, step in enumerate(sf.tariff):
         if not is_hhmm(step.at):
@@ -244,9 +248,6 @@ def _check_services(sf: SiteFile, error: Report, warn: Report) -> None:
             error((section, "listen"), f"expected HOST:PORT, got {listen!r}")
     if not sf.ocpp.path.startswith("/"):
         error(("ocpp", "path"), f"must start with '/', got {sf.ocpp.path!r}")
-    if sf.control.slot_min not in SLOT_MINUTES:
-        allowed = ", ".join(map(str, SLOT_MINUTES))
-        error(("control", "slot_min"), f"must be one of {allowed} minutes, got {sf.control.slot_min}")
     if sf.ocpp.security_profile >= 1 and sf.ocpp.passwords_file is None:
         error(("ocpp", "passwords_file"), f"security profile {sf.ocpp.security_profile} needs a passwords_file")
     if sf.ocpp.security_profile == 2:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +24,7 @@ class LoadedSite:
     site: Site
     warnings: tuple[Problem, ...]
     filename: str
+    doc: YamlDocument | None = None  # positions, for callers validating extra sections
 
 
 def load_site(path: str | FsPath) -> LoadedSite:
@@ -33,20 +34,40 @@ def load_site(path: str | FsPath) -> LoadedSite:
     return load_site_text(text, str(path))
 
 
-def load_site_text(text: str, filename: str = "<site>") -> LoadedSite:
+def parse_document(text: str, filename: str) -> YamlDocument:
+    """Parse YAML into a position-keeping document whose top level is a mapping."""
     try:
         doc = parse_yaml(text)
     except YamlSyntaxError as exc:
         raise ConfigError(filename, [Problem(exc.path, exc.message, exc.mark.line, exc.mark.col)]) from None
     if not isinstance(doc.data, dict):
         raise ConfigError(filename, [Problem((), "the site file must be a mapping with `site:`, `grid:` …", 1, 1)])
+    return doc
+
+
+def load_site_text(
+    text: str, filename: str = "<site>", *, extra_sections: tuple[str, ...] = (), offline: bool = False
+) -> LoadedSite:
+    """Validate a site file given as text.
+
+    ``extra_sections``: top-level keys another reader owns (e.g. ``scenario``), skipped here.
+    ``offline``: the file drives a simulation, not a live site, so the services' own checks
+    (passwords, TLS files, listen addresses) are skipped.
+    """
+    doc = parse_document(text, filename)
+    return load_site_document(doc, filename, extra_sections=extra_sections, offline=offline)
+
+
+def load_site_document(
+    doc: YamlDocument, filename: str, *, extra_sections: tuple[str, ...] = (), offline: bool = False
+) -> LoadedSite:
     problems: list[Problem] = []
-    data = {k: v for k, v in doc.data.items() if not str(k).startswith("x-")}  # anchor holders
-    try:
-        sf = SiteFile.model_validate(data)
-    except ValidationError as exc:
-        problems = [_from_pydantic(doc, err) for err in exc.errors()]
-        raise ConfigError(filename, _sorted(problems)) from None
+    data = {
+        k: v
+        for k, v in doc.data.items()
+        if not str(k).startswith("x-") and k not in extra_sections  # x-: anchor holders
+    }
+    sf = validate_model(SiteFile, data, doc, (), filename)
 
     def report(severity: str) -> Any:
         def add(path: Path, message: str) -> None:
@@ -55,23 +76,35 @@ def load_site_text(text: str, filename: str = "<site>") -> LoadedSite:
 
         return add
 
-    check(sf, report("error"), report("warning"))
+    check(sf, report("error"), report("warning"), offline=offline)
     if any(p.severity == "error" for p in problems):
         raise ConfigError(filename, _sorted(problems))
-    return LoadedSite(convert.to_site(sf), tuple(_sorted(problems)), filename)
+    return LoadedSite(convert.to_site(sf), tuple(_sorted(problems)), filename, doc)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_model(model: type[M], data: Any, doc: YamlDocument, prefix: Path, filename: str) -> M:
+    """pydantic validation whose errors carry the file position of ``prefix + loc``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_from_pydantic(doc, err, prefix, model) for err in exc.errors()]
+        raise ConfigError(filename, _sorted(problems)) from None
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.line, p.col, p.severity))
 
 
-def _from_pydantic(doc: YamlDocument, err: Any) -> Problem:
-    loc: Path = tuple(err["loc"])
+def _from_pydantic(doc: YamlDocument, err: Any, prefix: Path, root: type[BaseModel]) -> Problem:
+    loc: Path = (*prefix, *err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
         mark = doc.mark_for(loc, prefer_key=True)
-        return Problem(loc, _unknown_key_message(key, loc[:-1]), mark.line, mark.col)
+        return Problem(loc, _unknown_key_message(key, tuple(err["loc"])[:-1], root), mark.line, mark.col)
     if kind == "missing":
         mark = doc.mark_for(loc[:-1])
         return Problem(loc, "required key is missing", mark.line, mark.col)
@@ -82,22 +115,22 @@ def _from_pydantic(doc: YamlDocument, err: Any) -> Problem:
     return Problem(loc, message, mark.line, mark.col)
 
 
-def _unknown_key_message(key: str, parent: Path) -> str:
+def _unknown_key_message(key: str, parent: Path, root: type[BaseModel]) -> str:
     lowered = key.lower()
     if any(word in lowered for word in _SECRET_WORDS):
         return (
             f"secrets do not belong in the site file ({key!r}); put charger passwords in "
             "ocpp.passwords_file and API tokens in api.tokens_file"
         )
-    allowed = _allowed_keys(parent)
+    allowed = _allowed_keys(parent, root)
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown key {key!r}{hint}"
 
 
-def _allowed_keys(parent: Path) -> list[str]:
+def _allowed_keys(parent: Path, root: type[BaseModel]) -> list[str]:
     """Field names of the section at ``parent`` (list indices and dict keys skipped)."""
-    model: type[BaseModel] | None = SiteFile
+    model: type[BaseModel] | None = root
     for part in parent:
         if model is None:
             return []
