@@ -1,0 +1,86 @@
+"""Is a reading physically believable? Pure checks; each returns a reason or ``None``.
+
+A rejected reading is counted and dropped; it never stands in for the site's load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.model.site import Site
+
+NOMINAL_V = 230.0
+MIN_V_AT_230 = 180.0
+MAX_V_AT_230 = 270.0
+CURRENT_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a reading may show: |current| ≤ ``max_current_a``, voltage within [min, max]."""
+
+    max_current_a: float
+    min_voltage_v: float
+    max_voltage_v: float
+
+
+def bounds_for(limit_a: float, voltage_v: float = NOMINAL_V) -> Bounds:
+    """2 × the connection limit; 180–270 V scaled to the site's nominal voltage."""
+    k = voltage_v / NOMINAL_V
+    return Bounds(CURRENT_FACTOR * limit_a, MIN_V_AT_230 * k, MAX_V_AT_230 * k)
+
+
+def site_bounds(site: Site, meter_id: str) -> Bounds:
+    """Bounds for a meter: the limit of the node it measures (the grid when it measures none)."""
+    limit = site.grid.limit_a
+    if site.grid.meter != meter_id:
+        for circuit in site.circuits:
+            if circuit.meter == meter_id:
+                limit = circuit.limit_a
+                break
+    return bounds_for(limit, site.site.voltage_v)
+
+
+def check_finite(values: Mapping[str, float | None]) -> str | None:
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            return f"{name} is {value}"
+    return None
+
+
+def check_required(values: Mapping[str, float | None]) -> str | None:
+    for phase in (1, 2, 3):
+        if values.get(f"current_l{phase}_a") is None:
+            return f"current_l{phase}_a not available"
+    return None
+
+
+def check_ranges(values: Mapping[str, float | None], bounds: Bounds) -> str | None:
+    for phase in (1, 2, 3):
+        current = values.get(f"current_l{phase}_a")
+        if current is not None and abs(current) > bounds.max_current_a:
+            return f"current_l{phase}_a {current:.1f} A beyond {bounds.max_current_a:g} A (2 × the limit)"
+        voltage = values.get(f"voltage_l{phase}_v")
+        if voltage is not None and not bounds.min_voltage_v <= voltage <= bounds.max_voltage_v:
+            return f"voltage_l{phase}_v {voltage:.1f} V outside {bounds.min_voltage_v:.0f}–{bounds.max_voltage_v:.0f} V"
+    return None
+
+
+def check_values(values: Mapping[str, float | None], bounds: Bounds) -> str | None:
+    """The first reason to reject these decoded values, or ``None`` when they are believable."""
+    return check_finite(values) or check_required(values) or check_ranges(values, bounds)
+
+
+def is_frozen(
+    now_s: float,
+    raw_changed_at_s: float,
+    stale_after_s: float,
+    load_changed_at_s: float | None,
+) -> bool:
+    """Registers unchanged for ``stale_after_s`` while the chargers' own readings moved after the
+    last change: the meter (or its gateway) is serving a frozen copy."""
+    if load_changed_at_s is None:
+        return False
+    return now_s - raw_changed_at_s >= stale_after_s and load_changed_at_s > raw_changed_at_s
