@@ -1,0 +1,284 @@
+"""Turn a Snapshot into plain arrays: sessions with bounds and needs, nodes with capacities.
+
+Everything that interprets the site model or cleans inputs lives here, so the LP, the repair and
+the fallback all work on the same numbers. Bad inputs never raise: they are cleaned to the safe
+side and reported in ``warnings``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.model.site import GRID_ID, PHASES, Charger, Site, Vehicle
+from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState, Snapshot
+from controller.planner.slots import SlotGrid, build_slots, horizon_end, tariff_prices
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+DEFAULT_AC_MAX_A = 32.0
+DEFAULT_DC_MAX_KW = 50.0
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """One session as the LP sees it. The decision unit is A per phase (AC) or kW (DC)."""
+
+    session_id: str
+    charger: Charger
+    kind: str
+    grid_phases: tuple[int, ...]
+    nodes: tuple[str, ...]  # the charger's circuit and every ancestor up to the grid
+    amps_per_unit: float  # grid current on each used phase per unit of decision
+    kwh_per_unit_h: float  # energy per unit of decision per hour
+    grid_kw_per_unit: float  # grid active power per unit of decision
+    min_unit: float  # semi-continuous minimum (AC min_a; 0 for DC)
+    max_unit: float
+    max_source: str
+    need_kwh: float
+    need_known: bool
+    departure: datetime
+    priority: int
+
+
+@dataclass
+class Instance:
+    site: Site
+    now: datetime
+    grid: SlotGrid
+    sessions: list[SessionParams]
+    skipped: list[tuple[SessionState, str]]
+    node_ids: tuple[str, ...]
+    base_a: dict[str, tuple[float, float, float]]  # effective, cleaned
+    cap_a: dict[str, tuple[float, float, float]]  # limit - margin - base, >= 0
+    overloads: list[str]
+    grid_kw_cap: float | None  # kW left for EVs at the grid, >= 0; None = no kW limit
+    prices: FloatArray | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.sessions)
+
+
+def _finite_pos(x: float | None) -> float | None:
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v >= 0.0 else None
+
+
+def _base_loads(
+    site: Site, snap: Snapshot, warnings: list[str]
+) -> dict[str, tuple[float, float, float]]:
+    """Measured non-EV load per node, cleaned; a parent carries at least what its children carry.
+
+    Negative readings are clamped to 0 (meter minus EV current can dip below 0). NaN or infinite
+    readings, and no reading at all for a node that has a meter, are unknown load: the node is
+    taken as fully loaded (never as 0). A node without a meter carries what its children carry.
+    """
+    nodes = site.node_ids()
+    out: dict[str, list[float]] = {}
+    for node in nodes:
+        raw = snap.base_load_a.get(node)
+        vals = [0.0, 0.0, 0.0]
+        metered = site.grid.meter if node == GRID_ID else site.circuit(node).meter
+        if raw is None and metered is not None:
+            warnings.append(f"base load {node}: no reading from meter {metered}: node taken as full")
+            raw = (math.nan, math.nan, math.nan)
+        if raw is not None:
+            for ph in range(3):
+                try:
+                    v = float(raw[ph])
+                except (TypeError, ValueError, IndexError):
+                    v = math.nan
+                if not math.isfinite(v):
+                    warnings.append(f"base load {node} {PHASES[ph]} unknown: node taken as full")
+                    v = site.node_limit_a(node)
+                elif v < 0.0:
+                    warnings.append(f"base load {node} {PHASES[ph]} negative ({v:.1f} A): taken as 0")
+                    v = 0.0
+                vals[ph] = v
+        out[node] = vals
+    for node in reversed(nodes):  # children before parents
+        if node == GRID_ID:
+            continue
+        parent = site.circuit(node).parent
+        pv = out[parent]
+        cv = out[node]
+        for ph in range(3):
+            # measured parent load already includes the child's; only lift it when it is lower
+            pv[ph] = max(pv[ph], cv[ph])
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def _session_params(
+    s: SessionState, ch: Charger, site: Site, now: datetime, vehicles: dict[str, Vehicle],
+    nodes: tuple[str, ...], wired: tuple[int, ...], warnings: list[str],
+) -> SessionParams:
+    volt = site.site.voltage_v
+    veh = vehicles.get(s.vehicle_id) if s.vehicle_id is not None else None
+    ev_max_a = _finite_pos(s.ev_max_a)
+    ev_max_kw = _finite_pos(s.ev_max_kw)
+    veh_max_a = _finite_pos(veh.max_a) if veh else None
+    veh_max_kw = _finite_pos(veh.max_kw) if veh else None
+    cands: list[tuple[float, str]] = []
+    if ch.kind == "dc":
+        phases = wired
+        eff = ch.efficiency if ch.efficiency > 0 else 1.0
+        pf = ch.power_factor if ch.power_factor > 0 else 1.0
+        amps_per_unit = 1000.0 / (eff * pf * len(phases) * volt)
+        kwh_per_unit_h = 1.0
+        grid_kw_per_unit = 1.0 / eff
+        min_unit = 0.0
+        if ch.max_kw is not None:
+            cands.append((ch.max_kw, "charger max"))
+        elif ch.max_a is not None:
+            cands.append((ch.max_a / amps_per_unit, "charger max"))
+        else:
+            cands.append((DEFAULT_DC_MAX_KW, "charger default max"))
+        for v in (ev_max_kw, veh_max_kw):
+            if v is not None:
+                cands.append((v, "vehicle max"))
+        for a in (ev_max_a, veh_max_a):
+            if a is not None:
+                cands.append((a / amps_per_unit, "vehicle max"))
+    else:
+        used = s.phases_used
+        n_used = len(wired) if used is None or used < 1 else min(int(used), len(wired))
+        phases = wired[:n_used]
+        amps_per_unit = 1.0
+        kwh_per_unit_h = volt * n_used / 1000.0
+        grid_kw_per_unit = kwh_per_unit_h
+        min_unit = max(0.0, ch.min_a)
+        if ch.max_a is not None:
+            cands.append((ch.max_a, "charger max"))
+        elif ch.max_kw is not None:
+            cands.append((ch.max_kw * 1000.0 / (volt * len(wired)), "charger max"))
+        else:
+            cands.append((DEFAULT_AC_MAX_A, "charger default max"))
+        for a in (ev_max_a, veh_max_a):
+            if a is not None:
+                cands.append((a, "vehicle max"))
+        for kw in (ev_max_kw, veh_max_kw):
+            if kw is not None:
+                cands.append((kw * 1000.0 / (volt * n_used), "vehicle max"))
+    max_unit, max_source = min(cands, key=lambda c: c[0])
+    max_unit = max(0.0, max_unit)
+    if ch.kind == "ac" and max_unit < min_unit - 1e-9:
+        max_unit, max_source = 0.0, f"{max_source} below charger min"
+
+    dwell = timedelta(hours=max(0.0, site.control.default_dwell_h))
+    departure = s.departure_at
+    if departure is None:
+        departure = (s.arrived_at or now) + dwell
+        if departure <= now:
+            departure = now + dwell
+    elif departure <= now:
+        warnings.append(f"session {s.session_id}: departure in the past, charging as soon as possible")
+
+    need = _finite_pos(s.energy_need_kwh)
+    need_known = need is not None
+    if s.energy_need_kwh is not None and need is None:
+        warnings.append(f"session {s.session_id}: energy need invalid ({s.energy_need_kwh}): taken as 0")
+        need, need_known = 0.0, True
+    if need is None:
+        battery = _finite_pos(veh.battery_kwh) if veh else None
+        hours = max(0.25, (departure - now).total_seconds() / 3600.0)
+        need = battery if battery is not None else max_unit * kwh_per_unit_h * hours
+    try:
+        priority = max(1, int(s.priority))
+    except (TypeError, ValueError):
+        priority = NO_VEHICLE_PRIORITY
+    return SessionParams(
+        session_id=s.session_id, charger=ch, kind=ch.kind, grid_phases=tuple(phases), nodes=nodes,
+        amps_per_unit=amps_per_unit, kwh_per_unit_h=kwh_per_unit_h, grid_kw_per_unit=grid_kw_per_unit,
+        min_unit=min_unit, max_unit=max_unit, max_source=max_source, need_kwh=need,
+        need_known=need_known, departure=departure, priority=int(priority),
+    )
+
+
+def build_instance(snap: Snapshot) -> Instance:
+    site = snap.site
+    control = site.control
+    now = snap.now
+    warnings: list[str] = []
+    chargers = {c.id: c for c in site.chargers}
+    vehicles = {v.id: v for v in site.vehicles}
+    ancestors: dict[str, tuple[str, ...]] = {}
+    for circ in site.circuits:
+        try:
+            ancestors[circ.id] = site.ancestors(circ.id)
+        except KeyError:
+            warnings.append(f"circuit {circ.id}: parent missing")
+    ancestors[GRID_ID] = (GRID_ID,)
+
+    sessions: list[SessionParams] = []
+    skipped: list[tuple[SessionState, str]] = []
+    seen: set[str] = set()
+    wired: dict[str, tuple[int, ...]] = {}
+    for s in snap.sessions:
+        if s.session_id in seen:
+            warnings.append(f"session {s.session_id}: duplicate id ignored")
+            continue
+        seen.add(s.session_id)
+        ch = chargers.get(s.charger_id)
+        if ch is None or ch.circuit not in ancestors:
+            skipped.append((s, "unknown charger"))
+            warnings.append(f"session {s.session_id}: unknown charger {s.charger_id}")
+            continue
+        if ch.id not in wired:
+            wired[ch.id] = ch.grid_phases[: max(1, ch.phases)] or (0,)
+        try:
+            sessions.append(
+                _session_params(s, ch, site, now, vehicles, ancestors[ch.circuit], wired[ch.id], warnings)
+            )
+        except (TypeError, ValueError, OverflowError, AttributeError) as exc:  # e.g. a naive datetime
+            skipped.append((s, "invalid session data"))
+            warnings.append(f"session {s.session_id}: invalid data ({exc}), held at 0")
+
+    base = _base_loads(site, snap, warnings)
+    node_ids = site.node_ids()
+    cap: dict[str, tuple[float, float, float]] = {}
+    overloads: list[str] = []
+    for node in node_ids:
+        room = site.node_limit_a(node) - site.node_margin_a(node)
+        vals = []
+        for ph in range(3):
+            c = room - base[node][ph]
+            if c < -1e-9:
+                label = "grid" if node == GRID_ID else f"circuit {node}"
+                overloads.append(f"{label} {PHASES[ph]}: base load {base[node][ph]:.1f} A > {room:.1f} A")
+            vals.append(max(0.0, c))
+        cap[node] = (vals[0], vals[1], vals[2])
+
+    grid_kw_cap: float | None = None
+    if site.grid.limit_kw is not None:
+        base_kw = sum(base[GRID_ID]) * site.site.voltage_v / 1000.0
+        grid_kw_cap = site.grid.limit_kw - base_kw
+        if grid_kw_cap < 0:
+            overloads.append(f"grid kW: base load {base_kw:.1f} kW > {site.grid.limit_kw:.1f} kW")
+        grid_kw_cap = max(0.0, grid_kw_cap)
+
+    next_plan = snap.next_plan_at or now + timedelta(seconds=control.plan_every_s)
+    if next_plan <= now:
+        next_plan = now + timedelta(seconds=max(1.0, control.plan_every_s))
+    end = horizon_end(now, [p.departure for p in sessions], control)
+    grid = build_slots(now, next_plan, end, control)
+    first_end = datetime.fromtimestamp(float(grid.boundaries_s[1]), tz=now.tzinfo)
+    sessions = [
+        replace(p, departure=first_end) if p.departure <= now else p for p in sessions
+    ]
+    prices = tariff_prices(grid, site.tariff, site.site.timezone)
+    return Instance(
+        site=site, now=now, grid=grid, sessions=sessions, skipped=skipped, node_ids=node_ids,
+        base_a=base, cap_a=cap, overloads=overloads, grid_kw_cap=grid_kw_cap, prices=prices,
+        warnings=warnings,
+    )

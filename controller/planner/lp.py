@@ -1,0 +1,438 @@
+"""The planning LP as sparse arrays, solved by HiGHS through highspy, with model reuse.
+
+Columns (in this order):
+  x[s, t]  decision of session s in slot t: A per used phase (AC) or kW (DC), 0..max
+  u[s, k]  shortfall of session s, K pieces of need/K each with growing cost (fairness)
+  d+[s], d-[s]  deviation of the first-slot decision from the previous plan (stability)
+  z[c]     largest shortfall fraction in priority class c (fairness within a class)
+Rows:
+  node rows   (node, phase, slot): sum of EV current under the node <= limit - margin - base
+  kW rows     (slot): EV grid power <= limit_kw - base power      (only with grid.limit_kw)
+  energy rows (session): sum_t kwh[s,t] x[s,t] + sum_k u[s,k] = need
+  stab rows   (session): x[s,0] - d+ + d- = previous first-slot decision   (free without one)
+  fair rows   (session): sum_k u[s,k] - need[s] z[class(s)] <= 0   (free for tiny needs)
+
+The objective realises the order of the issue with weights: shortfall (by priority rank, convex in
+the shortfall fraction so it is shared in proportion to need) >> tariff >> earliness >> stability.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+
+from controller.planner.highs import new_highs
+from controller.planner.instance import Instance
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+INF = highspy.kHighsInf
+
+SEGMENTS = 4
+SLOPES = np.array([1.0, 2.0, 4.0, 8.0])
+MAX_RANK_RATIO = 30.0
+MAX_WEIGHT_RANGE = 1e6
+TARIFF_W = 0.1
+EARLY_W = 0.02
+STAB_W = 1e-5
+FAIR_W = 0.2  # z cost: this x the class's median need x its shortfall weight
+FAIR_MIN_NEED = 0.2  # sessions needing less than this x the class median stay out of z
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lives; also the shape key for model reuse."""
+
+    n: int
+    t: int
+    pairs: tuple[tuple[str, int], ...]  # node rows: (node id, grid phase)
+    session_pairs: tuple[tuple[int, ...], ...]  # per session: indices into pairs
+    kw_rows: bool
+    classes: tuple[int, ...]  # per session: index of its priority class (z column)
+    n_classes: int
+
+    @property
+    def n_x(self) -> int:
+        return self.n * self.t
+
+    @property
+    def n_cols(self) -> int:
+        return self.n_x + self.n * SEGMENTS + 2 * self.n + self.n_classes
+
+    @property
+    def z_col0(self) -> int:
+        return self.n_x + self.n * SEGMENTS + 2 * self.n
+
+    @property
+    def n_node_rows(self) -> int:
+        return len(self.pairs) * self.t
+
+    @property
+    def kw_row0(self) -> int:
+        return self.n_node_rows
+
+    @property
+    def energy_row0(self) -> int:
+        return self.n_node_rows + (self.t if self.kw_rows else 0)
+
+    @property
+    def stab_row0(self) -> int:
+        return self.energy_row0 + self.n
+
+    @property
+    def fair_row0(self) -> int:
+        return self.stab_row0 + self.n
+
+    @property
+    def n_rows(self) -> int:
+        return self.fair_row0 + self.n
+
+
+@dataclass
+class LpData:
+    layout: Layout
+    col_lower: FloatArray
+    col_upper: FloatArray
+    cost: FloatArray
+    row_lower: FloatArray
+    row_upper: FloatArray
+    kwh: FloatArray  # (n, t) energy per unit decision in each slot
+    presence: FloatArray  # (n, t)
+    z_coef: FloatArray  # (n,) need in the fair rows (z column coefficient, negated)
+
+
+@dataclass
+class LpResult:
+    x: FloatArray  # (n, t) decisions
+    status: str
+    ok: bool
+    build_ms: float
+    solve_ms: float
+    iterations: int
+    warm: bool
+    variables: int
+    constraints: int
+
+
+@dataclass
+class LpModel:
+    """A live HiGHS model kept between cycles (in the PlannerState) while the shape holds."""
+
+    highs: Any
+    layout: Layout
+    kwh: FloatArray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def layout_for(inst: Instance) -> Layout:
+    used: dict[tuple[str, int], None] = {}
+    for p in inst.sessions:
+        for node in p.nodes:
+            for ph in p.grid_phases:
+                used[(node, ph)] = None
+    order = {node: i for i, node in enumerate(inst.node_ids)}
+    pairs = tuple(sorted(used, key=lambda k: (order.get(k[0], 0), k[1])))
+    index = {pr: i for i, pr in enumerate(pairs)}
+    session_pairs = tuple(
+        tuple(sorted(index[(node, ph)] for node in p.nodes for ph in p.grid_phases)) for p in inst.sessions
+    )
+    ranks = sorted({p.priority for p in inst.sessions})
+    rank = {pr: i for i, pr in enumerate(ranks)}
+    return Layout(
+        n=inst.n, t=inst.grid.count, pairs=pairs, session_pairs=session_pairs,
+        kw_rows=inst.grid_kw_cap is not None,
+        classes=tuple(rank[p.priority] for p in inst.sessions), n_classes=len(ranks),
+    )
+
+
+def priority_weights(priorities: list[int]) -> FloatArray:
+    """Shortfall weight per session: each better priority rank dominates the next."""
+    ranks = sorted(set(priorities))
+    if not ranks:
+        return np.zeros(0)
+    r = len(ranks)
+    ratio = MAX_RANK_RATIO if r <= 1 else min(MAX_RANK_RATIO, MAX_WEIGHT_RANGE ** (1.0 / (r - 1)))
+    by_rank = {p: ratio ** (r - 1 - i) for i, p in enumerate(ranks)}
+    return np.array([by_rank[p] for p in priorities], dtype=np.float64)
+
+
+def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
+    n, t = layout.n, layout.t
+    g = inst.grid
+    ss = inst.sessions
+    hours = g.hours
+    dep = np.array([p.departure.timestamp() for p in ss], dtype=np.float64)
+    presence = g.presence(dep) if n else np.zeros((0, t))
+    kwh_h = np.array([p.kwh_per_unit_h for p in ss], dtype=np.float64)
+    kwh = kwh_h[:, None] * hours[None, :] * presence
+    max_u = np.array([p.max_unit for p in ss], dtype=np.float64)
+    need = np.array([p.need_kwh for p in ss], dtype=np.float64)
+    amps = np.array([p.amps_per_unit for p in ss], dtype=np.float64)
+
+    x_up = np.where(presence > 1e-9, max_u[:, None], 0.0)
+    x_up = np.where(need[:, None] > 1e-9, x_up, 0.0)
+
+    now_s = inst.now.timestamp()
+    mids = (g.starts_s + g.ends_s) / 2.0
+    span = np.maximum(dep - now_s, 3600.0)
+    early = np.clip((mids[None, :] - now_s) / span[:, None], 0.0, 1.0)
+    per_kwh = EARLY_W * early
+    if inst.prices is not None and len(inst.prices):
+        lo, hi = float(inst.prices.min()), float(inst.prices.max())
+        if hi > lo:
+            per_kwh = per_kwh + TARIFF_W * ((inst.prices - lo) / (hi - lo))[None, :]
+    cost_x = (kwh * per_kwh).ravel()
+    w = priority_weights([p.priority for p in ss])
+    cost_u = (w[:, None] * SLOPES[None, :]).ravel()
+    cost_d = np.concatenate([STAB_W * amps, STAB_W * amps])
+    classes = np.array(layout.classes, dtype=np.int64)
+    cost_z = np.zeros(layout.n_classes)
+    fair_on = np.zeros(n, dtype=bool)
+    for c in range(layout.n_classes):
+        members = (classes == c) & (need > 1e-6)
+        if members.any():
+            med = float(np.median(need[members]))
+            cost_z[c] = FAIR_W * med * float(w[classes == c][0])
+            fair_on |= members & (need >= FAIR_MIN_NEED * med)
+
+    col_lower = np.zeros(layout.n_cols)
+    col_upper = np.concatenate([
+        x_up.ravel(), np.repeat(need / SEGMENTS, SEGMENTS), np.full(2 * n, INF), np.ones(layout.n_classes),
+    ])
+    cost = np.concatenate([cost_x, cost_u, cost_d, cost_z])
+
+    row_lower = np.full(layout.n_rows, -INF)
+    row_upper = np.full(layout.n_rows, INF)
+    caps = np.array([inst.cap_a[node][ph] for node, ph in layout.pairs], dtype=np.float64)
+    row_upper[: layout.n_node_rows] = np.repeat(caps, t)
+    if layout.kw_rows:
+        row_upper[layout.kw_row0 : layout.kw_row0 + t] = float(inst.grid_kw_cap or 0.0)
+    e0 = layout.energy_row0
+    row_lower[e0 : e0 + n] = need
+    row_upper[e0 : e0 + n] = need
+    s0 = layout.stab_row0
+    for i, p in enumerate(ss):
+        if p.session_id in prev:
+            v = min(max(prev[p.session_id], 0.0), max_u[i])
+            row_lower[s0 + i] = v
+            row_upper[s0 + i] = v
+    f0 = layout.fair_row0
+    row_upper[f0 : f0 + n] = np.where(fair_on, 0.0, INF)
+    return LpData(layout, col_lower, col_upper, cost, row_lower, row_upper, kwh, presence, np.maximum(need, 1e-3))
+
+
+def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray]:
+    """Column-wise sparse matrix (start, index, value); row indices ascend within each column."""
+    lay = data.layout
+    n, t = lay.n, lay.t
+    ss = inst.sessions
+    pmax = max((len(sp) for sp in lay.session_pairs), default=0)
+    m = pmax + 3
+    rows = np.zeros((n, t, m), dtype=np.int64)
+    vals = np.zeros((n, t, m), dtype=np.float64)
+    mask = np.zeros((n, t, m), dtype=bool)
+    tt = np.arange(t, dtype=np.int64)
+    pair_idx = np.full((n, max(pmax, 1)), -1, dtype=np.int64)
+    for i, sp in enumerate(lay.session_pairs):
+        pair_idx[i, : len(sp)] = sp
+    amps = np.array([p.amps_per_unit for p in ss], dtype=np.float64)
+    if pmax:
+        valid = pair_idx[:, :pmax] >= 0
+        rows[:, :, :pmax] = pair_idx[:, None, :pmax] * t + tt[None, :, None]
+        vals[:, :, :pmax] = amps[:, None, None]
+        mask[:, :, :pmax] = valid[:, None, :]
+    if lay.kw_rows:
+        kw = np.array([p.grid_kw_per_unit for p in ss], dtype=np.float64)
+        rows[:, :, pmax] = lay.kw_row0 + tt[None, :]
+        vals[:, :, pmax] = kw[:, None]
+        mask[:, :, pmax] = True
+    rows[:, :, pmax + 1] = lay.energy_row0 + np.arange(n)[:, None]
+    vals[:, :, pmax + 1] = data.kwh
+    mask[:, :, pmax + 1] = True
+    if t:
+        rows[:, 0, pmax + 2] = lay.stab_row0 + np.arange(n)
+        vals[:, 0, pmax + 2] = 1.0
+        mask[:, 0, pmax + 2] = True
+    counts_x = mask.sum(axis=2).ravel()
+    idx_x = rows[mask]
+    val_x = vals[mask]
+    # u columns: one entry in the energy row; d+ / d- one entry in the stab row
+    # u columns: energy row and fair row; d+ / d-: stab row; z[c]: the fair rows of class c
+    sess = np.arange(n)
+    idx_u = np.stack([np.repeat(lay.energy_row0 + sess, SEGMENTS), np.repeat(lay.fair_row0 + sess, SEGMENTS)],
+                     axis=1).ravel()
+    idx_d = np.concatenate([lay.stab_row0 + sess, lay.stab_row0 + sess])
+    val_d = np.concatenate([-np.ones(n), np.ones(n)])
+    classes = np.array(lay.classes, dtype=np.int64)
+    order = np.argsort(classes, kind="stable")
+    idx_z = lay.fair_row0 + order
+    val_z = -data.z_coef[order]
+    counts = np.concatenate([
+        counts_x, np.full(n * SEGMENTS, 2, dtype=np.int64), np.ones(2 * n, dtype=np.int64),
+        np.bincount(classes, minlength=lay.n_classes).astype(np.int64),
+    ])
+    start = np.zeros(lay.n_cols + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    index = np.concatenate([idx_x, idx_u, idx_d, idx_z])
+    value = np.concatenate([val_x, np.ones(2 * n * SEGMENTS), val_d, val_z])
+    return start, index, value
+
+
+def _new_highs(time_limit_s: float) -> Any:
+    h = new_highs(max(0.001, time_limit_s))
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("presolve", "off")  # measured: presolve costs more than it saves here
+    return h
+
+
+def _pass(h: Any, data: LpData, start: IntArray, index: IntArray, value: FloatArray) -> None:
+    lay = data.layout
+    lp = highspy.HighsLp()
+    lp.num_col_ = lay.n_cols
+    lp.num_row_ = lay.n_rows
+    lp.col_cost_ = data.cost
+    lp.col_lower_ = data.col_lower
+    lp.col_upper_ = data.col_upper
+    lp.row_lower_ = data.row_lower
+    lp.row_upper_ = data.row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = lay.n_cols
+    lp.a_matrix_.num_row_ = lay.n_rows
+    lp.a_matrix_.start_ = start.astype(np.int32)
+    lp.a_matrix_.index_ = index.astype(np.int32)
+    lp.a_matrix_.value_ = value
+    h.passModel(lp)
+
+
+def _changed(old: FloatArray | None, new: FloatArray) -> npt.NDArray[np.int32]:
+    if old is None or old.shape != new.shape:
+        return np.arange(len(new), dtype=np.int32)
+    return np.nonzero(old != new)[0].astype(np.int32)
+
+
+def _update(model: LpModel, data: LpData) -> None:
+    """Bring the kept model to this cycle's data, sending only what changed."""
+    h = model.highs
+    lay = data.layout
+    ex = model.extra
+    cl = ex.get("col_lower")
+    cu = ex.get("col_upper")
+    if "x_lo" in ex:  # a fix-up pass changed x bounds after the last full update
+        cl = cl.copy() if cl is not None else None
+        cu = cu.copy() if cu is not None else None
+        if cl is not None and cu is not None:
+            cl[: lay.n_x] = ex.pop("x_lo")
+            cu[: lay.n_x] = ex.pop("x_up")
+    cols = np.union1d(_changed(cl, data.col_lower), _changed(cu, data.col_upper)).astype(np.int32)
+    if len(cols):
+        h.changeColsBounds(len(cols), cols, data.col_lower[cols], data.col_upper[cols])
+    cols = _changed(ex.get("cost"), data.cost)
+    if len(cols):
+        h.changeColsCost(len(cols), cols, data.cost[cols])
+    rows = np.union1d(_changed(ex.get("row_lower"), data.row_lower), _changed(ex.get("row_upper"), data.row_upper))
+    rows = rows.astype(np.int32)
+    if len(rows):
+        h.changeRowsBounds(len(rows), rows, data.row_lower[rows], data.row_upper[rows])
+    changed = np.nonzero(np.abs(model.kwh - data.kwh) > 1e-12)
+    e0, nt = lay.energy_row0, lay.t
+    for s, t, v in zip(changed[0].tolist(), changed[1].tolist(), data.kwh[changed].tolist(), strict=True):
+        h.changeCoeff(e0 + s, s * nt + t, v)
+    model.kwh = data.kwh
+    old_z = ex.get("z_coef")
+    z_changed = list(range(lay.n)) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0].tolist()
+    f0, zc0, classes, z = lay.fair_row0, lay.z_col0, lay.classes, data.z_coef.tolist()
+    for s in z_changed:
+        h.changeCoeff(f0 + s, zc0 + classes[s], -z[s])
+    _remember(model, data)
+
+
+def _remember(model: LpModel, data: LpData) -> None:
+    model.extra.update(
+        z_coef=data.z_coef, col_lower=data.col_lower, col_upper=data.col_upper, cost=data.cost,
+        row_lower=data.row_lower, row_upper=data.row_upper,
+    )
+    model.extra.pop("x_lo", None)
+    model.extra.pop("x_up", None)
+
+
+def solve(
+    inst: Instance, prev: dict[str, float], model: LpModel | None, time_limit_s: float
+) -> tuple[LpResult, LpModel | None, LpData]:
+    """Build (or update the kept model) and solve. Never raises on solver trouble."""
+    t0 = time.perf_counter()
+    layout = layout_for(inst)
+    data = lp_data(inst, layout, prev)
+    warm = model is not None and model.layout == layout
+    try:
+        if warm and model is not None:
+            _update(model, data)
+            model.highs.setOptionValue("time_limit", float(max(0.001, time_limit_s)))
+        else:
+            start, index, value = matrix(inst, data)
+            h = _new_highs(time_limit_s)
+            _pass(h, data, start, index, value)
+            model = LpModel(h, layout, data.kwh)
+            _remember(model, data)
+        t1 = time.perf_counter()
+        model.highs.run()
+        t2 = time.perf_counter()
+        status = model.highs.getModelStatus()
+        status_s = model.highs.modelStatusToString(status)
+        ok = status in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kModelEmpty)
+        info = model.highs.getInfo()
+        iters = int(info.simplex_iteration_count)
+        x = np.zeros((layout.n, layout.t))
+        if ok and layout.n_x:
+            vals = np.asarray(model.highs.getSolution().col_value, dtype=np.float64)
+            x = vals[: layout.n_x].reshape(layout.n, layout.t)
+        else:
+            model = None  # do not hot-start from a failed solve
+    except Exception as exc:  # solver trouble must never take the controller down
+        t1 = t2 = time.perf_counter()
+        return (
+            LpResult(np.zeros((layout.n, layout.t)), f"error: {exc}", False, (t1 - t0) * 1e3, 0.0, 0,
+                     warm, layout.n_cols, layout.n_rows),
+            None, data,
+        )
+    res = LpResult(x, status_s, ok, (t1 - t0) * 1e3, (t2 - t1) * 1e3, iters, warm, layout.n_cols, layout.n_rows)
+    return res, model, data
+
+
+def resolve_with_pattern(
+    model: LpModel, data: LpData, x_lo: FloatArray, x_up: FloatArray
+) -> tuple[FloatArray | None, float]:
+    """Re-solve the kept model with new bounds on the x columns (hot start). Used after the
+    min-current repair to let the LP re-plan around the fixed on/off pattern. Only changed bounds
+    are sent. Returns the new decisions (or None when not optimal) and the solve time in ms."""
+    lay = data.layout
+    h = model.highs
+    cur_lo = model.extra.get("x_lo", data.col_lower[: lay.n_x])
+    cur_up = model.extra.get("x_up", data.col_upper[: lay.n_x])
+    lo, up = x_lo.ravel(), x_up.ravel()
+    changed = np.nonzero((lo != cur_lo) | (up != cur_up))[0].astype(np.int32)
+    t0 = time.perf_counter()
+    try:
+        if len(changed):
+            h.changeColsBounds(len(changed), changed, lo[changed], up[changed])
+        model.extra["x_lo"], model.extra["x_up"] = lo, up
+        row_upper = model.extra["row_upper"]
+        e0 = lay.energy_row0
+        if np.any(row_upper[e0 : e0 + lay.n] < INF):
+            # a minimum current may deliver a little more than the need (the car stops when full)
+            rows = np.arange(e0, e0 + lay.n, dtype=np.int32)
+            h.changeRowsBounds(lay.n, rows, data.row_lower[e0 : e0 + lay.n], np.full(lay.n, INF))
+            relaxed = row_upper.copy()
+            relaxed[e0 : e0 + lay.n] = INF
+            model.extra["row_upper"] = relaxed
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, (time.perf_counter() - t0) * 1e3
+        vals = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    except Exception:  # keep the repaired plan
+        return None, (time.perf_counter() - t0) * 1e3
+    return vals[: lay.n_x].reshape(lay.n, lay.t), (time.perf_counter() - t0) * 1e3

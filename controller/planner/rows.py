@@ -1,0 +1,68 @@
+"""The capacity constraints as a small dense matrix, for repair, fallback, checks and reporting.
+
+Row q: ``sum_s a[q, s] * x[s, t] <= cap[q]`` for every slot t (the base load is held over the
+horizon, so the right-hand side is the same in every slot). Rows are the (node, phase) pairs that
+some session loads, in tree order (parents before children), then ``grid kW`` if set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.model.site import GRID_ID, PHASES
+from controller.planner.instance import Instance
+
+FloatArray = npt.NDArray[np.float64]
+TOL_A = 1e-6
+
+
+@dataclass(frozen=True)
+class Rows:
+    a: FloatArray  # (q, n)
+    cap: FloatArray  # (q,)
+    labels: tuple[str, ...]
+    overloaded: tuple[bool, ...]
+
+    def load(self, x: FloatArray) -> FloatArray:
+        """Load per row for ``x`` of shape (n,) or (n, t)."""
+        return self.a @ x
+
+    def violations(self, x: FloatArray, tol: float = TOL_A) -> npt.NDArray[np.bool_]:
+        """Boolean (q, ...) where a row is over its capacity."""
+        cap = self.cap if x.ndim == 1 else self.cap[:, None]
+        over: npt.NDArray[np.bool_] = self.a @ x > cap + tol
+        return over
+
+
+def node_label(node: str, phase: int) -> str:
+    return f"grid {PHASES[phase]}" if node == GRID_ID else f"circuit {node} {PHASES[phase]}"
+
+
+def build_rows(inst: Instance) -> Rows:
+    order = {node: i for i, node in enumerate(inst.node_ids)}
+    used: dict[tuple[str, int], None] = {}
+    for p in inst.sessions:
+        for node in p.nodes:
+            for ph in p.grid_phases:
+                used[(node, ph)] = None
+    pairs = sorted(used, key=lambda k: (order.get(k[0], 0), k[1]))
+    index = {pr: i for i, pr in enumerate(pairs)}
+    q = len(pairs) + (1 if inst.grid_kw_cap is not None else 0)
+    a = np.zeros((q, inst.n))
+    for s, p in enumerate(inst.sessions):
+        for node in p.nodes:
+            for ph in p.grid_phases:
+                a[index[(node, ph)], s] = p.amps_per_unit
+    cap = [inst.cap_a[node][ph] for node, ph in pairs]
+    labels = [node_label(node, ph) for node, ph in pairs]
+    over_prefix = {o.split(":")[0] for o in inst.overloads}
+    overloaded = [lbl in over_prefix for lbl in labels]
+    if inst.grid_kw_cap is not None:
+        a[-1, :] = [p.grid_kw_per_unit for p in inst.sessions]
+        cap.append(inst.grid_kw_cap)
+        labels.append("grid kW")
+        overloaded.append("grid kW" in over_prefix)
+    return Rows(a=a, cap=np.asarray(cap, dtype=np.float64), labels=tuple(labels), overloaded=tuple(overloaded))

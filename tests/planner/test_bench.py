@@ -1,0 +1,24 @@
+"""The benchmark script runs and prints the agreed JSON (a smoke test, not a timing test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_json_rows() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "planner.py"), "--json", "--sizes", "10,20", "--runs", "1"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    rows = json.loads(out.stdout)
+    assert [r["n"] for r in rows] == [10, 20]
+    keys = {"n", "variables", "constraints", "build_ms", "solve_ms", "total_ms", "warm_ms", "reference_ms", "ratio"}
+    for r in rows:
+        assert keys <= set(r)
+        assert r["variables"] > 0 and r["total_ms"] > 0 and r["reference_ms"] > 0
+        assert abs(r["ratio"] - r["reference_ms"] / r["total_ms"]) < 0.2
