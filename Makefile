@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "depotctl needs Python 3.11 or newer on PATH (python3, python3.11 …)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,plot]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +29,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/planner.py
+	$(BIN)/python bench/meter.py
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

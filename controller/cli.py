@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -22,7 +23,7 @@ EXIT_USAGE = 2
 # Sub-commands owned by other packages: each module has ``register(subparsers) -> None`` that adds
 # its parser(s) with ``set_defaults(func=handler)``; a handler takes the parsed args, returns an
 # exit status (2 for a bad file or argument).
-COMMAND_MODULES: tuple[str, ...] = ("controller.meter.probe",)
+COMMAND_MODULES: tuple[str, ...] = ("controller.simulate.cli", "controller.meter.probe")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `depotctl simulate … | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return code
 
 

@@ -1,0 +1,150 @@
+"""``depotctl simulate``: replay scenario days offline and score the policies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from controller.config import ConfigError
+from controller.simulate.engine import run
+from controller.simulate.optimal import OptimalPolicy
+from controller.simulate.policies import EarliestDeadlineFirst, EqualShare, PlannerPolicy, Policy, Uncontrolled
+from controller.simulate.result import SimResult, session_table, table
+from controller.simulate.scenario import Scenario, load_scenario
+from controller.simulate.whatif import scale_sessions, with_grid_limit
+
+POLICIES = ("lp", "equal-share", "edf", "uncontrolled", "optimal")
+
+
+def make_policy(name: str, scenario: Scenario) -> Policy:
+    if name == "lp":
+        return PlannerPolicy()
+    if name == "equal-share":
+        return EqualShare()
+    if name == "edf":
+        return EarliestDeadlineFirst()
+    if name == "uncontrolled":
+        return Uncontrolled()
+    if name == "optimal":
+        return OptimalPolicy(scenario)
+    raise ValueError(name)
+
+
+def simulate(scenario: Scenario, policy_name: str, *, progress: bool = False, keep_series: bool = False) -> SimResult:
+    policy = make_policy(policy_name, scenario)
+    bar = _Progress(f"{scenario.name} {policy_name}") if progress else None
+    result = run(scenario, policy, progress=bar, keep_series=keep_series)
+    if bar is not None:
+        bar.done()
+    if isinstance(policy, OptimalPolicy) and policy.schedule is not None:
+        result.optimal_bound_kwh = policy.bound_kwh
+    if isinstance(policy, PlannerPolicy):
+        result.solvers = dict(policy.solvers_used)
+    return result
+
+
+class _Progress:
+    """A one-line progress bar on stderr (only drawn on a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.last = -1
+
+    def __call__(self, fraction: float) -> None:
+        pct = min(100, int(fraction * 100))
+        if pct != self.last:
+            self.last = pct
+            filled = pct // 4
+            sys.stderr.write(f"\r{self.label:<30} [{'#' * filled}{'.' * (25 - filled)}] {pct:3d}%")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\r" + " " * 70 + "\r")
+        sys.stderr.flush()
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    policies = list(POLICIES) if args.policy == "all" else [args.policy]
+    if args.plot and (len(args.files) != 1 or len(policies) != 1):
+        print("depotctl: error: --plot takes one scenario file and one policy", file=sys.stderr)
+        return 2
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("depotctl: error: --plot needs matplotlib: pip install 'depotctl[plot]'", file=sys.stderr)
+            return 2
+    scenarios: list[Scenario] = []
+    for name in args.files:
+        try:
+            scenario = load_scenario(name)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem.format(exc.filename), file=sys.stderr)
+            print(f"{exc.filename}: {len(exc.errors)} error(s), nothing simulated", file=sys.stderr)
+            return 2
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"depotctl: cannot read {name}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            return 2
+        if args.grid_limit_a is not None:
+            scenario = with_grid_limit(scenario, args.grid_limit_a)
+        if args.scale_sessions is not None:
+            scenario = scale_sessions(scenario, args.scale_sessions)
+        scenarios.append(scenario)
+    progress = sys.stderr.isatty() and not args.no_progress
+    results = [simulate(sc, p, progress=progress, keep_series=bool(args.plot)) for sc in scenarios for p in policies]
+    if args.json:
+        payload: dict[str, Any] = (
+            results[0].to_json() if len(results) == 1 else {"results": [r.to_json() for r in results]}
+        )
+        print(json.dumps(payload, indent=2))
+    else:
+        if len(results) == 1:
+            print(session_table(results[0]))
+            print()
+        print(table(results))
+        for r in results:
+            first = r.first_missed()
+            if first is not None:
+                print(
+                    f"{r.scenario} ({r.policy}): first missed departure: {first.charger} at "
+                    f"{first.depart:%Y-%m-%d %H:%M %Z} ({first.delivered_kwh:.1f} of {first.requested_kwh:.1f} kWh)"
+                )
+    if args.plot:
+        from controller.simulate.plot import plot_result
+
+        plot_result(scenarios[0], results[0], Path(args.plot))
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _scale(text: str) -> float:
+    value = _positive(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("simulate", help="replay scenario days offline and score the planner")
+    p.add_argument("files", metavar="FILE", nargs="+", help="scenario file(s): a site file plus `scenario:`")
+    p.add_argument("--policy", choices=[*POLICIES, "all"], default="lp", help="who decides the limits (default lp)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--plot", metavar="OUT.png", help="write a plot of loads and energies (needs matplotlib)")
+    p.add_argument("--scale-sessions", type=_scale, metavar="F", help="repeat the sessions with F× the vehicles")
+    p.add_argument("--grid-limit-a", type=_positive, metavar="N", help="what if the connection were N A per phase")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_simulate)

@@ -1,0 +1,240 @@
+"""The time-stepped simulation: the daemon's loop without sockets, on a scenario's day.
+
+Each step of ``step_s``: sessions arrive and leave; the policy decides (every
+``control.plan_every_s``, and at once after an arrival, a departure or a shed) exactly as the
+daemon's plan loop would; limits are dispatched as the daemon sends them (0.1 steps, AC below its
+minimum = pause); the fast loop sheds when a node would be over ``limit − margin``; the vehicles
+draw what their charger allows and they accept; every node and phase is scored against its
+breaker limit (margin not counted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from controller.model.site import GRID_ID, Site
+from controller.shed import ChargerDraw, shed
+from controller.simulate.policies import LiveView, Policy, View
+from controller.simulate.result import SessionOutcome, SimResult, Violations
+from controller.simulate.scenario import Scenario, ScenarioSession
+from controller.simulate.vehicles import SimVehicle
+
+PhaseCurrents = tuple[float, float, float]
+ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
+BASE_WINDOW_S = 15 * 60  # the controller's base-load forecast: the maximum over this window
+
+
+def node_base_a(scenario: Scenario, t: datetime) -> dict[str, PhaseCurrents]:
+    """True non-EV current per node and phase: its own profile, else the sum of its children's."""
+    local = scenario.local(t)
+    site = scenario.site
+    out: dict[str, PhaseCurrents] = {}
+
+    def base(node: str) -> PhaseCurrents:
+        if node in out:
+            return out[node]
+        if node == GRID_ID and (scenario.base_load.daily or scenario.base_load.dated):
+            value = scenario.base_load.at(local)
+        elif node in scenario.circuit_base_load:
+            value = scenario.circuit_base_load[node].at(local)
+        else:
+            kids = [base(c.id) for c in site.children(node)]
+            value = (sum(k[0] for k in kids), sum(k[1] for k in kids), sum(k[2] for k in kids))
+        out[node] = value
+        return value
+
+    for node in site.node_ids():
+        base(node)
+    return out
+
+
+def metered_nodes(scenario: Scenario) -> tuple[str, ...]:
+    """Nodes whose load the controller measures: the grid, and sub-metered or profiled circuits."""
+    site = scenario.site
+    return (GRID_ID, *(c.id for c in site.circuits if c.meter is not None or c.id in scenario.circuit_base_load))
+
+
+@dataclass
+class _Live:
+    session: ScenarioSession
+    vehicle: SimVehicle
+    outcome: SessionOutcome
+    limit: float = 0.0
+    draw_a: PhaseCurrents = ZERO
+    has_drawn: bool = False
+
+
+@dataclass
+class _BaseWindow:
+    """Recent maximum per metered node, as the daemon would keep it."""
+
+    window_s: float
+    samples: deque[tuple[datetime, dict[str, PhaseCurrents]]] = field(default_factory=deque)
+
+    def add(self, t: datetime, values: dict[str, PhaseCurrents]) -> dict[str, PhaseCurrents]:
+        self.samples.append((t, values))
+        while self.samples and (t - self.samples[0][0]).total_seconds() > self.window_s:
+            self.samples.popleft()
+        out: dict[str, PhaseCurrents] = {}
+        for node in values:
+            vals = [s[node] for _, s in self.samples]
+            out[node] = (max(v[0] for v in vals), max(v[1] for v in vals), max(v[2] for v in vals))
+        return out
+
+
+def dispatch(site: Site, charger_id: str, limit: float) -> float:
+    """What the daemon would send: down to a 0.1 step, an AC limit below the minimum pauses."""
+    charger = site.charger(charger_id)
+    value = max(0.0, int(limit * 10 + 1e-6) / 10)
+    if charger.kind == "ac":
+        return value if value >= charger.min_a else 0.0
+    return value
+
+
+def run(
+    scenario: Scenario,
+    policy: Policy,
+    *,
+    progress: Callable[[float], None] | None = None,
+    keep_series: bool = False,
+) -> SimResult:
+    site = scenario.site
+    tz = scenario.tz
+    step = timedelta(seconds=scenario.step_s)
+    plan_every = timedelta(seconds=site.control.plan_every_s)
+    pending = sorted(scenario.sessions, key=lambda s: (s.arrive, s.index))
+    live: dict[str, _Live] = {}
+    done: list[SessionOutcome] = []
+    window = _BaseWindow(BASE_WINDOW_S)
+    metered = metered_nodes(scenario)
+    violations = Violations()
+    peak: dict[str, list[float]] = {n: [0.0, 0.0, 0.0] for n in site.node_ids()}
+    decision_ms: list[float] = []
+    series: dict[str, list[object]] = {"t": [], "grid_a": [], "energy": []}
+    under = {n: {ch.id for ch in site.chargers_under(n)} for n in site.node_ids()}
+    next_decision = scenario.start
+    replan = True
+    t = scenario.start
+    n_steps = 0
+    wall0 = time.perf_counter()
+    while t < scenario.end:
+        # arrivals and departures
+        for key in [k for k, lv in live.items() if lv.session.depart <= t]:
+            done.append(live.pop(key).outcome)
+            replan = True
+        while pending and pending[0].arrive <= t:
+            s = pending.pop(0)
+            if s.depart <= t:
+                continue
+            outcome = SessionOutcome(
+                s.key, s.charger_id, s.vehicle_id, s.arrive.astimezone(tz), s.depart.astimezone(tz), s.energy_kwh
+            )
+            live[s.key] = _Live(s, SimVehicle.for_session(site, s), outcome)
+            replan = True
+
+        base = node_base_a(scenario, t)
+        believed = window.add(t, {n: base[n] for n in metered})
+
+        # plan loop
+        if replan or t >= next_decision:
+            view = View(
+                now=t,
+                site=site,
+                base_a=believed,
+                sessions=tuple(
+                    LiveView(
+                        lv.session,
+                        site.charger(lv.session.charger_id),
+                        lv.outcome.delivered_kwh,
+                        lv.draw_a if lv.has_drawn else None,
+                    )
+                    for lv in live.values()
+                ),
+                next_decision_at=t + plan_every,
+            )
+            t0 = time.perf_counter()
+            limits = policy.decide(view)
+            decision_ms.append((time.perf_counter() - t0) * 1e3)
+            for key, lv in live.items():
+                lv.limit = dispatch(site, lv.session.charger_id, limits.get(key, 0.0))
+            next_decision = t + plan_every
+            replan = False
+
+        # what each vehicle would draw under its limit
+        for lv in live.values():
+            lv.draw_a = lv.vehicle.draw_a(lv.limit, lv.outcome.delivered_kwh)
+
+        # fast loop: measured load at metered nodes; unmetered circuits are judged on what the
+        # daemon knows there too (chargers' own meter values plus metered sub-circuits)
+        if policy.sheds and live:
+            measured = {n: _load(base[n], live.values(), under[n]) for n in site.node_ids()}
+            draws = [ChargerDraw(k, lv.session.charger_id, lv.limit, lv.draw_a) for k, lv in live.items()]
+            new_limits, events = shed(site, measured, draws)
+            if events:
+                for key, value in new_limits.items():
+                    lv = live[key]
+                    lv.limit = dispatch(site, lv.session.charger_id, value)
+                    lv.draw_a = lv.vehicle.draw_a(lv.limit, lv.outcome.delivered_kwh)
+                replan = True
+
+        # the step happens: energy, loads, violations
+        dt_s = scenario.step_s
+        for lv in live.values():
+            if any(a > 0 for a in lv.draw_a):
+                lv.has_drawn = True
+            lv.outcome.delivered_kwh += lv.vehicle.energy_kwh(lv.draw_a, dt_s)
+        for node in site.node_ids():
+            load = _load(base[node], live.values(), under[node])
+            limit = site.node_limit_a(node)
+            for p in range(3):
+                peak[node][p] = max(peak[node][p], load[p])
+                excess = load[p] - limit
+                if excess > 1e-6:
+                    violations.count += 1
+                    violations.worst_a = max(violations.worst_a, excess)
+                    violations.ampere_seconds += excess * dt_s
+                    label = f"{node} L{p + 1}"
+                    violations.where[label] = violations.where.get(label, 0.0) + excess * dt_s
+        if keep_series:
+            series["t"].append(t)
+            series["grid_a"].append(_load(base[GRID_ID], live.values(), under[GRID_ID]))
+            series["energy"].append({k: lv.outcome.delivered_kwh for k, lv in live.items()})
+        n_steps += 1
+        t += step
+        if progress is not None:
+            progress((t - scenario.start).total_seconds() / scenario.duration_s)
+
+    done += [lv.outcome for lv in live.values()]
+    for s in pending:  # never arrived within the window: nothing delivered
+        done.append(
+            SessionOutcome(
+                s.key, s.charger_id, s.vehicle_id, s.arrive.astimezone(tz), s.depart.astimezone(tz), s.energy_kwh
+            )
+        )
+    done.sort(key=lambda o: o.key)
+    result = SimResult(
+        scenario=scenario.name,
+        policy=policy.name,
+        sessions=done,
+        violations=violations,
+        peak_a={n: (v[0], v[1], v[2]) for n, v in peak.items()},
+        decision_ms=decision_ms,
+        steps=n_steps,
+        wall_s=time.perf_counter() - wall0,
+    )
+    if keep_series:
+        result.series = dict(series)
+    return result
+
+
+def _load(base: PhaseCurrents, lives: Iterable[_Live], chargers: set[str]) -> PhaseCurrents:
+    total = list(base)
+    for lv in lives:
+        if lv.session.charger_id in chargers:
+            for p in range(3):
+                total[p] += lv.draw_a[p]
+    return (total[0], total[1], total[2])

@@ -1,0 +1,189 @@
+"""Who decides the limits in a simulation: the real planner, or a heuristic to compare with.
+
+Every policy sees the same :class:`View` (what the daemon would know at that moment: measured
+base load as a recent maximum, declared departures, delivered energy, measured draws) and returns
+a limit per session: A per phase for AC, kW for DC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from controller.learn import observed_max_a
+from controller.model.site import Charger, Site, dc_phase_current_a
+from controller.model.snapshot import SessionState, Snapshot
+from controller.planner import PlannerState, plan
+from controller.simulate import allocate
+from controller.simulate.scenario import ScenarioSession
+
+PhaseCurrents = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """One plugged-in session as the controller knows it."""
+
+    session: ScenarioSession
+    charger: Charger
+    delivered_kwh: float
+    measured_a: PhaseCurrents | None  # None until it has drawn current
+    limit: float = 0.0  # what it was last sent (A per phase or kW)
+
+    @property
+    def key(self) -> str:
+        return self.session.key
+
+
+@dataclass(frozen=True)
+class View:
+    now: datetime
+    site: Site
+    base_a: Mapping[str, PhaseCurrents]  # what the controller believes: recent maximum per metered node
+    sessions: tuple[LiveView, ...]
+    next_decision_at: datetime
+
+
+class Policy(Protocol):
+    name: str
+    sheds: bool  # does the fast loop run under this policy?
+
+    def decide(self, view: View) -> dict[str, float]: ...
+
+
+def session_cap_a(site: Site, lv: LiveView) -> float:
+    """Highest per-phase grid current the vehicle can draw on this charger [A]."""
+    ch, s = lv.charger, lv.session
+    if ch.kind == "ac":
+        caps = [c for c in (ch.max_a, s.ev_max_a) if c is not None]
+        return min(caps) if caps else 0.0
+    kws = [k for k in (ch.max_kw, s.ev_max_kw) if k is not None]
+    return dc_phase_current_a(min(kws), site.site.voltage_v, ch.efficiency, ch.power_factor) if kws else 0.0
+
+
+def to_limit(site: Site, charger: Charger, current_a: float) -> float:
+    """Per-phase grid current → the charger's limit unit (A for AC, kW for DC)."""
+    if charger.kind == "ac":
+        return current_a
+    return current_a / dc_phase_current_a(1.0, site.site.voltage_v, charger.efficiency, charger.power_factor)
+
+
+def _deadline(view: View, lv: LiveView) -> datetime:
+    s = lv.session
+    return s.declared_depart or (s.arrive + timedelta(hours=view.site.control.default_dwell_h))
+
+
+def _demands(view: View) -> list[allocate.Demand]:
+    out = []
+    for lv in view.sessions:
+        ch = lv.charger
+        if lv.delivered_kwh >= lv.session.energy_kwh - 1e-6:
+            continue  # the vehicle is done
+        phases = ch.grid_phases[: lv.session.ev_phases] if ch.kind == "ac" and lv.measured_a else ch.grid_phases
+        if ch.kind == "dc":
+            phases = (0, 1, 2)
+        out.append(
+            allocate.Demand(
+                key=lv.key,
+                charger=ch,
+                phases=phases,
+                cap_a=session_cap_a(view.site, lv),
+                min_a=ch.min_a if ch.kind == "ac" else 0.0,
+                deadline=_deadline(view, lv),
+                nodes=view.site.ancestors(ch.circuit),
+            )
+        )
+    return out
+
+
+def _limits(view: View, alloc: Mapping[str, float]) -> dict[str, float]:
+    out = {lv.key: 0.0 for lv in view.sessions}
+    for lv in view.sessions:
+        if lv.key in alloc:
+            out[lv.key] = to_limit(view.site, lv.charger, alloc[lv.key])
+    return out
+
+
+@dataclass
+class EqualShare:
+    name: str = "equal-share"
+    sheds: bool = True
+
+    def decide(self, view: View) -> dict[str, float]:
+        room = allocate.residual_a(view.site, view.base_a)
+        return _limits(view, allocate.equal_share(_demands(view), room))
+
+
+@dataclass
+class EarliestDeadlineFirst:
+    name: str = "edf"
+    sheds: bool = True
+
+    def decide(self, view: View) -> dict[str, float]:
+        room = allocate.residual_a(view.site, view.base_a)
+        return _limits(view, allocate.edf(_demands(view), room))
+
+
+@dataclass
+class Uncontrolled:
+    name: str = "uncontrolled"
+    sheds: bool = False
+
+    def decide(self, view: View) -> dict[str, float]:
+        return {lv.key: to_limit(view.site, lv.charger, session_cap_a(view.site, lv)) for lv in view.sessions}
+
+
+@dataclass
+class PlannerPolicy:
+    """The real planner, fed the snapshot the daemon would build."""
+
+    name: str = "lp"
+    sheds: bool = True
+    state: PlannerState = field(default_factory=PlannerState)
+    solvers_used: dict[str, int] = field(default_factory=dict)
+
+    def decide(self, view: View) -> dict[str, float]:
+        sessions = []
+        for lv in view.sessions:
+            s = lv.session
+            ev_max_a, ev_max_kw = s.ev_max_a, s.ev_max_kw
+            if lv.measured_a is not None:
+                drawn = max(lv.measured_a)
+                if lv.charger.kind == "ac":
+                    seen = observed_max_a(lv.limit, drawn, lv.charger.min_a)
+                    ev_max_a = seen if seen is not None and (ev_max_a is None or seen < ev_max_a) else ev_max_a
+                else:
+                    per_kw = to_limit(view.site, lv.charger, 1.0)
+                    seen = observed_max_a(lv.limit / per_kw, drawn, 0.0)
+                    if seen is not None:
+                        kw = seen * per_kw
+                        ev_max_kw = kw if ev_max_kw is None or kw < ev_max_kw else ev_max_kw
+            sessions.append(
+                SessionState(
+                    session_id=lv.key,
+                    charger_id=s.charger_id,
+                    connector=s.connector,
+                    vehicle_id=s.vehicle_id,
+                    arrived_at=s.arrive,
+                    departure_at=s.declared_depart,
+                    energy_need_kwh=max(0.0, s.energy_kwh - lv.delivered_kwh),
+                    priority=s.priority,
+                    phases_used=s.ev_phases if lv.measured_a is not None else None,
+                    ev_max_a=ev_max_a,
+                    ev_max_kw=ev_max_kw,
+                    measured_a=lv.measured_a,
+                    energy_delivered_kwh=lv.delivered_kwh,
+                )
+            )
+        snapshot = Snapshot(
+            site=view.site,
+            now=view.now,
+            base_load_a=dict(view.base_a),
+            sessions=tuple(sessions),
+            next_plan_at=view.next_decision_at,
+        )
+        result, self.state = plan(snapshot, self.state)
+        self.solvers_used[result.stats.solver] = self.solvers_used.get(result.stats.solver, 0) + 1
+        return {sp.session_id: sp.limit.value for sp in result.sessions}

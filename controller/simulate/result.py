@@ -1,0 +1,184 @@
+"""What a simulation measured, as the JSON object and the human table the CLI prints."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from controller.model.site import PHASES
+
+
+@dataclass
+class SessionOutcome:
+    key: str
+    charger: str
+    vehicle: str | None
+    arrive: datetime
+    depart: datetime
+    requested_kwh: float
+    delivered_kwh: float = 0.0
+
+    @property
+    def met(self) -> bool:
+        return self.delivered_kwh >= self.requested_kwh - max(0.05, 0.001 * self.requested_kwh)
+
+
+@dataclass
+class Violations:
+    count: int = 0
+    worst_a: float = 0.0
+    ampere_seconds: float = 0.0
+    where: dict[str, float] = field(default_factory=dict)  # "node L2" → ampere-seconds
+
+
+@dataclass
+class SimResult:
+    scenario: str
+    policy: str
+    sessions: list[SessionOutcome]
+    violations: Violations
+    peak_a: dict[str, tuple[float, float, float]]
+    decision_ms: list[float]
+    steps: int
+    wall_s: float
+    optimal_bound_kwh: float | None = None
+    solvers: dict[str, int] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)  # for plots: time, loads, energies
+
+    @property
+    def requested_kwh(self) -> float:
+        return sum(s.requested_kwh for s in self.sessions)
+
+    @property
+    def delivered_kwh(self) -> float:
+        return sum(min(s.delivered_kwh, s.requested_kwh) for s in self.sessions)
+
+    @property
+    def delivered_ratio(self) -> float:
+        return self.delivered_kwh / self.requested_kwh if self.requested_kwh else 1.0
+
+    @property
+    def departures_met(self) -> int:
+        return sum(s.met for s in self.sessions)
+
+    def first_missed(self) -> SessionOutcome | None:
+        missed = [s for s in self.sessions if not s.met]
+        return min(missed, key=lambda s: (s.depart, s.key)) if missed else None
+
+    def planner_ms(self) -> dict[str, float]:
+        ms = sorted(self.decision_ms) or [0.0]
+        return {
+            "p50": round(statistics.median(ms), 3),
+            "p95": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 3),
+            "max": round(ms[-1], 3),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        first = self.first_missed()
+        out: dict[str, Any] = {
+            "scenario": self.scenario,
+            "policy": self.policy,
+            "sessions": [
+                {
+                    "charger": s.charger,
+                    "vehicle": s.vehicle,
+                    "arrive": s.arrive.isoformat(),
+                    "depart": s.depart.isoformat(),
+                    "requested_kwh": round(s.requested_kwh, 3),
+                    "delivered_kwh": round(s.delivered_kwh, 3),
+                    "met": s.met,
+                }
+                for s in self.sessions
+            ],
+            "requested_kwh": round(self.requested_kwh, 3),
+            "delivered_kwh": round(self.delivered_kwh, 3),
+            "delivered_ratio": round(self.delivered_ratio, 5),
+            "departures_met": self.departures_met,
+            "departures_total": len(self.sessions),
+            "first_missed": None
+            if first is None
+            else {"charger": first.charger, "vehicle": first.vehicle, "depart": first.depart.isoformat()},
+            "violations": {
+                "count": self.violations.count,
+                "worst_a": round(self.violations.worst_a, 3),
+                "ampere_seconds": round(self.violations.ampere_seconds, 3),
+            },
+            "peak_a": {
+                node: dict(zip(PHASES, (round(a, 2) for a in amps), strict=True)) for node, amps in self.peak_a.items()
+            },
+            "planner_ms": self.planner_ms(),
+            "steps": self.steps,
+            "wall_s": round(self.wall_s, 3),
+        }
+        if self.optimal_bound_kwh is not None:
+            out["optimal_bound_kwh"] = round(self.optimal_bound_kwh, 3)
+        if self.solvers:
+            out["solvers"] = dict(self.solvers)
+        return out
+
+
+def table(results: list[SimResult]) -> str:
+    """One summary row per (scenario, policy)."""
+    head = (
+        "scenario",
+        "policy",
+        "delivered kWh",
+        "requested kWh",
+        "ratio",
+        "met",
+        "violations",
+        "worst A",
+        "A·s over",
+        "p95 ms",
+        "first missed",
+    )
+    rows = [head]
+    for r in results:
+        first = r.first_missed()
+        missed = "—" if first is None else f"{first.charger} {first.depart.strftime('%m-%d %H:%M')}"
+        rows.append(
+            (
+                r.scenario,
+                r.policy,
+                f"{r.delivered_kwh:.1f}",
+                f"{r.requested_kwh:.1f}",
+                f"{100 * r.delivered_ratio:.1f}%",
+                f"{r.departures_met}/{len(r.sessions)}",
+                str(r.violations.count),
+                f"{r.violations.worst_a:.1f}",
+                f"{r.violations.ampere_seconds:.0f}",
+                f"{r.planner_ms()['p95']:.1f}",
+                missed,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def session_table(result: SimResult) -> str:
+    rows = [("session", "charger", "vehicle", "departs", "requested kWh", "delivered kWh", "met")]
+    for s in result.sessions:
+        rows.append(
+            (
+                s.key,
+                s.charger,
+                s.vehicle or "—",
+                s.depart.strftime("%m-%d %H:%M"),
+                f"{s.requested_kwh:.1f}",
+                f"{s.delivered_kwh:.1f}",
+                "yes" if s.met else "NO",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,323 @@
+"""The scenario file: a site file plus a ``scenario:`` section (format is a contract).
+
+```yaml
+scenario:
+  start: "2026-03-02T00:00"      # site local time
+  duration_h: 24
+  step_s: 60
+  base_load: [{at: "00:00", a: [30, 25, 28]}, {at: "07:00", a: [80, 70, 75]}]
+  circuit_base_load: {feeder-b: [{at: "00:00", a: [10, 10, 10]}]}
+  sessions:
+    - {charger: CP01, arrive: "2026-03-02T17:40", depart: "2026-03-03T05:30", energy_kwh: 120,
+       ev_max_a: 32, ev_phases: 3}
+    - {charger: DC01, arrive: "2026-03-02T19:00", depart: "2026-03-03T04:00", energy_kwh: 250,
+       ev_max_kw: 150, declared_depart: null}   # departure unknown to the controller
+```
+Load profiles repeat daily when ``at`` is HH:MM; an ISO date-time instead pins a step to one moment.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path as FsPath
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.config.checks import is_hhmm, parse_local_datetime
+from controller.config.loader import load_site_document, parse_document, validate_model
+from controller.config.problems import ConfigError, Problem
+from controller.config.yaml_source import Path, YamlDocument
+from controller.model.site import Site
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class LoadStepSection(_Section):
+    at: str = Field(description="HH:MM (repeats daily) or an ISO local date-time.")
+    a: list[float] = Field(min_length=3, max_length=3, description="Non-EV current on L1, L2, L3 [A].")
+
+
+class SessionSection(_Section):
+    charger: str
+    connector: int = Field(1, ge=1)
+    arrive: str
+    depart: str
+    energy_kwh: float = Field(gt=0)
+    ev_max_a: float | None = Field(None, gt=0)
+    ev_phases: int = Field(3, ge=1, le=3)
+    ev_max_kw: float | None = Field(None, gt=0)
+    battery_kwh: float | None = Field(None, gt=0)
+    declared_depart: str | None = None
+    vehicle: str | None = None
+    priority: int | None = Field(None, ge=1, le=10)
+
+
+class ScenarioSection(_Section):
+    start: str
+    duration_h: float = Field(24.0, gt=0, le=24 * 14)
+    step_s: float = Field(60.0, ge=1, le=3600)
+    base_load: list[LoadStepSection] = Field(default_factory=list)
+    circuit_base_load: dict[str, list[LoadStepSection]] = Field(default_factory=dict)
+    sessions: list[SessionSection] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """Piecewise-constant current per phase. Daily steps repeat; dated steps apply from then on."""
+
+    daily: tuple[tuple[int, tuple[float, float, float]], ...] = ()  # (minute of day, A per phase)
+    dated: tuple[tuple[datetime, tuple[float, float, float]], ...] = ()
+
+    def at(self, local: datetime) -> tuple[float, float, float]:
+        """Current [A] per phase at site-local time ``local`` (naive)."""
+        value: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        if self.daily:
+            minute = local.hour * 60 + local.minute + local.second / 60
+            value = self.daily[-1][1]  # wraps from the previous day
+            for start, amps in self.daily:
+                if start <= minute:
+                    value = amps
+        for when, amps in self.dated:
+            if when <= local:
+                value = amps
+        return value
+
+    def change_points(self, start: datetime, end: datetime) -> list[datetime]:
+        """Local times in [start, end) where the profile may change."""
+        points = [when for when, _ in self.dated if start <= when < end]
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < end:
+            for minute, _ in self.daily:
+                t = day + timedelta(minutes=minute)
+                if start <= t < end:
+                    points.append(t)
+            day += timedelta(days=1)
+        return sorted(points)
+
+
+@dataclass(frozen=True)
+class ScenarioSession:
+    index: int
+    charger_id: str
+    connector: int
+    arrive: datetime  # aware UTC
+    depart: datetime
+    energy_kwh: float
+    ev_max_a: float | None
+    ev_phases: int
+    ev_max_kw: float | None
+    battery_kwh: float
+    declared_depart: datetime | None
+    vehicle_id: str | None
+    priority: int
+
+    @property
+    def key(self) -> str:
+        return f"s{self.index:03d}-{self.charger_id}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    site: Site
+    start: datetime  # aware UTC
+    duration_s: float
+    step_s: float
+    base_load: LoadProfile
+    circuit_base_load: dict[str, LoadProfile]
+    sessions: tuple[ScenarioSession, ...]
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=self.duration_s)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.site.site.timezone)
+
+    def local(self, t: datetime) -> datetime:
+        return t.astimezone(self.tz).replace(tzinfo=None)
+
+
+def load_scenario(path: str | FsPath) -> Scenario:
+    """Read a scenario file. Raises :class:`ConfigError` with file:line for every problem."""
+    text = FsPath(path).read_text(encoding="utf-8")
+    return load_scenario_text(text, str(path), FsPath(path).stem)
+
+
+def load_scenario_text(text: str, filename: str, name: str = "scenario") -> Scenario:
+    doc = parse_document(text, filename)
+    problems: list[Problem] = []
+    site: Site | None = None
+    try:
+        site = load_site_document(doc, filename, extra_sections=("scenario",), offline=True).site
+    except ConfigError as exc:
+        problems += exc.errors
+    if "scenario" not in doc.data:
+        problems.append(Problem(("scenario",), "a scenario file needs a `scenario:` section", 1, 1))
+        raise ConfigError(filename, problems)
+    section: ScenarioSection | None = None
+    try:
+        section = validate_model(ScenarioSection, doc.data["scenario"], doc, ("scenario",), filename)
+    except ConfigError as exc:
+        problems += exc.errors
+    if site is None or section is None:
+        raise ConfigError(filename, sorted(problems, key=lambda p: (p.line, p.col)))
+    builder = _Builder(doc, site, filename)
+    scenario = builder.build(section, name)
+    if builder.problems:
+        raise ConfigError(filename, sorted(builder.problems, key=lambda p: (p.line, p.col)))
+    assert scenario is not None
+    return scenario
+
+
+class _Builder:
+    def __init__(self, doc: YamlDocument, site: Site, filename: str) -> None:
+        self.doc = doc
+        self.site = site
+        self.filename = filename
+        self.tz = ZoneInfo(site.site.timezone)
+        self.problems: list[Problem] = []
+
+    def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        mark = self.doc.mark_for(path, prefer_key=at_key)
+        self.problems.append(Problem(path, message, mark.line, mark.col))
+
+    def when(self, text: str, path: Path) -> datetime | None:
+        local = parse_local_datetime(text)
+        if local is None:
+            self.error(path, f"expected an ISO local date-time like 2026-03-02T17:40, got {text!r}")
+            return None
+        return local.replace(tzinfo=self.tz).astimezone(ZoneInfo("UTC"))
+
+    def profile(self, steps: list[LoadStepSection], path: Path) -> LoadProfile:
+        daily: list[tuple[int, tuple[float, float, float]]] = []
+        dated: list[tuple[datetime, tuple[float, float, float]]] = []
+        for i, step in enumerate(steps):
+            amps = (step.a[0], step.a[1], step.a[2])
+            if any(a < 0 for a in amps):
+                self.error((*path, i, "a"), "currents must not be negative")
+            if is_hhmm(step.at):
+                hours, minutes = step.at.split(":")
+                daily.append((int(hours) * 60 + int(minutes), amps))
+            elif (local := parse_local_datetime(step.at)) is not None:
+                dated.append((local, amps))
+            else:
+                self.error((*path, i, "at"), f"expected HH:MM or an ISO local date-time, got {step.at!r}")
+        daily.sort()
+        dated.sort()
+        return LoadProfile(tuple(daily), tuple(dated))
+
+    def build(self, sec: ScenarioSection, name: str) -> Scenario | None:
+        root: Path = ("scenario",)
+        start = self.when(sec.start, (*root, "start"))
+        if sec.step_s > sec.duration_h * 3600:
+            self.error((*root, "step_s"), "step is longer than the whole scenario")
+        base = self.profile(sec.base_load, (*root, "base_load"))
+        circuits = {c.id for c in self.site.circuits}
+        per_circuit: dict[str, LoadProfile] = {}
+        for cid, steps in sec.circuit_base_load.items():
+            if cid not in circuits:
+                self.error((*root, "circuit_base_load", cid), f"unknown circuit {cid!r}", at_key=True)
+            per_circuit[cid] = self.profile(steps, (*root, "circuit_base_load", cid))
+        end = start + timedelta(hours=sec.duration_h) if start is not None else None
+        built = [self.session(i, raw, start, end) for i, raw in enumerate(sec.sessions)]
+        sessions = [s for s in built if s is not None]
+        self.overlaps(sessions)
+        if start is None:
+            return None
+        return Scenario(
+            name=name,
+            site=self.site,
+            start=start,
+            duration_s=sec.duration_h * 3600,
+            step_s=sec.step_s,
+            base_load=base,
+            circuit_base_load=per_circuit,
+            sessions=tuple(sessions),
+        )
+
+    def session(
+        self, i: int, s: SessionSection, start: datetime | None, end: datetime | None
+    ) -> ScenarioSession | None:
+        path: Path = ("scenario", "sessions", i)
+        try:
+            charger = self.site.charger(s.charger)
+        except KeyError:
+            self.error((*path, "charger"), f"unknown charger {s.charger!r}")
+            return None
+        if s.connector > charger.connectors:
+            self.error((*path, "connector"), f"{s.charger} has {charger.connectors} connector(s)")
+        arrive = self.when(s.arrive, (*path, "arrive"))
+        depart = self.when(s.depart, (*path, "depart"))
+        declared: datetime | None = None
+        if "declared_depart" not in s.model_fields_set:
+            declared = depart
+        elif s.declared_depart is not None:
+            declared = self.when(s.declared_depart, (*path, "declared_depart"))
+        if arrive is None or depart is None:
+            return None
+        if depart <= arrive:
+            self.error((*path, "depart"), f"departs ({s.depart}) before it arrives ({s.arrive})")
+            return None
+        if start is not None and arrive < start:
+            self.error((*path, "arrive"), f"arrives ({s.arrive}) before the scenario starts")
+        if end is not None and depart > end:
+            self.error((*path, "depart"), f"departs ({s.depart}) after the scenario ends (extend duration_h)")
+        if charger.kind == "dc" and s.ev_max_kw is None and charger.max_kw is None:
+            self.error(path, "a DC session needs ev_max_kw")
+        if charger.kind == "ac" and s.ev_phases not in (1, 3):
+            self.error((*path, "ev_phases"), f"an AC vehicle draws on 1 or 3 phases, got {s.ev_phases}")
+        if charger.kind == "ac" and s.ev_phases > charger.phases:
+            self.error((*path, "ev_phases"), f"{s.charger} is wired for {charger.phases} phase(s)")
+        priority = s.priority
+        if s.vehicle is not None:
+            try:
+                vehicle = self.site.vehicle(s.vehicle)
+                priority = priority or vehicle.priority
+            except KeyError:
+                self.error((*path, "vehicle"), f"unknown vehicle {s.vehicle!r}")
+        battery = s.battery_kwh or max(s.energy_kwh / 0.8, s.energy_kwh + 10.0)
+        if s.energy_kwh > battery:
+            self.error((*path, "energy_kwh"), f"{s.energy_kwh:g} kWh is more than the battery ({battery:g} kWh)")
+        return ScenarioSession(
+            index=i,
+            charger_id=s.charger,
+            connector=s.connector,
+            arrive=arrive,
+            depart=depart,
+            energy_kwh=s.energy_kwh,
+            ev_max_a=s.ev_max_a,
+            ev_phases=s.ev_phases if charger.kind == "ac" else 3,
+            ev_max_kw=s.ev_max_kw,
+            battery_kwh=battery,
+            declared_depart=declared,
+            vehicle_id=s.vehicle,
+            priority=priority or 5,
+        )
+
+    def overlaps(self, sessions: list[ScenarioSession]) -> None:
+        by_connector: dict[tuple[str, int], list[ScenarioSession]] = {}
+        for s in sessions:
+            by_connector.setdefault((s.charger_id, s.connector), []).append(s)
+        for (charger, connector), group in by_connector.items():
+            group.sort(key=lambda s: s.arrive)
+            for before, after in itertools.pairwise(group):
+                if after.arrive < before.depart:
+                    self.error(
+                        ("scenario", "sessions", after.index, "arrive"),
+                        f"{charger} connector {connector} is still taken by sessions[{before.index}] until "
+                        f"{before.depart.astimezone(self.tz):%Y-%m-%dT%H:%M}",
+                    )
+
+
+def scenario_dict(doc_data: dict[str, Any]) -> dict[str, Any]:
+    """The raw ``scenario:`` mapping of a parsed file (for tools that rewrite scenarios)."""
+    section = doc_data.get("scenario", {})
+    return section if isinstance(section, dict) else {}
