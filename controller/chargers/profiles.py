@@ -1,0 +1,324 @@
+"""Pure builders for the charging profiles depotctl sends (see DESIGN.md §3, OCPP profile strategy).
+
+Two kinds of profile, both version-neutral :class:`ProfileSpec` values serialised by
+:func:`to_v16` / :func:`to_v201`:
+
+* the **fail-safe**: ``TxDefaultProfile`` at stack level 0 on connector 0, one period at the
+  fail-safe limit, no ``validTo`` and no ``duration``: what the charger obeys when nothing else is
+  valid;
+* the **control** profile: one stack level higher (``TxProfile`` with the transaction id while a
+  transaction runs, else ``TxDefaultProfile`` on the connector), periods from the plan, ending
+  (``duration``) ``ttl_s`` after now, ``startSchedule`` a little in the past.
+
+Limits are in *planner units* on the way in — A per phase for AC, kW for DC — and leave in the
+charger's rate unit (A, or W for DC and ``power_only`` chargers), rounded down to 0.1 (the 1.6
+schema's ``multipleOf 0.1``; rounding down never exceeds the plan). Per-charger quirks from the
+site file transform the profile; nothing here does I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from controller.chargers.clock import to_ocpp
+from controller.model.site import Charger, Site
+
+RateUnit = Literal["A", "W"]
+Purpose = Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"]
+ProfileKind = Literal["Absolute", "Relative"]
+
+FAILSAFE_PROFILE_ID = 1
+"""Profile id of the fail-safe (one per charger, connector 0)."""
+CONTROL_STACK_LEVEL = 1
+BACKDATE_S = 5.0
+"""``startSchedule`` this far before now, so a late-arriving profile never leaves a gap."""
+ZERO_SUBSTITUTE_A = 0.1
+"""``no_zero_limit``: the lowest accepted value that still makes an IEC 61851 EV pause (< 6 A)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a profile builder needs to know about one charger."""
+
+    charger_id: str
+    kind: Literal["ac", "dc"] = "ac"
+    phases: int = 3
+    voltage_v: float = 230.0
+    min_a: float = 6.0
+    quirks: frozenset[str] = frozenset()
+
+    @property
+    def unit(self) -> RateUnit:
+        return "W" if self.kind == "dc" or "power_only" in self.quirks else "A"
+
+    def with_quirks(self, extra: Iterable[str]) -> Target:
+        return replace(self, quirks=self.quirks | frozenset(extra))
+
+
+def target_for(site: Site, charger: Charger, extra_quirks: Iterable[str] = ()) -> Target:
+    return Target(
+        charger_id=charger.id,
+        kind=charger.kind,
+        phases=charger.phases,
+        voltage_v=site.site.voltage_v,
+        min_a=charger.min_a,
+        quirks=frozenset(charger.ocpp_quirks) | frozenset(extra_quirks),
+    )
+
+
+@dataclass(frozen=True)
+class Period:
+    """``start_s`` seconds after the schedule start, ``limit`` in the profile's rate unit."""
+
+    start_s: int
+    limit: float
+    phases: int | None = None
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """One charging profile, independent of the OCPP version.
+
+    ``planner_limits`` are the limits actually sent, back in planner units (A per phase or kW), so
+    budgeting sees what the charger may really draw; ``expires_at`` is when the schedule ends by
+    our clock (``None``: permanent).
+    """
+
+    profile_id: int
+    connector_id: int
+    stack_level: int
+    purpose: Purpose
+    kind: ProfileKind
+    unit: RateUnit
+    periods: tuple[Period, ...]
+    start_schedule: datetime | None = None
+    duration_s: int | None = None
+    transaction_id: int | str | None = None
+    planner_limits: tuple[float, ...] = field(default=(), compare=False)
+    expires_at: datetime | None = None
+
+    @property
+    def max_planner_limit(self) -> float:
+        return max(self.planner_limits, default=0.0)
+
+    @property
+    def first_limit(self) -> float:
+        return self.periods[0].limit
+
+
+def floor_tenth(value: float) -> float:
+    """Round down to a multiple of 0.1 (a hair of tolerance for binary floats), never below 0."""
+    return max(0.0, round(math.floor(value * 10.0 + 1e-6) / 10.0, 1))
+
+
+def effective_planner_limit(target: Target, limit: float) -> float:
+    """The limit after the zero-limit quirks, in planner units."""
+    if limit > 0:
+        return limit
+    if "no_resume_after_zero" in target.quirks and target.kind == "ac":
+        return target.min_a  # never pause a charger that would not resume; budget sees min_a
+    if "no_zero_limit" in target.quirks:
+        return ZERO_SUBSTITUTE_A if target.kind == "ac" else 0.1
+    return 0.0
+
+
+def to_wire(target: Target, planner_limit: float) -> float:
+    """Planner units → the charger's rate unit, rounded down to 0.1."""
+    value = effective_planner_limit(target, planner_limit)
+    if target.kind == "dc":
+        wire = value * 1000.0
+    elif target.unit == "W":
+        wire = value * target.voltage_v * target.phases
+    else:
+        wire = value
+    return floor_tenth(wire)
+
+
+def from_wire(target: Target, wire: float) -> float:
+    """The charger's rate unit → planner units (inverse of :func:`to_wire`, up to rounding)."""
+    if target.kind == "dc":
+        return wire / 1000.0
+    if target.unit == "W":
+        return wire / (target.voltage_v * target.phases)
+    return wire
+
+
+def _phases(target: Target) -> int | None:
+    return target.phases if target.kind == "ac" else None
+
+
+def failsafe_profile(target: Target, limit: float, now: datetime) -> ProfileSpec:
+    """The permanent stack-level-0 ``TxDefaultProfile`` on connector 0 (``limit`` in planner units)."""
+    relative = "relative_profiles" in target.quirks
+    wire = to_wire(target, limit)
+    return ProfileSpec(
+        profile_id=FAILSAFE_PROFILE_ID,
+        connector_id=0,
+        stack_level=0,
+        purpose="TxDefaultProfile",
+        kind="Relative" if relative else "Absolute",
+        unit=target.unit,
+        periods=(Period(0, wire, _phases(target)),),
+        start_schedule=None if relative else now - timedelta(seconds=BACKDATE_S),
+        planner_limits=(from_wire(target, wire),),
+    )
+
+
+def control_profile_id(connector_id: int, purpose: Purpose) -> int:
+    """Stable ids, so a refresh replaces the previous control profile instead of piling up."""
+    return (200 if purpose == "TxProfile" else 100) + connector_id
+
+
+class NoSafeProfile(Exception):
+    """The charger's quirks leave no way to send this profile without endangering the fail-safe."""
+
+
+def control_profile(
+    target: Target,
+    *,
+    now: datetime,
+    limit: float,
+    schedule: Sequence[tuple[datetime, float]] = (),
+    ttl_s: float,
+    connector_id: int = 1,
+    transaction_id: int | str | None = None,
+    transaction_started_at: datetime | None = None,
+    max_periods: int | None = None,
+    stack_level: int = CONTROL_STACK_LEVEL,
+) -> ProfileSpec:
+    """The expiring control profile: ``limit`` now, then ``schedule`` (planner units), until now + ttl.
+
+    Raises :class:`NoSafeProfile` when the only way to send it would replace the fail-safe (a
+    stack-level-0-only charger without a transaction: nothing draws then, so nothing is lost).
+    """
+    quirks = target.quirks
+    purpose: Purpose = "TxProfile" if transaction_id is not None else "TxDefaultProfile"
+    if "stack_level_zero_only" in quirks:
+        if purpose == "TxDefaultProfile":
+            raise NoSafeProfile("stack_level_zero_only: a TxDefault control profile would replace the fail-safe")
+        stack_level = 0
+    conn = connector_id
+    if purpose == "TxDefaultProfile" and "txdefault_on_connector_0" in quirks:
+        conn = 0
+    relative = "relative_profiles" in quirks
+    if relative:
+        origin = transaction_started_at if (purpose == "TxProfile" and transaction_started_at is not None) else now
+        origin = min(origin, now)
+    else:
+        origin = now - timedelta(seconds=BACKDATE_S)
+    end = now + timedelta(seconds=ttl_s)
+    duration = math.ceil((end - origin).total_seconds())
+    points: list[tuple[int, float]] = [(0, to_wire(target, limit))]
+    for when, value in sorted(schedule, key=lambda p: p[0]):
+        if when <= now + timedelta(seconds=1) or when >= end:
+            continue
+        offset = int((when - origin).total_seconds())
+        if offset <= points[-1][0]:
+            continue
+        points.append((offset, to_wire(target, value)))
+    merged: list[tuple[int, float]] = []
+    for offset, wire in points:
+        if merged and merged[-1][1] == wire:
+            continue
+        merged.append((offset, wire))
+    if max_periods is not None and max_periods >= 1:
+        merged = merged[:max_periods]
+    phases = _phases(target)
+    return ProfileSpec(
+        profile_id=control_profile_id(conn, purpose),
+        connector_id=conn,
+        stack_level=stack_level,
+        purpose=purpose,
+        kind="Relative" if relative else "Absolute",
+        unit=target.unit,
+        periods=tuple(Period(offset, wire, phases) for offset, wire in merged),
+        start_schedule=None if relative else origin,
+        duration_s=duration,
+        transaction_id=transaction_id,
+        planner_limits=tuple(from_wire(target, wire) for _, wire in merged),
+        expires_at=origin + timedelta(seconds=duration),
+    )
+
+
+def _periods(spec: ProfileSpec) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in spec.periods:
+        item: dict[str, Any] = {"startPeriod": p.start_s, "limit": p.limit}
+        if p.phases is not None:
+            item["numberPhases"] = p.phases
+        out.append(item)
+    return out
+
+
+def to_v16(spec: ProfileSpec) -> dict[str, Any]:
+    """The ``csChargingProfiles`` object of a 1.6 SetChargingProfile (camelCase)."""
+    schedule: dict[str, Any] = {"chargingRateUnit": spec.unit, "chargingSchedulePeriod": _periods(spec)}
+    if spec.duration_s is not None:
+        schedule["duration"] = spec.duration_s
+    if spec.start_schedule is not None:
+        schedule["startSchedule"] = to_ocpp(spec.start_schedule)
+    profile: dict[str, Any] = {
+        "chargingProfileId": spec.profile_id,
+        "stackLevel": spec.stack_level,
+        "chargingProfilePurpose": spec.purpose,
+        "chargingProfileKind": spec.kind,
+        "chargingSchedule": schedule,
+    }
+    if spec.transaction_id is not None:
+        profile["transactionId"] = int(spec.transaction_id)
+    return profile
+
+
+def to_v201(spec: ProfileSpec, schedule_id: int = 1) -> dict[str, Any]:
+    """The ``chargingProfile`` object of a 2.0.1 SetChargingProfile (camelCase)."""
+    schedule: dict[str, Any] = {
+        "id": schedule_id,
+        "chargingRateUnit": spec.unit,
+        "chargingSchedulePeriod": _periods(spec),
+    }
+    if spec.duration_s is not None:
+        schedule["duration"] = spec.duration_s
+    if spec.start_schedule is not None:
+        schedule["startSchedule"] = to_ocpp(spec.start_schedule)
+    purpose = "ChargingStationMaxProfile" if spec.purpose == "ChargePointMaxProfile" else spec.purpose
+    profile: dict[str, Any] = {
+        "id": spec.profile_id,
+        "stackLevel": spec.stack_level,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": spec.kind,
+        "chargingSchedule": [schedule],
+    }
+    if spec.transaction_id is not None:
+        profile["transactionId"] = str(spec.transaction_id)
+    return profile
+
+
+def same_intent(a: ProfileSpec, b: ProfileSpec, deadband: float) -> bool:
+    """True when ``b`` would not change what the charger does under ``a`` by more than ``deadband``.
+
+    Compared in planner units: purpose, connector, transaction and unit equal; the same number of
+    periods at (nearly) the same wall-clock times, each limit within the deadband.
+    """
+    if (a.purpose, a.connector_id, a.transaction_id, a.unit, a.stack_level) != (
+        b.purpose,
+        b.connector_id,
+        b.transaction_id,
+        b.unit,
+        b.stack_level,
+    ):
+        return False
+    if len(a.planner_limits) != len(b.planner_limits):
+        return False
+    shift = 0.0
+    if a.start_schedule is not None and b.start_schedule is not None:
+        shift = (b.start_schedule - a.start_schedule).total_seconds()
+    for i, (pa, pb) in enumerate(zip(a.periods, b.periods, strict=True)):
+        if i > 0 and abs((pa.start_s - shift) - pb.start_s) > 60:
+            return False
+        if abs(a.planner_limits[i] - b.planner_limits[i]) > deadband:
+            return False
+    return True

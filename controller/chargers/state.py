@@ -1,0 +1,222 @@
+"""What the central system knows about each charger. Plain mutable records, updated by the OCPP
+handlers, read by the daemon (snapshot building), the API and the metrics.
+
+Phases in :class:`Measured` are the *charger's* phases (L1, L2, L3 as the charger reports them);
+map them to grid phases with ``Charger.grid_phases``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from controller.chargers.clock import from_ocpp
+from controller.chargers.profiles import ProfileSpec
+from controller.model.site import Site, Vehicle
+
+PHASE_NAMES = ("L1", "L2", "L3")
+PHASE_IN_USE_MIN_A = 1.0
+"""A phase counts as in use above this current and above a fifth of the busiest phase."""
+
+
+@dataclass
+class Reading:
+    value: float
+    at: datetime
+
+
+@dataclass
+class Measured:
+    """Latest meter values of one connector, each with its own timestamp."""
+
+    current_a: list[Reading | None] = field(default_factory=lambda: [None, None, None])
+    power_w: Reading | None = None
+    energy_wh: Reading | None = None
+    soc_pct: Reading | None = None
+
+    def currents(self) -> tuple[float | None, float | None, float | None]:
+        c = [r.value if r is not None else None for r in self.current_a]
+        return (c[0], c[1], c[2])
+
+    def phases_in_use(self) -> int | None:
+        """1 or 3 (counted from the charger's first phase), or ``None`` when not drawing."""
+        values = [r.value for r in self.current_a if r is not None]
+        if not values:
+            return None
+        peak = max(values)
+        if peak < PHASE_IN_USE_MIN_A * 2:
+            return None
+        used = sum(1 for v in values if v >= max(PHASE_IN_USE_MIN_A, peak / 5))
+        return 1 if used == 1 else 3 if used == 3 else used
+
+
+@dataclass
+class Transaction:
+    transaction_id: int | str
+    connector_id: int
+    id_tag: str | None
+    vehicle_id: str | None
+    started_at: datetime
+    meter_start_wh: float | None = None
+    departure_at: datetime | None = None
+    energy_need_kwh: float | None = None
+    energy_need_at_wh: float | None = None
+    """Meter register when the EV reported ``energy_need_kwh`` (to compute what remains)."""
+    phases_in_use: int | None = None
+    """Last detected from per-phase currents while drawing (1 or 3); sticks for the transaction."""
+    ended_at: datetime | None = None
+    stop_reason: str | None = None
+
+
+@dataclass
+class ConnectorState:
+    status: str = "Unknown"
+    error_code: str | None = None
+    updated_at: datetime | None = None
+    transaction: Transaction | None = None
+    measured: Measured = field(default_factory=Measured)
+
+
+@dataclass
+class Capabilities:
+    max_stack_level: int | None = None
+    rate_units: tuple[str, ...] = ()
+    max_periods: int | None = None
+    max_profiles: int | None = None
+    raw: dict[str, str] = field(default_factory=dict)
+    measurands: tuple[str, ...] = ()
+
+
+@dataclass
+class AcceptedProfile:
+    """A profile the charger accepted, and when."""
+
+    spec: ProfileSpec
+    accepted_at: datetime
+
+
+@dataclass
+class ChargerState:
+    charger_id: str
+    ocpp_version: str | None = None
+    connected: bool = False
+    connected_at: datetime | None = None
+    last_seen: datetime | None = None
+    booted_at: datetime | None = None
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    connectors: dict[int, ConnectorState] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    failsafe: AcceptedProfile | None = None
+    accepted: dict[int, AcceptedProfile] = field(default_factory=dict)
+    learned_quirks: tuple[str, ...] = ()
+    last_rejection: str | None = None
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def connector(self, connector_id: int) -> ConnectorState:
+        if connector_id not in self.connectors:
+            self.connectors[connector_id] = ConnectorState()
+        return self.connectors[connector_id]
+
+    def transaction(self, connector_id: int) -> Transaction | None:
+        c = self.connectors.get(connector_id)
+        return c.transaction if c is not None else None
+
+    def find_transaction(self, transaction_id: int | str) -> Transaction | None:
+        for c in self.connectors.values():
+            if c.transaction is not None and str(c.transaction.transaction_id) == str(transaction_id):
+                return c.transaction
+        return None
+
+    def phases_in_use(self, connector_id: int = 1) -> int | None:
+        c = self.connectors.get(connector_id)
+        return c.measured.phases_in_use() if c is not None else None
+
+    def note_meter_values(self, connector_id: int) -> None:
+        """After meter values: remember the phases the transaction's EV draws on."""
+        c = self.connector(connector_id)
+        detected = c.measured.phases_in_use()
+        if c.transaction is not None and detected is not None:
+            c.transaction.phases_in_use = detected
+
+
+def vehicle_for_tag(site: Site, id_tag: str | None) -> Vehicle | None:
+    if id_tag is None:
+        return None
+    for v in site.vehicles:
+        if id_tag in v.id_tags:
+            return v
+    return None
+
+
+# --- meter values (1.6 and 2.0.1 share the shape closely enough) -----------------------------
+
+_MEASURANDS = {
+    "Current.Import": "current",
+    "Power.Active.Import": "power",
+    "Energy.Active.Import.Register": "energy",
+    "SoC": "soc",
+}
+_MULTIPLIER_UNITS = {"kW": ("W", 1000.0), "kWh": ("Wh", 1000.0), "W": ("W", 1.0), "Wh": ("Wh", 1.0)}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def apply_meter_values(measured: Measured, meter_values: Iterable[Mapping[str, Any]], received_at: datetime) -> int:
+    """Fold snake_case meter values (as the ``ocpp`` handlers get them) into ``measured``.
+
+    Returns how many sampled values were used. Unknown measurands, non-numeric values and
+    ``Current.Import`` without a phase on a multi-phase report are skipped; a timestamp in the
+    future is clamped to ``received_at``; older samples never overwrite newer ones.
+    """
+    used = 0
+    for mv in meter_values:
+        try:
+            at = min(from_ocpp(str(mv.get("timestamp"))), received_at)
+        except ValueError:
+            at = received_at
+        for sv in mv.get("sampled_value", []) or []:
+            kind = _MEASURANDS.get(str(sv.get("measurand", "Energy.Active.Import.Register")))
+            value = _number(sv.get("value"))
+            if kind is None or value is None:
+                continue
+            unit = sv.get("unit")
+            multiplier = 1.0
+            uom = sv.get("unit_of_measure")
+            if isinstance(uom, Mapping):
+                unit = uom.get("unit", unit)
+                multiplier = 10.0 ** float(uom.get("multiplier", 0) or 0)
+            value *= multiplier
+            if unit in _MULTIPLIER_UNITS:
+                value *= _MULTIPLIER_UNITS[str(unit)][1]
+            phase = str(sv.get("phase", ""))
+            reading = Reading(value, at)
+            if kind == "current":
+                name = phase.split("-")[0]
+                if name in PHASE_NAMES:
+                    idx = PHASE_NAMES.index(name)
+                    old = measured.current_a[idx]
+                    if old is None or old.at <= at:
+                        measured.current_a[idx] = reading
+                        used += 1
+                continue
+            if phase and kind != "soc":
+                continue  # per-phase power/energy: the totals are enough
+            attr = {"power": "power_w", "energy": "energy_wh", "soc": "soc_pct"}[kind]
+            old_r: Reading | None = getattr(measured, attr)
+            if old_r is None or old_r.at <= at:
+                setattr(measured, attr, reading)
+                used += 1
+    return used

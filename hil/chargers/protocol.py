@@ -1,0 +1,336 @@
+"""The simulated charger's OCPP side, 1.6J and 2.0.1 (client role of the ``ocpp`` package)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ocpp.routing import on as _on
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+
+from hil.chargers.composite import format_time, from_v16, from_v201
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from websockets.asyncio.client import ClientConnection
+
+    from hil.chargers.sim import Connector, SimCharger
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+
+def on(action: str) -> Callable[[F], F]:
+    return cast("Callable[[F], F]", _on(action))
+
+
+class _Hooked:
+    """Frame hook on both directions, for schema checks in tests; optional schema validation."""
+
+    sim: SimCharger
+    _connection: Any
+    route_map: dict[str, dict[str, Any]]
+
+    def _no_validation(self) -> None:
+        for handlers in self.route_map.values():
+            handlers["_skip_schema_validation"] = True
+
+    async def call(
+        self, payload: Any, suppress: bool = True, unique_id: Any = None, skip_schema_validation: bool = False
+    ) -> Any:
+        skip = skip_schema_validation or not self.sim.o.validate_messages
+        return await super().call(payload, suppress, unique_id, skip)  # type: ignore[misc]
+
+    async def start(self) -> None:
+        while True:
+            message = await self._connection.recv()
+            if self.sim.frame_hook is not None:
+                self.sim.frame_hook("in", message)
+            await self.route_message(message)  # type: ignore[attr-defined]
+
+    async def _send(self, message: str) -> None:
+        if self.sim.frame_hook is not None:
+            self.sim.frame_hook("out", message)
+        await self._connection.send(message)
+
+
+class Sim16(_Hooked, Cp16):  # type: ignore[misc]
+    def __init__(self, sim: SimCharger, ws: ClientConnection) -> None:
+        super().__init__(sim.o.charger_id, ws, response_timeout=10)
+        self.sim = sim
+        if not sim.o.validate_messages:
+            self._no_validation()
+
+    # central system → charger
+    @on("GetConfiguration")
+    def get_configuration(self, key: list[str] | None = None) -> result16.GetConfiguration:
+        self.sim.record.calls_received.append("GetConfiguration")
+        o = self.sim.o
+        values = {
+            "ChargeProfileMaxStackLevel": str(0 if "stack_level_zero_only" in o.quirks else o.max_stack_level),
+            "ChargingScheduleAllowedChargingRateUnit": "Power" if "power_only" in o.quirks else "Current,Power",
+            "ChargingScheduleMaxPeriods": str(o.max_periods),
+            "MaxChargingProfilesInstalled": "10",
+            **self.sim.config,
+        }
+        wanted = key or list(values)
+        known = [{"key": k, "readonly": k not in self.sim.config, "value": values[k]} for k in wanted if k in values]
+        unknown = [k for k in wanted if k not in values]
+        return result16.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
+
+    @on("ChangeConfiguration")
+    def change_configuration(self, key: str, value: str) -> result16.ChangeConfiguration:
+        self.sim.record.calls_received.append("ChangeConfiguration")
+        return result16.ChangeConfiguration(status=self.sim.change_config(key, value))
+
+    @on("SetChargingProfile")
+    async def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        self.sim.record.calls_received.append("SetChargingProfile")
+        p = from_v16(connector_id, cs_charging_profiles, self.sim.clock())
+        return result16.SetChargingProfile(status=await self.sim.answer_profile(p, cs_charging_profiles))
+
+    @on("GetCompositeSchedule")
+    def get_composite_schedule(self, connector_id: int, duration: int, **kw: Any) -> result16.GetCompositeSchedule:
+        sim = self.sim
+        if connector_id not in sim.connectors:
+            return result16.GetCompositeSchedule(status="Rejected")
+        start = sim.clock().replace(microsecond=0)
+        periods = sim.composite_periods(connector_id, start, min(duration, 86400), kw.get("charging_rate_unit"))
+        unit = kw.get("charging_rate_unit") or "A"
+        return result16.GetCompositeSchedule(
+            status="Accepted",
+            connector_id=connector_id,
+            schedule_start=format_time(start),
+            charging_schedule={
+                "duration": duration,
+                "startSchedule": format_time(start),
+                "chargingRateUnit": unit,
+                "chargingSchedulePeriod": [{"startPeriod": o, "limit": v} for o, v in periods],
+            },
+        )
+
+    @on("ClearChargingProfile")
+    def clear_charging_profile(self, **kw: Any) -> result16.ClearChargingProfile:
+        n = self.sim.store.clear(
+            kw.get("id"), kw.get("connector_id"), kw.get("charging_profile_purpose"), kw.get("stack_level")
+        )
+        return result16.ClearChargingProfile(status="Accepted" if n else "Unknown")
+
+    # charger → central system
+    async def boot(self) -> None:
+        await self.call(
+            call16.BootNotification(charge_point_vendor=self.sim.o.vendor, charge_point_model=self.sim.o.model)
+        )
+
+    async def status(self, connector_id: int, status: str) -> None:
+        await self.call(call16.StatusNotification(connector_id=connector_id, error_code="NoError", status=status))
+
+    async def authorize(self, id_tag: str) -> None:
+        await self.call(call16.Authorize(id_tag=id_tag))
+
+    async def start_transaction(self, c: Connector) -> str:
+        assert c.id_tag is not None
+        r = await self.call(
+            call16.StartTransaction(
+                connector_id=c.connector_id,
+                id_tag=c.id_tag,
+                meter_start=int(c.energy_wh),
+                timestamp=format_time(self.sim.clock()),
+            )
+        )
+        return str(r.transaction_id)
+
+    async def stop_transaction(self, c: Connector) -> None:
+        assert c.tx is not None
+        await self.call(
+            call16.StopTransaction(
+                meter_stop=int(c.energy_wh),
+                timestamp=format_time(self.sim.clock()),
+                transaction_id=int(c.tx.transaction_id),
+                reason="EVDisconnected",
+                id_tag=c.id_tag,
+            )
+        )
+
+    async def meter_values(self, connector_id: int, sample: dict[str, float]) -> None:
+        c = self.sim.connectors[connector_id]
+        values = _sampled(self.sim.measurands(), sample, as_text=True)
+        if not values:
+            return
+        await self.call(
+            call16.MeterValues(
+                connector_id=connector_id,
+                transaction_id=int(c.tx.transaction_id) if c.tx else None,
+                meter_value=[{"timestamp": format_time(self.sim.clock()), "sampledValue": values}],
+            )
+        )
+
+
+class Sim201(_Hooked, Cp201):  # type: ignore[misc]
+    def __init__(self, sim: SimCharger, ws: ClientConnection) -> None:
+        super().__init__(sim.o.charger_id, ws, response_timeout=10)
+        self.sim = sim
+        if not sim.o.validate_messages:
+            self._no_validation()
+
+    def _smart(self, name: str) -> str | None:
+        o = self.sim.o
+        return {
+            "ProfileStackLevel": str(0 if "stack_level_zero_only" in o.quirks else o.max_stack_level),
+            "RateUnit": "W" if "power_only" in o.quirks else "A,W",
+            "PeriodsPerSchedule": str(o.max_periods),
+            "Entries": "10",
+        }.get(name)
+
+    @on("GetVariables")
+    def get_variables(self, get_variable_data: list[dict[str, Any]]) -> result201.GetVariables:
+        self.sim.record.calls_received.append("GetVariables")
+        out = []
+        for item in get_variable_data:
+            comp, var = item["component"], item["variable"]
+            value = self._smart(var["name"]) if comp["name"] == "SmartChargingCtrlr" else None
+            entry: dict[str, Any] = {
+                "attribute_status": "Accepted" if value is not None else "UnknownVariable",
+                "component": comp,
+                "variable": var,
+            }
+            if value is not None:
+                entry["attribute_value"] = value
+            out.append(entry)
+        return result201.GetVariables(get_variable_result=out)
+
+    @on("SetVariables")
+    def set_variables(self, set_variable_data: list[dict[str, Any]]) -> result201.SetVariables:
+        self.sim.record.calls_received.append("SetVariables")
+        out = []
+        for item in set_variable_data:
+            comp, var, value = item["component"], item["variable"], item["attribute_value"]
+            key = {
+                "TxUpdatedInterval": "MeterValueSampleInterval",
+                "TxUpdatedMeasurands": "MeterValuesSampledData",
+            }.get(var["name"])
+            status = "UnknownVariable"
+            if comp["name"] == "SampledDataCtrlr" and key is not None:
+                status = self.sim.change_config(key, value)
+            out.append({"attribute_status": status, "component": comp, "variable": var})
+        return result201.SetVariables(set_variable_result=out)
+
+    @on("SetChargingProfile")
+    async def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any]) -> Any:
+        self.sim.record.calls_received.append("SetChargingProfile")
+        p = from_v201(evse_id, charging_profile, self.sim.clock())
+        if p.purpose == "TxProfile" and p.transaction_id is None:
+            return result201.SetChargingProfile(status="Rejected")
+        return result201.SetChargingProfile(status=await self.sim.answer_profile(p, charging_profile))
+
+    @on("GetCompositeSchedule")
+    def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> result201.GetCompositeSchedule:
+        sim = self.sim
+        if evse_id not in sim.connectors:
+            return result201.GetCompositeSchedule(status="Rejected")
+        start = sim.clock().replace(microsecond=0)
+        unit = kw.get("charging_rate_unit") or "A"
+        periods = sim.composite_periods(evse_id, start, min(duration, 86400), unit)
+        return result201.GetCompositeSchedule(
+            status="Accepted",
+            schedule={
+                "evse_id": evse_id,
+                "duration": duration,
+                "schedule_start": format_time(start),
+                "charging_rate_unit": unit,
+                "charging_schedule_period": [{"start_period": o, "limit": v} for o, v in periods],
+            },
+        )
+
+    @on("ClearChargingProfile")
+    def clear_charging_profile(self, **kw: Any) -> result201.ClearChargingProfile:
+        n = self.sim.store.clear(kw.get("charging_profile_id"))
+        return result201.ClearChargingProfile(status="Accepted" if n else "Unknown")
+
+    async def boot(self) -> None:
+        await self.call(
+            call201.BootNotification(
+                charging_station={"model": self.sim.o.model, "vendor_name": self.sim.o.vendor}, reason="PowerUp"
+            )
+        )
+
+    async def status(self, connector_id: int, status: str) -> None:
+        mapped = {"Preparing": "Occupied", "Charging": "Occupied"}.get(status, status)
+        await self.call(
+            call201.StatusNotification(
+                timestamp=format_time(self.sim.clock()), connector_status=mapped, evse_id=connector_id, connector_id=1
+            )
+        )
+
+    async def authorize(self, id_tag: str) -> None:
+        await self.call(call201.Authorize(id_token={"id_token": id_tag, "type": "ISO14443"}))
+
+    async def _tx_event(
+        self,
+        c: Connector,
+        event_type: str,
+        trigger: str,
+        tx_id: str,
+        meter: list[dict[str, Any]] | None = None,
+        with_token: bool = False,
+    ) -> None:
+        c.seq_no += 1
+        await self.call(
+            call201.TransactionEvent(
+                event_type=event_type,
+                timestamp=format_time(self.sim.clock()),
+                trigger_reason=trigger,
+                seq_no=c.seq_no,
+                transaction_info={"transaction_id": tx_id},
+                evse={"id": c.connector_id, "connector_id": 1},
+                id_token={"id_token": c.id_tag, "type": "ISO14443"} if with_token and c.id_tag else None,
+                meter_value=meter,
+            )
+        )
+
+    async def start_transaction(self, c: Connector) -> str:
+        tx_id = self.sim.next_tx_id()
+        await self._tx_event(c, "Started", "Authorized", tx_id, with_token=True)
+        return tx_id
+
+    async def stop_transaction(self, c: Connector) -> None:
+        assert c.tx is not None
+        await self._tx_event(c, "Ended", "EVCommunicationLost", c.tx.transaction_id)
+
+    async def meter_values(self, connector_id: int, sample: dict[str, float]) -> None:
+        c = self.sim.connectors[connector_id]
+        values = _sampled(self.sim.measurands(), sample, as_text=False)
+        if not values or c.tx is None:
+            return
+        meter = [{"timestamp": format_time(self.sim.clock()), "sampled_value": values}]
+        await self._tx_event(c, "Updated", "MeterValuePeriodic", c.tx.transaction_id, meter)
+
+
+def _sampled(measurands: list[str], sample: dict[str, float], *, as_text: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    units = {"Current.Import": "A", "Power.Active.Import": "W", "Energy.Active.Import.Register": "Wh", "SoC": "Percent"}
+    for m in measurands:
+        keys = [k for k in sample if k == m or k.startswith(m + ".")] if m == "Current.Import" else [m]
+        for k in keys:
+            if k not in sample:
+                continue
+            value = round(sample[k], 2)
+            item: dict[str, Any] = {"measurand": m, "context": "Sample.Periodic"}
+            if k != m:
+                item["phase"] = k.rsplit(".", 1)[1]
+            if as_text:
+                item.update(value=f"{value:.2f}", unit=units[m])
+                if m == "SoC":
+                    item["location"] = "EV"
+            else:
+                item.update(value=value, unit_of_measure={"unit": units[m]})
+            out.append(item)
+    return out
+
+
+def make_protocol(sim: SimCharger, ws: ClientConnection) -> Sim16 | Sim201:
+    return Sim201(sim, ws) if sim.o.version == "2.0.1" else Sim16(sim, ws)

@@ -1,0 +1,100 @@
+"""An EV on an AC charger, as a pure step function with time as an argument.
+
+The EV draws ``min(offered limit, its own maximum)`` per phase on the phases it uses (1 or 3),
+reacts to a change of the offered limit after ``reaction_s`` (IEC 61851 allows a few seconds),
+pauses when offered less than its minimum (6 A), tapers above ``taper_from_soc_pct`` and stops
+when full. Units: A per phase, kWh, %, seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class EvParams:
+    max_a: float = 16.0
+    phases: int = 3
+    battery_kwh: float = 60.0
+    voltage_v: float = 230.0
+    min_a: float = 6.0
+    taper_from_soc_pct: float = 80.0
+    reaction_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class EvState:
+    t_s: float
+    soc_pct: float
+    draw_a: float = 0.0
+    """Current per used phase being drawn now [A]."""
+    offered_a: float | None = None
+    """The last offered limit the EV saw (``None``: not yet)."""
+    applied_a: float | None = None
+    """The offered limit the EV acts on (``offered_a`` after the reaction delay)."""
+    pending: tuple[tuple[float, float | None], ...] = ()
+    """(time, offered) changes the EV has seen but not yet acted upon."""
+    energy_kwh: float = 0.0
+
+
+def ev_max_a(p: EvParams, soc_pct: float) -> float:
+    """The EV's own limit at this state of charge (linear taper to 0 at 100 %)."""
+    if soc_pct >= 100.0:
+        return 0.0
+    if soc_pct <= p.taper_from_soc_pct:
+        return p.max_a
+    frac = (100.0 - soc_pct) / (100.0 - p.taper_from_soc_pct)
+    return max(p.min_a, p.max_a * frac)
+
+
+def _draw(p: EvParams, offered: float | None, soc_pct: float) -> float:
+    if offered is None:
+        return 0.0
+    want = min(offered, ev_max_a(p, soc_pct))
+    return 0.0 if want < p.min_a else want
+
+
+def _advance(p: EvParams, s: EvState, until: float) -> EvState:
+    """Integrate energy at a constant draw from ``s.t_s`` to ``until``."""
+    dt = max(0.0, until - s.t_s)
+    if dt == 0:
+        return s
+    kwh = s.draw_a * p.phases * p.voltage_v * dt / 3_600_000.0
+    room = p.battery_kwh * (100.0 - s.soc_pct) / 100.0
+    kwh = min(kwh, max(0.0, room))
+    soc = min(100.0, s.soc_pct + 100.0 * kwh / p.battery_kwh)
+    return replace(s, t_s=until, soc_pct=soc, energy_kwh=s.energy_kwh + kwh)
+
+
+def step(p: EvParams, s: EvState, t_s: float, offered_a: float | None) -> EvState:
+    """Advance the EV to time ``t_s`` [s]; ``offered_a`` is the limit the charger offers from now."""
+    pending = list(s.pending)
+    state = s
+    while pending and pending[0][0] <= t_s:
+        at, value = pending.pop(0)
+        state = _advance(p, state, at)
+        state = replace(state, applied_a=value, draw_a=_draw(p, value, state.soc_pct))
+    state = _advance(p, state, t_s)
+    state = replace(state, draw_a=_draw(p, state.applied_a, state.soc_pct))  # taper / full: at once
+    if offered_a != state.offered_a:
+        pending.append((t_s + p.reaction_s, offered_a))
+        state = replace(state, offered_a=offered_a)
+    return replace(state, pending=tuple(pending))
+
+
+def grid_currents(p: EvParams, s: EvState) -> tuple[float, float, float]:
+    """Per-phase current on the charger's L1..L3 (a 1-phase EV uses L1)."""
+    if p.phases == 1:
+        return (s.draw_a, 0.0, 0.0)
+    return (s.draw_a, s.draw_a, s.draw_a)
+
+
+def dc_max_kw(max_kw: float, soc_pct: float, taper_from_soc_pct: float = 80.0, floor_share: float = 0.1) -> float:
+    """A DC-charged battery's acceptance [kW]: full power up to ``taper_from_soc_pct``, then
+    falling linearly to ``floor_share`` of it at 100 % (constant current, then constant voltage)."""
+    if soc_pct >= 100.0:
+        return 0.0
+    if soc_pct <= taper_from_soc_pct:
+        return max_kw
+    frac = 1.0 - (1.0 - floor_share) * (soc_pct - taper_from_soc_pct) / (100.0 - taper_from_soc_pct)
+    return max_kw * max(floor_share, frac)
