@@ -45,6 +45,10 @@ class SessionState:
     ev_max_kw: float | None = None
     measured_a: PhaseCurrents | None = None
     energy_delivered_kwh: float = 0.0
+    soc_pct: float | None = None
+    """State of charge now (from the charger's meter values or the vehicle), if known."""
+    battery_kwh: float | None = None
+    """Usable battery capacity; with ``soc_pct`` the planner expects the charge to taper near full."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,11 @@ class Snapshot:
     base_load_a: Mapping[str, PhaseCurrents] = field(default_factory=dict)
     sessions: tuple[SessionState, ...] = ()
     next_plan_at: datetime | None = None
+    base_load_forecast_a: Mapping[str, tuple[tuple[datetime, PhaseCurrents], ...]] = field(default_factory=dict)
+    """Optional day-ahead forecast per node: steps ``(from, A per phase)``, each until the next.
+
+    Only ever makes the plan more careful: a slot's capacity is limited by the larger of the
+    measured base load and the forecast (e.g. the same time yesterday, learnt from history)."""
 
 
 LimitUnit = Literal["A", "kW"]

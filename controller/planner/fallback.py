@@ -56,7 +56,7 @@ def proportional_schedule(inst: Instance, rows: Rows, kwh: FloatArray) -> FloatA
     prio = np.array([p.priority for p in inst.sessions])
     classes = sorted(set(prio.tolist()))
     for k in range(t):
-        residual = np.maximum(rows.cap.copy(), 0.0)
+        residual = np.maximum(rows.cap_at(k).copy(), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             need_cap = np.where(kwh[:, k] > EPS, remaining / kwh[:, k], 0.0)
         upper = np.minimum(maxs, need_cap)
@@ -79,7 +79,7 @@ def fair_first_slot(inst: Instance, rows: Rows, kwh: FloatArray) -> FloatArray:
     maxs = np.array([p.max_unit for p in inst.sessions], dtype=np.float64)
     prio = np.array([p.priority for p in inst.sessions])
     upper = np.where(kwh[:, 0] > EPS, maxs, 0.0)
-    residual = np.maximum(rows.cap.copy(), 0.0)
+    residual = np.maximum(rows.cap_at(0).copy(), 0.0)
     x = np.zeros(inst.n)
     for c in sorted(set(prio.tolist())):
         members = prio == c

@@ -43,6 +43,9 @@ class SessionParams:
     need_known: bool
     departure: datetime
     priority: int
+    delivered_kwh: float = 0.0  # already in the vehicle this session: need is shared relative to the whole request
+    soc_pct: float | None = None  # with battery_kwh: the charge tapers near full (see taper_caps)
+    battery_kwh: float | None = None
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Instance:
     grid_kw_cap: float | None  # kW left for EVs at the grid, >= 0; None = no kW limit
     prices: FloatArray | None
     warnings: list[str] = field(default_factory=list)
+    cap_slots_a: dict[str, FloatArray] = field(default_factory=dict)  # node → (3, slots), <= cap_a
 
     @property
     def n(self) -> int:
@@ -202,7 +206,39 @@ def _session_params(
         amps_per_unit=amps_per_unit, kwh_per_unit_h=kwh_per_unit_h, grid_kw_per_unit=grid_kw_per_unit,
         min_unit=min_unit, max_unit=max_unit, max_source=max_source, need_kwh=need,
         need_known=need_known, departure=departure, priority=int(priority),
+        delivered_kwh=_finite_pos(s.energy_delivered_kwh) or 0.0,
+        soc_pct=_soc(s.soc_pct),
+        battery_kwh=_finite_pos(s.battery_kwh) or (_finite_pos(veh.battery_kwh) if veh else None),
     )
+
+
+def _soc(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or not 0.0 <= value <= 100.0:
+        return None
+    return float(value)
+
+
+TAPER_FROM_SOC_PCT = 80.0  # a lithium battery charges at full rate up to about here (CC phase) …
+TAPER_FLOOR = 0.1  # … then its acceptance falls roughly linearly to about this share when full (CV)
+
+
+def taper_caps(p: SessionParams, grid: SlotGrid) -> FloatArray | None:
+    """Per-slot share of ``max_unit`` the battery can take, along the fastest possible charge.
+
+    Charging at full rate from the present state of charge reaches the taper soonest, so these
+    caps never promise more than the battery accepts, however the plan spreads the charge.
+    ``None`` when the state of charge or the battery size is unknown.
+    """
+    if p.soc_pct is None or p.battery_kwh is None or p.battery_kwh <= 0:
+        return None
+    soc = p.soc_pct / 100.0
+    start = TAPER_FROM_SOC_PCT / 100.0
+    caps = np.ones(grid.count)
+    for k, hours in enumerate(grid.hours.tolist()):
+        share = 1.0 if soc <= start else max(TAPER_FLOOR, 1.0 - (1.0 - TAPER_FLOOR) * (soc - start) / (1.0 - start))
+        caps[k] = share
+        soc = min(1.0, soc + p.max_unit * share * p.kwh_per_unit_h * hours / p.battery_kwh)
+    return caps
 
 
 def build_instance(snap: Snapshot) -> Instance:
@@ -280,5 +316,36 @@ def build_instance(snap: Snapshot) -> Instance:
     return Instance(
         site=site, now=now, grid=grid, sessions=sessions, skipped=skipped, node_ids=node_ids,
         base_a=base, cap_a=cap, overloads=overloads, grid_kw_cap=grid_kw_cap, prices=prices,
-        warnings=warnings,
+        warnings=warnings, cap_slots_a=_forecast_caps(site, snap, grid, cap, warnings),
     )
+
+
+def _forecast_caps(
+    site: Site, snap: Snapshot, grid: SlotGrid, cap: dict[str, tuple[float, float, float]], warnings: list[str]
+) -> dict[str, FloatArray]:
+    """Per slot, the room left under each node when the forecast base load is higher than now."""
+    out: dict[str, FloatArray] = {}
+    starts, ends = grid.starts_s, grid.ends_s
+    for node, steps in snap.base_load_forecast_a.items():
+        if node not in cap:
+            warnings.append(f"forecast for unknown node {node!r} ignored")
+            continue
+        try:
+            times = np.array([t.timestamp() for t, _ in steps], dtype=np.float64)
+            values = np.array([[float(a) for a in v] for _, v in steps], dtype=np.float64).reshape(-1, 3)
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            warnings.append(f"forecast for {node!r} unreadable, ignored")
+            continue
+        values = np.where(np.isfinite(values), np.maximum(values, 0.0), 0.0)
+        room = site.node_limit_a(node) - site.node_margin_a(node)
+        slot_caps = np.repeat(np.array(cap[node], dtype=np.float64)[:, None], grid.count, axis=1)
+        order = np.argsort(times, kind="stable")
+        times, values = times[order], values[order]
+        for k in range(grid.count):
+            # every forecast step overlapping the slot, and the one in force at its start
+            active = (times < ends[k]) & (np.append(times[1:], np.inf) > starts[k])
+            if active.any():
+                peak = values[active].max(axis=0)
+                slot_caps[:, k] = np.minimum(slot_caps[:, k], np.maximum(room - peak, 0.0))
+        out[node] = slot_caps
+    return out

@@ -10,7 +10,8 @@ Rows:
   kW rows     (slot): EV grid power <= limit_kw - base power      (only with grid.limit_kw)
   energy rows (session): sum_t kwh[s,t] x[s,t] + sum_k u[s,k] = need
   stab rows   (session): x[s,0] - d+ + d- = previous first-slot decision   (free without one)
-  fair rows   (session): sum_k u[s,k] - need[s] z[class(s)] <= 0   (free for tiny needs)
+  fair rows   (session): sum_k u[s,k] - request[s] z[class(s)] <= 0   (request = delivered + need;
+              free for tiny requests)
 
 The objective realises the order of the issue with weights: shortfall (by priority rank, convex in
 the shortfall fraction so it is shared in proportion to need) >> tariff >> earliness >> stability.
@@ -27,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.planner.highs import new_highs
-from controller.planner.instance import Instance
+from controller.planner.instance import Instance, taper_caps
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -103,7 +104,7 @@ class LpData:
     row_upper: FloatArray
     kwh: FloatArray  # (n, t) energy per unit decision in each slot
     presence: FloatArray  # (n, t)
-    z_coef: FloatArray  # (n,) need in the fair rows (z column coefficient, negated)
+    z_coef: FloatArray  # (n,) whole request in the fair rows (z column coefficient, negated)
 
 
 @dataclass
@@ -172,9 +173,16 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     kwh = kwh_h[:, None] * hours[None, :] * presence
     max_u = np.array([p.max_unit for p in ss], dtype=np.float64)
     need = np.array([p.need_kwh for p in ss], dtype=np.float64)
+    total = need + np.array([p.delivered_kwh for p in ss], dtype=np.float64)  # the whole request
     amps = np.array([p.amps_per_unit for p in ss], dtype=np.float64)
 
     x_up = np.where(presence > 1e-9, max_u[:, None], 0.0)
+    for i, p in enumerate(ss):
+        caps = taper_caps(p, g)
+        if caps is not None:
+            x_up[i] *= caps
+            if p.kind == "ac":  # an AC charger cannot offer less than its minimum: 0 or min
+                x_up[i] = np.where(x_up[i] < p.min_unit, np.where(x_up[i] > 0, p.min_unit, 0.0), x_up[i])
     x_up = np.where(need[:, None] > 1e-9, x_up, 0.0)
 
     now_s = inst.now.timestamp()
@@ -196,20 +204,25 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     for c in range(layout.n_classes):
         members = (classes == c) & (need > 1e-6)
         if members.any():
-            med = float(np.median(need[members]))
+            med = float(np.median(total[members]))
             cost_z[c] = FAIR_W * med * float(w[classes == c][0])
-            fair_on |= members & (need >= FAIR_MIN_NEED * med)
+            fair_on |= members & (total >= FAIR_MIN_NEED * med)
 
     col_lower = np.zeros(layout.n_cols)
     col_upper = np.concatenate([
-        x_up.ravel(), np.repeat(need / SEGMENTS, SEGMENTS), np.full(2 * n, INF), np.ones(layout.n_classes),
+        x_up.ravel(), np.repeat(total / SEGMENTS, SEGMENTS), np.full(2 * n, INF), np.ones(layout.n_classes),
     ])
     cost = np.concatenate([cost_x, cost_u, cost_d, cost_z])
 
     row_lower = np.full(layout.n_rows, -INF)
     row_upper = np.full(layout.n_rows, INF)
     caps = np.array([inst.cap_a[node][ph] for node, ph in layout.pairs], dtype=np.float64)
-    row_upper[: layout.n_node_rows] = np.repeat(caps, t)
+    node_rows = np.repeat(caps, t).reshape(len(layout.pairs), t)
+    for i, (node, ph) in enumerate(layout.pairs):
+        forecast = inst.cap_slots_a.get(node)
+        if forecast is not None:
+            node_rows[i] = np.minimum(node_rows[i], forecast[ph])
+    row_upper[: layout.n_node_rows] = node_rows.ravel()
     if layout.kw_rows:
         row_upper[layout.kw_row0 : layout.kw_row0 + t] = float(inst.grid_kw_cap or 0.0)
     e0 = layout.energy_row0
@@ -223,7 +236,7 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
             row_upper[s0 + i] = v
     f0 = layout.fair_row0
     row_upper[f0 : f0 + n] = np.where(fair_on, 0.0, INF)
-    return LpData(layout, col_lower, col_upper, cost, row_lower, row_upper, kwh, presence, np.maximum(need, 1e-3))
+    return LpData(layout, col_lower, col_upper, cost, row_lower, row_upper, kwh, presence, np.maximum(total, 1e-3))
 
 
 def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray]:

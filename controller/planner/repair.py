@@ -111,7 +111,7 @@ def repair_first_slot(
     mins, _, is_ac, prio = _arrays(inst)
     x = x0.copy()
     frac = is_ac & (x > EPS) & (x < mins - EPS)
-    residual = rows.cap - rows.a @ np.where(frac, 0.0, x)
+    residual = rows.cap_at(0) - rows.a @ np.where(frac, 0.0, x)
     ids = [p.session_id for p in inst.sessions]
 
     def key(s: int) -> tuple[int, float, float, str]:
@@ -188,7 +188,7 @@ def repair_later_slots(x: FloatArray, inst: Instance, rows: Rows, borrow: bool =
         cand = np.nonzero(frac)[0].tolist()
         cand.sort(key=lambda s: (prio[s], -col[s], s))
         col[frac] = 0.0
-        residual = rows.cap - rows.a @ col
+        residual = rows.cap_at(t) - rows.a @ col
         for s in cand:
             if borrow:
                 later = dep > dep[s]  # can catch up after s has left
@@ -224,7 +224,7 @@ def round_to_step(x: FloatArray, inst: Instance, rows: Rows) -> FloatArray:
     dd = down if two_d else down[:, None]
     for t in range(yy.shape[1]):
         for _ in range(rows.a.shape[0] + 1):
-            over = rows.a @ yy[:, t] > rows.cap + EPS
+            over = rows.a @ yy[:, t] > (rows.cap_at(t) if two_d else rows.cap_at(0)) + EPS
             if not over.any():
                 break
             hit = (rows.a[over] > 0).any(axis=0) & (yy[:, t] > dd[:, t])
@@ -234,7 +234,7 @@ def round_to_step(x: FloatArray, inst: Instance, rows: Rows) -> FloatArray:
     # the enforced slot: give back, one session at a time, the rounding that did not fit at once
     uu = up if two_d else up[:, None]
     if yy.shape[1]:
-        residual = rows.cap - rows.a @ yy[:, 0]
+        residual = rows.cap_at(0) - rows.a @ yy[:, 0]
         _, _, _, prio = _arrays(inst)
         for s in sorted(np.nonzero(uu[:, 0] > yy[:, 0] + 1e-12)[0].tolist(), key=lambda k: (prio[k], k)):
             col = rows.a[:, s]
@@ -295,11 +295,12 @@ def enforce_limits(x: FloatArray, inst: Instance, rows: Rows) -> tuple[FloatArra
     for t in range(yy.shape[1]):
         for _ in range(4 * yy.shape[0] + 4):
             load = rows.a @ yy[:, t]
-            over = np.nonzero(load > rows.cap + EPS)[0]
+            cap_now = rows.cap_at(t) if two_d else rows.cap_at(0)
+            over = np.nonzero(load > cap_now + EPS)[0]
             if len(over) == 0:
                 break
             q = int(over[0])
-            excess = load[q] - rows.cap[q]
+            excess = load[q] - cap_now[q]
             users = [s for s in np.nonzero((rows.a[q] > 0) & (yy[:, t] > 0))[0].tolist()]
             if not users:
                 break
@@ -343,7 +344,7 @@ def top_up(
         col = rows.a[:, s]
         mine = col > 0
         if mine.any():
-            room_t = ((rows.cap[mine, None] - load[mine, :]) / col[mine, None]).min(axis=0)
+            room_t = ((rows.cap_t[mine][:, : load.shape[1]] - load[mine, :]) / col[mine, None]).min(axis=0)
         else:
             room_t = np.full(y.shape[1], np.inf)
         room_t = np.floor(np.maximum(np.minimum(room_t, maxs[s] - y[s]), 0.0) / step[s] + 1e-7) * step[s]

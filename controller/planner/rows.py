@@ -1,8 +1,9 @@
 """The capacity constraints as a small dense matrix, for repair, fallback, checks and reporting.
 
-Row q: ``sum_s a[q, s] * x[s, t] <= cap[q]`` for every slot t (the base load is held over the
-horizon, so the right-hand side is the same in every slot). Rows are the (node, phase) pairs that
-some session loads, in tree order (parents before children), then ``grid kW`` if set.
+Row q: ``sum_s a[q, s] * x[s, t] <= cap_t[q, t]``. ``cap`` is the room left by the measured base
+load (held over the horizon); ``cap_t`` is that, lowered per slot where a day-ahead forecast says
+the base load will be higher. Rows are the (node, phase) pairs that some session loads, in tree
+order (parents before children), then ``grid kW`` if set.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ TOL_A = 1e-6
 @dataclass(frozen=True)
 class Rows:
     a: FloatArray  # (q, n)
-    cap: FloatArray  # (q,)
+    cap: FloatArray  # (q,) from the measured base load
     labels: tuple[str, ...]
     overloaded: tuple[bool, ...]
+    cap_t: FloatArray  # (q, slots) <= cap: with the forecast
+
+    def cap_at(self, t: int) -> FloatArray:
+        return self.cap_t[:, t] if t < self.cap_t.shape[1] else self.cap
 
     def load(self, x: FloatArray) -> FloatArray:
         """Load per row for ``x`` of shape (n,) or (n, t)."""
@@ -32,7 +37,10 @@ class Rows:
 
     def violations(self, x: FloatArray, tol: float = TOL_A) -> npt.NDArray[np.bool_]:
         """Boolean (q, ...) where a row is over its capacity."""
-        cap = self.cap if x.ndim == 1 else self.cap[:, None]
+        if x.ndim == 1:
+            cap = self.cap_at(0)
+        else:
+            cap = self.cap_t[:, : x.shape[1]] if self.cap_t.shape[1] >= x.shape[1] else self.cap[:, None]
         over: npt.NDArray[np.bool_] = self.a @ x > cap + tol
         return over
 
@@ -65,4 +73,10 @@ def build_rows(inst: Instance) -> Rows:
         cap.append(inst.grid_kw_cap)
         labels.append("grid kW")
         overloaded.append("grid kW" in over_prefix)
-    return Rows(a=a, cap=np.asarray(cap, dtype=np.float64), labels=tuple(labels), overloaded=tuple(overloaded))
+    cap_arr = np.asarray(cap, dtype=np.float64)
+    cap_t = np.repeat(cap_arr[:, None], inst.grid.count, axis=1)
+    for i, (node, ph) in enumerate(pairs):
+        forecast = inst.cap_slots_a.get(node)
+        if forecast is not None:
+            cap_t[i] = np.minimum(cap_t[i], forecast[ph])
+    return Rows(a=a, cap=cap_arr, labels=tuple(labels), overloaded=tuple(overloaded), cap_t=cap_t)

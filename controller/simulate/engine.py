@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from controller.model.site import GRID_ID, Site
 from controller.shed import ChargerDraw, shed
+from controller.simulate.forecast import day_ahead
 from controller.simulate.policies import LiveView, Policy, View
 from controller.simulate.result import SessionOutcome, SimResult, Violations
 from controller.simulate.scenario import Scenario, ScenarioSession
@@ -155,6 +156,7 @@ def run(
                     for lv in live.values()
                 ),
                 next_decision_at=t + plan_every,
+                forecast_a=day_ahead(scenario, t, metered),
             )
             t0 = time.perf_counter()
             limits = policy.decide(view)

@@ -44,6 +44,7 @@ class View:
     base_a: Mapping[str, PhaseCurrents]  # what the controller believes: recent maximum per metered node
     sessions: tuple[LiveView, ...]
     next_decision_at: datetime
+    forecast_a: Mapping[str, tuple[tuple[datetime, PhaseCurrents], ...]] = field(default_factory=dict)
 
 
 class Policy(Protocol):
@@ -175,6 +176,8 @@ class PlannerPolicy:
                     ev_max_kw=ev_max_kw,
                     measured_a=lv.measured_a,
                     energy_delivered_kwh=lv.delivered_kwh,
+                    soc_pct=100.0 * (s.battery_kwh - s.energy_kwh + lv.delivered_kwh) / s.battery_kwh,
+                    battery_kwh=s.battery_kwh,
                 )
             )
         snapshot = Snapshot(
@@ -183,6 +186,7 @@ class PlannerPolicy:
             base_load_a=dict(view.base_a),
             sessions=tuple(sessions),
             next_plan_at=view.next_decision_at,
+            base_load_forecast_a=dict(view.forecast_a),
         )
         result, self.state = plan(snapshot, self.state)
         self.solvers_used[result.stats.solver] = self.solvers_used.get(result.stats.solver, 0) + 1

@@ -9,6 +9,9 @@ from typing import Any
 
 from controller.model.site import PHASES
 
+MET_TOLERANCE = 0.005
+MET_TOLERANCE_KWH = 0.1
+
 
 @dataclass
 class SessionOutcome:
@@ -22,7 +25,8 @@ class SessionOutcome:
 
     @property
     def met(self) -> bool:
-        return self.delivered_kwh >= self.requested_kwh - max(0.05, 0.001 * self.requested_kwh)
+        """Ready at departure: within 0.5 % (or 0.1 kWh) of the request — finer than a 1 % SoC step."""
+        return self.delivered_kwh >= self.requested_kwh - max(MET_TOLERANCE_KWH, MET_TOLERANCE * self.requested_kwh)
 
 
 @dataclass

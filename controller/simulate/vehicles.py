@@ -1,4 +1,9 @@
-"""The vehicle at the end of the cable in a simulation: what it draws under a limit, and its energy."""
+"""The vehicle at the end of the cable in a simulation: what it draws under a limit, and its energy.
+
+The battery behaviour is the rig's EV model (:mod:`hil.ev`): full rate up to 80 % state of charge,
+then tapering (AC: linearly down to the 6 A minimum, DC: down to 10 % of its power) until full.
+The reaction delay of a few seconds is below the simulator's step and left out here.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ from dataclasses import dataclass
 
 from controller.model.site import Site, dc_phase_current_a
 from controller.simulate.scenario import ScenarioSession
+from hil.ev import EvParams, dc_max_kw, ev_max_a
 
 PhaseCurrents = tuple[float, float, float]
-TAPER_FROM_SOC = 0.8  # above this state of charge the accepted current falls linearly …
-TAPER_FLOOR = 0.1  # … down to this share of the maximum at 100 %
+TAPER_FROM_SOC = 0.8  # above this state of charge the accepted current falls (hil.ev's default) …
+TAPER_FLOOR = 0.1  # … to this share at 100 % (DC; an AC vehicle keeps its 6 A minimum)
 
 
 @dataclass(frozen=True)
@@ -50,27 +56,27 @@ class SimVehicle:
             target_kwh=s.energy_kwh,
         )
 
-    def acceptance(self, delivered_kwh: float) -> float:
-        """Share of its maximum the battery accepts now (taper near full; 0 when the target is met)."""
-        if delivered_kwh >= self.target_kwh - 1e-9:
-            return 0.0
-        soc = (self.start_kwh + delivered_kwh) / self.battery_kwh
-        if soc <= TAPER_FROM_SOC:
-            return 1.0
-        return max(TAPER_FLOOR, 1.0 - (1.0 - TAPER_FLOOR) * (soc - TAPER_FROM_SOC) / (1.0 - TAPER_FROM_SOC))
+    def soc_pct(self, delivered_kwh: float) -> float:
+        return 100.0 * (self.start_kwh + delivered_kwh) / self.battery_kwh
 
     def draw_a(self, limit: float, delivered_kwh: float) -> PhaseCurrents:
         """Grid current per phase under ``limit`` (A per phase for AC, kW for DC)."""
-        share = self.acceptance(delivered_kwh)
-        out = [0.0, 0.0, 0.0]
-        if share <= 0:
-            return (0.0, 0.0, 0.0)
+        if delivered_kwh >= self.target_kwh - 1e-9:
+            return (0.0, 0.0, 0.0)  # the vehicle has what it wanted and stops
+        soc = self.soc_pct(delivered_kwh)
         if self.kind == "ac":
-            if limit < self.min_a:
-                return (0.0, 0.0, 0.0)
-            amps = min(limit, self.max_a * share)
+            ev = EvParams(
+                max_a=self.max_a,
+                phases=len(self.grid_phases),
+                battery_kwh=self.battery_kwh,
+                voltage_v=self.voltage_v,
+                min_a=self.min_a,
+                taper_from_soc_pct=100.0 * TAPER_FROM_SOC,
+            )
+            amps = 0.0 if limit < self.min_a else min(limit, ev_max_a(ev, soc))
         else:
-            amps = min(limit, self.max_kw * share) * self.a_per_kw
+            amps = min(limit, dc_max_kw(self.max_kw, soc, 100.0 * TAPER_FROM_SOC, TAPER_FLOOR)) * self.a_per_kw
+        out = [0.0, 0.0, 0.0]
         for p in self.grid_phases:
             out[p] = amps
         return (out[0], out[1], out[2])
