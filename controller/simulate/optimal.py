@@ -123,17 +123,14 @@ def solve_optimal(
         for k in range(1, n_slots):
             c = i * n_slots + k
             add_row([(nx + c, 1.0), (nx + c - 1, -1.0), (c - 1, -kwh_per_a[i, k - 1])], 0.0, 0.0)
-        # taper, soc_k = (start + E[k]) / battery, both linear in E (hil.ev's model):
-        #   DC: x[k] ≤ cap·(1 − (1−floor)(soc_k − from)/(1 − from))  (exact up to full)
-        #   AC: x[k] ≤ cap·((1 − soc_k)/(1 − from) + min/cap)  (≥ max(min, linear taper): a relaxation,
-        #       so the bound stays a bound)
+        # taper (hil.ev's model), soc_k = (start + E[k]) / battery, linear in E:
+        #   DC: share = 1 − (1−floor)(soc − from)/(1 − from) down to the floor at 100 % — exact;
+        #   AC: share = max(min/cap, (1 − soc)/(1 − from)) — convex in soc, so the chord from
+        #       (from, 1) to (100 %, min/cap) lies above it: the tightest linear bound, still a bound.
         soc0 = v.start_kwh / v.battery_kwh
-        if v.kind == "dc":
-            slope = cap * (1 - TAPER_FLOOR) / ((1 - TAPER_FROM_SOC) * v.battery_kwh)
-            rhs = cap * (1 + (1 - TAPER_FLOOR) * (TAPER_FROM_SOC - soc0) / (1 - TAPER_FROM_SOC))
-        else:
-            slope = cap / ((1 - TAPER_FROM_SOC) * v.battery_kwh)
-            rhs = cap * ((1 - soc0) / (1 - TAPER_FROM_SOC)) + v.min_a
+        floor = TAPER_FLOOR if v.kind == "dc" else min(1.0, v.min_a / cap) if cap > 0 else 1.0
+        slope = cap * (1 - floor) / ((1 - TAPER_FROM_SOC) * v.battery_kwh)
+        rhs = cap * (1 + (1 - floor) * (TAPER_FROM_SOC - soc0) / (1 - TAPER_FROM_SOC))
         if rhs < cap * 2:  # the taper can bite within this session
             for k in range(n_slots):
                 c = i * n_slots + k
