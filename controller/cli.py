@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from controller import __version__
-from controller.config import ConfigError, load_site
+from controller.config import load_site
+from controller.config.reading import read_or_report
 from controller.config.schema import SiteFile
 from controller.config.tree import render_tree
 
@@ -34,17 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_site(args.file)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem.format(exc.filename), file=sys.stderr)
-        n = len(exc.errors)
-        print(f"{exc.filename}: {n} error{'s' if n != 1 else ''}, nothing started", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        print(f"depotctl: cannot read {args.file}: {reason}", file=sys.stderr)
+    loaded = read_or_report(load_site, args.file, "nothing started")
+    if loaded is None:
         return EXIT_USAGE
     print(render_tree(loaded.site))
     for warning in loaded.warnings:

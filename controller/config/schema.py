@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.model.site import REGISTER_VALUES as REGISTER_VALUES  # re-exported: the schema names them
+
 KNOWN_PRESETS: tuple[str, ...] = (
     "eastron-sdm630",
     "carlo-gavazzi-em24",
@@ -29,20 +31,6 @@ KNOWN_QUIRKS: tuple[str, ...] = (
     "no_zero_limit",
     "no_resume_after_zero",
     "ignores_charge_point_max",
-)
-REGISTER_VALUES: tuple[str, ...] = (
-    "current_l1_a",
-    "current_l2_a",
-    "current_l3_a",
-    "voltage_l1_v",
-    "voltage_l2_v",
-    "voltage_l3_v",
-    "power_l1_w",
-    "power_l2_w",
-    "power_l3_w",
-    "power_w",
-    "import_kwh",
-    "export_kwh",
 )
 
 SLOT_MINUTES: tuple[int, ...] = (5, 10, 15, 20, 30, 60)

@@ -14,7 +14,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from controller.config import ConfigError, load_site
+from controller.config import load_site
+from controller.config.reading import read_or_report
 from controller.meter.errors import MeterError
 from controller.meter.hub import ModbusHub
 from controller.meter.plausibility import site_bounds
@@ -111,17 +112,8 @@ async def probe_site(site: Site, meter_ids: list[str], out: TextIO) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_site(args.file)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem.format(exc.filename), file=sys.stderr)
-        n = len(exc.errors)
-        print(f"{exc.filename}: {n} error{'s' if n != 1 else ''}, nothing probed", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        print(f"depotctl: cannot read {args.file}: {reason}", file=sys.stderr)
+    loaded = read_or_report(load_site, args.file, "nothing probed")
+    if loaded is None:
         return EXIT_USAGE
     site = loaded.site
     ids = [m.id for m in site.meters]

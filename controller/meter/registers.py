@@ -16,27 +16,14 @@ from typing import Any, Literal, cast
 import yaml
 
 from controller.meter.decode import WORDS, DataType, WordOrder
-from controller.model.site import Meter, RegisterSpec
+from controller.model.site import REGISTER_VALUES, Meter, RegisterSpec
 
 Function = Literal["holding", "input"]
 FUNCTION_CODES: Mapping[str, int] = {"holding": 3, "input": 4}
 MAX_REGISTERS_PER_READ = 125
 
-VALUE_NAMES: tuple[str, ...] = (
-    "current_l1_a",
-    "current_l2_a",
-    "current_l3_a",
-    "voltage_l1_v",
-    "voltage_l2_v",
-    "voltage_l3_v",
-    "power_l1_w",
-    "power_l2_w",
-    "power_l3_w",
-    "power_w",
-    "import_kwh",
-    "export_kwh",
-)
-"""Every value a map may hold (the site schema's ``REGISTER_VALUES``)."""
+VALUE_NAMES: tuple[str, ...] = REGISTER_VALUES
+"""Every value a map may hold."""
 
 PRESET_NAMES: tuple[str, ...] = (
     "eastron-sdm630",

@@ -14,6 +14,22 @@ from typing import Literal
 PHASES: tuple[str, str, str] = ("L1", "L2", "L3")
 GRID_ID = "grid"
 
+REGISTER_VALUES: tuple[str, ...] = (
+    "current_l1_a",
+    "current_l2_a",
+    "current_l3_a",
+    "voltage_l1_v",
+    "voltage_l2_v",
+    "voltage_l3_v",
+    "power_l1_w",
+    "power_l2_w",
+    "power_l3_w",
+    "power_w",
+    "import_kwh",
+    "export_kwh",
+)
+"""The values a meter's register map may hold (preset files and the site's ``registers:``)."""
+
 ChargerKind = Literal["ac", "dc"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller.config import ConfigError
+from controller.config.reading import read_or_report
 from controller.simulate.engine import run
 from controller.simulate.optimal import OptimalPolicy
 from controller.simulate.policies import EarliestDeadlineFirst, EqualShare, PlannerPolicy, Policy, Uncontrolled
@@ -79,16 +79,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             return 2
     scenarios: list[Scenario] = []
     for name in args.files:
-        try:
-            scenario = load_scenario(name)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(problem.format(exc.filename), file=sys.stderr)
-            print(f"{exc.filename}: {len(exc.errors)} error(s), nothing simulated", file=sys.stderr)
+        loaded = read_or_report(load_scenario, name, "nothing simulated")
+        if loaded is None:
             return 2
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"depotctl: cannot read {name}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
-            return 2
+        scenario = loaded
         if args.grid_limit_a is not None:
             scenario = with_grid_limit(scenario, args.grid_limit_a)
         if args.scale_sessions is not None:
