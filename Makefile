@@ -30,6 +30,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/meter.py
+	$(BIN)/python bench/ocpp.py
 	$(BIN)/python bench/quality.py
 
 clean:
