@@ -219,7 +219,8 @@ def _soc(value: float | None) -> float | None:
 
 
 TAPER_FROM_SOC_PCT = 80.0  # a lithium battery charges at full rate up to about here (CC phase) …
-TAPER_FLOOR = 0.1  # … then its acceptance falls roughly linearly to about this share when full (CV)
+TAPER_FLOOR = 0.1  # … then its acceptance falls roughly linearly towards 0 at full (CV); a DC
+# charge keeps about this share of its power to the end, an AC one its minimum current
 
 
 def taper_caps(p: SessionParams, grid: SlotGrid) -> FloatArray | None:
@@ -233,9 +234,16 @@ def taper_caps(p: SessionParams, grid: SlotGrid) -> FloatArray | None:
         return None
     soc = p.soc_pct / 100.0
     start = TAPER_FROM_SOC_PCT / 100.0
+    # AC: the on-board charger keeps at least the pilot minimum until full; DC tapers further
+    floor = min(1.0, p.min_unit / p.max_unit) if p.kind == "ac" and p.max_unit > 0 else TAPER_FLOOR
     caps = np.ones(grid.count)
     for k, hours in enumerate(grid.hours.tolist()):
-        share = 1.0 if soc <= start else max(TAPER_FLOOR, 1.0 - (1.0 - TAPER_FLOOR) * (soc - start) / (1.0 - start))
+        if soc <= start:
+            share = 1.0
+        elif p.kind == "ac":  # linear towards 0 at full, held at the minimum current
+            share = max(floor, (1.0 - soc) / (1.0 - start))
+        else:  # linear down to the floor at full
+            share = max(floor, 1.0 - (1.0 - floor) * (soc - start) / (1.0 - start))
         caps[k] = share
         soc = min(1.0, soc + p.max_unit * share * p.kwh_per_unit_h * hours / p.battery_kwh)
     return caps
