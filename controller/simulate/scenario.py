@@ -22,7 +22,6 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path as FsPath
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -315,9 +314,3 @@ class _Builder:
                         f"{charger} connector {connector} is still taken by sessions[{before.index}] until "
                         f"{before.depart.astimezone(self.tz):%Y-%m-%dT%H:%M}",
                     )
-
-
-def scenario_dict(doc_data: dict[str, Any]) -> dict[str, Any]:
-    """The raw ``scenario:`` mapping of a parsed file (for tools that rewrite scenarios)."""
-    section = doc_data.get("scenario", {})
-    return section if isinstance(section, dict) else {}
