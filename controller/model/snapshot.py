@@ -67,10 +67,9 @@ class Snapshot:
     sessions: tuple[SessionState, ...] = ()
     next_plan_at: datetime | None = None
     base_load_forecast_a: Mapping[str, tuple[tuple[datetime, PhaseCurrents], ...]] = field(default_factory=dict)
-    """Optional day-ahead forecast per node: steps ``(from, A per phase)``, each until the next.
-
-    Only ever makes the plan more careful: a slot's capacity is limited by the larger of the
-    measured base load and the forecast (e.g. the same time yesterday, learnt from history)."""
+    """Optional day-ahead forecast per node: steps ``(from, A per phase)``, each until the next
+    (e.g. the same time yesterday, learnt from history). For the next hour the larger of it and
+    the measured base load counts; after that the forecast does."""
 
 
 LimitUnit = Literal["A", "kW"]

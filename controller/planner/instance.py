@@ -62,7 +62,7 @@ class Instance:
     grid_kw_cap: float | None  # kW left for EVs at the grid, >= 0; None = no kW limit
     prices: FloatArray | None
     warnings: list[str] = field(default_factory=list)
-    cap_slots_a: dict[str, FloatArray] = field(default_factory=dict)  # node → (3, slots), <= cap_a
+    cap_slots_a: dict[str, FloatArray] = field(default_factory=dict)  # node → (3, slots), from a forecast
 
     @property
     def n(self) -> int:
@@ -328,12 +328,22 @@ def build_instance(snap: Snapshot) -> Instance:
     )
 
 
+FORECAST_TRUSTED_AFTER_S = 3600.0  # before this, the measured base load still counts if higher
+
+
 def _forecast_caps(
     site: Site, snap: Snapshot, grid: SlotGrid, cap: dict[str, tuple[float, float, float]], warnings: list[str]
 ) -> dict[str, FloatArray]:
-    """Per slot, the room left under each node when the forecast base load is higher than now."""
+    """Per slot, the room left under each node with a day-ahead forecast of its base load.
+
+    For the next hour the larger of the measured base load and the forecast counts (a surprise
+    now is not forecast away); after that the forecast is the base load: it is what the profile
+    (learnt from history or configured) says, as DESIGN.md §4 allows. Only the first slot is
+    enforced, and it never gets more room than the measured load leaves.
+    """
     out: dict[str, FloatArray] = {}
     starts, ends = grid.starts_s, grid.ends_s
+    trusted_from = snap.now.timestamp() + FORECAST_TRUSTED_AFTER_S
     for node, steps in snap.base_load_forecast_a.items():
         if node not in cap:
             warnings.append(f"forecast for unknown node {node!r} ignored")
@@ -346,14 +356,19 @@ def _forecast_caps(
             continue
         values = np.where(np.isfinite(values), np.maximum(values, 0.0), 0.0)
         room = site.node_limit_a(node) - site.node_margin_a(node)
-        slot_caps = np.repeat(np.array(cap[node], dtype=np.float64)[:, None], grid.count, axis=1)
+        now_caps = np.array(cap[node], dtype=np.float64)
+        slot_caps = np.repeat(now_caps[:, None], grid.count, axis=1)
         order = np.argsort(times, kind="stable")
         times, values = times[order], values[order]
         for k in range(grid.count):
             # every forecast step overlapping the slot, and the one in force at its start
             active = (times < ends[k]) & (np.append(times[1:], np.inf) > starts[k])
-            if active.any():
-                peak = values[active].max(axis=0)
-                slot_caps[:, k] = np.minimum(slot_caps[:, k], np.maximum(room - peak, 0.0))
+            if not active.any():
+                continue
+            forecast_room = np.maximum(room - values[active].max(axis=0), 0.0)
+            if k == 0 or starts[k] < trusted_from:
+                slot_caps[:, k] = np.minimum(now_caps, forecast_room)
+            else:
+                slot_caps[:, k] = forecast_room
         out[node] = slot_caps
     return out

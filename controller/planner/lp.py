@@ -15,6 +15,7 @@ Rows:
 
 The objective realises the order of the issue with weights: shortfall (by priority rank, convex in
 the shortfall fraction so it is shared in proportion to need) >> tariff >> earliness >> stability.
+Earliness is weighted by laxity (least laxity first) and priority class.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ MAX_RANK_RATIO = 30.0
 MAX_WEIGHT_RANGE = 1e6
 TARIFF_W = 0.1
 EARLY_W = 0.02
+LAXITY_BASE = 0.5  # earliness weight (x EARLY_W) of a session with all the time in the world
+TOP_CLASS_EARLY = 3.0  # the most important priority class is served this much earlier
 STAB_W = 1e-5
 FAIR_W = 0.2  # z cost: this x the class's median need x its shortfall weight
 FAIR_MIN_NEED = 0.2  # sessions needing less than this x the class median stay out of z
@@ -189,7 +192,14 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     mids = (g.starts_s + g.ends_s) / 2.0
     span = np.maximum(dep - now_s, 3600.0)
     early = np.clip((mids[None, :] - now_s) / span[:, None], 0.0, 1.0)
-    per_kwh = EARLY_W * early
+    # who is served first among sessions that can all be met: least laxity first (the share of its
+    # remaining time a session needs at full rate), so nobody is put off until it cannot catch up,
+    # and the most important priority class ahead of the rest
+    rate = np.maximum(max_u * kwh_h, 1e-6)
+    tight = np.clip(need / (rate * np.maximum(dep - now_s, 60.0) / 3600.0), 0.0, 2.0)
+    rank = np.array(layout.classes, dtype=np.float64)  # 0 = most important class
+    first = np.where(rank == 0, TOP_CLASS_EARLY, 1.0) if layout.n_classes > 1 else np.ones(n)
+    per_kwh = EARLY_W * early * ((LAXITY_BASE + tight) * first)[:, None]
     if inst.prices is not None and len(inst.prices):
         lo, hi = float(inst.prices.min()), float(inst.prices.max())
         if hi > lo:
@@ -221,7 +231,7 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     for i, (node, ph) in enumerate(layout.pairs):
         forecast = inst.cap_slots_a.get(node)
         if forecast is not None:
-            node_rows[i] = np.minimum(node_rows[i], forecast[ph])
+            node_rows[i] = forecast[ph]
     row_upper[: layout.n_node_rows] = node_rows.ravel()
     if layout.kw_rows:
         row_upper[layout.kw_row0 : layout.kw_row0 + t] = float(inst.grid_kw_cap or 0.0)

@@ -1,8 +1,8 @@
 """The capacity constraints as a small dense matrix, for repair, fallback, checks and reporting.
 
 Row q: ``sum_s a[q, s] * x[s, t] <= cap_t[q, t]``. ``cap`` is the room left by the measured base
-load (held over the horizon); ``cap_t`` is that, lowered per slot where a day-ahead forecast says
-the base load will be higher. Rows are the (node, phase) pairs that some session loads, in tree
+load (held over the horizon); ``cap_t`` is that, or per slot what a day-ahead forecast leaves
+(never more than ``cap`` within the next hour). Rows are the (node, phase) pairs that some session loads, in tree
 order (parents before children), then ``grid kW`` if set.
 """
 
@@ -26,7 +26,7 @@ class Rows:
     cap: FloatArray  # (q,) from the measured base load
     labels: tuple[str, ...]
     overloaded: tuple[bool, ...]
-    cap_t: FloatArray  # (q, slots) <= cap: with the forecast
+    cap_t: FloatArray  # (q, slots): with the forecast where there is one
 
     def cap_at(self, t: int) -> FloatArray:
         return self.cap_t[:, t] if t < self.cap_t.shape[1] else self.cap
@@ -78,5 +78,5 @@ def build_rows(inst: Instance) -> Rows:
     for i, (node, ph) in enumerate(pairs):
         forecast = inst.cap_slots_a.get(node)
         if forecast is not None:
-            cap_t[i] = np.minimum(cap_t[i], forecast[ph])
+            cap_t[i] = forecast[ph]
     return Rows(a=a, cap=cap_arr, labels=tuple(labels), overloaded=tuple(overloaded), cap_t=cap_t)

@@ -26,7 +26,7 @@ from controller.simulate.vehicles import SimVehicle
 
 PhaseCurrents = tuple[float, float, float]
 ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
-BASE_WINDOW_S = 15 * 60  # the controller's base-load forecast: the maximum over this window
+BASE_WINDOW_S = 5 * 60  # the controller's base-load forecast: the maximum over this window
 
 
 def node_base_a(scenario: Scenario, t: datetime) -> dict[str, PhaseCurrents]:
