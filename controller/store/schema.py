@@ -1,0 +1,195 @@
+"""Tables, pragmas, schema version and migrations of the history database.
+
+Conventions:
+
+- **Times** are unix seconds, UTC, as REAL (``at``, ``started_at``, ``plan_at``, ...). They sort and
+  compare as numbers, retention is one ``<`` comparison, and SQLite's ``date(x, 'unixepoch')``
+  gives the UTC day for the roll-up. Day keys (``day``) are ``YYYY-MM-DD`` text, UTC.
+- **Units** are in column names (``energy_kwh``, ``limit_a``, ``power_w``). Where a limit can be in
+  one of two units, there is one column per unit and exactly one is set.
+- **Journal**: ``journal_mode=WAL`` so readers (API, restore, retention) never block the writer and
+  a commit is one sequential append. ``synchronous=NORMAL``: in WAL mode a committed transaction
+  survives a process crash (``kill -9``) because it is in the WAL file in the OS page cache;
+  only an OS crash or power loss can lose the last commits, and it can never corrupt the file.
+  ``FULL`` would add an fsync per commit, costing latency and flash wear on the depot PC for
+  history that is not safety-critical (the chargers' own fail-safe profiles are).
+
+Migrations: ``MIGRATIONS[v]`` takes a database at version ``v - 1`` to version ``v``; each runs in
+its own transaction and is recorded in ``schema_version``. Add a new entry to change the schema;
+never edit an old one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+BUSY_TIMEOUT_S = 5.0
+
+_V1 = """
+CREATE TABLE chargers (
+    charger_id TEXT PRIMARY KEY,
+    circuit_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    phases INTEGER NOT NULL,
+    connectors INTEGER NOT NULL,
+    max_a REAL,
+    max_kw REAL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    connector INTEGER NOT NULL,
+    vehicle_id TEXT,
+    started_at REAL,
+    stopped_at REAL,
+    energy_need_kwh REAL,
+    energy_kwh REAL,
+    met_departure INTEGER
+);
+CREATE INDEX sessions_open ON sessions (stopped_at, started_at);
+CREATE INDEX sessions_started ON sessions (started_at);
+CREATE TABLE meter_readings (
+    meter_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    l1_a REAL NOT NULL,
+    l2_a REAL NOT NULL,
+    l3_a REAL NOT NULL,
+    power_w REAL,
+    PRIMARY KEY (meter_id, at)
+);
+CREATE INDEX meter_readings_at ON meter_readings (at);
+CREATE TABLE allocations (
+    id INTEGER PRIMARY KEY,
+    plan_at REAL NOT NULL,
+    charger_id TEXT NOT NULL,
+    session_id TEXT,
+    limit_a REAL,
+    limit_kw REAL,
+    source TEXT NOT NULL,
+    solver TEXT NOT NULL
+);
+CREATE INDEX allocations_plan_at ON allocations (plan_at);
+CREATE INDEX allocations_charger ON allocations (charger_id, plan_at);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    charger_id TEXT,
+    circuit_id TEXT
+);
+CREATE INDEX events_at ON events (at);
+CREATE INDEX events_kind ON events (kind, at);
+CREATE TABLE departures (
+    departure_id TEXT PRIMARY KEY,
+    vehicle_id TEXT NOT NULL,
+    set_at REAL NOT NULL,
+    departure_at REAL,
+    recurring TEXT,
+    energy_kwh REAL,
+    target_soc_pct REAL,
+    cancelled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX departures_vehicle ON departures (vehicle_id);
+CREATE TABLE accepted_profiles (
+    id INTEGER PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    connector INTEGER NOT NULL,
+    limit_a REAL,
+    limit_w REAL,
+    valid_until REAL,
+    at REAL NOT NULL
+);
+CREATE INDEX accepted_profiles_charger ON accepted_profiles (charger_id, at);
+CREATE INDEX accepted_profiles_at ON accepted_profiles (at);
+CREATE TABLE daily_vehicle_energy (
+    day TEXT NOT NULL,
+    vehicle_id TEXT NOT NULL,
+    sessions INTEGER NOT NULL,
+    requested_kwh REAL NOT NULL,
+    delivered_kwh REAL NOT NULL,
+    PRIMARY KEY (day, vehicle_id)
+);
+CREATE TABLE daily_site_peak (
+    day TEXT NOT NULL,
+    meter_id TEXT NOT NULL,
+    l1_peak_a REAL NOT NULL,
+    l2_peak_a REAL NOT NULL,
+    l3_peak_a REAL NOT NULL,
+    power_peak_w REAL,
+    PRIMARY KEY (day, meter_id)
+);
+"""
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    for statement in _V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A connection with the store's pragmas (WAL, synchronous=NORMAL, busy timeout)."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise sqlite3.OperationalError(f"cannot enable WAL on {path} (journal_mode={mode})")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to :data:`SCHEMA_VERSION`; returns the version it is at afterwards."""
+    with conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+    current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema version {current} is newer than this depotctl ({SCHEMA_VERSION})")
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        # explicit BEGIN: the sqlite3 module does not open a transaction before DDL by itself
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(conn) >= version:  # another process migrated meanwhile
+                conn.rollback()
+                continue
+            MIGRATIONS[version](conn)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, strftime('%s','now'))", (version,)
+            )
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+    return schema_version(conn)
+
+
+def open_database(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating and migrating if needed) the history database at ``path``."""
+    conn = connect(path)
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return sqlite_utils.Database(conn, execute_plugins=False)
