@@ -1,0 +1,176 @@
+"""Values: what each update function puts into the registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.metrics import (
+    DepotMetrics,
+    add_exceeded,
+    count_push,
+    count_shed,
+    observe_charger,
+    observe_failsafe,
+    observe_grid,
+    observe_meter,
+    observe_plan,
+    observe_site,
+    set_departure_at_risk,
+)
+from controller.model import Limit, NodeLoad
+from tests.metrics.plans import hand_plan, session, site
+
+
+def value(m: DepotMetrics, name: str, **labels: str) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+def series(m: DepotMetrics, name: str, label: str) -> set[str]:
+    return {s.labels[label] for fam in m.registry.collect() for s in fam.samples
+            if s.name == name and label in s.labels}
+
+
+def test_circuit_load_limit_headroom_per_phase_match_the_plan() -> None:
+    m = DepotMetrics()
+    p = hand_plan()
+    observe_plan(m, p)
+    for nl in p.nodes:
+        labels = {"circuit": nl.node_id, "phase": ("L1", "L2", "L3")[nl.phase]}
+        assert value(m, "depot_circuit_limit_amperes", **labels) == nl.limit_a
+        assert value(m, "depot_circuit_load_amperes", **labels) == pytest.approx(nl.base_a + nl.ev_a)
+        assert value(m, "depot_circuit_headroom_amperes", **labels) == pytest.approx(nl.limit_a - nl.base_a - nl.ev_a)
+    assert value(m, "depot_circuit_headroom_amperes", circuit="grid", phase="L2") == pytest.approx(45.5)
+    assert value(m, "depot_circuit_headroom_amperes", circuit="feeder-a", phase="L3") == pytest.approx(-8.0)
+
+
+def test_charger_limits_ac_in_amperes_dc_as_planned_grid_current() -> None:
+    m = DepotMetrics()
+    observe_plan(m, hand_plan())
+    assert value(m, "depot_charger_limit_amperes", charger="a1") == 16.0
+    assert value(m, "depot_charger_limit_amperes", charger="a2") == 8.0
+    assert value(m, "depot_charger_limit_amperes", charger="dc1") == 16.5
+
+
+def test_unmet_energy_in_wh() -> None:
+    m = DepotMetrics()
+    observe_plan(m, hand_plan())
+    assert value(m, "depot_session_unmet_energy_wh", charger="a1") == 0.0
+    assert value(m, "depot_session_unmet_energy_wh", charger="a2") == pytest.approx(2500.0)
+    assert value(m, "depot_session_unmet_energy_wh", charger="dc1") == pytest.approx(10_000.0)
+
+
+def test_solver_is_one_hot() -> None:
+    m = DepotMetrics()
+    observe_plan(m, hand_plan(solver="highs"))
+    observe_plan(m, hand_plan(solver="heuristic"))
+    got = {s: value(m, "depot_plan_solver", solver=s) for s in ("highs", "cbc", "heuristic", "none")}
+    assert got == {"highs": 0.0, "cbc": 0.0, "heuristic": 1.0, "none": 0.0}
+
+
+def test_plan_duration_histogram_counts() -> None:
+    m = DepotMetrics()
+    for ms in (3.0, 40.0, 40.0, 1500.0, 45_000.0):
+        observe_plan(m, hand_plan(total_ms=ms))
+    assert value(m, "depot_plan_duration_seconds_count") == 5.0
+    assert value(m, "depot_plan_duration_seconds_sum") == pytest.approx(46.583)
+    assert value(m, "depot_plan_duration_seconds_bucket", le="0.005") == 1.0
+    assert value(m, "depot_plan_duration_seconds_bucket", le="0.05") == 3.0
+    assert value(m, "depot_plan_duration_seconds_bucket", le="2.0") == 4.0
+    assert value(m, "depot_plan_duration_seconds_bucket", le="30.0") == 4.0
+    assert value(m, "depot_plan_duration_seconds_bucket", le="+Inf") == 5.0
+
+
+def test_next_plan_drops_what_it_no_longer_mentions() -> None:
+    m = DepotMetrics()
+    observe_plan(m, hand_plan())
+    smaller = hand_plan(
+        nodes=tuple(NodeLoad("grid", ph, base_a=1.0, ev_a=2.0, limit_a=98.0) for ph in range(3)),
+        sessions=(session("s1", "a1", 10.0, 10.0, Limit(10.0, "charger max")),),
+    )
+    observe_plan(m, smaller)
+    assert series(m, "depot_circuit_load_amperes", "circuit") == {"grid"}
+    assert series(m, "depot_circuit_headroom_amperes", "circuit") == {"grid"}
+    assert series(m, "depot_charger_limit_amperes", "charger") == {"a1"}
+    assert series(m, "depot_session_unmet_energy_wh", "charger") == {"a1"}
+
+
+def test_grid_meter_failsafe_charger() -> None:
+    m = DepotMetrics()
+    observe_grid(m, (50.0, 52.5, 29.0), 21_000.0)
+    assert [value(m, "depot_grid_current_amperes", phase=p) for p in ("L1", "L2", "L3")] == [50.0, 52.5, 29.0]
+    assert value(m, "depot_grid_power_watts") == 21_000.0
+
+    observe_meter(m, "grid-meter", "ok", 0.5)
+    observe_meter(m, "grid-meter", "timeout", 1.5)
+    observe_meter(m, "grid-meter", "timeout", 2.5)
+    assert value(m, "depot_meter_reads_total", meter="grid-meter", result="ok") == 1.0
+    assert value(m, "depot_meter_reads_total", meter="grid-meter", result="timeout") == 2.0
+    assert value(m, "depot_meter_age_seconds", meter="grid-meter") == 2.5
+
+    observe_failsafe(m, True, "grid meter stale")
+    assert value(m, "depot_failsafe_active") == 1.0
+    assert value(m, "depot_failsafe_reason_info", reason="grid meter stale") == 1.0
+    observe_failsafe(m, False, "3 good cycles after: grid meter stale")
+    assert value(m, "depot_failsafe_active") == 0.0
+    assert value(m, "depot_failsafe_reason_info", reason="") == 1.0
+
+    observe_charger(m, "a1", True, (16.0, 15.5, 0.0), 1000.0)
+    observe_charger(m, "a1", True, (16.0, 15.5, 0.0), 1500.0)
+    assert value(m, "depot_charger_connected", charger="a1") == 1.0
+    assert value(m, "depot_charger_current_amperes", charger="a1", phase="L2") == 15.5
+    assert value(m, "depot_charger_energy_wh_total", charger="a1") == 1500.0
+    observe_charger(m, "a1", False)  # link lost: no current shown as 0 A, energy kept
+    assert value(m, "depot_charger_connected", charger="a1") == 0.0
+    assert series(m, "depot_charger_current_amperes", "charger") == set()
+    assert value(m, "depot_charger_energy_wh_total", charger="a1") == 1500.0
+
+
+def test_counters_and_departures() -> None:
+    m = DepotMetrics()
+    count_shed(m, "feeder-a")
+    count_shed(m, "feeder-a")
+    count_shed(m)
+    assert value(m, "depot_overload_sheds_total", circuit="feeder-a") == 2.0
+    assert value(m, "depot_overload_sheds_total", circuit="grid") == 1.0
+    count_push(m, "a1", "accepted")
+    count_push(m, "a1", "rejected")
+    assert value(m, "depot_profile_pushes_total", charger="a1", result="rejected") == 1.0
+    add_exceeded(m, "grid", 0, 1.0)
+    add_exceeded(m, "grid", "L1", 0.5)
+    assert value(m, "depot_limit_exceeded_seconds_total", circuit="grid", phase="L1") == 1.5
+    with pytest.raises(ValueError):
+        add_exceeded(m, "grid", 3, 1.0)
+    with pytest.raises(ValueError):
+        add_exceeded(m, "grid", "L1", -1.0)
+    set_departure_at_risk(m, "bus-7", True)
+    set_departure_at_risk(m, "bus-8", False)
+    assert value(m, "depot_departure_at_risk", vehicle="bus-7") == 1.0
+    assert value(m, "depot_departure_at_risk", vehicle="bus-8") == 0.0
+    set_departure_at_risk(m, "bus-7", None)
+    assert series(m, "depot_departure_at_risk", "vehicle") == {"bus-8"}
+
+
+def test_reload_removes_label_sets_of_removed_chargers_and_circuits() -> None:
+    m = DepotMetrics()
+    observe_plan(m, hand_plan())
+    for ch in ("a1", "a2", "dc1"):
+        observe_charger(m, ch, True, (1.0, 1.0, 1.0), 10.0)
+        count_push(m, ch, "accepted")
+    count_shed(m, "feeder-a")
+    add_exceeded(m, "feeder-a", 1, 2.0)
+    observe_meter(m, "grid-meter", "ok", 0.1)
+    observe_meter(m, "old-meter", "ok", 0.1)
+
+    observe_site(m, site(chargers=("a1",), circuits=("feeder-b",)))
+
+    for name in ("depot_charger_connected", "depot_charger_limit_amperes", "depot_charger_current_amperes",
+                 "depot_charger_energy_wh_total", "depot_session_unmet_energy_wh", "depot_profile_pushes_total"):
+        assert series(m, name, "charger") == {"a1"}, name
+    for name in ("depot_circuit_limit_amperes", "depot_circuit_load_amperes", "depot_circuit_headroom_amperes"):
+        assert series(m, name, "circuit") == {"grid"}, name
+    assert series(m, "depot_overload_sheds_total", "circuit") == set()
+    assert series(m, "depot_limit_exceeded_seconds_total", "circuit") == set()
+    assert series(m, "depot_meter_reads_total", "meter") == set()  # the test site has no meters
+    # what stayed kept its value
+    assert value(m, "depot_charger_limit_amperes", charger="a1") == 16.0
+    assert value(m, "depot_circuit_headroom_amperes", circuit="grid", phase="L1") == pytest.approx(48.0)
