@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -128,3 +128,19 @@ async def profile_call(cp: Any, action: str, payload: dict[str, Any], timeout_s:
 
 
 _PROFILE_STATUSES = ("Accepted", "Rejected", "NotSupported")
+
+
+async def narrow_measurands(
+    set_list: Callable[[str], Awaitable[bool]], measurands: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Ask for ``measurands`` with ``set_list`` (a comma list → accepted?); when the charger refuses
+    the list (one unsupported measurand rejects it all), add them one by one and keep what sticks."""
+    if await set_list(",".join(measurands)):
+        return measurands
+    kept: list[str] = []
+    for m in measurands:
+        if await set_list(",".join([*kept, m])):
+            kept.append(m)
+    if kept:
+        await set_list(",".join(kept))
+    return tuple(kept)

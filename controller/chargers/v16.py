@@ -15,7 +15,7 @@ from ocpp.v16.enums import Action
 from controller.chargers.clock import from_ocpp, to_ocpp
 from controller.chargers.profiles import ProfileSpec, to_v16
 from controller.chargers.rpc import RobustRpcMixin, Transport, after, on
-from controller.chargers.session import CallOutcome, SessionContext, bounded_call, profile_call
+from controller.chargers.session import CallOutcome, SessionContext, bounded_call, narrow_measurands, profile_call
 from controller.chargers.state import Capabilities, Transaction, apply_meter_values, vehicle_for_tag
 
 CAPABILITY_KEYS = [
@@ -190,15 +190,7 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
 
     async def configure_sampling(self, interval_s: int, measurands: tuple[str, ...]) -> tuple[str, ...]:
         await self._change("MeterValueSampleInterval", str(interval_s))
-        if await self._change("MeterValuesSampledData", ",".join(measurands)):
-            return measurands
-        kept: list[str] = []
-        for m in measurands:  # one unsupported measurand rejects the whole list: add one by one
-            if await self._change("MeterValuesSampledData", ",".join([*kept, m])):
-                kept.append(m)
-        if kept:
-            await self._change("MeterValuesSampledData", ",".join(kept))
-        return tuple(kept)
+        return await narrow_measurands(lambda value: self._change("MeterValuesSampledData", value), measurands)
 
     async def send_profile(self, spec: ProfileSpec) -> CallOutcome:
         payload = {"connectorId": spec.connector_id, "csChargingProfiles": to_v16(spec)}

@@ -14,7 +14,7 @@ from ocpp.v201.enums import Action
 from controller.chargers.clock import from_ocpp, to_ocpp
 from controller.chargers.profiles import ProfileSpec, to_v201
 from controller.chargers.rpc import RobustRpcMixin, Transport, after, on
-from controller.chargers.session import CallOutcome, SessionContext, bounded_call, profile_call
+from controller.chargers.session import CallOutcome, SessionContext, bounded_call, narrow_measurands, profile_call
 from controller.chargers.state import Capabilities, Transaction, apply_meter_values, vehicle_for_tag
 
 SMART_VARIABLES = ("ProfileStackLevel", "RateUnit", "PeriodsPerSchedule", "Entries")
@@ -211,15 +211,9 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
 
     async def configure_sampling(self, interval_s: int, measurands: tuple[str, ...]) -> tuple[str, ...]:
         await self._set("SampledDataCtrlr", "TxUpdatedInterval", str(interval_s))
-        if await self._set("SampledDataCtrlr", "TxUpdatedMeasurands", ",".join(measurands)):
-            return measurands
-        kept: list[str] = []
-        for m in measurands:
-            if await self._set("SampledDataCtrlr", "TxUpdatedMeasurands", ",".join([*kept, m])):
-                kept.append(m)
-        if kept:
-            await self._set("SampledDataCtrlr", "TxUpdatedMeasurands", ",".join(kept))
-        return tuple(kept)
+        return await narrow_measurands(
+            lambda value: self._set("SampledDataCtrlr", "TxUpdatedMeasurands", value), measurands
+        )
 
     async def send_profile(self, spec: ProfileSpec) -> CallOutcome:
         payload = {"evseId": spec.connector_id, "chargingProfile": to_v201(spec)}
