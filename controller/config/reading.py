@@ -12,7 +12,6 @@ from typing import TextIO, TypeVar
 from controller.config.problems import ConfigError
 
 T = TypeVar("T")
-EXIT_USAGE = 2
 
 
 def read_or_report(load: Callable[[str], T], path: str, outcome: str, err: TextIO | None = None) -> T | None:

@@ -68,6 +68,15 @@ class Instance:
     def n(self) -> int:
         return len(self.sessions)
 
+    def slot_caps_a(self, node: str, phase: int) -> FloatArray:
+        """Room for EVs on ``node``/``phase`` in every slot: the forecast's where there is one,
+        else the measured room held over the horizon."""
+        forecast = self.cap_slots_a.get(node)
+        if forecast is not None:
+            row: FloatArray = forecast[phase]
+            return row
+        return np.full(self.grid.count, self.cap_a[node][phase], dtype=np.float64)
+
 
 def _finite_pos(x: float | None) -> float | None:
     if x is None:

@@ -226,13 +226,9 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
 
     row_lower = np.full(layout.n_rows, -INF)
     row_upper = np.full(layout.n_rows, INF)
-    caps = np.array([inst.cap_a[node][ph] for node, ph in layout.pairs], dtype=np.float64)
-    node_rows = np.repeat(caps, t).reshape(len(layout.pairs), t)
-    for i, (node, ph) in enumerate(layout.pairs):
-        forecast = inst.cap_slots_a.get(node)
-        if forecast is not None:
-            node_rows[i] = forecast[ph]
-    row_upper[: layout.n_node_rows] = node_rows.ravel()
+    if layout.pairs:
+        node_rows = np.stack([inst.slot_caps_a(node, ph) for node, ph in layout.pairs])
+        row_upper[: layout.n_node_rows] = node_rows.ravel()
     if layout.kw_rows:
         row_upper[layout.kw_row0 : layout.kw_row0 + t] = float(inst.grid_kw_cap or 0.0)
     e0 = layout.energy_row0

@@ -76,7 +76,5 @@ def build_rows(inst: Instance) -> Rows:
     cap_arr = np.asarray(cap, dtype=np.float64)
     cap_t = np.repeat(cap_arr[:, None], inst.grid.count, axis=1)
     for i, (node, ph) in enumerate(pairs):
-        forecast = inst.cap_slots_a.get(node)
-        if forecast is not None:
-            cap_t[i] = forecast[ph]
+        cap_t[i] = inst.slot_caps_a(node, ph)
     return Rows(a=a, cap=cap_arr, labels=tuple(labels), overloaded=tuple(overloaded), cap_t=cap_t)

@@ -11,7 +11,7 @@ from typing import Any
 from controller.config.reading import read_or_report
 from controller.simulate.engine import run
 from controller.simulate.optimal import OptimalPolicy
-from controller.simulate.policies import EarliestDeadlineFirst, EqualShare, PlannerPolicy, Policy, Uncontrolled
+from controller.simulate.policies import PlannerPolicy, Policy, Uncontrolled, edf_policy, equal_share_policy
 from controller.simulate.result import SimResult, session_table, table
 from controller.simulate.scenario import Scenario, load_scenario
 from controller.simulate.whatif import scale_sessions, with_grid_limit
@@ -23,9 +23,9 @@ def make_policy(name: str, scenario: Scenario) -> Policy:
     if name == "lp":
         return PlannerPolicy()
     if name == "equal-share":
-        return EqualShare()
+        return equal_share_policy()
     if name == "edf":
-        return EarliestDeadlineFirst()
+        return edf_policy()
     if name == "uncontrolled":
         return Uncontrolled()
     if name == "optimal":

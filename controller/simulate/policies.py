@@ -7,7 +7,7 @@ a limit per session: A per phase for AC, kW for DC.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -107,24 +107,28 @@ def _limits(view: View, alloc: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+Allocator = Callable[[list[allocate.Demand], dict[allocate.Key, float]], dict[str, float]]
+
+
 @dataclass
-class EqualShare:
-    name: str = "equal-share"
+class Heuristic:
+    """A load manager without a plan: shares the room left now by ``allocator``'s rule."""
+
+    name: str
+    allocator: Allocator
     sheds: bool = True
 
     def decide(self, view: View) -> dict[str, float]:
         room = allocate.residual_a(view.site, view.base_a)
-        return _limits(view, allocate.equal_share(_demands(view), room))
+        return _limits(view, self.allocator(_demands(view), room))
 
 
-@dataclass
-class EarliestDeadlineFirst:
-    name: str = "edf"
-    sheds: bool = True
+def equal_share_policy() -> Heuristic:
+    return Heuristic("equal-share", allocate.equal_share)
 
-    def decide(self, view: View) -> dict[str, float]:
-        room = allocate.residual_a(view.site, view.base_a)
-        return _limits(view, allocate.edf(_demands(view), room))
+
+def edf_policy() -> Heuristic:
+    return Heuristic("edf", allocate.edf)
 
 
 @dataclass
