@@ -24,7 +24,12 @@ EXIT_USAGE = 2
 # Sub-commands owned by other packages: each module has ``register(subparsers) -> None`` that adds
 # its parser(s) with ``set_defaults(func=handler)``; a handler takes the parsed args, returns an
 # exit status (2 for a bad file or argument).
-COMMAND_MODULES: tuple[str, ...] = ("controller.simulate.cli", "controller.meter.probe")
+COMMAND_MODULES: tuple[str, ...] = (
+    "controller.daemon.cli",
+    "controller.simulate.cli",
+    "controller.meter.probe",
+    "controller.status_cli",
+)
 
 
 class _Parser(argparse.ArgumentParser):

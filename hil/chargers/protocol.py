@@ -301,6 +301,11 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         assert c.tx is not None
         await self._tx_event(c, "Ended", "EVCommunicationLost", c.tx.transaction_id)
 
+    async def ev_needs(self, connector_id: int, charging_needs: dict[str, Any]) -> str:
+        """NotifyEVChargingNeeds (ISO 15118 → the central system); returns the answer's status."""
+        r = await self.call(call201.NotifyEVChargingNeeds(charging_needs=charging_needs, evse_id=connector_id))
+        return str(getattr(r, "status", "Error"))
+
     async def meter_values(self, connector_id: int, sample: dict[str, float]) -> None:
         c = self.sim.connectors[connector_id]
         values = _sampled(self.sim.measurands(), sample, as_text=False)

@@ -5,6 +5,8 @@ profiles it is sent (real semantics, :mod:`hil.chargers.composite`), computes it
 over time, lets a plugged-in EV (:mod:`hil.ev`) draw ``min(composite, EV max)``, and reports meter
 values at the interval the central system configured. Misbehaviour is optional: every quirk in
 the site schema's ``KNOWN_QUIRKS``, rejecting all profiles, slow answers, dropping the link.
+``keep_connected`` reconnects after a lost link (bounded back-off), ``announce_needs`` sends the
+2.0.1 NotifyEVChargingNeeds, ``leave`` ends a session while the link is down.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hil.chargers.composite import ProfileStore, RunningTx, SimProfile, composite_schedule
+from hil.chargers.composite import ProfileStore, RunningTx, SimProfile, composite_schedule, format_time
 from hil.ev import EvParams, EvState, grid_currents, step
 
 LOG = logging.getLogger("hil.chargers")
@@ -315,6 +317,52 @@ class SimCharger:
     def connected(self) -> bool:
         return self.ws is not None and self.ws.state.name == "OPEN"
 
+    async def keep_connected(
+        self,
+        url: str,
+        *,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 2.0,
+        timeout_s: float = 5.0,
+        slots: asyncio.Semaphore | None = None,
+        on_change: Callable[[bool], None] | None = None,
+        **connect_kw: Any,
+    ) -> None:
+        """Stay connected until cancelled, as a real charge point does: when the link is lost (the
+        central system restarted, ``drop_link``), reconnect and boot again with an exponential
+        back-off from ``backoff_initial_s`` to at most ``backoff_max_s`` [s]. After a reconnect,
+        connectors with a running transaction report ``Charging`` again. ``slots`` bounds how many
+        chargers connect at once; ``on_change(True/False)`` reports each link coming up or going.
+        """
+        delay = backoff_initial_s
+        while True:
+            if not (self.connected() and self.booted.is_set()):
+                await self.close()  # tasks of a dead link
+                try:
+                    if slots is None:
+                        await self.connect(url, timeout_s=timeout_s, **connect_kw)
+                    else:
+                        async with slots:
+                            await self.connect(url, timeout_s=timeout_s, **connect_kw)
+                    for c in self.connectors.values():
+                        if c.tx is not None:
+                            await asyncio.wait_for(self.cp.status(c.connector_id, "Charging"), timeout_s)
+                except Exception as exc:  # refused, handshake rejected, boot timed out: try again later
+                    LOG.debug("%s: connect failed (%r), retry in %.1f s", self.o.charger_id, exc, delay)
+                    await self.close()
+                    await asyncio.sleep(delay)
+                    delay = min(backoff_max_s, delay * 2.0)
+                    continue
+                delay = backoff_initial_s
+                if on_change is not None:
+                    on_change(True)
+            ws = self.ws
+            if ws is not None:
+                await ws.wait_closed()
+            if on_change is not None:
+                on_change(False)
+            await asyncio.sleep(backoff_initial_s)  # not in the same instant (lets a drop_link finish closing)
+
     # --- EV sessions --------------------------------------------------------------------------
     async def plug_in(
         self, ev: EvParams, soc_pct: float = 20.0, id_tag: str = "TAG", connector_id: int = 1, timeout_s: float = 5.0
@@ -335,6 +383,62 @@ class SimCharger:
             self.store.transaction_ended(connector_id)
         c.tx, c.ev, c.ev_state = None, None, None
         await asyncio.wait_for(self.cp.status(connector_id, "Available"), timeout_s)
+
+    def leave(self, connector_id: int = 1) -> None:
+        """The EV drives off while the link is down: the session ends here without telling anyone
+        (this sim keeps no offline queue of transaction messages)."""
+        c = self.connectors[connector_id]
+        self.update()
+        if c.tx is not None:
+            self.store.transaction_ended(connector_id)
+        c.tx, c.ev, c.ev_state = None, None, None
+
+    async def announce_needs(
+        self,
+        connector_id: int = 1,
+        *,
+        departure: datetime | None = None,
+        energy_kwh: float | None = None,
+        dc: bool = False,
+        timeout_s: float = 5.0,
+    ) -> bool:
+        """2.0.1: the EV's NotifyEVChargingNeeds (departure time, energy [kWh]) for the plugged-in EV.
+
+        ``dc``: send DC charging parameters (max power = the EV's max current × 3 × the sim's
+        voltage, a nominal 400 V battery). Returns False on 1.6 (no such message) or when the
+        central system does not accept it.
+        """
+        c = self.connectors[connector_id]
+        if self.o.version != "2.0.1" or c.ev is None:
+            return False
+        ev = c.ev
+        needs: dict[str, Any] = {}
+        if dc:
+            needs["requested_energy_transfer"] = "DC"
+            max_w = ev.max_a * 3 * ev.voltage_v
+            dc_params: dict[str, Any] = {
+                "ev_max_current": max(1, round(max_w / 400.0)),
+                "ev_max_voltage": 400,
+                "ev_max_power": round(max_w),
+            }
+            if c.ev_state is not None:
+                dc_params["state_of_charge"] = max(0, min(100, round(c.ev_state.soc_pct)))
+            if energy_kwh is not None:
+                dc_params["energy_amount"] = round(energy_kwh * 1000.0)
+            needs["dc_charging_parameters"] = dc_params
+        else:
+            needs["requested_energy_transfer"] = "AC_three_phase" if ev.phases == 3 else "AC_single_phase"
+            if energy_kwh is not None:
+                needs["ac_charging_parameters"] = {
+                    "energy_amount": round(energy_kwh * 1000.0),
+                    "ev_min_current": round(ev.min_a),
+                    "ev_max_current": round(ev.max_a),
+                    "ev_max_voltage": round(ev.voltage_v),
+                }
+        if departure is not None:
+            needs["departure_time"] = format_time(departure)
+        status = await asyncio.wait_for(self.cp.ev_needs(connector_id, needs), timeout_s)
+        return bool(status == "Accepted")
 
     def next_tx_id(self) -> str:
         self._tx_counter += 1

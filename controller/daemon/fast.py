@@ -1,0 +1,259 @@
+"""The fast loop: every meter poll, read the meters, judge health, shed an overload at once.
+
+Each cycle: poll every meter concurrently (each read bounded by its hub), take the chargers' own
+fresh meter values, work out the load at every node it is known at (:mod:`.loads`), then in
+order: the fail-safe state machine (a stale or implausible grid meter, a failed planner, broken
+storage), the overload shed (a node over ``limit − margin`` → the chargers under it scaled down
+and sent at once, without waiting for the planner), the base load the planner will see, metrics
+and history. The watchdog is petted only when a cycle completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from controller.chargers.planning import grid_currents
+from controller.chargers.state import ChargerState
+from controller.daemon.loads import PhaseCurrents, base_loads, exceeded, known_loads, node_meters
+from controller.daemon.sessions import REACTION_S, budget_grid_a, grid_draw_a
+from controller.failsafe import CycleHealth, step
+from controller.meter.errors import Implausible
+from controller.metrics import add_exceeded, count_shed, observe_charger, observe_grid, observe_meter
+from controller.model.site import PHASES, Charger
+from controller.shed import ChargerDraw, shed
+from controller.store import MeterSample
+
+if TYPE_CHECKING:
+    from controller.daemon.core import Daemon
+
+LOG = logging.getLogger("depotctl.daemon.fast")
+LOAD_CHANGE_A = 2.0  # the chargers' summed draw moving this much tells a frozen meter apart
+SKEW_S = 10.0
+
+
+async def fast_loop(d: Daemon) -> None:
+    last = d.mono()
+    while not d.stop_event.is_set():
+        t0 = d.mono()
+        good = False
+        try:
+            good = await fast_cycle(d, min(max(0.0, t0 - last), 5.0))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not end control: the next cycle tries again
+            LOG.exception("fast cycle failed")
+        last = t0
+        d.stats.cycles += 1
+        d.stats.cycle_ms.append((d.mono() - t0) * 1000.0)
+        d.cycle_done(good)
+        period = min((m.poll_s for m in d.site.meters), default=1.0)
+        delay = max(0.0, period - (d.mono() - t0))
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(d.stop_event.wait(), delay)
+
+
+def _max_age_s(d: Daemon) -> float:
+    return 3.0 * d.site.ocpp.meter_sample_s
+
+
+def offline_budget_a(d: Daemon, ch: Charger, now: datetime) -> PhaseCurrents:
+    """Worst-case grid current of a charger out of contact (DESIGN §3 rule 2)."""
+    st = d.cs.states.get(ch.id)
+    if st is not None and (st.failsafe is not None or st.accepted or st.connected_at is not None):
+        b = d.cs.control.budget(ch.id, now)  # seen during this run: what it accepted, then fail-safe
+        return budget_grid_a(d.site, ch, b.value, b.unit)
+    fs = d.site.failsafe.dc_kw if ch.kind == "dc" else d.site.failsafe.charger_a
+    unit = "kW" if ch.kind == "dc" else "A"
+    restored = d.restored.profiles.get(ch.id)
+    if restored is None:  # never seen by this controller: it may charge unconstrained
+        top = ch.max_kw if ch.kind == "dc" else ch.max_a
+        return budget_grid_a(d.site, ch, top if top is not None else fs, unit)
+    value = fs * ch.connectors
+    if restored.valid_until is not None and now < restored.valid_until + timedelta(seconds=SKEW_S):
+        limit = restored.limit
+        if restored.unit == "W":
+            limit = limit / 1000.0 if ch.kind == "dc" else limit / (d.site.site.voltage_v * ch.phases)
+        value = max(value, limit * ch.connectors)
+    return budget_grid_a(d.site, ch, value, unit)
+
+
+async def fast_cycle(d: Daemon, dt_s: float) -> bool:
+    """One cycle; returns whether it was good (no fault)."""
+    site = d.site
+    readers = dict(d.meters.readers)
+    results = await asyncio.gather(*(r.poll() for r in readers.values()))
+    t_read = d.mono()
+    now = d.clock()
+
+    meter_a: dict[str, PhaseCurrents] = {}
+    grid_implausible = False
+    for (mid, reader), res in zip(readers.items(), results, strict=True):
+        status = reader.status()
+        label = "ok" if res.reading is not None else (res.error.kind if res.error else "error").replace(" ", "_")
+        observe_meter(d.metrics, mid, label, status.age_s if status.age_s is not None else 1e9)
+        if status.usable is not None:
+            r = status.usable
+            meter_a[mid] = (r.current_a[0], r.current_a[1], r.current_a[2])
+            d.put(MeterSample(mid, now, meter_a[mid], r.total_power_w))
+        if mid == site.grid.meter and isinstance(res.error, Implausible):
+            grid_implausible = True
+    grid_meter = site.grid.meter
+    grid_stale = grid_meter is not None and grid_meter not in meter_a
+    if grid_meter is not None and grid_meter in meter_a:
+        d.grid_a = meter_a[grid_meter]
+        reading = readers[grid_meter].status().usable
+        d.grid_power_w = reading.total_power_w if reading is not None else None
+        observe_grid(d.metrics, d.grid_a, d.grid_power_w)
+    elif grid_meter is not None:
+        d.grid_a = None
+
+    # chargers: measured draws, budgets for those out of contact
+    max_age = _max_age_s(d)
+    draws: dict[str, PhaseCurrents] = {}
+    with_session: dict[str, PhaseCurrents] = {}
+    budgets: dict[str, PhaseCurrents] = {}
+    for ch in site.chargers:
+        st = d.cs.states.get(ch.id)
+        connected = st is not None and st.connected
+        draw = grid_draw_a(ch, st, now, max_age) if st is not None and connected else None
+        if draw is not None:
+            draws[ch.id] = draw
+        if st is not None and connected:
+            est = _ev_estimate(d, ch, st, now)
+            if est is not None:
+                with_session[ch.id] = est
+        if not connected:
+            budgets[ch.id] = offline_budget_a(d, ch, now)
+        energy = None
+        if st is not None:
+            regs = [c.measured.energy_wh.value for c in st.connectors.values() if c.measured.energy_wh is not None]
+            energy = sum(regs) if regs else None
+        observe_charger(d.metrics, ch.id, connected, draw, energy)
+    _note_load_changes(d, draws)
+
+    loads = known_loads(site, meter_a, draws)
+    d.measured = loads
+    for node, load in loads.items():
+        usable = site.node_limit_a(node) - site.node_margin_a(node)
+        for p, phase in enumerate(PHASES):
+            d.metrics.circuit_load.labels(node, phase).set(load[p])
+            d.metrics.circuit_headroom.labels(node, phase).set(usable - load[p])
+    for node, p, _over in exceeded(site, loads):
+        d.exceeded_s[(node, p)] = d.exceeded_s.get((node, p), 0.0) + dt_s
+        add_exceeded(d.metrics, node, p, dt_s)
+    d.base_now = base_loads(site, meter_a, with_session)
+    d.budgets = budgets
+    d.hold.add(t_read, d.base_now)
+
+    # fail-safe state machine
+    health = CycleHealth(
+        grid_meter_stale=grid_stale,
+        grid_meter_implausible=grid_implausible,
+        planner_failed=d.planner_failed,
+        storage_broken=d.store is not None and d.store.broken,
+    )
+    d.fs, transition = step(d.fs, health, now, site.control.recover_cycles)
+    if transition is not None:
+        d.note_transition(transition)
+        if transition.to == "failsafe":
+            d.spawn(d.dispatch_failsafe(transition.reason))
+        else:
+            d.replan.set()
+
+    # overload shed
+    _shed(d, loads, now, t_read)
+    return not health.faults()
+
+
+def _ev_estimate(d: Daemon, ch: Charger, st: ChargerState, now: datetime) -> PhaseCurrents | None:
+    """What the charger's planned sessions draw now, for the base-load subtraction.
+
+    A charger's meter values arrive every ``ocpp.meter_sample_s``, the grid meter's every second:
+    right after a limit went up, the grid meter already sees the vehicle draw more while its last
+    reported current is the old one, and ``meter − EV`` would show a phantom base load that the
+    planner then holds for a minute. Until a reading newer than the change (plus the vehicle's
+    reaction time) arrives, the session counts at the larger of its reading and its new limit.
+    """
+    max_age = timedelta(seconds=_max_age_s(d))
+    total = [0.0, 0.0, 0.0]
+    any_session = False
+    for conn_id, conn in st.connectors.items():
+        tx = conn.transaction
+        if conn_id < 1 or tx is None:
+            continue
+        any_session = True
+        measured = grid_currents(ch, conn, now, max_age)
+        est = measured or (0.0, 0.0, 0.0)
+        sent = d.sent.get(f"{ch.id}:{tx.transaction_id}")
+        if sent is not None:
+            readings = [r.at for r in conn.measured.current_a if r is not None]
+            if measured is None or not readings or min(readings) < sent.changed_at + timedelta(seconds=REACTION_S):
+                cap = budget_grid_a(d.site, ch, sent.limit, "kW" if ch.kind == "dc" else "A")
+                est = (max(est[0], cap[0]), max(est[1], cap[1]), max(est[2], cap[2]))
+        for p in range(3):
+            total[p] += est[p]
+    return (total[0], total[1], total[2]) if any_session else None
+
+
+def _note_load_changes(d: Daemon, draws: dict[str, PhaseCurrents]) -> None:
+    """Tell each meter when the chargers below it moved: a meter frozen while they move is lying."""
+    for node, meter_id in node_meters(d.site).items():
+        total = sum(sum(draws.get(ch.id, (0.0, 0.0, 0.0))) for ch in d.site.chargers_under(node))
+        if abs(total - d.ev_total_a.get(node, 0.0)) > LOAD_CHANGE_A:
+            d.ev_total_a[node] = total
+            reader = d.meters.readers.get(meter_id)
+            if reader is not None:
+                reader.note_load_change()
+
+
+def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float) -> None:
+    site = d.site
+    max_age = timedelta(seconds=_max_age_s(d))
+    chargers = {ch.id: ch for ch in site.chargers}
+    draws: list[ChargerDraw] = []
+    where: dict[str, tuple[str, int]] = {}
+    for cid, st in d.cs.states.items():
+        ch = chargers.get(cid)
+        if ch is None or not st.connected:
+            continue
+        for conn_id, conn in st.connectors.items():
+            tx = conn.transaction
+            if conn_id < 1 or tx is None:
+                continue
+            sid = f"{cid}:{tx.transaction_id}"
+            sent = d.sent.get(sid)
+            limit = sent.limit if sent is not None else d.cs.control.budget(cid, now).value
+            measured = grid_currents(ch, conn, now, max_age)
+            unit = "kW" if ch.kind == "dc" else "A"
+            draw = measured if measured is not None else budget_grid_a(site, ch, limit, unit)
+            draws.append(ChargerDraw(sid, cid, limit, draw))
+            where[sid] = (cid, conn_id)
+    if not draws:
+        return
+    new_limits, events = shed(site, loads, draws)
+    if not events:
+        return
+    lowered = {sid: v for sid, v in new_limits.items() if v < next(x.limit for x in draws if x.key == sid) - 0.05}
+    if not lowered:
+        return  # already shed: waiting for the vehicles to react
+    d.stats.sheds += 1
+    d.stats.last_shed_at = now
+    nodes = sorted({e.node_id for e in events})
+    for node in nodes:
+        count_shed(d.metrics, node)
+    text = ", ".join(f"{e.label} {e.load_a:.1f} A > {e.usable_a:.1f} A" for e in events)
+    LOG.warning("overload: %s — shedding %d charger(s)", text, len(lowered))
+    for node in nodes:
+        d.record_event("overload", text, circuit_id=node)
+    source = f"overload shed: {events[0].label}"
+
+    async def dispatch() -> None:
+        await asyncio.gather(*(d.send(where[sid][0], where[sid][1], v, (), source) for sid, v in lowered.items()))
+        d.stats.shed_ms.append((d.mono() - t_read) * 1000.0)
+
+    d.spawn(dispatch())
+    d.replan.set()

@@ -1,0 +1,176 @@
+"""Loads per circuit node from what the daemon measures (pure).
+
+Two questions the control loops ask each meter poll:
+
+* *How much flows through each node now?* (:func:`known_loads`) — a metered node reads its meter;
+  an unmetered node is known from below: the sum of its children's known loads plus the measured
+  currents of the chargers wired directly to it. The fast loop sheds on these.
+* *How much of it is not EV charging?* (:func:`base_loads`) — a metered node's meter minus the
+  measured EV currents below it (never below 0); an unmetered node carries its children's base.
+  Chargers out of contact are added at their worst-case budget (DESIGN §3 rule 2) at every node
+  above them. The planner takes these as each node's base load.
+
+Currents are A per grid phase (L1, L2, L3). A metered node whose meter has no usable reading gets
+NaN: the planner then takes that node as full, never as empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from controller.model.site import GRID_ID, Site
+
+PhaseCurrents = tuple[float, float, float]
+ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
+UNKNOWN: PhaseCurrents = (math.nan, math.nan, math.nan)
+
+
+def node_meters(site: Site) -> dict[str, str]:
+    """Node id → the meter that measures it (the grid, and sub-metered circuits)."""
+    out = {GRID_ID: site.grid.meter} if site.grid.meter else {}
+    out.update({c.id: c.meter for c in site.circuits if c.meter})
+    return out
+
+
+def _add(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+def _own_chargers(site: Site) -> dict[str, list[str]]:
+    own: dict[str, list[str]] = {n: [] for n in site.node_ids()}
+    for ch in site.chargers:
+        own.setdefault(ch.circuit, []).append(ch.id)
+    return own
+
+
+def known_loads(
+    site: Site, meter_a: Mapping[str, PhaseCurrents], charger_a: Mapping[str, PhaseCurrents]
+) -> dict[str, PhaseCurrents]:
+    """Measured current per node and phase, for the nodes it is known at.
+
+    ``meter_a``: usable readings by meter id (stale meters left out); ``charger_a``: each
+    charger's measured grid-phase current (chargers without a fresh reading left out). A metered
+    node without a usable reading is not known; nor is an unmetered node above it.
+    """
+    meters = node_meters(site)
+    own = _own_chargers(site)
+    out: dict[str, PhaseCurrents] = {}
+    known: dict[str, bool] = {}
+    for node in reversed(site.node_ids()):  # children before parents
+        meter = meters.get(node)
+        if meter is not None:
+            reading = meter_a.get(meter)
+            known[node] = reading is not None
+            if reading is not None:
+                out[node] = reading
+            continue
+        kids = site.children(node)
+        if not all(known.get(k.id, False) for k in kids):
+            known[node] = False
+            continue
+        total = ZERO
+        for k in kids:
+            total = _add(total, out[k.id])
+        for cid in own.get(node, ()):
+            total = _add(total, charger_a.get(cid, ZERO))
+        out[node] = total
+        known[node] = True
+    return out
+
+
+def base_loads(
+    site: Site, meter_a: Mapping[str, PhaseCurrents], charger_a: Mapping[str, PhaseCurrents]
+) -> dict[str, PhaseCurrents]:
+    """Non-EV current per node and phase, for the planner's ``Snapshot.base_load_a``.
+
+    ``charger_a``: the measured grid current of the chargers whose sessions are planned (a
+    charger drawing outside a planned session stays in the base).
+    """
+    meters = node_meters(site)
+    under = {n: [ch.id for ch in site.chargers_under(n)] for n in site.node_ids()}
+    out: dict[str, PhaseCurrents] = {}
+    for node in reversed(site.node_ids()):
+        meter = meters.get(node)
+        if meter is not None:
+            reading = meter_a.get(meter)
+            if reading is None:
+                out[node] = UNKNOWN
+                continue
+            ev = ZERO
+            for cid in under[node]:
+                ev = _add(ev, charger_a.get(cid, ZERO))
+            out[node] = (max(0.0, reading[0] - ev[0]), max(0.0, reading[1] - ev[1]), max(0.0, reading[2] - ev[2]))
+        else:
+            total = ZERO
+            for k in site.children(node):
+                total = _add(total, out[k.id])
+            out[node] = total
+    return out
+
+
+def add_budgets(
+    site: Site, base_a: Mapping[str, PhaseCurrents], budget_a: Mapping[str, PhaseCurrents]
+) -> dict[str, PhaseCurrents]:
+    """``base_a`` plus chargers out of contact at their worst-case grid current, at their node and
+    every node above it (on a metered node this may count part of their draw twice — safe, and
+    only while a charger is out of contact). Budgets are never held: they follow the links."""
+    out = dict(base_a)
+    for cid, budget in budget_a.items():
+        try:
+            path = site.ancestors(site.charger(cid).circuit)
+        except KeyError:
+            continue
+        for node in path:
+            if node in out:
+                out[node] = _add(out[node], budget)
+    return out
+
+
+@dataclass
+class BaseHold:
+    """The recent maximum of each node's base load over ``window_s`` [s] (DESIGN §4: held
+    conservatively). Only known values are held: a node whose meter is unknown *now* is the
+    caller's to mark (:func:`with_unknown`), so a meter that comes back is believed at once."""
+
+    window_s: float
+    _samples: deque[tuple[float, Mapping[str, PhaseCurrents]]] = field(default_factory=deque)
+
+    def add(self, t_s: float, values: Mapping[str, PhaseCurrents]) -> dict[str, PhaseCurrents]:
+        self._samples.append((t_s, {n: v for n, v in values.items() if not any(math.isnan(x) for x in v)}))
+        while self._samples and t_s - self._samples[0][0] > self.window_s:
+            self._samples.popleft()
+        return self.held()
+
+    def held(self) -> dict[str, PhaseCurrents]:
+        out: dict[str, list[float]] = {}
+        for _, sample in self._samples:
+            for node, v in sample.items():
+                cur = out.setdefault(node, [0.0, 0.0, 0.0])
+                for p in range(3):
+                    cur[p] = max(cur[p], v[p])
+        return {n: (v[0], v[1], v[2]) for n, v in out.items()}
+
+
+def with_unknown(held: Mapping[str, PhaseCurrents], now: Mapping[str, PhaseCurrents]) -> dict[str, PhaseCurrents]:
+    """``held``, except that a node unknown now (NaN in ``now``) is unknown (the planner then
+    takes it as full)."""
+    out = dict(held)
+    for node, v in now.items():
+        if any(math.isnan(x) for x in v):
+            out[node] = v
+    return out
+
+
+def exceeded(site: Site, loads: Mapping[str, PhaseCurrents]) -> list[tuple[str, int, float]]:
+    """(node, phase, amperes over) for every known node carrying more than its rated limit
+    (the breaker's ``limit_a``; the margin is the controller's own reserve and does not count)."""
+    out = []
+    for node, load in loads.items():
+        limit = site.node_limit_a(node)
+        for p in range(3):
+            if load[p] > limit + 1e-9:
+                out.append((node, p, load[p] - limit))
+    return out

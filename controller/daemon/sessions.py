@@ -1,0 +1,153 @@
+"""What the planner is told about each plugged-in vehicle, and what chargers out of contact may draw.
+
+Pure functions of the central system's charger states, the site and ``now``:
+
+* :func:`plan_sessions` — one :class:`SessionState` per running transaction on a *connected*
+  charger, completed with what the daemon knows beyond OCPP: the vehicle's next departure and its
+  energy need from the fleet schedule (unless the EV announced its own, ISO 15118), its state of
+  charge and battery size, and a learned per-vehicle maximum when it draws clearly less than it
+  is allowed (:mod:`controller.learn`).
+* :func:`grid_draw_a` — a charger's measured grid current, from fresh meter values.
+* :func:`budget_grid_a` — a budget (A per phase or kW) as grid current on the charger's phases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from controller.chargers.planning import grid_currents, session_states
+from controller.chargers.state import ChargerState, ConnectorState
+from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
+from controller.learn import GROWTH_ROOM_A, observed_max_a
+from controller.model.site import Charger, Site, dc_phase_current_a
+from controller.model.snapshot import SessionState
+
+PhaseCurrents = tuple[float, float, float]
+SOC_MAX_AGE_S = 600.0  # a state of charge changes slowly: ten minutes old is still useful
+REACTION_S = 5.0  # a measured draw counts against a limit only this long after the limit was sent
+
+DepartureLookup = Callable[[str, datetime], DepartureNeed | None]
+"""(vehicle id, after) → the vehicle's next departure, or None."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The limit last sent for a session (planner units) and when it changed."""
+
+    limit: float
+    changed_at: datetime
+
+
+def grid_draw_a(charger: Charger, st: ChargerState, now: datetime, max_age_s: float) -> PhaseCurrents | None:
+    """Measured grid current of all the charger's connectors, or None if none is fresh."""
+    max_age = timedelta(seconds=max_age_s)
+    total = [0.0, 0.0, 0.0]
+    seen = False
+    for connector_id, conn in st.connectors.items():
+        if connector_id < 1:
+            continue
+        g = grid_currents(charger, conn, now, max_age)
+        if g is None:
+            continue
+        seen = True
+        for p in range(3):
+            total[p] += g[p]
+    return (total[0], total[1], total[2]) if seen else None
+
+
+def budget_grid_a(site: Site, charger: Charger, value: float, unit: str) -> PhaseCurrents:
+    """A budget in planner units as grid current: AC on its wired phases, DC on all three."""
+    if unit == "kW":
+        a = dc_phase_current_a(value, site.site.voltage_v, charger.efficiency, charger.power_factor)
+        return (a, a, a)
+    out = [0.0, 0.0, 0.0]
+    for gp in charger.grid_phases:
+        out[gp] += value
+    return (out[0], out[1], out[2])
+
+
+def plan_sessions(
+    site: Site,
+    states: Mapping[str, ChargerState],
+    now: datetime,
+    *,
+    departure_of: DepartureLookup,
+    sent: Mapping[str, Sent],
+    learned: dict[str, float],
+) -> tuple[SessionState, ...]:
+    """Sessions on connected chargers, ready for the planner's Snapshot.
+
+    ``learned``: per session, a vehicle's own maximum learnt so far (planner units); updated here.
+    """
+    connected = {cid: st for cid, st in states.items() if st.connected}
+    vehicles = {v.id: v for v in site.vehicles}
+    chargers = {ch.id: ch for ch in site.chargers}
+    out = []
+    for s in session_states(site, connected, now):
+        st = connected[s.charger_id]
+        conn = st.connectors[s.connector]
+        tx = conn.transaction
+        vehicle = vehicles.get(s.vehicle_id) if s.vehicle_id else None
+        soc_r = conn.measured.soc_pct
+        soc = soc_r.value if soc_r is not None and (now - soc_r.at).total_seconds() <= SOC_MAX_AGE_S else None
+        updates: dict[str, object] = {}
+        if soc is not None and 0.0 <= soc <= 100.0:
+            updates["soc_pct"] = soc
+        if vehicle is not None and vehicle.battery_kwh:
+            updates["battery_kwh"] = vehicle.battery_kwh
+        announced = tx is not None and (tx.departure_at is not None or tx.energy_need_kwh is not None)
+        if vehicle is not None and not announced:
+            need = departure_of(vehicle.id, now)
+            if need is not None:
+                updates["departure_at"] = need.at
+                if need.priority is not None:
+                    updates["priority"] = need.priority
+                energy = energy_to_deliver_kwh(need, vehicle, soc if "soc_pct" in updates else None)
+                if energy is not None:
+                    # a schedule's energy_kwh is for the whole stay; a SoC target is what remains
+                    if need.energy_kwh is not None:
+                        energy = max(0.0, energy - s.energy_delivered_kwh)
+                    updates["energy_need_kwh"] = energy
+        ch = chargers[s.charger_id]
+        cap = _learned_cap(
+            site.site.voltage_v, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id)
+        )
+        if cap is None:
+            learned.pop(s.session_id, None)
+        else:
+            learned[s.session_id] = cap
+            if ch.kind == "ac" and (s.ev_max_a is None or cap < s.ev_max_a):
+                updates["ev_max_a"] = cap
+            elif ch.kind == "dc" and (s.ev_max_kw is None or cap < s.ev_max_kw):
+                updates["ev_max_kw"] = cap
+        out.append(replace(s, **updates) if updates else s)  # type: ignore[arg-type]
+    for sid in [k for k in learned if k not in {x.session_id for x in out}]:
+        del learned[sid]
+    return tuple(out)
+
+
+def _learned_cap(
+    voltage_v: float, charger: Charger, s: SessionState, sent: Sent | None, conn: ConnectorState,
+    now: datetime, prev: float | None,
+) -> float | None:
+    """The vehicle's own maximum (planner units) when it draws clearly less than its limit.
+
+    Sticky: a cap stays while the vehicle leaves its growth room unused, and is given back as
+    soon as it draws into that room (it wants more) — a cap that came and went every cycle would
+    make the vehicle's limit swing between its cap and the charger's maximum.
+    """
+    if sent is None or s.measured_a is None:
+        return prev
+    readings = [r for r in conn.measured.current_a if r is not None]
+    if not readings or min(r.at for r in readings) < sent.changed_at + timedelta(seconds=REACTION_S):
+        return prev  # the reading may predate the limit (or the vehicle's reaction to it)
+    per_unit = 1.0 if charger.kind == "ac" else dc_phase_current_a(
+        1.0, voltage_v, charger.efficiency, charger.power_factor
+    )
+    drawn_a = max(s.measured_a)
+    if prev is not None:
+        return prev if drawn_a < prev * per_unit - GROWTH_ROOM_A / 2 else None
+    seen_a = observed_max_a(sent.limit * per_unit, drawn_a, charger.min_a if charger.kind == "ac" else 0.0)
+    return None if seen_a is None else seen_a / per_unit

@@ -1,0 +1,200 @@
+"""The daemon's status as the API, ``depotctl status`` and the demo show it."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from controller import __version__
+from controller.api.models import (
+    ChargerInfo,
+    FailsafeInfo,
+    GridInfo,
+    LoopInfo,
+    MeterInfo,
+    NodeInfo,
+    PlanInfo,
+    SessionInfo,
+    StatusResponse,
+    StoreInfo,
+)
+from controller.chargers.planning import session_id
+from controller.daemon.plan_loop import eta
+from controller.daemon.sessions import grid_draw_a
+from controller.model.site import GRID_ID, Site
+from controller.model.snapshot import SessionPlan
+
+if TYPE_CHECKING:
+    from controller.daemon.core import Daemon
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _kwh_per_unit_h(site: Site, sp: SessionPlan) -> float:
+    """Energy per hour per unit of limit: A per phase × phases × V, or kW."""
+    if sp.kind == "dc":
+        return 1.0
+    return max(1, len(sp.grid_phases)) * site.site.voltage_v / 1000.0
+
+
+def build_status(d: Daemon) -> StatusResponse:
+    site = d.site
+    now = d.clock()
+    plan = d.last_plan
+    planned = {sp.session_id: sp for sp in plan.sessions} if plan is not None else {}
+    planned_nodes: dict[str, list[float]] = {}
+    if plan is not None:
+        for nl in plan.nodes:
+            planned_nodes.setdefault(nl.node_id, [0.0, 0.0, 0.0])[nl.phase] = nl.planned_a
+    known = {s.session_id: s for s in d.last_sessions}
+
+    nodes = []
+    for node in site.node_ids():
+        parent = None if node == GRID_ID else site.circuit(node).parent
+        measured = d.measured.get(node)
+        p = planned_nodes.get(node)
+        usable = site.node_limit_a(node) - site.node_margin_a(node)
+        basis = measured if measured is not None else p
+        nodes.append(
+            NodeInfo(
+                id=node,
+                parent=parent,
+                limit_a=site.node_limit_a(node),
+                margin_a=site.node_margin_a(node),
+                measured_a=list(measured) if measured is not None else None,
+                planned_a=list(p) if p is not None else None,
+                headroom_a=[usable - v for v in basis] if basis is not None else None,
+            )
+        )
+
+    meters = []
+    for mid, ms in d.meters.status().items():
+        meters.append(
+            MeterInfo(
+                id=mid, age_s=ms.age_s, stale=ms.stale, problem=ms.problem,
+                accepted=ms.accepted, rejected=ms.rejected, failed=ms.failed,
+            )
+        )
+
+    chargers = []
+    max_age = 3.0 * site.ocpp.meter_sample_s
+    for ch in site.chargers:
+        st = d.cs.states.get(ch.id)
+        sessions = []
+        limit = source = None
+        statuses = []
+        if st is not None:
+            for conn_id, conn in sorted(st.connectors.items()):
+                if conn_id >= 1:
+                    statuses.append(conn.status)
+                tx = conn.transaction
+                if tx is None or conn_id < 1:
+                    continue
+                sid = session_id(ch.id, tx.transaction_id)
+                sp = planned.get(sid)
+                s = known.get(sid)
+                book = d.open_sessions.get(sid)
+                delivered = s.energy_delivered_kwh if s is not None else (book.delivered_kwh if book else 0.0)
+                soc = conn.measured.soc_pct.value if conn.measured.soc_pct is not None else None
+                need = s.energy_need_kwh if s is not None else None
+                sent = d.sent.get(sid)
+                if sent is not None:
+                    limit = (limit or 0.0) + sent.limit
+                    source = sp.limit.source if sp is not None else source
+                eta_at: datetime | None = None
+                if sp is not None and plan is not None and need:
+                    eta_at = eta(sp.schedule, plan.horizon_end, _kwh_per_unit_h(site, sp), need)
+                sessions.append(
+                    SessionInfo(
+                        session_id=sid,
+                        connector=conn_id,
+                        vehicle_id=tx.vehicle_id,
+                        started_at=tx.started_at,
+                        departure_at=s.departure_at if s is not None else tx.departure_at,
+                        energy_need_kwh=need,
+                        delivered_kwh=delivered,
+                        expected_kwh=sp.expected_energy_kwh if sp is not None else None,
+                        will_meet_departure=sp.will_meet_departure if sp is not None and need is not None else None,
+                        soc_pct=soc,
+                        eta=eta_at,
+                    )
+                )
+        draw = grid_draw_a(ch, st, now, max_age) if st is not None and st.connected else None
+        regs = [c.measured.energy_wh.value for c in st.connectors.values() if c.measured.energy_wh] if st else []
+        chargers.append(
+            ChargerInfo(
+                id=ch.id,
+                circuit=ch.circuit,
+                kind=ch.kind,
+                connected=bool(st and st.connected),
+                ocpp_version=st.ocpp_version if st else None,
+                status=statuses[0] if statuses else None,
+                limit=limit,
+                unit="kW" if ch.kind == "dc" else "A",
+                limit_source=source,
+                current_a=list(draw) if draw is not None else None,
+                energy_wh=sum(regs) if regs else None,
+                sessions=sessions,
+            )
+        )
+
+    store = None
+    if d.store is not None:
+        c = d.store.counters()
+        store = StoreInfo(
+            path=str(d.store.path), written=c.written, dropped=c.dropped, queue_depth=d.store.queue_depth,
+            broken=d.store.broken,
+        )
+    cycle = list(d.stats.cycle_ms)
+    shed = list(d.stats.shed_ms)
+    return StatusResponse(
+        version=__version__,
+        site=site.site.name,
+        timezone=site.site.timezone,
+        now=now,
+        started_at=d.started_at,
+        config_file=str(d.config_path),
+        config_loaded_at=d.config_loaded_at,
+        failsafe=FailsafeInfo(
+            active=d.fs.active, reason=d.fs.reason, since=d.fs.since, good_cycles=d.fs.good_cycles,
+            recover_cycles=site.control.recover_cycles,
+        ),
+        grid=GridInfo(
+            meter=site.grid.meter,
+            current_a=list(d.grid_a) if d.grid_a is not None else None,
+            power_w=d.grid_power_w,
+            limit_a=site.grid.limit_a,
+            margin_a=site.grid.margin_a,
+            limit_kw=site.grid.limit_kw,
+        ),
+        nodes=nodes,
+        meters=meters,
+        chargers=chargers,
+        plan=(
+            PlanInfo(
+                at=plan.created_at, solver=plan.stats.solver, total_ms=plan.stats.total_ms,
+                sessions=len(plan.sessions), warnings=list(plan.warnings),
+            )
+            if plan is not None
+            else None
+        ),
+        loop=LoopInfo(
+            cycles=d.stats.cycles,
+            cycle_ms_p50=_pct(cycle, 50),
+            cycle_ms_p99=_pct(cycle, 99),
+            sheds=d.stats.sheds,
+            last_shed_at=d.stats.last_shed_at,
+            shed_ms_p50=_pct(shed, 50),
+            shed_ms_p99=_pct(shed, 99),
+        ),
+        store=store,
+    )
+
+

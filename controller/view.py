@@ -1,0 +1,382 @@
+"""The status page for a terminal: a :class:`~controller.api.models.StatusResponse` as rich renderables.
+
+:func:`render_status` is a pure function of the status (times are shown in the site's time zone
+and relative to ``status.now``, never to the wall clock), so ``depotctl status`` prints it once
+and the demo redraws it inside ``rich.live.Live`` with its own ``extra`` panel. Laid out for 120
+columns; every unknown value (``None``) shows as ``—``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from controller.api.models import ChargerInfo, NodeInfo, SessionInfo, StatusResponse
+
+NONE = "—"
+PHASES = ("L1", "L2", "L3")
+_GUIDE_W = 4  # columns a rich Tree indents per level
+
+
+def render_status(status: StatusResponse, *, extra: RenderableType | None = None) -> RenderableType:
+    """The whole status page: banner, grid, circuits, chargers, meters, plan/loop/store, then ``extra``."""
+    clock = _Clock(status)
+    parts: list[RenderableType] = [
+        banner(status, clock),
+        grid_table(status),
+        circuit_tree(status.nodes),
+        chargers_table(status.chargers, clock),
+        meters_table(status),
+        health_table(status, clock),
+    ]
+    if extra is not None:
+        parts.append(extra)
+    return Group(*parts)
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+
+class _Clock:
+    """Times in the site's zone, and durations relative to ``status.now``."""
+
+    def __init__(self, status: StatusResponse) -> None:
+        zone = _zone(status.timezone)
+        self.zone: tzinfo = zone or UTC
+        self.zone_name = status.timezone if zone is not None else f"UTC (unknown time zone {status.timezone!r})"
+        self.now = status.now.astimezone(self.zone)
+
+    def at(self, when: datetime | None, *, seconds: bool = True) -> str:
+        """``HH:MM:SS`` (``HH:MM``) today, ``Tue 06:30`` within a week, else the date and time."""
+        if when is None:
+            return NONE
+        local = when.astimezone(self.zone)
+        if local.date() == self.now.date():
+            return local.strftime("%H:%M:%S" if seconds else "%H:%M")
+        if abs(local - self.now) < timedelta(days=6):
+            return local.strftime("%a %H:%M")
+        return local.strftime("%Y-%m-%d %H:%M")
+
+    def ago(self, when: datetime | None) -> str:
+        """``12 s ago`` / ``in 3 h 5 min``."""
+        if when is None:
+            return NONE
+        seconds = (self.now - when).total_seconds()
+        return f"{duration(seconds)} ago" if seconds >= 0 else f"in {duration(-seconds)}"
+
+
+def _zone(name: str) -> tzinfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: ``0.4 s``, ``42 s``, ``5 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def num(value: float | None, digits: int = 1, unit: str = "") -> str:
+    """``12.3`` (``12.3 A`` with a unit), ``—`` for ``None``."""
+    if value is None:
+        return NONE
+    text = f"{value:.{digits}f}"
+    return f"{text} {unit}" if unit else text
+
+
+def triple(values: Sequence[float] | None, digits: int = 1) -> str:
+    """Per-phase values as ``16.0 15.8 0.0``, ``—`` when unknown."""
+    if values is None:
+        return NONE
+    return " ".join(f"{v:.{digits}f}" for v in values)
+
+
+def load_style(fraction: float) -> str:
+    """Green below 80 % of the usable limit, yellow up to it, red at or above it."""
+    if fraction >= 1.0:
+        return "bold red"
+    if fraction >= 0.8:
+        return "yellow"
+    return "green"
+
+
+def bar(value: float | None, cap: float, width: int = 20, *, planned: bool = False) -> Text:
+    """A load bar of ``value`` against ``cap``; planned (not measured) loads are drawn ``▒``."""
+    if value is None:
+        return Text("·" * width, style="dim")
+    fraction = value / cap if cap > 0 else (0.0 if value <= 0 else float("inf"))
+    filled = round(min(max(fraction, 0.0), 1.0) * width)
+    text = Text("▒" * filled if planned else "█" * filled, style=load_style(fraction))
+    text.append("░" * (width - filled), style="dim")
+    return text
+
+
+def ready_mark(will_meet: bool | None) -> Text:
+    if will_meet is None:
+        return Text(NONE, style="dim")
+    return Text("✓", style="bold green") if will_meet else Text("✗", style="bold red")
+
+
+# ---------------------------------------------------------------- sections
+
+
+def banner(status: StatusResponse, clock: _Clock | None = None) -> Panel:
+    """State of the site in one glance: fail-safe (red, with reason) or NORMAL (green)."""
+    clock = clock or _Clock(status)
+    fs = status.failsafe
+    line = Text()
+    if fs.active:
+        line.append(" FAIL-SAFE ", style="bold white on red")
+        line.append(f"  {fs.reason or 'no reason given'}", style="bold red")
+        line.append(f" · since {clock.at(fs.since)} ({clock.ago(fs.since)})")
+        line.append(f" · good cycles {fs.good_cycles}/{fs.recover_cycles}")
+        border = "red"
+    else:
+        line.append(" NORMAL ", style="bold black on green")
+        line.append(f"  since {clock.at(fs.since)} ({clock.ago(fs.since)})")
+        if fs.reason:
+            line.append(f" · last fail-safe: {fs.reason}", style="dim")
+        border = "green"
+    info = Text(
+        f"{clock.at(status.now)} {clock.zone_name} · up {duration((status.now - status.started_at).total_seconds())}"
+        f" · config {status.config_file} loaded {clock.at(status.config_loaded_at)}",
+        style="dim",
+    )
+    return Panel(
+        Group(line, info),
+        title=f"[bold]{status.site}[/] · depotctl {status.version}",
+        title_align="left",
+        border_style=border,
+        box=box.HEAVY if fs.active else box.ROUNDED,
+    )
+
+
+def grid_table(status: StatusResponse) -> Table:
+    """Grid connection: current per phase against the usable limit (limit − margin)."""
+    grid = status.grid
+    usable = grid.limit_a - grid.margin_a
+    power = num(None if grid.power_w is None else grid.power_w / 1000, 1, "kW")
+    if grid.limit_kw is not None:
+        power += f" of {grid.limit_kw:g} kW"
+    title = f"Grid · meter {grid.meter or NONE} · power {power}"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column("phase")
+    table.add_column("current", justify="right")
+    table.add_column(f"usable ({grid.limit_a:g} − {grid.margin_a:g} A)", justify="right")
+    table.add_column("load", no_wrap=True)
+    table.add_column("headroom", justify="right")
+    for i, phase in enumerate(PHASES):
+        current = None if grid.current_a is None else grid.current_a[i]
+        load = bar(current, usable, 30)
+        load.append(f" {current / usable:4.0%}" if current is not None and usable > 0 else "")
+        head = None if current is None else usable - current
+        table.add_row(
+            phase,
+            num(current, 1, "A"),
+            f"{usable:.1f} A",
+            load,
+            Text(num(head, 1, "A"), style="bold red" if head is not None and head < 0 else ""),
+        )
+    if grid.current_a is None:
+        table.caption = "no grid reading"
+        table.caption_style = "bold red"
+    return table
+
+
+def _tree_order(nodes: Sequence[NodeInfo]) -> list[tuple[NodeInfo, int]]:
+    """Depth-first, parents before children, siblings in input order; unknown parents → roots."""
+    ids = {n.id for n in nodes}
+    children: dict[str | None, list[NodeInfo]] = {}
+    for n in nodes:
+        children.setdefault(n.parent if n.parent in ids else None, []).append(n)
+    order: list[tuple[NodeInfo, int]] = []
+    seen: set[str] = set()
+
+    def walk(node: NodeInfo, depth: int) -> None:
+        if node.id in seen:
+            return
+        seen.add(node.id)
+        order.append((node, depth))
+        for child in children.get(node.id, []):
+            walk(child, depth + 1)
+
+    for root in children.get(None, []):
+        walk(root, 0)
+    for n in nodes:  # in a cycle: shown anyway, as roots
+        walk(n, 0)
+    return order
+
+
+def circuit_label(node: NodeInfo, name_width: int) -> Text:
+    """One line: id, three phase bars against limit − margin, the usable limit and the headroom."""
+    usable = node.limit_a - node.margin_a
+    planned = node.measured_a is None and node.planned_a is not None
+    load = node.measured_a if node.measured_a is not None else node.planned_a
+    text = Text(node.id.ljust(name_width), style="bold")
+    for i, phase in enumerate(PHASES):
+        value = None if load is None else load[i]
+        text.append(f" {phase} ", style="dim")
+        text.append_text(bar(value, usable, 8, planned=planned))
+        text.append(f" {num(value):>6}")
+    text.append(f" / {usable:g} A", style="dim")
+    if load is None:
+        text.append("  no reading, no plan", style="yellow")
+    elif planned:
+        text.append("  planned", style="italic cyan")
+    if node.headroom_a is not None:
+        least = min(node.headroom_a)
+        text.append(f"  headroom {least:.1f} A", style="bold red" if least < 0 else "")
+    return text
+
+
+def circuit_tree(nodes: Sequence[NodeInfo]) -> RenderableType:
+    """The circuit tree, parents before children, with per-phase load bars (▒ = planned, not measured)."""
+    tree = Tree(Text("Circuits", style="bold"), guide_style="dim")
+    if not nodes:
+        tree.add(Text("no circuits reported", style="dim"))
+        return tree
+    order = _tree_order(nodes)
+    name_w = max(len(n.id) + _GUIDE_W * depth for n, depth in order)
+    parents: dict[str, Tree] = {}
+    for node, depth in order:
+        holder = parents.get(node.parent or "", tree) if depth else tree
+        parents[node.id] = holder.add(circuit_label(node, name_w - _GUIDE_W * depth))
+    return tree
+
+
+def _session_cells(session: SessionInfo | None, clock: _Clock) -> list[RenderableType]:
+    if session is None:
+        return [Text(NONE, style="dim")] * 6
+    energy = Text(f"{session.delivered_kwh:.1f}/{num(session.energy_need_kwh)}")
+    if session.expected_kwh is not None:
+        energy.append(f"\n→{session.expected_kwh:.1f}", style="dim")
+    vehicle = session.vehicle_id or NONE
+    if session.connector != 1:
+        vehicle = f"#{session.connector} {vehicle}"
+    return [
+        vehicle,
+        energy,
+        NONE if session.soc_pct is None else f"{session.soc_pct:.0f}%",
+        clock.at(session.departure_at, seconds=False),
+        clock.at(session.eta, seconds=False),
+        ready_mark(session.will_meet_departure),
+    ]
+
+
+def chargers_table(chargers: Sequence[ChargerInfo], clock: _Clock) -> Table:
+    """One row per session (a charger without a session gets one row of its own).
+
+    ``OCPP``: version (or ``offline``) and the last status; ``limit``: the offered limit and why;
+    ``draw A``: measured current per phase L1 L2 L3; ``kWh``: delivered/need, → expected by departure.
+    """
+    table = Table(title="Chargers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    table.add_column("charger", style="bold")
+    table.add_column("circuit")
+    table.add_column("OCPP")
+    table.add_column("limit")
+    table.add_column("draw A", justify="right", no_wrap=True)
+    table.add_column("vehicle")
+    table.add_column("kWh", justify="right", no_wrap=True)
+    table.add_column("SoC", justify="right", no_wrap=True)
+    table.add_column("departs", no_wrap=True)
+    table.add_column("ETA", no_wrap=True)
+    table.add_column("ready", justify="center", no_wrap=True)
+    if not chargers:
+        table.add_row(Text("no chargers reported", style="dim"))
+    for ch in chargers:
+        link = Text(ch.ocpp_version or "up", style="green") if ch.connected else Text("offline", style="bold red")
+        if ch.status:
+            link.append(f"\n{ch.status}", style="dim")
+        limit = Text(NONE if ch.limit is None else f"{ch.limit:.1f} {ch.unit}")
+        if ch.limit_source:
+            limit.append(f"\n{ch.limit_source}", style="dim")
+        sessions: list[SessionInfo | None] = list(ch.sessions) or [None]
+        for i, session in enumerate(sessions):
+            head: list[RenderableType] = (
+                [ch.id, ch.circuit, link, limit, triple(ch.current_a)] if i == 0 else ["", "", "", "", ""]
+            )
+            table.add_row(*head, *_session_cells(session, clock))
+    return table
+
+
+def meters_table(status: StatusResponse) -> Table:
+    """Meters: age of the last good reading, stale or not, the current problem, counters."""
+    table = Table(title="Meters", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column("meter", style="bold")
+    table.add_column("age", justify="right")
+    table.add_column("state")
+    table.add_column("accepted", justify="right")
+    table.add_column("rejected", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("problem")
+    if not status.meters:
+        table.add_row(Text("no meters", style="dim"))
+    for m in status.meters:
+        state = Text("STALE", style="bold red") if m.stale else Text("ok", style="green")
+        table.add_row(
+            m.id,
+            NONE if m.age_s is None else duration(m.age_s),
+            state,
+            str(m.accepted),
+            Text(str(m.rejected), style="yellow" if m.rejected else ""),
+            Text(str(m.failed), style="yellow" if m.failed else ""),
+            Text(m.problem or "", style="red"),
+        )
+    return table
+
+
+def health_table(status: StatusResponse, clock: _Clock) -> Table:
+    """Plan, control loop and history store, one line each (plan warnings below)."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    plan = status.plan
+    if plan is None:
+        table.add_row("plan", Text("no plan yet", style="yellow"))
+    else:
+        table.add_row(
+            "plan",
+            f"{plan.solver} · {plan.total_ms:.0f} ms · {plan.sessions} session{'s' if plan.sessions != 1 else ''}"
+            f" · at {clock.at(plan.at)} ({clock.ago(plan.at)})",
+        )
+        for warning in plan.warnings:
+            table.add_row("", Text(f"⚠ {warning}", style="yellow"))
+    lp = status.loop
+    loop = f"{lp.cycles} cycles · cycle p50 {num(lp.cycle_ms_p50, 1, 'ms')} p99 {num(lp.cycle_ms_p99, 1, 'ms')}"
+    loop += f" · {lp.sheds} shed{'s' if lp.sheds != 1 else ''}"
+    if lp.sheds or lp.last_shed_at is not None:
+        loop += (
+            f" (last {clock.at(lp.last_shed_at)}, p50 {num(lp.shed_ms_p50, 0, 'ms')}"
+            f" p99 {num(lp.shed_ms_p99, 0, 'ms')})"
+        )
+    table.add_row("loop", loop)
+    st = status.store
+    if st is None:
+        table.add_row("store", Text("off", style="dim"))
+    else:
+        store = Text(f"{st.path} · {st.written} written · {st.queue_depth} queued")
+        store.append(f" · {st.dropped} dropped", style="yellow" if st.dropped else "")
+        if st.broken:
+            store.append(" · BROKEN", style="bold red")
+        table.add_row("store", store)
+    return table

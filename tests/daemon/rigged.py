@@ -1,0 +1,196 @@
+"""A daemon against the hil rig on free loopback ports: in-process, or as ``depotctl run``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.config.loader import load_site
+from controller.daemon.core import Daemon, DaemonOptions
+from hil.ev import EvParams
+from hil.rig import BaseStep, Rig, RigDay, Visit, free_port, rig_site_text
+
+DEMO = Path(__file__).resolve().parents[2] / "config" / "demo-site.yaml"
+FAST = {"ocpp": {"profile_ttl_s": 12, "meter_sample_s": 1}, "control": {"plan_every_s": 3}}
+"""Test timing: profiles live 12 s (refreshed every 3 s plan), chargers report every second."""
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def ev3(max_a: float = 32.0, reaction_s: float = 3.0) -> EvParams:
+    return EvParams(max_a=max_a, phases=3, battery_kwh=200.0, reaction_s=reaction_s)
+
+
+def feeder_b_day(duration_s: float = 600.0) -> RigDay:
+    """Two anonymous 3-phase EVs on feeder-b (CP07, CP08: 32 A each) and a site van (VAN-01's tag:
+    a scheduled departure, so the planner may move its charging to the cheap night tariff) on CP01."""
+    return RigDay(
+        duration_s,
+        base=(BaseStep(0.0, "grid", (20.0, 20.0, 20.0)), BaseStep(0.0, "feeder-b", (10.0, 10.0, 10.0))),
+        visits=(
+            Visit("CP07", 0.5, duration_s, ev3(), need_kwh=50.0, id_tag="T-CP07"),
+            Visit("CP08", 0.5, duration_s, ev3(), need_kwh=50.0, id_tag="T-CP08"),
+            Visit("CP01", 0.5, duration_s, ev3(16.0), need_kwh=20.0, id_tag="04A2B3C4", vehicle_id="VAN-01"),
+        ),
+    )
+
+
+@dataclass
+class Rigged:
+    rig: Rig
+    site_path: Path
+    storage: Path
+    api_url: str
+    metrics_url: str
+    ocpp_url: str
+    daemon: Daemon | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def status(self) -> dict[str, Any]:
+        body = await asyncio.to_thread(_get, self.api_url + "/api/v1/status")
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+    async def metrics(self) -> str:
+        return (await asyncio.to_thread(_get, self.metrics_url + "/metrics")).decode()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        body: bytes = r.read()
+        return body
+
+
+async def wait_for(pred: Callable[[], bool], timeout_s: float, what: str, step_s: float = 0.1) -> float:
+    """Poll ``pred`` until true; returns the seconds it took; fails the test after ``timeout_s``."""
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > timeout_s:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(step_s)
+    return time.monotonic() - t0
+
+
+async def wait_async(pred: Callable[[], Any], timeout_s: float, what: str, step_s: float = 0.2) -> float:
+    t0 = time.monotonic()
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            if await pred():
+                return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout_s:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(step_s)
+
+
+def write_site(
+    tmp: Path, rig: Rig, overrides: Mapping[str, Any], name: str = "site.yaml"
+) -> tuple[Path, dict[str, int]]:
+    ports = {"ocpp": free_port(), "api": free_port(), "metrics": free_port()}
+    text = rig_site_text(
+        DEMO,
+        meter_ports=rig.meter_ports,
+        ocpp_port=ports["ocpp"],
+        api_port=ports["api"],
+        metrics_port=ports["metrics"],
+        storage_path=tmp / "depot.db",
+    )
+    data = deep_merge(yaml.safe_load(text), overrides)
+    path = tmp / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    load_site(path)  # fails the test early on a bad override
+    return path, ports
+
+
+def start_process(site_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "controller.cli", "run", "--config", str(site_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=site_path.parent,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+@contextlib.asynccontextmanager
+async def rigged(
+    tmp: Path, day: RigDay | None = None, *, overrides: Mapping[str, Any] = FAST, process: bool = False
+) -> AsyncIterator[Rigged]:
+    site0 = load_site(DEMO).site
+    rig = Rig(site0, day or feeder_b_day(), meter_ports={"127.0.0.1:15020": 0})
+    await rig.start()
+    try:
+        site_path, ports = write_site(tmp, rig, overrides)
+        r = Rigged(
+            rig,
+            site_path,
+            tmp / "depot.db",
+            f"http://127.0.0.1:{ports['api']}",
+            f"http://127.0.0.1:{ports['metrics']}",
+            f"ws://127.0.0.1:{ports['ocpp']}/ocpp",
+        )
+        task = None
+        if process:
+            r.log_path = tmp / "daemon.log"
+            r.proc = start_process(site_path, r.log_path)
+        else:
+            r.daemon = Daemon(load_site(site_path).site, site_path, DaemonOptions(handle_signals=False))
+            task = asyncio.create_task(r.daemon.run())
+        try:
+            await wait_async(lambda: _up(r), 20, "the daemon's API")
+            offline = await r.rig.connect_chargers(r.ocpp_url, keep_connected=True, timeout_s=15)
+            assert not offline, f"chargers not connected: {offline}"
+            yield r
+        finally:
+            if r.proc is not None:
+                stop_process(r.proc)
+            if r.daemon is not None and task is not None:
+                r.daemon.request_stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 15)
+    finally:
+        await rig.stop()
+
+
+async def _up(r: Rigged) -> bool:
+    if r.proc is not None and r.proc.poll() is not None:
+        raise AssertionError(f"depotctl run exited with {r.proc.returncode}:\n{r.log()[-3000:]}")
+    await r.status()
+    return True

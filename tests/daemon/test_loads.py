@@ -1,0 +1,60 @@
+"""Node loads and base loads from measurements (pure)."""
+
+from __future__ import annotations
+
+import math
+
+from controller.config.loader import load_site
+from controller.daemon.loads import BaseHold, add_budgets, base_loads, exceeded, known_loads, node_meters, with_unknown
+
+SITE = load_site("config/demo-site.yaml").site
+# demo-site: grid (meter grid-meter) → feeder-a (unmetered) → board-a1; feeder-b (feeder-b-meter)
+
+
+def test_node_meters() -> None:
+    assert node_meters(SITE) == {"grid": "grid-meter", "feeder-b": "feeder-b-meter"}
+
+
+def test_known_loads_unmetered_from_below() -> None:
+    meters = {"grid-meter": (100.0, 90.0, 80.0), "feeder-b-meter": (40.0, 30.0, 20.0)}
+    draws = {"CP01": (10.0, 10.0, 10.0), "CP04": (16.0, 0.0, 0.0), "CP07": (5.0, 5.0, 5.0)}
+    loads = known_loads(SITE, meters, draws)
+    assert loads["grid"] == (100.0, 90.0, 80.0)
+    assert loads["feeder-b"] == (40.0, 30.0, 20.0)  # the meter, not the chargers
+    assert loads["board-a1"] == (10.0, 10.0, 10.0)
+    assert loads["feeder-a"] == (26.0, 10.0, 10.0)  # board-a1 + CP04 on L1
+
+
+def test_stale_meter_makes_node_unknown_not_zero() -> None:
+    loads = known_loads(SITE, {"feeder-b-meter": (1.0, 1.0, 1.0)}, {})
+    assert "grid" not in loads
+    base = base_loads(SITE, {"feeder-b-meter": (1.0, 1.0, 1.0)}, {})
+    assert all(math.isnan(v) for v in base["grid"])
+
+
+def test_base_is_meter_minus_ev_never_negative_plus_budgets() -> None:
+    meters = {"grid-meter": (100.0, 90.0, 80.0), "feeder-b-meter": (40.0, 30.0, 20.0)}
+    draws = {"CP07": (30.0, 35.0, 5.0), "CP01": (10.0, 10.0, 10.0)}
+    base = base_loads(SITE, meters, draws)
+    assert base["feeder-b"] == (10.0, 0.0, 15.0)
+    assert base["grid"] == (60.0, 45.0, 65.0)
+    assert base["feeder-a"] == (0.0, 0.0, 0.0)
+    with_budget = add_budgets(SITE, base, {"CP04": (16.0, 0.0, 0.0)})  # CP04 on feeder-a, L1
+    assert with_budget["feeder-a"] == (16.0, 0.0, 0.0)
+    assert with_budget["grid"] == (76.0, 45.0, 65.0)
+    assert with_budget["feeder-b"] == base["feeder-b"]
+
+
+def test_hold_keeps_the_recent_maximum_and_unknown() -> None:
+    hold = BaseHold(10.0)
+    hold.add(0.0, {"grid": (50.0, 10.0, 10.0)})
+    assert hold.add(5.0, {"grid": (20.0, 30.0, 10.0)})["grid"] == (50.0, 30.0, 10.0)
+    assert hold.add(11.0, {"grid": (20.0, 20.0, 10.0)})["grid"] == (20.0, 30.0, 10.0)
+    held = hold.add(12.0, {"grid": (math.nan, 0.0, 0.0)})
+    assert held["grid"] == (20.0, 30.0, 10.0)  # unknown values are not held …
+    now = with_unknown(held, {"grid": (math.nan, 0.0, 0.0)})
+    assert math.isnan(now["grid"][0])  # … but a node unknown now is unknown
+
+
+def test_exceeded_counts_the_rated_limit_not_the_margin() -> None:
+    assert exceeded(SITE, {"feeder-b": (99.0, 101.0, 100.0)}) == [("feeder-b", 1, 1.0)]
