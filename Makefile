@@ -24,8 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard controller hil tests bench)
 	$(BIN)/mypy
 
+DURATION ?= 180
+
 demo: $(STAMP)
-	$(BIN)/depotctl check-config config/demo-site.yaml
+	$(BIN)/depotctl demo --duration $(DURATION)
 
 bench: $(STAMP)
 	$(BIN)/python bench/planner.py

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.simulate.cli",
     "controller.meter.probe",
     "controller.status_cli",
+    "controller.demo",
 )
 
 

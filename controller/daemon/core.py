@@ -127,6 +127,7 @@ class Daemon:
         self.ev_total_a: dict[str, float] = {}  # per metered node: the chargers' draw last noted
         self.base_now: dict[str, PhaseCurrents] = {}
         self.budgets: dict[str, PhaseCurrents] = {}  # chargers out of contact, worst case
+        self.unsettled_since: dict[str, float] = {}  # metered node → since when a draw below is unknown
         self.at_risk_vehicles: set[str] = set()
         self.upcoming: list[DepartureNeed] = []
         self.scheduler: Any = None

@@ -115,6 +115,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
     max_age = _max_age_s(d)
     draws: dict[str, PhaseCurrents] = {}
     with_session: dict[str, PhaseCurrents] = {}
+    unknown_draw: set[str] = set()
     budgets: dict[str, PhaseCurrents] = {}
     for ch in site.chargers:
         st = d.cs.states.get(ch.id)
@@ -125,9 +126,12 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         if st is not None and connected:
             est = _ev_estimate(d, ch, st, now)
             if est is not None:
-                with_session[ch.id] = est
+                with_session[ch.id], known = est
+                if not known:
+                    unknown_draw.add(ch.id)
         if not connected:
             budgets[ch.id] = offline_budget_a(d, ch, now)
+            unknown_draw.add(ch.id)  # it may be drawing; the meters see it, we don't
         energy = None
         if st is not None:
             regs = [c.measured.energy_wh.value for c in st.connectors.values() if c.measured.energy_wh is not None]
@@ -147,7 +151,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         add_exceeded(d.metrics, node, p, dt_s)
     d.base_now = base_loads(site, meter_a, with_session)
     d.budgets = budgets
-    d.hold.add(t_read, d.base_now)
+    d.hold.add(t_read, _settled(d, d.base_now, unknown_draw, t_read))
 
     # fail-safe state machine
     health = CycleHealth(
@@ -169,7 +173,30 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
     return not health.faults()
 
 
-def _ev_estimate(d: Daemon, ch: Charger, st: ChargerState, now: datetime) -> PhaseCurrents | None:
+def _settled(
+    d: Daemon, base: dict[str, PhaseCurrents], unknown_draw: set[str], t_s: float
+) -> dict[str, PhaseCurrents]:
+    """The base-load sample worth holding: a metered node with a charger below it whose draw is
+    unknown (out of contact, or no meter values yet, e.g. just after a restart or a reconnect)
+    would show that draw as base load, so its sample is left out — for at most the hold window, after which
+    the conservative value is taken (a charger that never reports must not freeze the base).
+    Right after a start the node then has no held value yet and the planner takes it as full
+    until the chargers' first meter values arrive (one ``ocpp.meter_sample_s``)."""
+    out = dict(base)
+    meters = node_meters(d.site)
+    for node in meters:
+        if any(ch.id in unknown_draw for ch in d.site.chargers_under(node)):
+            since = d.unsettled_since.setdefault(node, t_s)
+            if t_s - since < d.hold.window_s:
+                out.pop(node, None)
+        else:
+            d.unsettled_since.pop(node, None)
+    return out
+
+
+def _ev_estimate(
+    d: Daemon, ch: Charger, st: ChargerState, now: datetime
+) -> tuple[PhaseCurrents, bool] | None:
     """What the charger's planned sessions draw now, for the base-load subtraction.
 
     A charger's meter values arrive every ``ocpp.meter_sample_s``, the grid meter's every second:
@@ -177,16 +204,19 @@ def _ev_estimate(d: Daemon, ch: Charger, st: ChargerState, now: datetime) -> Pha
     reported current is the old one, and ``meter − EV`` would show a phantom base load that the
     planner then holds for a minute. Until a reading newer than the change (plus the vehicle's
     reaction time) arrives, the session counts at the larger of its reading and its new limit.
+    Returns the estimate and whether every session's draw is known, or None without sessions.
     """
     max_age = timedelta(seconds=_max_age_s(d))
     total = [0.0, 0.0, 0.0]
     any_session = False
+    known = True
     for conn_id, conn in st.connectors.items():
         tx = conn.transaction
         if conn_id < 1 or tx is None:
             continue
         any_session = True
         measured = grid_currents(ch, conn, now, max_age)
+        known = known and measured is not None
         est = measured or (0.0, 0.0, 0.0)
         sent = d.sent.get(f"{ch.id}:{tx.transaction_id}")
         if sent is not None:
@@ -196,7 +226,7 @@ def _ev_estimate(d: Daemon, ch: Charger, st: ChargerState, now: datetime) -> Pha
                 est = (max(est[0], cap[0]), max(est[1], cap[1]), max(est[2], cap[2]))
         for p in range(3):
             total[p] += est[p]
-    return (total[0], total[1], total[2]) if any_session else None
+    return ((total[0], total[1], total[2]), known) if any_session else None
 
 
 def _note_load_changes(d: Daemon, draws: dict[str, PhaseCurrents]) -> None:

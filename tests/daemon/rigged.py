@@ -139,6 +139,7 @@ def start_process(site_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+    """Signal and wait (blocking: call it through ``asyncio.to_thread`` while the rig runs)."""
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
@@ -179,14 +180,26 @@ async def rigged(
             assert not offline, f"chargers not connected: {offline}"
             yield r
         finally:
-            if r.proc is not None:
-                stop_process(r.proc)
+            if r.proc is not None:  # in a thread: the rig's chargers must keep answering meanwhile
+                await asyncio.to_thread(stop_process, r.proc)
             if r.daemon is not None and task is not None:
                 r.daemon.request_stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, 15)
     finally:
         await rig.stop()
+
+
+async def steady(r: Rigged, chargers: tuple[str, ...] = ("CP07", "CP08"), above_a: float = 20.0) -> None:
+    """Normal control, and ``chargers``' EVs drawing more than ``above_a`` (the fail-safe is 6 A)."""
+
+    async def normal() -> bool:
+        return not (await r.status())["failsafe"]["active"]
+
+    await wait_async(normal, 20, "normal control")
+    await wait_for(
+        lambda: min(r.rig.sim(c).draw_a()[0] for c in chargers) > above_a, 30, f"EVs drawing > {above_a:g} A"
+    )
 
 
 async def _up(r: Rigged) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.metrics import CONTRACT_NAMES
-from tests.daemon.rigged import Rigged, rigged, wait_async, wait_for
+from tests.daemon.rigged import Rigged, rigged, steady, wait_async, wait_for
 
 FEEDER_B_LIMIT_A = 100.0
 FAILSAFE_A = 6.0
@@ -16,18 +16,6 @@ FAILSAFE_A = 6.0
 
 def _feeder_b_max(r: Rigged) -> float:
     return max(r.rig.loads()["feeder-b"])
-
-
-async def _steady(r: Rigged) -> None:
-    """Normal control, and the two feeder-b EVs drawing well above the fail-safe limit."""
-
-    async def normal() -> bool:
-        return not (await r.status())["failsafe"]["active"]
-
-    await wait_async(normal, 20, "normal control")
-    await wait_for(
-        lambda: min(r.rig.sim("CP07").draw_a()[0], r.rig.sim("CP08").draw_a()[0]) > 20.0, 30, "EVs drawing > 20 A"
-    )
 
 
 def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -46,7 +34,7 @@ def _present(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) 
 
 async def test_base_load_step_is_shed_within_reaction_plus_2_s_and_metrics_scrape(tmp_path: Path) -> None:
     async with rigged(tmp_path) as r:
-        await _steady(r)
+        await steady(r)
         await asyncio.sleep(4)  # a plan with a departure at risk or not, meter values in
 
         # /metrics during the loop: every contract name, sane values
@@ -89,7 +77,7 @@ async def test_base_load_step_is_shed_within_reaction_plus_2_s_and_metrics_scrap
 
 async def test_grid_meter_loss_goes_failsafe_and_recovers(tmp_path: Path) -> None:
     async with rigged(tmp_path) as r:
-        await _steady(r)
+        await steady(r)
         server = r.rig.meter_server("grid-meter")
         await server.stop()
         site = r.daemon.site if r.daemon else None

@@ -1,0 +1,551 @@
+"""The daemon under load: ``depotctl run`` against N simulated chargers and a simulated grid meter.
+
+For each size N: generate a site (:mod:`bench.sites`: N AC chargers, 3/4 of them 3-phase 32 A,
+on several feeders, grid and feeder limits that bind, one Eastron SDM630 grid meter on Modbus
+TCP polled every second, ``ocpp.meter_sample_s`` 10, ``control.plan_every_s`` 10,
+``ocpp.profile_ttl_s`` 120, security profile 0), start the hil rig in THIS process (sims ticking
+every second, charger-side message validation off) and the daemon as a SUBPROCESS
+(``python -m controller.cli run --config FILE``, logging to a temp file), connect every charger
+(kept connected), plug an EV into 4 of every 5, and wait until the daemon is out of fail-safe and
+has planned every session. Then, over ``--seconds``:
+
+* daemon CPU from ``/proc/PID/stat`` (utime + stime over wall time, % of one core — the planner
+  thread included) and peak RSS from ``/proc/PID/status`` (VmRSS, sampled every second);
+* every 10 s the grid's own base load steps up until the most loaded grid phase is
+  ``max(10 A, 3 % of the limit)`` above ``limit − margin`` (back down 5 s later): the daemon sheds;
+* at the end, from the status API: ``loop.cycle_ms_p50/p99``, ``loop.shed_ms_p50/p99`` (overloaded
+  meter reading → every shed profile acknowledged) and ``loop.sheds`` (percentiles over the
+  daemon's recent history, start-up included), ``plan.total_ms`` of the last plan; from
+  ``/metrics``: profile pushes/s and the mean plan time over the window.
+
+The status API and ``/metrics`` are read only outside the CPU window (they cost the daemon CPU).
+
+    .venv/bin/python bench/loop.py [--sizes 100,500] [--seconds 60] [--json]
+
+Targets (issue): 500 chargers at a 1 s meter poll with daemon CPU ≤ 50 % of one core and
+RSS ≤ 200 MB; shed latency p99 ≤ 200 ms at 100 chargers. Exits 1 (with the daemon's log tail)
+when a run fails; a missed target is reported, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# bench/ holds ocpp.py: keep the folder off the path, or it would shadow the ocpp package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from bench.sites import METER_ENDPOINT, Endpoints, dump, loop_site, to_site  # noqa: E402
+from controller.config.loader import load_site  # noqa: E402
+from controller.model.site import GRID_ID, Site  # noqa: E402
+from hil.ev import EvParams  # noqa: E402
+from hil.rig import BaseStep, Rig, RigDay, free_port  # noqa: E402
+from hil.rig.plant import sim_ev  # noqa: E402
+
+PLUGGED_SHARE = (4, 5)
+"""An EV is plugged into charger i when ``i % 5 < 4``."""
+GRID_BASE_SHARE = 0.10
+"""The grid's own (non-EV) base load, as a share of its limit (L1; L2, L3 a little less)."""
+STEP_EVERY_S = 10.0
+STEP_HOLD_S = 5.0
+STEP_FIRST_S = 2.0
+WARMUP_S = 12.0
+"""After the daemon first planned every session: let the profiles land and the EVs follow."""
+RIG_TICK_S = 1.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+TARGET_CPU_PCT = 50.0
+TARGET_RSS_MB = 200.0
+TARGET_SHED_P99_MS = 200.0
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Row:
+    chargers: int
+    sessions: int = 0
+    cycle_p50_ms: float | None = None
+    cycle_p99_ms: float | None = None
+    plan_last_ms: float | None = None
+    plan_mean_ms: float | None = None
+    plans: int = 0
+    sheds: int = 0
+    sheds_in_window: int = 0
+    steps: int = 0
+    shed_p50_ms: float | None = None
+    shed_p99_ms: float | None = None
+    cpu_pct: float = 0.0
+    rss_peak_mb: float = 0.0
+    rss_hwm_mb: float = 0.0
+    cycles_per_s: float = 0.0
+    pushes_per_s: float = 0.0
+    rig_cpu_pct: float = 0.0
+    failsafe_entries: int = 0
+    failsafe_at_end: bool = False
+    setup_s: float = 0.0
+    window_s: float = 0.0
+    grid_limit_a: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+# --- the daemon process ---------------------------------------------------------------------------
+
+
+class DaemonProc:
+    def __init__(
+        self, site_path: Path, log_path: Path, api_url: str, metrics_url: str, profile_to: Path | None = None
+    ) -> None:
+        self.site_path = site_path
+        self.profile_to = profile_to
+        self.log_path = log_path
+        self.api_url = api_url
+        self.metrics_url = metrics_url
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("WATCHDOG_USEC", None)
+        profile = ["-m", "cProfile", "-o", str(self.profile_to)] if self.profile_to is not None else []
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, *profile, "-m", "controller.cli", "run", "--config", str(self.site_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(_HERE.parent),
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            raise BenchError(f"depotctl run exited (code {code})")
+
+    async def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM (it pushes fail-safe limits to the still running sims first), then SIGKILL."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        end = time.monotonic() + timeout_s
+        while proc.poll() is None and time.monotonic() < end:
+            await asyncio.sleep(0.1)
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(proc.wait, 5)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+
+    async def status(self, timeout_s: float = 15.0) -> dict[str, Any]:
+        body = await asyncio.to_thread(_get, self.api_url + "/api/v1/status", timeout_s)
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+    async def metrics(self, timeout_s: float = 15.0) -> str:
+        return (await asyncio.to_thread(_get, self.metrics_url + "/metrics", timeout_s)).decode()
+
+    def cpu_s(self) -> float:
+        """utime + stime of the daemon (all its threads) [s]."""
+        raw = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = raw[raw.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) [MB]."""
+        rss = hwm = 0.0
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024.0
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024.0
+        return rss, hwm
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def _get(url: str, timeout_s: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout_s) as r:
+        body: bytes = r.read()
+        return body
+
+
+def metric_sum(text: str, name: str) -> float:
+    """The sum of every sample of ``name`` (any labels) in Prometheus text format."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            with contextlib.suppress(ValueError, IndexError):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# --- waiting, bounded -----------------------------------------------------------------------------
+
+
+async def wait_until(
+    pred: Callable[[], Awaitable[bool]], timeout_s: float, what: str, daemon: DaemonProc, step_s: float = 1.0
+) -> float:
+    t0 = time.monotonic()
+    last_exc: BaseException | None = None
+    while True:
+        daemon.check_alive()
+        try:
+            if await pred():
+                return time.monotonic() - t0
+        except (OSError, ValueError) as exc:
+            last_exc = exc
+        if time.monotonic() - t0 > timeout_s:
+            extra = f" (last error: {last_exc!r})" if last_exc is not None else ""
+            raise BenchError(f"timed out after {timeout_s:.0f} s waiting for {what}{extra}")
+        await asyncio.sleep(step_s)
+
+
+# --- one size -------------------------------------------------------------------------------------
+
+
+def _grid_base(site: Site) -> tuple[float, float, float]:
+    a = site.grid.limit_a * GRID_BASE_SHARE
+    return (round(a, 1), round(a * 0.9, 1), round(a * 0.8, 1))
+
+
+async def _plug_all(rig: Rig, site: Site, ids: list[str], timeout_s: float) -> None:
+    slots = asyncio.Semaphore(32)
+
+    async def one(i: int, cid: str) -> None:
+        async with slots:
+            sim = rig.sim(cid)
+            ev = sim_ev(site, site.charger(cid), EvParams(max_a=32.0, phases=3, battery_kwh=300.0,
+                                                          reaction_s=1.0 + (i % 5) * 0.5))
+            await sim.plug_in(ev, soc_pct=20.0, id_tag=f"T{i:04d}", timeout_s=10.0)
+
+    await asyncio.wait_for(asyncio.gather(*(one(i, cid) for i, cid in enumerate(ids))), timeout_s)
+
+
+async def run_size(n: int, seconds: float, work: Path, verbose: bool, profile_dir: Path | None = None) -> Row:
+    row = Row(chargers=n)
+    tmp = Path(tempfile.mkdtemp(prefix=f"loop{n}-", dir=work))
+    ends = Endpoints(
+        ocpp_port=free_port(),
+        api_port=free_port(),
+        metrics_port=free_port(),
+        meter_port=METER_ENDPOINT[1],
+        storage_path=tmp / "depot.db",
+    )
+    data = loop_site(n, ends)
+    site0 = to_site(data)
+    base0 = _grid_base(site0)
+    row.grid_limit_a = site0.grid.limit_a
+    day = RigDay(7 * 86400.0, base=(BaseStep(0.0, GRID_ID, base0),))
+    rig = Rig(site0, day, meter_ports={f"{METER_ENDPOINT[0]}:{METER_ENDPOINT[1]}": 0}, tick_s=RIG_TICK_S)
+    for sim in rig.sims.values():
+        sim.o.validate_messages = False  # the sims share the cores with the daemon; real chargers are fast
+    daemon: DaemonProc | None = None
+    t_setup = time.monotonic()
+    try:
+        await rig.start()
+        data["meters"][0]["modbus"]["port"] = rig.meter_ports[f"{METER_ENDPOINT[0]}:{METER_ENDPOINT[1]}"]
+        site_path = tmp / "site.yaml"
+        site_path.write_text(dump(data))
+        site = load_site(site_path).site  # what the daemon will read
+        daemon = DaemonProc(
+            site_path,
+            tmp / "daemon.log",
+            f"http://127.0.0.1:{ends.api_port}",
+            f"http://127.0.0.1:{ends.metrics_port}",
+            None if profile_dir is None else profile_dir / f"daemon-{n}.prof",
+        )
+        daemon.start()
+        d = daemon
+
+        async def api_up() -> bool:
+            await d.status()
+            return True
+
+        await wait_until(api_up, 60, "the daemon's status API", d, step_s=0.5)
+        _say(verbose, f"N={n}: daemon up (pid {d.pid}); connecting {n} chargers")
+        offline = await rig.connect_chargers(
+            f"ws://127.0.0.1:{ends.ocpp_port}{site.ocpp.path}", keep_connected=True, timeout_s=180, concurrency=32
+        )
+        if offline:
+            raise BenchError(f"{len(offline)} charger(s) not connected after 180 s: {', '.join(offline[:10])} …")
+
+        async def failsafe_profiles() -> bool:
+            return all(s.store.profiles for s in rig.sims.values())
+
+        await wait_until(failsafe_profiles, 120, "every charger's fail-safe profile", d, step_s=0.5)
+        plugged = [ch.id for i, ch in enumerate(site.chargers) if i % PLUGGED_SHARE[1] < PLUGGED_SHARE[0]]
+        _say(verbose, f"N={n}: all connected; plugging {len(plugged)} EVs")
+        await _plug_all(rig, site, plugged, 180)
+        row.sessions = len(plugged)
+
+        async def planned_all() -> bool:
+            st = await d.status()
+            plan = st.get("plan") or {}
+            connected = sum(1 for c in st["chargers"] if c["connected"])
+            return (
+                not st["failsafe"]["active"]
+                and connected == n
+                and plan.get("sessions") == len(plugged)
+                and plan.get("solver") not in (None, "none")
+            )
+
+        await wait_until(planned_all, 180, f"normal mode with a plan for all {len(plugged)} sessions", d, step_s=2.0)
+        _say(verbose, f"N={n}: planned all sessions after {time.monotonic() - t_setup:.0f} s; warming up")
+        await asyncio.sleep(WARMUP_S)
+        d.check_alive()
+        row.setup_s = time.monotonic() - t_setup
+
+        # --- the measured window (no API calls to the daemon inside it) ---
+        before = await d.status()
+        metrics0 = await d.metrics()
+        log0 = d.log_size()
+        usable = site.grid.limit_a - site.grid.margin_a
+        overshoot = max(10.0, 0.03 * site.grid.limit_a)
+        steps_up = [STEP_FIRST_S + k * STEP_EVERY_S for k in range(int(seconds // STEP_EVERY_S) + 1)]
+        steps_up = [t for t in steps_up if t + STEP_HOLD_S <= seconds]
+        events = sorted([(t, "up") for t in steps_up] + [(t + STEP_HOLD_S, "down") for t in steps_up])
+        rss_peak = 0.0
+        rig_cpu0 = time.process_time()
+        cpu0, w0 = d.cpu_s(), time.monotonic()
+        next_mem = w0
+        while (el := time.monotonic() - w0) < seconds:
+            d.check_alive()
+            while events and events[0][0] <= el:
+                _, kind = events.pop(0)
+                if kind == "up":
+                    load = rig.loads()[GRID_ID]
+                    step = max(overshoot, usable - max(load) + overshoot)
+                    rig.set_base(GRID_ID, (base0[0] + step, base0[1] + step, base0[2] + step))
+                    row.steps += 1
+                    _say(verbose, f"N={n}: t={el:5.1f} s grid {max(load):.0f} A of usable {usable:.0f} A: "
+                                  f"base +{step:.0f} A")
+                else:
+                    rig.set_base(GRID_ID, base0)
+            if time.monotonic() >= next_mem:
+                rss, _ = d.memory_mb()
+                rss_peak = max(rss_peak, rss)
+                next_mem += 1.0
+            await asyncio.sleep(0.05)
+        cpu1, w1 = d.cpu_s(), time.monotonic()
+        rig_cpu = time.process_time() - rig_cpu0
+        rss, hwm = d.memory_mb()
+        rss_peak = max(rss_peak, rss)
+        rig.set_base(GRID_ID, base0)
+        after = await d.status()
+        metrics1 = await d.metrics()
+        window_log = d.log_since(log0)
+
+        wall = w1 - w0
+        row.window_s = wall
+        row.cpu_pct = 100.0 * (cpu1 - cpu0) / wall
+        row.rig_cpu_pct = 100.0 * rig_cpu / wall
+        row.rss_peak_mb = rss_peak
+        row.rss_hwm_mb = hwm
+        loop = after["loop"]
+        row.cycle_p50_ms, row.cycle_p99_ms = loop["cycle_ms_p50"], loop["cycle_ms_p99"]
+        row.shed_p50_ms, row.shed_p99_ms = loop["shed_ms_p50"], loop["shed_ms_p99"]
+        row.sheds = loop["sheds"]
+        row.sheds_in_window = loop["sheds"] - before["loop"]["sheds"]
+        row.cycles_per_s = (loop["cycles"] - before["loop"]["cycles"]) / wall
+        row.plan_last_ms = (after.get("plan") or {}).get("total_ms")
+        pushes = metric_sum(metrics1, "depot_profile_pushes_total") - metric_sum(metrics0, "depot_profile_pushes_total")
+        row.pushes_per_s = pushes / wall
+        plan_n = metric_sum(metrics1, "depot_plan_duration_seconds_count") - metric_sum(
+            metrics0, "depot_plan_duration_seconds_count"
+        )
+        plan_s = metric_sum(metrics1, "depot_plan_duration_seconds_sum") - metric_sum(
+            metrics0, "depot_plan_duration_seconds_sum"
+        )
+        row.plans = int(plan_n)
+        row.plan_mean_ms = 1000.0 * plan_s / plan_n if plan_n else None
+        row.failsafe_entries = window_log.count("FAIL-SAFE")
+        row.failsafe_at_end = bool(after["failsafe"]["active"])
+        if row.failsafe_at_end:
+            row.notes.append(f"fail-safe at the end: {after['failsafe']['reason']}")
+        errors = [ln for ln in window_log.splitlines() if " ERROR " in ln or " CRITICAL " in ln or "Traceback" in ln]
+        if errors:
+            row.notes.append(f"{len(errors)} error line(s) in the window, first: {errors[0][:200]}")
+        return row
+    except BaseException:
+        if daemon is not None:
+            print(f"\n--- daemon log tail ({daemon.log_path}) ---\n{daemon.log_tail()}\n---", file=sys.stderr)
+        raise
+    finally:
+        if daemon is not None:
+            try:
+                await daemon.stop()
+            finally:
+                daemon.kill()
+        await rig.stop()
+
+
+def _say(verbose: bool, text: str) -> None:
+    if verbose:
+        print(text, file=sys.stderr, flush=True)
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _f(v: float | None, fmt: str = ".1f") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| chargers | sessions | cycle p50 ms | cycle p99 ms | plan ms (last) | sheds | shed p50 ms | shed p99 ms "
+        "| CPU % of one core | RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.chargers} | {r.sessions} | {_f(r.cycle_p50_ms)} | {_f(r.cycle_p99_ms)} "
+            f"| {_f(r.plan_last_ms, '.0f')} | {r.sheds} | {_f(r.shed_p50_ms)} | {_f(r.shed_p99_ms)} "
+            f"| {r.cpu_pct:.1f} | {r.rss_peak_mb:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def details(rows: list[Row]) -> str:
+    lines = [
+        "| chargers | grid limit A | window s | base steps | sheds in window | cycles/s | plans (mean ms) "
+        "| pushes/s | RSS HWM MB | rig CPU % | fail-safe entries |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.chargers} | {r.grid_limit_a:.0f} | {r.window_s:.0f} | {r.steps} | {r.sheds_in_window} "
+            f"| {r.cycles_per_s:.2f} | {r.plans} ({_f(r.plan_mean_ms, '.0f')}) | {r.pushes_per_s:.1f} "
+            f"| {r.rss_hwm_mb:.0f} | {r.rig_cpu_pct:.0f} | {r.failsafe_entries} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(rows: list[Row]) -> str:
+    def mark(ok: bool) -> str:
+        return "✓" if ok else "✗"
+
+    parts = []
+    for r in rows:
+        if r.chargers == 500:
+            parts.append(f"500: CPU ≤ {TARGET_CPU_PCT:g} % {mark(r.cpu_pct <= TARGET_CPU_PCT)} ({r.cpu_pct:.1f} %)")
+            ok = r.rss_peak_mb <= TARGET_RSS_MB
+            parts.append(f"500: RSS ≤ {TARGET_RSS_MB:g} MB {mark(ok)} ({r.rss_peak_mb:.0f} MB)")
+        if r.chargers == 100:
+            p99 = r.shed_p99_ms
+            ok = p99 is not None and p99 <= TARGET_SHED_P99_MS
+            parts.append(f"100: shed p99 ≤ {TARGET_SHED_P99_MS:g} ms {mark(ok)} ({_f(p99)} ms)")
+    return "targets: " + ("; ".join(parts) if parts else "(run sizes 100 and 500 to judge them)")
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+async def main_async(args: argparse.Namespace, work: Path) -> list[Row]:
+    rows = []
+    for n in args.sizes:
+        rows.append(await run_size(n, args.seconds, work, not args.quiet, args.profile))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",") if x.strip()], default=[100, 500])
+    ap.add_argument("--seconds", type=float, default=60.0, help="measured window per size [s]")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (site files, daemon logs)")
+    ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the daemon under cProfile (its event-loop thread), writing DIR/daemon-N.prof (slows it down)",
+    )
+    args = ap.parse_args(argv)
+    if args.seconds < STEP_FIRST_S + STEP_HOLD_S:
+        ap.error(f"--seconds must be at least {STEP_FIRST_S + STEP_HOLD_S:g}")
+    _raise_fd_limit()
+    if args.profile is not None:
+        args.profile = args.profile.resolve()
+        args.profile.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="depotctl-bench-loop-"))
+    load_start = os.getloadavg()
+    try:
+        rows = asyncio.run(main_async(args, work))
+    except (BenchError, Exception) as exc:
+        print(f"bench/loop.py: FAILED: {exc!r} (files in {work})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"bench/loop.py: interrupted (files in {work})", file=sys.stderr)
+        return 1
+    load_end = os.getloadavg()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": load_end,
+                          "rows": [asdict(r) for r in rows]}, indent=2))
+        return 0
+    print(table(rows))
+    print()
+    print(details(rows))
+    print()
+    print(targets(rows))
+    print(
+        f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in load_start)}, "
+        f"at end {'/'.join(f'{x:.2f}' for x in load_end)} ({os.cpu_count()} cores; the sims share them)"
+    )
+    for r in rows:
+        for note in r.notes:
+            print(f"N={r.chargers}: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
