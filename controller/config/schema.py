@@ -146,6 +146,14 @@ class ControlSection(_Section):
     deadband_a: float = Field(0.5, ge=0, description="Limit changes smaller than this are not sent [A].")
     solver_time_limit_s: float = Field(2.0, gt=0, le=60, description="Time limit of one LP solve [s].")
     recover_cycles: int = Field(3, ge=1, le=100, description="Good cycles needed to leave fail-safe.")
+    when_short: Literal["share", "complete"] = Field(
+        "share",
+        description=(
+            "When not every departure's need can be met within a priority class: `share` the shortfall"
+            " in proportion to need (nobody starves), or `complete` as many vehicles as possible"
+            " (smallest remaining needs first; the rest wait)."
+        ),
+    )
 
 
 class VehicleSection(_Section):

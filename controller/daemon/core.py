@@ -281,8 +281,7 @@ class Daemon:
         if old.meters != new.meters:
             old_meters, self.meters = self.meters, SiteMeters(new, clock=self.mono)
             await old_meters.close()
-        self.pstate = PlannerState()
-        self.hold = BaseHold(self.options.base_hold_s)
+        self.pstate = PlannerState()  # the model's shape may have changed; the held base load stays
         self.config_loaded_at = self.clock()
         self._init_series()
         self.record_event("config_reload", f"applied {self.config_path}")

@@ -159,6 +159,7 @@ class Control:
     deadband_a: float = 0.5
     solver_time_limit_s: float = 2.0
     recover_cycles: int = 3
+    when_short: Literal["share", "complete"] = "share"
 
 
 @dataclass(frozen=True)

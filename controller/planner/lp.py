@@ -15,6 +15,8 @@ Rows:
 
 The objective realises the order of the issue with weights: shortfall (by priority rank, convex in
 the shortfall fraction so it is shared in proportion to need) >> tariff >> earliness >> stability.
+With ``control.when_short: complete`` the shortfall cost is linear in each session's shortfall
+*fraction* instead (and the fairness rows are off): as many sessions as possible are completed.
 Earliness is weighted by laxity (least laxity first) and priority class.
 """
 
@@ -206,17 +208,35 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
             per_kwh = per_kwh + TARIFF_W * ((inst.prices - lo) / (hi - lo))[None, :]
     cost_x = (kwh * per_kwh).ravel()
     w = priority_weights([p.priority for p in ss])
-    cost_u = (w[:, None] * SLOPES[None, :]).ravel()
     cost_d = np.concatenate([STAB_W * amps, STAB_W * amps])
     classes = np.array(layout.classes, dtype=np.int64)
     cost_z = np.zeros(layout.n_classes)
     fair_on = np.zeros(n, dtype=bool)
-    for c in range(layout.n_classes):
-        members = (classes == c) & (need > 1e-6)
-        if members.any():
-            med = float(np.median(total[members]))
-            cost_z[c] = FAIR_W * med * float(w[classes == c][0])
-            fair_on |= members & (total >= FAIR_MIN_NEED * med)
+    if inst.site.control.when_short == "complete":
+        # a shortfall costs its fraction of the *remaining* need, linearly: the LP leaves short
+        # the sessions whose kWh buy the least completion (the largest remaining needs) and
+        # completes the rest — fractional knapsack, smallest remaining needs first, which keeps
+        # a session that got ahead ahead from one plan to the next; ties by departure, then
+        # input order, so equal needs do not trade places each cycle; no fairness rows
+        remaining = np.maximum(need, 1e-3)
+        biggest = np.zeros(n)
+        for c in range(layout.n_classes):
+            members = classes == c
+            if members.any():
+                biggest[members] = float(np.max(remaining[members]))
+        order = np.lexsort((np.arange(n), dep))  # earliest departure first
+        tie = np.empty(n)
+        tie[order] = 1.0 + 1e-3 * (n - np.arange(n)) / max(n, 1)
+        per_kwh_short = w * biggest / remaining * tie
+        cost_u = np.repeat(per_kwh_short, SEGMENTS) * SLOPES[0]
+    else:
+        cost_u = (w[:, None] * SLOPES[None, :]).ravel()
+        for c in range(layout.n_classes):
+            members = (classes == c) & (need > 1e-6)
+            if members.any():
+                med = float(np.median(total[members]))
+                cost_z[c] = FAIR_W * med * float(w[classes == c][0])
+                fair_on |= members & (total >= FAIR_MIN_NEED * med)
 
     col_lower = np.zeros(layout.n_cols)
     col_upper = np.concatenate([

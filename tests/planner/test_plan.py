@@ -279,3 +279,19 @@ def test_one_bad_session_does_not_stop_the_others() -> None:
     p, _ = plan(s)
     assert p.session("s1").limit.value == 32.0
     assert p.session("bad").limit == p.session("bad").limit.__class__(0.0, "invalid session data")
+
+
+@pytest.mark.parametrize(("when_short", "met"), [("share", 0), ("complete", 2)])
+def test_when_short_shares_the_shortfall_or_completes_as_many_as_possible(when_short: str, met: int) -> None:
+    """feeder-a (40 A × 3 × 230 V ≈ 27.6 kW) has ≈ 55 kWh in two hours; three vehicles ask 25 kWh each."""
+    control = Control(horizon_h=24.0, when_short=when_short)  # type: ignore[arg-type]
+    s = snap(*(sess(f"s{i}", f"a{i}", need=25.0, dep_h=2.0) for i in (1, 2, 3)), control=control)
+    p, _ = plan(s)
+    safe(s, p)
+    assert sum(sp.will_meet_departure for sp in p.sessions) == met
+    got = sorted(sp.expected_energy_kwh for sp in p.sessions)
+    assert sum(got) == pytest.approx(55.0, rel=0.05)  # the same energy either way
+    if when_short == "share":
+        assert got[0] == pytest.approx(got[-1], rel=0.05)  # in proportion to (equal) need
+    else:
+        assert got[0] < 10.0  # the third waits
