@@ -251,6 +251,11 @@ class Daemon:
             self.open_sessions[book.start.session_id] = book
         if self.restored.open_sessions:
             LOG.info("restored %d open session(s) from %s", len(self.open_sessions), path)
+        for dep in self.restored.departures:  # one-offs set by a fleet manager (API) survive a restart
+            if dep.departure_at is not None and dep.recurring is None:
+                self.one_offs.append(
+                    OneOff(dep.vehicle_id, dep.departure_at, dep.energy_kwh, dep.target_soc_pct)
+                )
         for ch in self.site.chargers:
             self.put(ChargerRecord(ch.id, ch.circuit, ch.kind, ch.phases, ch.connectors, ch.max_a, ch.max_kw, now))
         self.record_event("info", f"controller started (config {self.config_path})")

@@ -107,3 +107,45 @@ async def test_sigterm_leaves_failsafe_limits_and_exits_0(tmp_path: Path) -> Non
         with sqlite3.connect(r.storage) as conn:
             kinds = [row[0] for row in conn.execute("SELECT detail FROM events ORDER BY id")]
         assert kinds[-1] == "controller stopped"
+
+
+async def test_systemd_notify_ready_after_a_good_cycle_watchdog_and_stopping(tmp_path: Path) -> None:
+    """Under systemd (``$NOTIFY_SOCKET``): READY=1 once a cycle is good, WATCHDOG=1 while cycles
+    complete (every half ``$WATCHDOG_USEC``), STOPPING=1 on SIGTERM."""
+    import os
+    import socket
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    received: list[str] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                received.extend(sock.recv(4096).decode().splitlines())
+            except BlockingIOError:
+                return
+
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the daemon process inherits them
+    try:
+        async with rigged(tmp_path, process=True) as r:
+            await steady(r)
+            await asyncio.sleep(2.5)
+            drain()
+            assert "READY=1" in received
+            assert received.count("WATCHDOG=1") >= 2
+            assert r.proc is not None
+            assert await asyncio.to_thread(stop_process, r.proc, signal.SIGTERM) == 0
+            drain()
+            assert "STOPPING=1" in received
+    finally:
+        sock.close()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
