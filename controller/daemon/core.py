@@ -34,6 +34,7 @@ from typing import Any, Literal
 from controller.chargers.clock import utc_now
 from controller.chargers.events import ChargerEvent
 from controller.chargers.server import CentralSystem
+from controller.chargers.state import ChargerState
 from controller.config.loader import load_site
 from controller.daemon.history import OpenSession, seed_transactions, session_started, session_stopped
 from controller.daemon.loads import BaseHold, PhaseCurrents
@@ -49,7 +50,7 @@ from controller.model.site import PHASES, Site
 from controller.model.snapshot import Plan, SessionState
 from controller.planner import PlannerState
 from controller.sdnotify import Notifier
-from controller.store import AcceptedProfile, ChargerRecord, Event, Restored, Store, restore
+from controller.store import AcceptedProfile, ChargerRecord, ChargerStatus, Event, Restored, Store, restore
 from controller.store.records import EventKind
 
 LOG = logging.getLogger("depotctl.daemon")
@@ -130,6 +131,7 @@ class Daemon:
         self.unsettled_since: dict[str, float] = {}  # metered node → since when a draw below is unknown
         self.at_risk_vehicles: set[str] = set()
         self.upcoming: list[DepartureNeed] = []
+        self.link_state: dict[str, tuple[bool, bool]] = {}  # charger → (connected, faulted) last stored
         self.scheduler: Any = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -218,6 +220,8 @@ class Daemon:
         except TimeoutError:
             LOG.warning("stopping: not every charger confirmed its fail-safe limit within %.0f s", STOP_PUSH_S)
         self.record_event("info", "controller stopped")
+        for cid, (_, faulted) in list(self.link_state.items()):
+            self._link_state(cid, False, faulted, self.clock())
         await self.cs.stop()
         await self.meters.close()
         if self.api_server is not None:
@@ -258,6 +262,7 @@ class Daemon:
                 )
         for ch in self.site.chargers:
             self.put(ChargerRecord(ch.id, ch.circuit, ch.kind, ch.phases, ch.connectors, ch.max_a, ch.max_kw, now))
+            self._link_state(ch.id, False, False, now)  # nothing is connected to a controller that was down
         self.record_event("info", f"controller started (config {self.config_path})")
 
     # --- reload -------------------------------------------------------------------------------
@@ -360,6 +365,8 @@ class Daemon:
         if kind in ("connected", "disconnected", "booted", "ev_needs", "transaction_started", "transaction_ended"):
             self.replan.set()
         st = self.cs.states.get(ev.charger_id)
+        if kind in ("connected", "disconnected", "status") and st is not None:
+            self._link_state(ev.charger_id, st.connected, _faulted(st), ev.at)
         connector = int(ev.detail.get("connector", 1) or 1)
         if kind == "transaction_started" and st is not None:
             book = session_started(st, connector, ev.at)
@@ -381,6 +388,12 @@ class Daemon:
                     self.replan.set()
         elif kind == "profile_rejected":
             self.record_event("reject", str(ev.detail.get("reason", "")), charger_id=ev.charger_id)
+
+    def _link_state(self, charger_id: str, connected: bool, faulted: bool, at: datetime) -> None:
+        """History of each charger's link and fault state (availability in the daily report)."""
+        if self.link_state.get(charger_id) != (connected, faulted):
+            self.link_state[charger_id] = (connected, faulted)
+            self.put(ChargerStatus(charger_id, at, connected, faulted))
 
     def _end_session(self, sid: str, at: datetime, meter_stop_wh: float | None) -> None:
         book = self.open_sessions.pop(sid, None)
@@ -419,6 +432,10 @@ def _watchdog_interval_s() -> float:
     except ValueError:
         usec = 0
     return usec / 2_000_000.0 if usec > 0 else 1.0
+
+
+def _faulted(st: ChargerState) -> bool:
+    return any(c.status == "Faulted" for c in st.connectors.values())
 
 
 def _opt_float(v: object) -> float | None:

@@ -121,7 +121,34 @@ class AcceptedProfile:
     at: datetime  # when it was accepted
 
 
-Record = ChargerRecord | SessionStart | SessionStop | MeterSample | Allocation | Event | Departure | AcceptedProfile
+@dataclass(frozen=True)
+class ChargerStatus:
+    """A charger's connection and fault state from ``at`` until its next :class:`ChargerStatus`.
+
+    Append-only (table ``charger_status``); the daily report derives availability from it.
+    ``connected``: the charger has an open OCPP connection to this controller. ``faulted``: the
+    charger as a whole, or any of its connectors, last reported the OCPP status ``Faulted``.
+    The daemon writes one on every change of either flag, and ``connected=False`` for every
+    configured charger when it starts and when it stops (it cannot be connected while down).
+    """
+
+    charger_id: str
+    at: datetime
+    connected: bool
+    faulted: bool
+
+
+Record = (
+    ChargerRecord
+    | SessionStart
+    | SessionStop
+    | MeterSample
+    | Allocation
+    | Event
+    | Departure
+    | AcceptedProfile
+    | ChargerStatus
+)
 RECORD_KINDS: tuple[type[Record], ...] = (
     ChargerRecord,
     SessionStart,
@@ -131,6 +158,7 @@ RECORD_KINDS: tuple[type[Record], ...] = (
     Event,
     Departure,
     AcceptedProfile,
+    ChargerStatus,
 )
 
 

@@ -28,6 +28,11 @@ PURGE_RULES: dict[str, str] = {
         "at < ?1 AND id <> (SELECT q.id FROM accepted_profiles q"
         " WHERE q.charger_id = accepted_profiles.charger_id ORDER BY q.at DESC, q.id DESC LIMIT 1)"
     ),
+    # keep each charger's latest link state: availability on the first kept day starts from it
+    "charger_status": (
+        "at < ?1 AND id <> (SELECT q.id FROM charger_status q"
+        " WHERE q.charger_id = charger_status.charger_id ORDER BY q.at DESC, q.id DESC LIMIT 1)"
+    ),
 }
 
 _VEHICLE_ENERGY = """

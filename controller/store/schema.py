@@ -133,7 +133,27 @@ def _v1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+_V2 = """
+CREATE TABLE charger_status (
+    id INTEGER PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    connected INTEGER NOT NULL,
+    faulted INTEGER NOT NULL
+);
+CREATE INDEX charger_status_charger ON charger_status (charger_id, at);
+CREATE INDEX charger_status_at ON charger_status (at);
+"""
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    """Version 2: ``charger_status`` (append-only connection/fault history, for availability)."""
+    for statement in _V2.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

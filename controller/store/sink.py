@@ -17,6 +17,7 @@ from controller.store.records import (
     AcceptedProfile,
     Allocation,
     ChargerRecord,
+    ChargerStatus,
     Departure,
     Event,
     MeterSample,
@@ -85,6 +86,7 @@ INSERT OR REPLACE INTO departures
     (departure_id, vehicle_id, set_at, departure_at, recurring, energy_kwh, target_soc_pct, cancelled)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
+_CHARGER_STATUS = "INSERT INTO charger_status (charger_id, at, connected, faulted) VALUES (?, ?, ?, ?)"
 _PROFILE = """
 INSERT INTO accepted_profiles (charger_id, connector, limit_a, limit_w, valid_until, at) VALUES (?, ?, ?, ?, ?, ?)
 """
@@ -119,6 +121,8 @@ def statement(r: Record) -> tuple[str, tuple[Any, ...]]:
             r.energy_kwh,
             _opt_bool(r.met_departure),
         )
+    if isinstance(r, ChargerStatus):
+        return _CHARGER_STATUS, (r.charger_id, to_unix(r.at), int(r.connected), int(r.faulted))
     if isinstance(r, AcceptedProfile):
         a, w = (r.limit, None) if r.unit == "A" else (None, r.limit)
         return _PROFILE, (r.charger_id, r.connector, a, w, _opt_unix(r.valid_until), to_unix(r.at))

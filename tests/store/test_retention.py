@@ -76,6 +76,7 @@ def test_purge_deletes_only_old_rows_in_batches(tmp_path: Path) -> None:
         "sessions": 1,
         "departures": 2,
         "accepted_profiles": 1,
+        "charger_status": 0,
     }
     db = sqlite_utils.Database(path)
     assert count(db, "meter_readings") == 30

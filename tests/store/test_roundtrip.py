@@ -155,14 +155,15 @@ def test_allocations_from_plan() -> None:
 def test_migration_hook_applies_new_versions_once(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     open_database(db_path).close()
 
-    def v2(conn: sqlite3.Connection) -> None:
+    def next_version(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE events ADD COLUMN severity TEXT")
 
-    monkeypatch.setitem(schema.MIGRATIONS, 2, v2)
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    nxt = SCHEMA_VERSION + 1
+    monkeypatch.setitem(schema.MIGRATIONS, nxt, next_version)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", nxt)
     for _ in range(2):
         open_database(db_path).close()
-    assert [r["version"] for r in rows(db_path, "schema_version")] == [1, 2]
+    assert [r["version"] for r in rows(db_path, "schema_version")] == list(range(1, nxt + 1))
     conn = sqlite3.connect(db_path)
     try:
         assert "severity" in [c[1] for c in conn.execute("PRAGMA table_info(events)")]
