@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.meter.probe",
     "controller.status_cli",
     "controller.demo",
+    "controller.fleet.cli",
 )
 
 

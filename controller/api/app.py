@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 
 from controller import __version__
 from controller.api.models import ErrorResponse, StatusResponse
+from controller.api.page import page_router
 
 API_PREFIX = "/api/v1"
 OPENAPI_PATH = "/openapi.json"
@@ -60,12 +61,13 @@ def status_router(status: StatusProvider) -> APIRouter:
     return router
 
 
-def create_app(status: StatusProvider, *, routers: Iterable[APIRouter] = ()) -> FastAPI:
+def create_app(status: StatusProvider, *, routers: Iterable[APIRouter] = (), page: bool = True) -> FastAPI:
     """The depotctl HTTP API.
 
     ``status``: called for each ``GET /api/v1/status``; when it raises, the answer is 503 with
     ``{"detail": …}`` (raise :class:`StatusUnavailable` with a message for the expected cases).
     ``routers``: further routers, mounted under ``/api/v1``.
+    ``page``: serve the status page at ``/`` (see :mod:`controller.api.page`).
     """
     app = FastAPI(
         title="depotctl",
@@ -81,4 +83,6 @@ def create_app(status: StatusProvider, *, routers: Iterable[APIRouter] = ()) -> 
     for router in routers:
         v1.include_router(router)
     app.include_router(v1)
+    if page:
+        app.include_router(page_router())
     return app

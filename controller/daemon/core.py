@@ -36,11 +36,12 @@ from controller.chargers.events import ChargerEvent
 from controller.chargers.server import CentralSystem
 from controller.chargers.state import ChargerState
 from controller.config.loader import load_site
+from controller.daemon.fleet import FleetService
 from controller.daemon.history import OpenSession, seed_transactions, session_started, session_stopped
 from controller.daemon.loads import BaseHold, PhaseCurrents
 from controller.daemon.sessions import Sent
 from controller.failsafe import FailsafeState, Transition, starting
-from controller.fleet.departures import DepartureNeed, OneOff, next_departure
+from controller.fleet.departures import DepartureNeed
 from controller.meter.hub import quiet_pymodbus
 from controller.meter.meters import SiteMeters
 from controller.metrics import DepotMetrics
@@ -109,7 +110,6 @@ class Daemon:
         self.exceeded_s: dict[tuple[str, int], float] = {}
         self.planner_failed = False
         self.open_sessions: dict[str, OpenSession] = {}
-        self.one_offs: list[OneOff] = []
         self.restored = Restored()
         self.replan = asyncio.Event()
         self.stop_event = asyncio.Event()
@@ -117,6 +117,7 @@ class Daemon:
         self.ready = False
         self.store: Store | None = None
         self.cs = CentralSystem(site, clock=self.clock, emit=self._on_charger_event)
+        self.fleet = FleetService(self)
         self.meters = SiteMeters(site, clock=self.mono)
         self.metrics_server: MetricsServer | None = None
         self.api_server: object | None = None
@@ -130,6 +131,7 @@ class Daemon:
         self.budgets: dict[str, PhaseCurrents] = {}  # chargers out of contact, worst case
         self.unsettled_since: dict[str, float] = {}  # metered node → since when a draw below is unknown
         self.at_risk_vehicles: set[str] = set()
+        self.risk_reported: set[str] = set()  # vehicles whose at-risk departure was logged
         self.upcoming: list[DepartureNeed] = []
         self.link_state: dict[str, tuple[bool, bool]] = {}  # charger → (connected, faulted) last stored
         self.scheduler: Any = None
@@ -255,11 +257,8 @@ class Daemon:
             self.open_sessions[book.start.session_id] = book
         if self.restored.open_sessions:
             LOG.info("restored %d open session(s) from %s", len(self.open_sessions), path)
-        for dep in self.restored.departures:  # one-offs set by a fleet manager (API) survive a restart
-            if dep.departure_at is not None and dep.recurring is None:
-                self.one_offs.append(
-                    OneOff(dep.vehicle_id, dep.departure_at, dep.energy_kwh, dep.target_soc_pct)
-                )
+        for warning in self.fleet.restore(now):  # departures and schedules set through the API
+            LOG.warning("restoring departures: %s", warning)
         for ch in self.site.chargers:
             self.put(ChargerRecord(ch.id, ch.circuit, ch.kind, ch.phases, ch.connectors, ch.max_a, ch.max_kw, now))
             self._link_state(ch.id, False, False, now)  # nothing is connected to a controller that was down
@@ -357,7 +356,7 @@ class Daemon:
 
     # --- departures ---------------------------------------------------------------------------
     def departure_of(self, vehicle_id: str, after: datetime) -> DepartureNeed | None:
-        return next_departure(self.site, vehicle_id, after, self.one_offs)
+        return self.fleet.departure_of(vehicle_id, after)
 
     # --- charger events (called synchronously from the OCPP receive loops) --------------------
     def _on_charger_event(self, ev: ChargerEvent) -> None:

@@ -62,7 +62,7 @@ async def rollup(d: Daemon) -> None:
 
 async def departures(d: Daemon) -> None:
     now = d.clock()
-    upcoming = expand(d.site, now, now + timedelta(hours=24), d.one_offs)
+    upcoming = expand(d.fleet.book.site_with_schedules(d.site), now, now + timedelta(hours=24), d.fleet.one_offs(now))
     d.upcoming = upcoming
     if upcoming:
         LOG.info(

@@ -96,6 +96,7 @@ def _observe(d: Daemon, result: Plan, sessions: tuple[SessionState, ...]) -> Non
             d.metrics.circuit_headroom.labels(node, phase).set(usable - load[p])
     by_id = {s.session_id: s for s in sessions}
     at_risk: dict[str, bool] = {}
+    why: dict[str, str] = {}
     for sp in result.sessions:
         s = by_id.get(sp.session_id)
         if s is None:
@@ -107,10 +108,22 @@ def _observe(d: Daemon, result: Plan, sessions: tuple[SessionState, ...]) -> Non
                 book.requested_kwh = s.energy_delivered_kwh + s.energy_need_kwh
         if s.vehicle_id is not None and s.departure_at is not None:
             at_risk[s.vehicle_id] = at_risk.get(s.vehicle_id, False) or not sp.will_meet_departure
+            if not sp.will_meet_departure:
+                why[s.vehicle_id] = (
+                    f"{s.vehicle_id} on {sp.charger_id}: {sp.expected_energy_kwh:.1f} of {sp.energy_need_kwh:.1f} kWh"
+                    f" expected by {s.departure_at.isoformat(timespec='minutes')}"
+                )
     for vehicle, risk in at_risk.items():
         set_departure_at_risk(d.metrics, vehicle, risk)
+        if risk and vehicle not in d.risk_reported:
+            d.risk_reported.add(vehicle)
+            LOG.warning("departure at risk: %s", why.get(vehicle, vehicle))
+            d.record_event("info", f"departure at risk: {why.get(vehicle, vehicle)}")
+        elif not risk:
+            d.risk_reported.discard(vehicle)
     for vehicle in d.at_risk_vehicles - set(at_risk):
         set_departure_at_risk(d.metrics, vehicle, None)
+        d.risk_reported.discard(vehicle)
     d.at_risk_vehicles = set(at_risk)
 
 

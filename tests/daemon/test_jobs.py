@@ -8,6 +8,7 @@ from pathlib import Path
 
 from controller.config.loader import load_site
 from controller.daemon import jobs
+from controller.daemon.fleet import FleetService
 from controller.fleet.departures import DepartureNeed
 from controller.model.site import Site, Storage
 from controller.store import Event, MeterSample, SessionStart, SessionStop, Store
@@ -31,8 +32,11 @@ class _Daemon:
     site: Site
     events: list[str] = field(default_factory=list)
     replan: _Replan = field(default_factory=_Replan)
-    one_offs: list[object] = field(default_factory=list)
+    fleet: FleetService = field(init=False)
     upcoming: list[DepartureNeed] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.fleet = FleetService(self)  # type: ignore[arg-type]
 
     def clock(self) -> datetime:
         return NOW

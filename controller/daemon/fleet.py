@@ -1,0 +1,178 @@
+"""The fleet side of the daemon: what the API (and through it the CLI and the status page) asks and sets.
+
+Every change goes through the :class:`~controller.fleet.book.FleetBook` (which validates it),
+is persisted at once (``Departure`` records; a restart brings it back), and re-plans at once.
+Everything here runs in the daemon's event loop and only touches memory, except the daily report
+(read from SQLite in a worker thread) and the persistence (queued to the store's writer thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from controller.chargers.planning import session_id
+from controller.fleet.book import FleetBook, FleetError, Problem, ScheduleEntry
+from controller.fleet.csv_import import parse_schedules_csv
+from controller.fleet.departures import DepartureNeed, OneOff, energy_to_deliver_kwh, next_departure
+from controller.model.site import Vehicle
+from controller.reports import DailyReport, daily_report
+from controller.store import SessionStart
+
+if TYPE_CHECKING:
+    from controller.daemon.core import Daemon
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """A vehicle's next departure and what the plan expects for it."""
+
+    vehicle: Vehicle
+    departure: DepartureNeed | None
+    charger_id: str | None  # where it is plugged in now
+    session_id: str | None
+    need_kwh: float | None  # still to deliver before the departure
+    delivered_kwh: float | None  # in this session so far
+    expected_kwh: float | None  # what the plan delivers by the departure
+    will_be_ready: bool | None  # None: no departure, or not plugged in
+
+
+class FleetService:
+    def __init__(self, d: Daemon) -> None:
+        self.d = d
+        self.book = FleetBook()
+
+    # --- wiring -------------------------------------------------------------------------------
+    def restore(self, now: datetime) -> list[str]:
+        self.book, warnings = FleetBook.from_records(self.d.site, self.d.restored.departures, now)
+        return warnings
+
+    def departure_of(self, vehicle_id: str, after: datetime) -> DepartureNeed | None:
+        return next_departure(self.book.site_with_schedules(self.d.site), vehicle_id, after, self.one_offs(after))
+
+    def one_offs(self, now: datetime) -> list[OneOff]:
+        return self.book.one_offs(now)
+
+    def _changed(self) -> None:
+        now = self.d.clock()
+        for record in self.book.records(now):
+            self.d.put(record)
+        self.d.replan.set()
+
+    # --- vehicles and departures --------------------------------------------------------------
+    def vehicle(self, vehicle_id: str) -> Vehicle:
+        try:
+            return self.d.site.vehicle(vehicle_id)
+        except KeyError:
+            raise FleetError([Problem("vehicle", f"unknown vehicle {vehicle_id!r}")]) from None
+
+    def readiness(self, vehicle: Vehicle) -> Readiness:
+        d = self.d
+        now = d.clock()
+        plan = d.last_plan
+        planned = {sp.session_id: sp for sp in plan.sessions} if plan is not None else {}
+        sessions = {s.session_id: s for s in d.last_sessions if s.vehicle_id == vehicle.id}
+        dep = self.departure_of(vehicle.id, now)
+        for sid, s in sessions.items():
+            sp = planned.get(sid)
+            return Readiness(
+                vehicle,
+                dep,
+                s.charger_id,
+                sid,
+                s.energy_need_kwh,
+                s.energy_delivered_kwh,
+                sp.expected_energy_kwh if sp is not None else None,
+                sp.will_meet_departure if sp is not None and s.departure_at is not None else None,
+            )
+        need = energy_to_deliver_kwh(dep, vehicle, None) if dep is not None else None
+        return Readiness(vehicle, dep, None, None, need, None, None, None)
+
+    def set_departure(
+        self,
+        vehicle_id: str,
+        at: datetime,
+        energy_kwh: float | None,
+        target_soc_pct: float | None,
+        priority: int | None = None,
+    ) -> OneOff:
+        one_off = self.book.set_departure(self.d.site, vehicle_id, at, energy_kwh, target_soc_pct, priority,
+                                          self.d.clock())
+        self._changed()
+        return one_off
+
+    def clear_departure(self, vehicle_id: str) -> bool:
+        self.vehicle(vehicle_id)
+        removed = self.book.clear_departure(vehicle_id, self.d.clock())
+        if removed:
+            self._changed()
+        return removed
+
+    # --- schedules ----------------------------------------------------------------------------
+    def schedules(self, scope: Collection[str] | None = None) -> list[ScheduleEntry]:
+        return [e for e in self.book.schedules() if scope is None or e.vehicle_id in scope]
+
+    def put_schedules(self, entries: list[ScheduleEntry], scope: Collection[str] | None = None) -> None:
+        self.book.put_schedules(self.d.site, entries, now=self.d.clock(), vehicles=scope)
+        self._changed()
+
+    def delete_schedules(self, scope: Collection[str] | None = None) -> int:
+        n = self.book.delete_schedules(now=self.d.clock(), vehicles=scope)
+        if n:
+            self._changed()
+        return n
+
+    def import_schedules(self, text: str, scope: Collection[str] | None = None) -> list[ScheduleEntry]:
+        """Replace the run-time schedules of the vehicles in scope with the CSV's (all or nothing)."""
+        entries = parse_schedules_csv(text, self.d.site)
+        self.put_schedules(entries, scope)
+        return entries
+
+    # --- chargers and sessions ----------------------------------------------------------------
+    def assign(self, charger_id: str, vehicle_id: str) -> str | None:
+        """Say which vehicle is on ``charger_id`` (its running session takes it at once)."""
+        d = self.d
+        self.book.assign(d.site, charger_id, vehicle_id)
+        st = d.cs.states.get(charger_id)
+        sid = None
+        if st is not None:
+            for conn_id, conn in st.connectors.items():
+                tx = conn.transaction
+                if conn_id >= 1 and tx is not None:
+                    tx.vehicle_id = vehicle_id
+                    sid = session_id(charger_id, tx.transaction_id)
+                    book = d.open_sessions.get(sid)
+                    if book is not None:
+                        book.start = SessionStart(sid, charger_id, conn_id, vehicle_id, book.start.started_at,
+                                                  book.start.energy_need_kwh)
+                        d.put(book.start)  # upserted by session id
+        d.record_event("info", f"vehicle {vehicle_id} assigned to charger {charger_id}", charger_id=charger_id)
+        d.replan.set()
+        return sid
+
+    def sessions(self, active: bool = True) -> list[dict[str, Any]]:
+        """Running sessions (``active``) or those of the last day from history."""
+        from controller.daemon.status import build_status
+
+        status = build_status(self.d)
+        out = []
+        for ch in status.chargers:
+            for s in ch.sessions:
+                out.append({"charger_id": ch.id, **s.model_dump(mode="json")})
+        return out
+
+    async def daily_report(self, day: date, scope: Collection[str] | None = None) -> DailyReport:
+        d = self.d
+        return await asyncio.to_thread(
+            daily_report,
+            d.site.storage.path,
+            day,
+            ZoneInfo(d.site.site.timezone),
+            vehicles=frozenset(scope) if scope is not None else None,
+            grid_meter=d.site.grid.meter,
+            now=d.clock(),
+        )
