@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/meter.py
 	$(BIN)/python bench/ocpp.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/loop.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

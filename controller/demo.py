@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +58,8 @@ STOP_BOUND_S = 15.0
 """Longest wait for the daemon to stop [s]."""
 CONNECT_S = 20.0
 """Longest wait for the chargers' first connection [s]."""
-LOGGED_EVENTS = frozenset({"base", "exceed", "depart"})
-"""Rig events printed as they happen without a live view."""
+LOGGED_EVENTS = frozenset({"base", "depart"})
+"""Rig events printed as they happen without a live view (the rest are in the summary)."""
 LOG = logging.getLogger("depotctl.demo")
 
 
@@ -84,6 +84,8 @@ class Tracker:
     failsafe_episodes: int = 0
     normal_after_s: float | None = None
     notes: deque[str] = field(default_factory=lambda: deque(maxlen=3))
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    """Log records at ERROR or worse while the live view ran, printed once it is gone."""
     _plan: object | None = None
     _active: bool = True
 
@@ -105,13 +107,16 @@ class Tracker:
 class _NoteHandler(logging.Handler):
     """Log records (warnings and worse) into the live panel's notes."""
 
-    def __init__(self, tracker: Tracker, clock: Any) -> None:
+    def __init__(self, tracker: Tracker, clock: Callable[[], float]) -> None:
         super().__init__(logging.WARNING)
         self.tracker, self.clock = tracker, clock
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage().splitlines()[0] if record.getMessage() else record.name
-        self.tracker.notes.append(f"{self.clock():6.1f} s  {record.levelname} {record.name}: {msg}")
+        line = f"{self.clock():6.1f} s  {record.levelname} {record.name}: {msg}"
+        self.tracker.notes.append(line)
+        if record.levelno >= logging.ERROR:
+            self.tracker.errors.append(line)
 
 
 @contextlib.contextmanager
@@ -207,16 +212,16 @@ class Demo:
             from controller.daemon.core import Daemon, DaemonOptions
 
             daemon = Daemon(load_site(path).site, path, DaemonOptions(handle_signals=False))
-            self._set_departures(daemon, rig)
             api, metrics = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['metrics']}"
             self.urls = (f"{api}/api/v1/status", f"{metrics}/metrics")
             self.out(
                 f"depotctl demo: {site.site.name}, {len(site.chargers)} chargers, a depot day in {day.duration_s:g} s "
-                f"(seed {self.seed}); status {self.urls[0]}  metrics {self.urls[1]}"
+                f"(seed {self.seed}); status page {api}/  API {self.urls[0]}  metrics {self.urls[1]}"
             )
             daemon_task = asyncio.create_task(daemon.run(), name="daemon")
             code = await self._connect(rig, ocpp_url, daemon_task)
             if code == 0:
+                self._set_departures(daemon, rig)
                 await self._watch(daemon, daemon_task)
                 code = self._daemon_failure(daemon_task)
         finally:
@@ -242,17 +247,20 @@ class Demo:
         """Tell the daemon when each known vehicle leaves and what it needs, as a fleet manager would.
 
         The demo's 1.6 chargers cannot pass a departure on (2.0.1 ones do, NotifyEVChargingNeeds).
-        Here the one-offs go straight into the daemon; the fleet API that sets them over HTTP is a
-        later issue. Anonymous tags stay unknown: the planner assumes the default dwell for them.
+        The demo sets the one-offs through the daemon's fleet service, which the fleet API's
+        departure route calls too (called once the daemon runs: its start restores the book from
+        storage). Anonymous tags stay unknown: the planner assumes the default dwell for them.
         """
-        from controller.fleet.departures import OneOff
+        from controller.fleet.book import FleetError
 
         known = {v.id for v in self.site.vehicles}
         for visit in rig.day.visits:
-            if visit.vehicle_id in known:
-                assert visit.vehicle_id is not None
-                daemon.one_offs.append(OneOff(visit.vehicle_id, rig.at(visit.depart_s), energy_kwh=visit.need_kwh))
-        daemon.replan.set()
+            if visit.vehicle_id is None or visit.vehicle_id not in known:
+                continue
+            try:
+                daemon.fleet.set_departure(visit.vehicle_id, rig.at(visit.depart_s), visit.need_kwh, None)
+            except FleetError as exc:
+                LOG.warning("departure of %s not set: %s", visit.vehicle_id, exc)
 
     async def _connect(self, rig: Rig, url: str, daemon_task: asyncio.Task[int]) -> int:
         """Connect the chargers (they keep reconnecting); 1 if the daemon died meanwhile."""
@@ -280,7 +288,7 @@ class Demo:
             return self.fail("the daemon was cancelled")
         exc = task.exception()
         if exc is not None:
-            return self.fail(f"the daemon could not run: {exc!r}")
+            return self.fail(f"the daemon could not run: {type(exc).__name__}: {exc}")
         return self.fail("the daemon stopped on its own (a control loop died; see the log above)")
 
     async def _watch(self, daemon: Daemon, daemon_task: asyncio.Task[int]) -> None:
@@ -312,6 +320,8 @@ class Demo:
             self.tracker.sample(daemon, self.t_s())
             if not self.live and not daemon_task.done():
                 self.out(status_line(build_status(daemon), self.t_s(), self.duration_s))
+        for line in self.tracker.errors:
+            self.out(line)
 
     def _live(self) -> Live:
         # auto refresh renders in rich's own thread, off the event loop; the page it draws is built
@@ -321,7 +331,7 @@ class Demo:
 
     def _frame(self, daemon: Daemon, events: list[tuple[float, str]]) -> RenderableType:
         from controller.daemon.status import build_status
-        from controller.demo_view import DemoFrame, NodeTruth, demo_panel, upcoming
+        from controller.demo_view import DemoFrame, FitHeight, NodeTruth, demo_panel, upcoming
         from controller.view import render_status
 
         assert self.rig is not None
@@ -336,11 +346,12 @@ class Demo:
             upcoming=upcoming(events, t), recent=tuple(self.tracker.recent), api_url=self.urls[0],
             metrics_url=self.urls[1], notes=tuple(self.tracker.notes),
         )
-        return render_status(build_status(daemon), extra=demo_panel(frame))
+        panel = demo_panel(frame)
+        return FitHeight(render_status(build_status(daemon), extra=panel), panel)
 
     async def _stop_daemon(self, task: asyncio.Task[int] | None, daemon: Daemon | None) -> bool:
         """Stop the daemon (it leaves every charger on its fail-safe limit), bounded; False on timeout."""
-        if task is None or daemon is None:
+        if task is None or daemon is None or task.done():
             return True
         daemon.request_stop()
         try:
@@ -354,7 +365,9 @@ class Demo:
 
 
 def _stderr_handler() -> logging.Handler:
+    """Errors to stderr (without a live view; the overload warnings are counted in the status line)."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
 

@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
 from controller.api.models import StatusResponse
-from controller.view import bar, load_style
+from controller.view import load_style
 from hil.rig import RigDay, RigEvent, RigSummary
 
 Phase3 = tuple[float, float, float]
@@ -68,7 +70,7 @@ def agenda(day: RigDay) -> list[tuple[float, str]]:
     """Every scheduled event of the day, in time order: arrivals, departures, noted base steps."""
     out: list[tuple[float, str]] = []
     for v in day.visits:
-        who = f"{v.label} ({v.need_kwh:.1f} kWh)"
+        who = f"{v.label} (needs {v.need_kwh:.2f} kWh)"
         out.append((v.arrive_s, f"arrives  {who}"))
         out.append((v.depart_s, f"departs  {v.label}"))
     out += [(s.t_s, f"base     {s.note}") for s in day.base if s.note]
@@ -101,57 +103,82 @@ def clock_text(frame: DemoFrame) -> Text:
 
 def truth_table(nodes: Sequence[NodeTruth]) -> Table:
     """Per node: load now per phase against the rating, the worst utilisation, time above rating."""
-    table = Table(title="Rig ground truth", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
-    table.add_column("node")
-    table.add_column("load L1 L2 L3 [A]", no_wrap=True)
-    table.add_column("rating", justify="right")
-    table.add_column("max", justify="right")
-    table.add_column("above rating [s]", justify="right")
+    table = Table(title="Rig ground truth", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  title_style="bold")
+    table.add_column("node", no_wrap=True)
+    table.add_column("now L1/L2/L3 A", no_wrap=True)
+    table.add_column("rating", justify="right", no_wrap=True)
+    table.add_column("max", justify="right", no_wrap=True)
+    table.add_column("s above rating", justify="right", no_wrap=True)
     for n in nodes:
-        peak = max(n.load_a)
-        load = bar(peak, n.limit_a, 10)
-        load.append(" " + " ".join(f"{a:5.1f}" for a in n.load_a))
+        load = Text()
+        for i, a in enumerate(n.load_a):
+            load.append(("/" if i else "") + f"{a:.1f}", style=load_style(a / n.limit_a))
         over = Text("/".join(f"{s:.1f}" for s in n.exceeded_s), style="bold red" if max(n.exceeded_s) > 0 else "")
         table.add_row(
-            n.node,
-            load,
-            f"{n.limit_a:g} A",
-            Text(f"{n.max_utilisation:.0%}", style=load_style(n.max_utilisation)),
+            n.node, load, f"{n.limit_a:g} A", Text(f"{n.max_utilisation:.0%}", style=load_style(n.max_utilisation)),
             over,
         )
     return table
 
 
+def _cell(text: str, style: str = "") -> Text:
+    """One line, cut with "…" (a no_wrap column would crop without it)."""
+    return Text(text, style=style, overflow="ellipsis", no_wrap=True)
+
+
 def events_table(frame: DemoFrame) -> Table:
-    """Coming up (scheduled) and just happened (reported by the rig)."""
-    table = Table.grid(padding=(0, 1))
-    table.add_column(justify="right", style="dim")
-    table.add_column(no_wrap=True, overflow="ellipsis", max_width=62)
+    """Coming up (the day's schedule) and just happened (what the rig reported)."""
+    table = Table(box=None, padding=(0, 1), show_header=False, show_edge=False)
+    table.add_column(justify="right", style="dim", no_wrap=True, min_width=6)
+    table.add_column(overflow="ellipsis")
     table.add_row(Text("next", style="bold"), "")
     for t, what in frame.upcoming or ((math.nan, "nothing more scheduled"),):
-        table.add_row("" if math.isnan(t) else f"{t:6.1f} s", Text(what, style="cyan"))
+        table.add_row("" if math.isnan(t) else f"{t:.0f} s", _cell(what, "cyan"))
     table.add_row(Text("recent", style="bold"), "")
     for ev in frame.recent:
         style = "bold red" if ev.kind == "exceed" and "above" in ev.text else ""
         style = style or ("yellow" if ev.kind == "base" else "")
-        table.add_row(f"{ev.t_s:6.1f} s", Text(f"{ev.kind:<8} {ev.text}", style=style))
+        table.add_row(f"{ev.t_s:.0f} s", _cell(f"{ev.kind:<7} {ev.text}", style))
     return table
 
 
 def demo_panel(frame: DemoFrame) -> Panel:
-    """The panel under the status page: demo clock, rig truth, events, URLs, recent warnings."""
-    body = Table.grid(padding=(0, 2))
+    """The panel under the status page: demo clock, rig truth, events, recent warnings, URLs."""
+    body = Table.grid(padding=(0, 2), expand=True)
     body.add_column()
-    body.add_column()
+    body.add_column(ratio=1)
     body.add_row(truth_table(frame.nodes), events_table(frame))
     parts: list[RenderableType] = [clock_text(frame), body]
     for note in frame.notes:
         parts.append(Text(note, style="yellow", overflow="ellipsis", no_wrap=True))
-    parts.append(
-        Text(f"curl {frame.api_url}   ·   curl {frame.metrics_url}   ·   Ctrl-C ends the demo", style="dim")
-    )
-    return Panel(Group(*parts), title="[bold]demo[/] · simulated depot (hil rig)", title_align="left",
+    parts.append(Text(f"curl {frame.api_url}  ·  curl {frame.metrics_url}  ·  Ctrl-C ends the demo", style="dim",
+                      overflow="ellipsis", no_wrap=True))
+    return Panel(Group(*parts), title="[bold]demo[/] · the simulated depot (hil rig)", title_align="left",
                  border_style="cyan")
+
+
+class FitHeight:
+    """``page`` cut to the screen's height: its top and its end (as tall as ``tail``, which the page
+    ends with), the middle replaced by one line saying how much is hidden — the whole status page
+    with the demo panel is taller than most terminals."""
+
+    def __init__(self, page: RenderableType, tail: RenderableType) -> None:
+        self.page, self.tail = page, tail
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = options.height or console.height
+        free = options.update(height=None)
+        lines = console.render_lines(self.page, free, pad=False)
+        if len(lines) > height >= 3:
+            bottom = min(len(console.render_lines(self.tail, free, pad=False)), height // 2)
+            top = height - bottom - 1
+            hidden = len(lines) - top - bottom
+            marker = Segment(f"  ⋮ {hidden} lines hidden: a taller terminal shows the whole page", Style(dim=True))
+            lines = [*lines[:top], [marker], *lines[len(lines) - bottom:]]
+        for line in lines:
+            yield from line
+            yield Segment.line()
 
 
 # ---------------------------------------------------------------- one line for logs

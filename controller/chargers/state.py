@@ -137,11 +137,22 @@ class ChargerState:
         return c.measured.phases_in_use() if c is not None else None
 
     def note_meter_values(self, connector_id: int) -> None:
-        """After meter values: remember the phases the transaction's EV draws on."""
+        """After meter values: remember the phases the transaction's EV draws on, and the energy
+        register at its start where the charger did not say (2.0.1, or a session restored after a
+        restart: then energy counts from the first reading we see)."""
         c = self.connector(connector_id)
         detected = c.measured.phases_in_use()
-        if c.transaction is not None and detected is not None:
-            c.transaction.phases_in_use = detected
+        tx = c.transaction
+        if tx is not None and detected is not None:
+            tx.phases_in_use = detected
+        register = c.measured.energy_wh
+        if tx is not None and register is not None:
+            # 2.0.1 has no meterStart, and an EV may announce its need before the first energy
+            # reading: the first reading of the transaction stands in for both
+            if tx.meter_start_wh is None:
+                tx.meter_start_wh = register.value
+            if tx.energy_need_kwh is not None and tx.energy_need_at_wh is None:
+                tx.energy_need_at_wh = register.value
 
 
 def vehicle_for_tag(site: Site, id_tag: str | None) -> Vehicle | None:

@@ -238,10 +238,18 @@ class Daemon:
 
     async def _start_api(self) -> None:
         from controller.api.app import create_app
+        from controller.api.auth import Auth, protect_status
+        from controller.api.fleet_routes import fleet_router, install_error_handlers
         from controller.api.server import ApiServer
         from controller.daemon.status import build_status
 
-        server = ApiServer(create_app(lambda: build_status(self)), self.site.api.listen)
+        auth = Auth.load(self.site)  # a bad api.tokens_file: TokensFileError (an OSError), nothing served
+        self.fleet.auth = auth  # re-read on SIGHUP (reload)
+        status = auth.scoped_status(lambda: build_status(self), lambda: self.site)
+        app = create_app(status, routers=[fleet_router(self.fleet, auth)])
+        protect_status(app, auth)
+        install_error_handlers(app)
+        server = ApiServer(app, self.site.api.listen)
         await server.start()
         self.api_server = server
         LOG.info("API on %s", server.url)
@@ -287,6 +295,7 @@ class Daemon:
                 LOG.warning("reload: %s changed (%s → %s): takes effect at the next restart", what, a, b)
         self.site = new
         self.cs.reload(new)
+        self.fleet.reload_tokens(new)  # api.tokens_file: a bad one is logged, the old tokens stay
         if old.meters != new.meters:
             old_meters, self.meters = self.meters, SiteMeters(new, clock=self.mono)
             await old_meters.close()
@@ -347,7 +356,7 @@ class Daemon:
                 key = f"{charger_id}:{tx.transaction_id}"
                 prev = self.sent.get(key)
                 if prev is None or abs(prev.limit - limit) > 1e-6:
-                    self.sent[key] = Sent(limit, self.clock())
+                    self.sent[key] = Sent(limit, self.clock(), prev.limit if prev is not None else None)
             unit: Literal["A", "W"] = "W" if spec.unit == "W" else "A"
             self.put(AcceptedProfile(charger_id, connector, spec.first_limit, unit, spec.expires_at, self.clock()))
         elif result.status == "rejected":
@@ -380,7 +389,7 @@ class Daemon:
             conn = st.connectors.get(connector)
             if status in ("Available", "Unavailable", "Faulted") and conn is not None and conn.transaction is not None:
                 sid = f"{ev.charger_id}:{conn.transaction.transaction_id}"
-                if sid in self.open_sessions and self.open_sessions[sid].meter_start_wh is None:
+                if sid in self.open_sessions and self.open_sessions[sid].restored:
                     # a session restored from history that ended while we were away
                     conn.transaction = None
                     self._end_session(sid, ev.at, None)

@@ -203,7 +203,9 @@ def _ev_estimate(
     right after a limit went up, the grid meter already sees the vehicle draw more while its last
     reported current is the old one, and ``meter − EV`` would show a phantom base load that the
     planner then holds for a minute. Until a reading newer than the change (plus the vehicle's
-    reaction time) arrives, the session counts at the larger of its reading and its new limit.
+    reaction time) arrives, the session counts at the larger of its reading and its new limit —
+    or, after a limit went *down* and the vehicle had time to react, at the smaller: else the
+    old, higher reading would hide base load and the next plan would undo the shed.
     Returns the estimate and whether every session's draw is known, or None without sessions.
     """
     max_age = timedelta(seconds=_max_age_s(d))
@@ -223,7 +225,11 @@ def _ev_estimate(
             readings = [r.at for r in conn.measured.current_a if r is not None]
             if measured is None or not readings or min(readings) < sent.changed_at + timedelta(seconds=REACTION_S):
                 cap = budget_grid_a(d.site, ch, sent.limit, "kW" if ch.kind == "dc" else "A")
-                est = (max(est[0], cap[0]), max(est[1], cap[1]), max(est[2], cap[2]))
+                lowered = sent.previous is not None and sent.limit < sent.previous
+                if not lowered:  # it may already draw up to its new limit
+                    est = (max(est[0], cap[0]), max(est[1], cap[1]), max(est[2], cap[2]))
+                elif now >= sent.changed_at + timedelta(seconds=REACTION_S):  # it has come down by now
+                    est = (min(est[0], cap[0]), min(est[1], cap[1]), min(est[2], cap[2]))
         for p in range(3):
             total[p] += est[p]
     return ((total[0], total[1], total[2]), known) if any_session else None

@@ -3,15 +3,22 @@
 Every change goes through the :class:`~controller.fleet.book.FleetBook` (which validates it),
 is persisted at once (``Departure`` records; a restart brings it back), and re-plans at once.
 Everything here runs in the daemon's event loop and only touches memory, except the daily report
-(read from SQLite in a worker thread) and the persistence (queued to the store's writer thread).
+and the session history (read from SQLite in a worker thread) and the persistence (queued to the
+store's writer thread).
+
+A ``scope`` (a fleet token's vehicle ids; None = every vehicle) limits what a change may touch, and
+the change is checked against a site that has only those vehicles, so that a problem message
+never lists vehicles outside the caller's scope.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +26,28 @@ from controller.chargers.planning import session_id
 from controller.fleet.book import FleetBook, FleetError, Problem, ScheduleEntry
 from controller.fleet.csv_import import parse_schedules_csv
 from controller.fleet.departures import DepartureNeed, OneOff, energy_to_deliver_kwh, next_departure
-from controller.model.site import Vehicle
+from controller.model.site import Site, Vehicle
 from controller.reports import DailyReport, daily_report
 from controller.store import SessionStart
+from controller.store.schema import BUSY_TIMEOUT_S
+from controller.store.sink import from_unix
 
 if TYPE_CHECKING:
+    from controller.api.auth import Auth
+    from controller.api.models import ChargerInfo
     from controller.daemon.core import Daemon
+
+HISTORY_DAYS = 7.0
+"""``GET /sessions?active=false`` reaches this many days back [d]."""
+HISTORY_LIMIT = 5000
+_HISTORY_SQL = """
+SELECT session_id, charger_id, connector, vehicle_id, started_at, stopped_at, energy_need_kwh, energy_kwh,
+       met_departure
+FROM sessions
+WHERE started_at >= :since OR stopped_at >= :since OR stopped_at IS NULL
+ORDER BY COALESCE(started_at, stopped_at) DESC
+LIMIT :limit
+"""
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,22 @@ class FleetService:
     def __init__(self, d: Daemon) -> None:
         self.d = d
         self.book = FleetBook()
+        self.auth: Auth | None = None  # the API's tokens, set when the API starts
+
+    @property
+    def site(self) -> Site:
+        return self.d.site
+
+    def scoped_site(self, scope: Collection[str] | None) -> Site:
+        """The site with only the vehicles in ``scope`` (the site itself for None)."""
+        if scope is None:
+            return self.d.site
+        return replace(self.d.site, vehicles=tuple(v for v in self.d.site.vehicles if v.id in scope))
+
+    def reload_tokens(self, site: Site) -> None:
+        """Re-read the API's tokens file (SIGHUP); a bad file is logged and the old tokens stay."""
+        if self.auth is not None:
+            self.auth.reload(site)
 
     # --- wiring -------------------------------------------------------------------------------
     def restore(self, now: datetime) -> list[str]:
@@ -117,7 +156,7 @@ class FleetService:
         return [e for e in self.book.schedules() if scope is None or e.vehicle_id in scope]
 
     def put_schedules(self, entries: list[ScheduleEntry], scope: Collection[str] | None = None) -> None:
-        self.book.put_schedules(self.d.site, entries, now=self.d.clock(), vehicles=scope)
+        self.book.put_schedules(self.scoped_site(scope), entries, now=self.d.clock(), vehicles=scope)
         self._changed()
 
     def delete_schedules(self, scope: Collection[str] | None = None) -> int:
@@ -128,7 +167,7 @@ class FleetService:
 
     def import_schedules(self, text: str, scope: Collection[str] | None = None) -> list[ScheduleEntry]:
         """Replace the run-time schedules of the vehicles in scope with the CSV's (all or nothing)."""
-        entries = parse_schedules_csv(text, self.d.site)
+        entries = parse_schedules_csv(text, self.scoped_site(scope))
         self.put_schedules(entries, scope)
         return entries
 
@@ -154,8 +193,17 @@ class FleetService:
         d.replan.set()
         return sid
 
+    def chargers(self) -> list[ChargerInfo]:
+        """Every charger of the site as the status shows it (connection, limit, draw, sessions)."""
+        from controller.daemon.status import build_status
+
+        return build_status(self.d).chargers
+
     def sessions(self, active: bool = True) -> list[dict[str, Any]]:
-        """Running sessions (``active``) or those of the last day from history."""
+        """The running sessions, each as a status ``SessionInfo`` dict plus its ``charger_id``.
+
+        ``active`` is kept for callers; the history is :meth:`recent_sessions` (it reads SQLite).
+        """
         from controller.daemon.status import build_status
 
         status = build_status(self.d)
@@ -176,3 +224,33 @@ class FleetService:
             grid_meter=d.site.grid.meter,
             now=d.clock(),
         )
+
+    async def recent_sessions(self, days: float = HISTORY_DAYS) -> list[dict[str, Any]]:
+        """Sessions of the last ``days`` from the history database (newest first; at most
+        :data:`HISTORY_LIMIT`), including those still open. Read in a worker thread over a
+        read-only connection; an empty list when there is no database yet.
+
+        Each dict: ``session_id``, ``charger_id``, ``connector``, ``vehicle_id``, ``started_at``,
+        ``stopped_at`` (aware UTC or None), ``energy_need_kwh``, ``energy_kwh``, ``met_departure``.
+        """
+        since = self.d.clock() - timedelta(days=days)
+        return await asyncio.to_thread(_read_history, Path(self.d.site.storage.path), since.timestamp())
+
+
+def _read_history(path: Path, since: float) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute(_HISTORY_SQL, {"since": since, "limit": HISTORY_LIMIT}).fetchall()
+    finally:
+        conn.close()
+    out = []
+    for row in rows:
+        item = dict(row)
+        for key in ("started_at", "stopped_at"):
+            item[key] = None if item[key] is None else from_unix(float(item[key]))
+        item["met_departure"] = None if item["met_departure"] is None else bool(item["met_departure"])
+        out.append(item)
+    return out

@@ -27,6 +27,7 @@ class OpenSession:
     meter_start_wh: float | None
     requested_kwh: float | None = None  # delivered + remaining need at the last plan; None: no departure
     delivered_kwh: float = 0.0
+    restored: bool = False  # read back from history after a restart
 
 
 def parse_transaction_id(text: str) -> int | str:
@@ -54,7 +55,7 @@ def seed_transactions(
             vehicle_id=s.vehicle_id,
             started_at=s.started_at,
         )
-        out.append(OpenSession(s, None))
+        out.append(OpenSession(s, None, restored=True))
     return out
 
 

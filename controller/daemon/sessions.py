@@ -22,11 +22,14 @@ from controller.chargers.state import ChargerState, ConnectorState
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
 from controller.learn import GROWTH_ROOM_A, observed_max_a
 from controller.model.site import Charger, Site, dc_phase_current_a
-from controller.model.snapshot import SessionState
+from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
 
 PhaseCurrents = tuple[float, float, float]
 SOC_MAX_AGE_S = 600.0  # a state of charge changes slowly: ten minutes old is still useful
 REACTION_S = 5.0  # a measured draw counts against a limit only this long after the limit was sent
+
+BEST_EFFORT_PRIORITY = NO_VEHICLE_PRIORITY + 1
+"""Priority of a session nobody stated a departure or a need for (1 = most important)."""
 
 DepartureLookup = Callable[[str, datetime], DepartureNeed | None]
 """(vehicle id, after) → the vehicle's next departure, or None."""
@@ -34,10 +37,11 @@ DepartureLookup = Callable[[str, datetime], DepartureNeed | None]
 
 @dataclass(frozen=True)
 class Sent:
-    """The limit last sent for a session (planner units) and when it changed."""
+    """The limit last sent for a session (planner units), when it changed, and from what."""
 
     limit: float
     changed_at: datetime
+    previous: float | None = None
 
 
 def grid_draw_a(charger: Charger, st: ChargerState, now: datetime, max_age_s: float) -> PhaseCurrents | None:
@@ -110,6 +114,13 @@ def plan_sessions(
                     if need.energy_kwh is not None:
                         energy = max(0.0, energy - s.energy_delivered_kwh)
                     updates["energy_need_kwh"] = energy
+        stated = updates.get("departure_at", s.departure_at) is not None or (
+            updates.get("energy_need_kwh", s.energy_need_kwh) is not None
+        )
+        if not stated:
+            # nothing stated (no schedule, no departure set, nothing from the EV): best effort,
+            # after every session whose driver, fleet manager or EV said when and how much
+            updates["priority"] = max(s.priority, BEST_EFFORT_PRIORITY)
         ch = chargers[s.charger_id]
         cap = _learned_cap(
             site.site.voltage_v, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id)
