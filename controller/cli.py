@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.status_cli",
     "controller.demo",
     "controller.fleet.cli",
+    "controller.fleet.depart_cli",
 )
 
 
