@@ -11,8 +11,9 @@ has planned every session. Then, over ``--seconds``:
 
 * daemon CPU from ``/proc/PID/stat`` (utime + stime over wall time, % of one core — the planner
   thread included) and peak RSS from ``/proc/PID/status`` (VmRSS, sampled every second);
-* every 10 s the grid's own base load steps up until the most loaded grid phase is
-  ``max(10 A, 3 % of the limit)`` above ``limit − margin`` (back down 5 s later): the daemon sheds;
+* every 10 s the grid's own base load steps up by what puts the most loaded grid phase, as the rig
+  has it at that moment, ``max(10 A, 3 % of the limit)`` above ``limit − margin`` (back down 5 s
+  later): the daemon sheds (once per cycle while the meter still shows the overload);
 * at the end, from the status API: ``loop.cycle_ms_p50/p99``, ``loop.shed_ms_p50/p99`` (overloaded
   meter reading → every shed profile acknowledged) and ``loop.sheds`` (percentiles over the
   daemon's recent history, start-up included), ``plan.total_ms`` of the last plan; from
@@ -20,7 +21,11 @@ has planned every session. Then, over ``--seconds``:
 
 The status API and ``/metrics`` are read only outside the CPU window (they cost the daemon CPU).
 
-    .venv/bin/python bench/loop.py [--sizes 100,500] [--seconds 60] [--json]
+    .venv/bin/python bench/loop.py [--sizes 100,500] [--seconds 60] [--json] [--keep] [--profile DIR]
+
+``--keep`` keeps each size's site file, daemon log and history database; ``--profile DIR`` runs the
+daemon under cProfile (its event-loop thread only, not the planner thread) into DIR/daemon-N.prof.
+The machine is shared: the load average at start and end is printed beside the results.
 
 Targets (issue): 500 chargers at a 1 s meter poll with daemon CPU ≤ 50 % of one core and
 RSS ≤ 200 MB; shed latency p99 ≤ 200 ms at 100 chargers. Exits 1 (with the daemon's log tail)
@@ -33,6 +38,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
+import math
 import os
 import resource
 import shutil
@@ -42,10 +49,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # bench/ holds ocpp.py: keep the folder off the path, or it would shadow the ocpp package.
 _HERE = Path(__file__).resolve().parent
@@ -70,6 +77,7 @@ WARMUP_S = 12.0
 """After the daemon first planned every session: let the profiles land and the EVs follow."""
 RIG_TICK_S = 1.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 TARGET_CPU_PCT = 50.0
 TARGET_RSS_MB = 200.0
@@ -88,6 +96,8 @@ class Row:
     cycle_p99_ms: float | None = None
     plan_last_ms: float | None = None
     plan_mean_ms: float | None = None
+    plan_max_le_ms: float | None = None
+    """Upper bound of the slowest plan in the window (the smallest histogram bucket holding them all)."""
     plans: int = 0
     sheds: int = 0
     sheds_in_window: int = 0
@@ -123,6 +133,7 @@ class DaemonProc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        _LIVE.append(self)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("WATCHDOG_USEC", None)
         profile = ["-m", "cProfile", "-o", str(self.profile_to)] if self.profile_to is not None else []
@@ -206,10 +217,37 @@ class DaemonProc:
         return "\n".join(text[-lines:])
 
 
+_LIVE: list[DaemonProc] = []
+"""Every daemon started: killed on the way out whatever happened."""
+
+
 def _get(url: str, timeout_s: float) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout_s) as r:
         body: bytes = r.read()
         return body
+
+
+def buckets(text: str, name: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts: upper bound ``le`` [s] → count."""
+    out: dict[float, float] = {}
+    prefix = name + "_bucket{"
+    for line in text.splitlines():
+        if line.startswith(prefix) and 'le="' in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            with contextlib.suppress(ValueError, IndexError):
+                out[float(le)] = out.get(float(le), 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def slowest_le_s(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The smallest bucket bound holding every observation made between two scrapes."""
+    total = after.get(math.inf, 0.0) - before.get(math.inf, 0.0)
+    if total <= 0:
+        return None
+    for le in sorted(after):
+        if after[le] - before.get(le, 0.0) >= total:
+            return le
+    return math.inf
 
 
 def metric_sum(text: str, name: str) -> float:
@@ -257,8 +295,11 @@ async def _plug_all(rig: Rig, site: Site, ids: list[str], timeout_s: float) -> N
     async def one(i: int, cid: str) -> None:
         async with slots:
             sim = rig.sim(cid)
-            ev = sim_ev(site, site.charger(cid), EvParams(max_a=32.0, phases=3, battery_kwh=300.0,
-                                                          reaction_s=1.0 + (i % 5) * 0.5))
+            ev = sim_ev(
+                site,
+                site.charger(cid),
+                EvParams(max_a=32.0, phases=3, battery_kwh=300.0, reaction_s=1.0 + (i % 5) * 0.5),
+            )
             await sim.plug_in(ev, soc_pct=20.0, id_tag=f"T{i:04d}", timeout_s=10.0)
 
     await asyncio.wait_for(asyncio.gather(*(one(i, cid) for i, cid in enumerate(ids))), timeout_s)
@@ -360,8 +401,10 @@ async def run_size(n: int, seconds: float, work: Path, verbose: bool, profile_di
                     step = max(overshoot, usable - max(load) + overshoot)
                     rig.set_base(GRID_ID, (base0[0] + step, base0[1] + step, base0[2] + step))
                     row.steps += 1
-                    _say(verbose, f"N={n}: t={el:5.1f} s grid {max(load):.0f} A of usable {usable:.0f} A: "
-                                  f"base +{step:.0f} A")
+                    _say(
+                        verbose,
+                        f"N={n}: t={el:5.1f} s grid {max(load):.0f} A of usable {usable:.0f} A: base +{step:.0f} A",
+                    )
                 else:
                     rig.set_base(GRID_ID, base0)
             if time.monotonic() >= next_mem:
@@ -401,6 +444,10 @@ async def run_size(n: int, seconds: float, work: Path, verbose: bool, profile_di
         )
         row.plans = int(plan_n)
         row.plan_mean_ms = 1000.0 * plan_s / plan_n if plan_n else None
+        le = slowest_le_s(
+            buckets(metrics0, "depot_plan_duration_seconds"), buckets(metrics1, "depot_plan_duration_seconds")
+        )
+        row.plan_max_le_ms = None if le is None else le * 1000.0
         row.failsafe_entries = window_log.count("FAIL-SAFE")
         row.failsafe_at_end = bool(after["failsafe"]["active"])
         if row.failsafe_at_end:
@@ -414,12 +461,16 @@ async def run_size(n: int, seconds: float, work: Path, verbose: bool, profile_di
             print(f"\n--- daemon log tail ({daemon.log_path}) ---\n{daemon.log_tail()}\n---", file=sys.stderr)
         raise
     finally:
-        if daemon is not None:
-            try:
-                await daemon.stop()
-            finally:
-                daemon.kill()
-        await rig.stop()
+        # The rig first: its chargers' keep-connected tasks stop cleanly while their links are up
+        # (cancelled mid-reconnect, a sim's close() swallows the cancellation and it never ends).
+        try:
+            await rig.stop()
+        finally:
+            if daemon is not None:
+                try:
+                    await daemon.stop()
+                finally:
+                    daemon.kill()
 
 
 def _say(verbose: bool, text: str) -> None:
@@ -451,14 +502,15 @@ def table(rows: list[Row]) -> str:
 
 def details(rows: list[Row]) -> str:
     lines = [
-        "| chargers | grid limit A | window s | base steps | sheds in window | cycles/s | plans (mean ms) "
+        "| chargers | grid limit A | window s | base steps | sheds in window | cycles/s | plans (mean / max ≤ ms) "
         "| pushes/s | RSS HWM MB | rig CPU % | fail-safe entries |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.chargers} | {r.grid_limit_a:.0f} | {r.window_s:.0f} | {r.steps} | {r.sheds_in_window} "
-            f"| {r.cycles_per_s:.2f} | {r.plans} ({_f(r.plan_mean_ms, '.0f')}) | {r.pushes_per_s:.1f} "
+            f"| {r.cycles_per_s:.2f} | {r.plans} ({_f(r.plan_mean_ms, '.0f')} / {_f(r.plan_max_le_ms, '.0f')}) "
+            f"| {r.pushes_per_s:.1f} "
             f"| {r.rss_hwm_mb:.0f} | {r.rig_cpu_pct:.0f} | {r.failsafe_entries} |"
         )
     return "\n".join(lines)
@@ -495,6 +547,31 @@ async def main_async(args: argparse.Namespace, work: Path) -> list[Row]:
     return rows
 
 
+def run_bounded(coro: Coroutine[Any, Any, T], cleanup_s: float = 60.0) -> T:
+    """``asyncio.run`` whose clean-up is bounded: tasks that ignore cancellation are reported and
+    left behind instead of hanging the benchmark (``asyncio.run`` waits for them forever)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                _, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=cleanup_s))
+                if pending:
+                    names = ", ".join(sorted(t.get_name() for t in pending)[:5])
+                    print(f"bench/loop.py: {len(pending)} task(s) ignored cancellation ({names} …)", file=sys.stderr)
+                    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+            for closing in (loop.shutdown_asyncgens(), loop.shutdown_default_executor()):
+                loop.run_until_complete(asyncio.wait([loop.create_task(closing)], timeout=10.0))
+        finally:
+            loop.close()
+            for d in _LIVE:
+                d.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",") if x.strip()], default=[100, 500])
@@ -518,8 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="depotctl-bench-loop-"))
     load_start = os.getloadavg()
     try:
-        rows = asyncio.run(main_async(args, work))
-    except (BenchError, Exception) as exc:
+        rows = run_bounded(main_async(args, work))
+    except Exception as exc:
         print(f"bench/loop.py: FAILED: {exc!r} (files in {work})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -529,8 +606,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        print(json.dumps({"cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": load_end,
-                          "rows": [asdict(r) for r in rows]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "cpu_count": os.cpu_count(),
+                    "loadavg_start": load_start,
+                    "loadavg_end": load_end,
+                    "rows": [asdict(r) for r in rows],
+                },
+                indent=2,
+            )
+        )
         return 0
     print(table(rows))
     print()

@@ -136,6 +136,9 @@ class PlanInfo(_Model):
     total_ms: float = Field(ge=0, description="Time to build and solve the plan [ms].")
     sessions: Count = Field(description="Sessions planned for.")
     warnings: list[str] = Field(description="Planner warnings (infeasible need, repaired minimum …).")
+    fallback_reason: str | None = Field(
+        None, description="Why a fallback solver made it (HiGHS failed or timed out); None when HiGHS did."
+    )
 
 
 class LoopInfo(_Model):

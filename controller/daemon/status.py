@@ -181,6 +181,7 @@ def build_status(d: Daemon) -> StatusResponse:
             PlanInfo(
                 at=plan.created_at, solver=plan.stats.solver, total_ms=plan.stats.total_ms,
                 sessions=len(plan.sessions), warnings=list(plan.warnings),
+                fallback_reason=plan.stats.fallback_reason,
             )
             if plan is not None
             else None

@@ -6,6 +6,7 @@ and go out as ``L1``..``L3``; the grid connection is the circuit ``grid``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from controller.metrics.registry import DepotMetrics
@@ -110,7 +111,9 @@ def observe_charger(
     m.charger_connected.labels(charger_id).set(1.0 if connected else 0.0)
     if current_a is None:
         for phase in PHASES:
-            if {"charger": charger_id, "phase": phase} in m.label_sets(m.charger_current):
+            # not ``in label_sets()``: that collects every series, once per idle charger and
+            # phase each cycle — quadratic in the number of chargers
+            with contextlib.suppress(KeyError):
                 m.charger_current.remove(charger_id, phase)
     else:
         if len(current_a) != len(PHASES):
@@ -141,7 +144,7 @@ def add_exceeded(m: DepotMetrics, circuit: str, phase: int | str, seconds: float
 def set_departure_at_risk(m: DepotMetrics, vehicle: str, at_risk: bool | None) -> None:
     """Whether ``vehicle`` will miss its departure; ``None`` drops the series (vehicle gone)."""
     if at_risk is None:
-        if {"vehicle": vehicle} in m.label_sets(m.departure_at_risk):
+        with contextlib.suppress(KeyError):
             m.departure_at_risk.remove(vehicle)
         return
     m.departure_at_risk.labels(vehicle).set(1.0 if at_risk else 0.0)

@@ -297,12 +297,13 @@ class SimCharger:
                     LOG.exception("%s: meter values failed", self.o.charger_id)
 
     async def close(self) -> None:
-        for t in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks = []
+        if tasks:
+            # asyncio.wait, not ``await t`` under suppress(CancelledError): that would also swallow
+            # a cancellation of the caller (e.g. a keep_connected task being stopped)
+            await asyncio.wait(tasks, timeout=2.0)
         if self.ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(), 2)
