@@ -170,23 +170,25 @@ def _http_error(url: str, exc: urllib.error.HTTPError) -> str:
     return message
 
 
-def _base_url(args: argparse.Namespace) -> str | None:
+def base_url(args: argparse.Namespace, command: str = "depotctl", outcome: str = "status not asked") -> str | None:
+    """``--url``, else the ``--config`` site file's ``api.listen``, else the default; None after
+    printing why a site file cannot give one (``outcome``: what was not done, for that message)."""
     if args.url is not None:
         return str(args.url)
     if args.config is None:
         return DEFAULT_URL
-    loaded = read_or_report(load_site, args.config, "status not asked")
+    loaded = read_or_report(load_site, args.config, outcome)
     if loaded is None:
         return None
     try:
         return url_for_listen(loaded.site.api.listen)
     except ValueError as exc:
-        print(f"depotctl: {args.config}: {exc}", file=sys.stderr)
+        print(f"{command}: {args.config}: {exc}", file=sys.stderr)
         return None
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    base = _base_url(args)
+    base = base_url(args)
     if base is None:
         return EXIT_USAGE
     try:

@@ -180,8 +180,8 @@ def _settled(
     unknown (out of contact, or no meter values yet, e.g. just after a restart or a reconnect)
     would show that draw as base load, so its sample is left out — for at most the hold window, after which
     the conservative value is taken (a charger that never reports must not freeze the base).
-    Right after a start the node then has no held value yet and the planner takes it as full
-    until the chargers' first meter values arrive (one ``ocpp.meter_sample_s``)."""
+    Right after a start, when nothing is held yet, the planner takes the value now, unreported
+    draw included (:func:`~controller.daemon.loads.with_unknown`)."""
     out = dict(base)
     meters = node_meters(d.site)
     for node in meters:

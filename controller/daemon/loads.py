@@ -156,10 +156,12 @@ class BaseHold:
 
 def with_unknown(held: Mapping[str, PhaseCurrents], now: Mapping[str, PhaseCurrents]) -> dict[str, PhaseCurrents]:
     """``held``, except that a node unknown now (NaN in ``now``) is unknown (the planner then
-    takes it as full)."""
+    takes it as full), and a node nothing is held for yet (its samples all had a draw below it
+    not yet reported) takes its value now — which counts that unreported draw as base load:
+    conservative, and better than a node taken as full until every charger has reported."""
     out = dict(held)
     for node, v in now.items():
-        if any(math.isnan(x) for x in v):
+        if any(math.isnan(x) for x in v) or node not in out:
             out[node] = v
     return out
 

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.config.loader import load_site
-from controller.config.reading import read_or_report
-from controller.status_cli import DEFAULT_URL, TOKEN_ENV, _is_loopback, _timeout, _unreachable, _url, url_for_listen
+from controller.status_cli import DEFAULT_URL, TOKEN_ENV, _is_loopback, _timeout, _unreachable, _url, base_url
 
 API_PREFIX = "/api/v1"  # = controller.api.app.API_PREFIX, not imported: no FastAPI for a client
 DEFAULT_TIMEOUT_S = 5.0
@@ -144,24 +142,7 @@ def client_from_args(args: argparse.Namespace, command: str) -> ApiClient | None
         if not token:
             print(f"{command}: the token file {args.token_file} is empty", file=sys.stderr)
             return None
-    base = base_url(args, command)
+    base = base_url(args, command, "nothing sent")
     if base is None:
         return None
     return ApiClient(base, token, args.timeout, command)
-
-
-def base_url(args: argparse.Namespace, command: str) -> str | None:
-    """``--url``, else the ``--config`` site file's ``api.listen``, else the default; None after
-    printing why a site file cannot give one."""
-    if args.url is not None:
-        return str(args.url)
-    if args.config is None:
-        return DEFAULT_URL
-    loaded = read_or_report(load_site, args.config, "nothing sent")
-    if loaded is None:
-        return None
-    try:
-        return url_for_listen(loaded.site.api.listen)
-    except ValueError as exc:
-        print(f"{command}: {args.config}: {exc}", file=sys.stderr)
-        return None

@@ -54,6 +54,7 @@ def test_hold_keeps_the_recent_maximum_and_unknown() -> None:
     assert held["grid"] == (20.0, 30.0, 10.0)  # unknown values are not held …
     now = with_unknown(held, {"grid": (math.nan, 0.0, 0.0)})
     assert math.isnan(now["grid"][0])  # … but a node unknown now is unknown
+    assert with_unknown({}, {"grid": (7.0, 8.0, 9.0)}) == {"grid": (7.0, 8.0, 9.0)}  # nothing held yet
 
 
 def test_exceeded_counts_the_rated_limit_not_the_margin() -> None:
