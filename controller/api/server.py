@@ -24,6 +24,8 @@ from typing import Any
 
 import uvicorn
 
+from controller.listen import parse_listen as shared_parse_listen
+
 log = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT_S = 10.0
@@ -44,20 +46,7 @@ class ApiBindError(OSError):
 def parse_listen(listen: str, what: str = "api.listen") -> tuple[str, int]:
     """``"127.0.0.1:8080"`` / ``"[::1]:8080"`` / ``":8080"`` → ``(host, port)``; host ``""`` = every
     address, port 0 = any free port. Raises ``ValueError`` naming ``what``."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep:
-        raise ValueError(f"{what} {listen!r}: expected HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{what} {listen!r}: write an IPv6 address in brackets, e.g. [::1]:8080")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{what} {listen!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{what} {listen!r}: port {port} out of range 0..65535")
-    return host, port
+    return shared_parse_listen(listen, what)
 
 
 def local_url(host: str, port: int) -> str:

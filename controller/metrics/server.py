@@ -16,6 +16,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from controller.listen import parse_listen as shared_parse_listen
+
 METRICS_PATH = "/metrics"
 
 StartResponse = Callable[..., Any]
@@ -24,18 +26,7 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` / ``":9464"`` → ``(host, port)``; host ``""`` = every address."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep:
-        raise ValueError(f"metrics.listen {listen!r}: expected HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"metrics.listen {listen!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"metrics.listen {listen!r}: port {port} out of range 0..65535")
-    return host, port
+    return shared_parse_listen(listen, "metrics.listen")
 
 
 class _QuietHandler(WSGIRequestHandler):
