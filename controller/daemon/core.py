@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from controller.chargers.clock import utc_now
 from controller.chargers.events import ChargerEvent
+from controller.chargers.planning import session_id
 from controller.chargers.server import CentralSystem
 from controller.chargers.state import ChargerState
 from controller.config.loader import load_site
@@ -353,7 +354,7 @@ class Daemon:
             st = self.cs.states.get(charger_id)
             tx = st.transaction(connector) if st is not None else None
             if tx is not None:
-                key = f"{charger_id}:{tx.transaction_id}"
+                key = session_id(charger_id, tx.transaction_id)
                 prev = self.sent.get(key)
                 if prev is None or abs(prev.limit - limit) > 1e-6:
                     self.sent[key] = Sent(limit, self.clock(), prev.limit if prev is not None else None)
@@ -382,13 +383,13 @@ class Daemon:
                 self.open_sessions[book.start.session_id] = book
                 self.put(book.start)
         elif kind == "transaction_ended":
-            sid = f"{ev.charger_id}:{ev.detail.get('transaction_id')}"
+            sid = session_id(ev.charger_id, str(ev.detail.get("transaction_id")))
             self._end_session(sid, ev.at, _opt_float(ev.detail.get("meter_stop_wh")))
         elif kind == "status" and st is not None:
             status = str(ev.detail.get("status", ""))
             conn = st.connectors.get(connector)
             if status in ("Available", "Unavailable", "Faulted") and conn is not None and conn.transaction is not None:
-                sid = f"{ev.charger_id}:{conn.transaction.transaction_id}"
+                sid = session_id(ev.charger_id, conn.transaction.transaction_id)
                 if sid in self.open_sessions and self.open_sessions[sid].restored:
                     # a session restored from history that ended while we were away
                     conn.transaction = None

@@ -16,10 +16,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from controller.chargers.planning import grid_currents
+from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState
 from controller.daemon.loads import PhaseCurrents, base_loads, exceeded, known_loads, node_meters
-from controller.daemon.sessions import REACTION_S, budget_grid_a, grid_draw_a
+from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, grid_draw_a
 from controller.failsafe import CycleHealth, step
 from controller.meter.errors import Implausible
 from controller.metrics import add_exceeded, count_shed, observe_charger, observe_grid, observe_meter
@@ -54,10 +54,6 @@ async def fast_loop(d: Daemon) -> None:
         delay = max(0.0, period - (d.mono() - t0))
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
             await asyncio.wait_for(d.stop_event.wait(), delay)
-
-
-def _max_age_s(d: Daemon) -> float:
-    return 3.0 * d.site.ocpp.meter_sample_s
 
 
 def offline_budget_a(d: Daemon, ch: Charger, now: datetime) -> PhaseCurrents:
@@ -112,7 +108,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         d.grid_a = None
 
     # chargers: measured draws, budgets for those out of contact
-    max_age = _max_age_s(d)
+    max_age = fresh_s(site)
     draws: dict[str, PhaseCurrents] = {}
     with_session: dict[str, PhaseCurrents] = {}
     unknown_draw: set[str] = set()
@@ -132,20 +128,12 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         if not connected:
             budgets[ch.id] = offline_budget_a(d, ch, now)
             unknown_draw.add(ch.id)  # it may be drawing; the meters see it, we don't
-        energy = None
-        if st is not None:
-            regs = [c.measured.energy_wh.value for c in st.connectors.values() if c.measured.energy_wh is not None]
-            energy = sum(regs) if regs else None
-        observe_charger(d.metrics, ch.id, connected, draw, energy)
+        observe_charger(d.metrics, ch.id, connected, draw, energy_register_wh(st) if st is not None else None)
     _note_load_changes(d, draws)
 
     loads = known_loads(site, meter_a, draws)
     d.measured = loads
-    for node, load in loads.items():
-        usable = site.node_limit_a(node) - site.node_margin_a(node)
-        for p, phase in enumerate(PHASES):
-            d.metrics.circuit_load.labels(node, phase).set(load[p])
-            d.metrics.circuit_headroom.labels(node, phase).set(usable - load[p])
+    observe_measured(d)
     for node, p, _over in exceeded(site, loads):
         d.exceeded_s[(node, p)] = d.exceeded_s.get((node, p), 0.0) + dt_s
         add_exceeded(d.metrics, node, p, dt_s)
@@ -171,6 +159,16 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
     # overload shed
     _shed(d, loads, now, t_read)
     return not health.faults()
+
+
+def observe_measured(d: Daemon) -> None:
+    """Circuit load and headroom metrics from what is measured, where it is known (the plan's
+    figures stand for the other nodes; called after each plan too, so measured wins)."""
+    for node, load in d.measured.items():
+        usable = d.site.node_limit_a(node) - d.site.node_margin_a(node)
+        for p, phase in enumerate(PHASES):
+            d.metrics.circuit_load.labels(node, phase).set(load[p])
+            d.metrics.circuit_headroom.labels(node, phase).set(usable - load[p])
 
 
 def _settled(
@@ -208,7 +206,7 @@ def _ev_estimate(
     old, higher reading would hide base load and the next plan would undo the shed.
     Returns the estimate and whether every session's draw is known, or None without sessions.
     """
-    max_age = timedelta(seconds=_max_age_s(d))
+    max_age = timedelta(seconds=fresh_s(d.site))
     total = [0.0, 0.0, 0.0]
     any_session = False
     known = True
@@ -220,7 +218,7 @@ def _ev_estimate(
         measured = grid_currents(ch, conn, now, max_age)
         known = known and measured is not None
         est = measured or (0.0, 0.0, 0.0)
-        sent = d.sent.get(f"{ch.id}:{tx.transaction_id}")
+        sent = d.sent.get(session_id(ch.id, tx.transaction_id))
         if sent is not None:
             readings = [r.at for r in conn.measured.current_a if r is not None]
             if measured is None or not readings or min(readings) < sent.changed_at + timedelta(seconds=REACTION_S):
@@ -248,7 +246,7 @@ def _note_load_changes(d: Daemon, draws: dict[str, PhaseCurrents]) -> None:
 
 def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float) -> None:
     site = d.site
-    max_age = timedelta(seconds=_max_age_s(d))
+    max_age = timedelta(seconds=fresh_s(site))
     chargers = {ch.id: ch for ch in site.chargers}
     draws: list[ChargerDraw] = []
     where: dict[str, tuple[str, int]] = {}
@@ -260,7 +258,7 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
             tx = conn.transaction
             if conn_id < 1 or tx is None:
                 continue
-            sid = f"{cid}:{tx.transaction_id}"
+            sid = session_id(cid, tx.transaction_id)
             sent = d.sent.get(sid)
             limit = sent.limit if sent is not None else d.cs.control.budget(cid, now).value
             measured = grid_currents(ch, conn, now, max_age)
@@ -273,7 +271,8 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
     new_limits, events = shed(site, loads, draws)
     if not events:
         return
-    lowered = {sid: v for sid, v in new_limits.items() if v < next(x.limit for x in draws if x.key == sid) - 0.05}
+    limits = {x.key: x.limit for x in draws}
+    lowered = {sid: v for sid, v in new_limits.items() if v < limits[sid] - 0.05}
     if not lowered:
         return  # already shed: waiting for the vehicles to react
     d.stats.sheds += 1

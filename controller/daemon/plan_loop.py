@@ -14,10 +14,10 @@ from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from controller.daemon.fast import observe_measured
 from controller.daemon.loads import add_budgets, with_unknown
 from controller.daemon.sessions import plan_sessions
 from controller.metrics import observe_plan, set_departure_at_risk
-from controller.model.site import PHASES
 from controller.model.snapshot import Plan, SessionPlan, SessionState, Snapshot
 from controller.planner import plan
 from controller.store import allocations_from_plan
@@ -107,12 +107,7 @@ async def _dispatch(d: Daemon, result: Plan, sessions: tuple[SessionState, ...])
 
 def _observe(d: Daemon, result: Plan, sessions: tuple[SessionState, ...]) -> None:
     observe_plan(d.metrics, result)
-    site = d.site
-    for node, load in d.measured.items():  # measured beats planned where the load is known
-        usable = site.node_limit_a(node) - site.node_margin_a(node)
-        for p, phase in enumerate(PHASES):
-            d.metrics.circuit_load.labels(node, phase).set(load[p])
-            d.metrics.circuit_headroom.labels(node, phase).set(usable - load[p])
+    observe_measured(d)  # measured beats planned where the load is known
     by_id = {s.session_id: s for s in sessions}
     at_risk: dict[str, bool] = {}
     why: dict[str, str] = {}

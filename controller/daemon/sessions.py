@@ -44,6 +44,18 @@ class Sent:
     previous: float | None = None
 
 
+def fresh_s(site: Site) -> float:
+    """How old a charger's meter value may be and still count [s]: three sample intervals, as
+    :func:`controller.chargers.planning.session_states` judges it."""
+    return 3.0 * site.ocpp.meter_sample_s
+
+
+def energy_register_wh(st: ChargerState) -> float | None:
+    """The charger's energy register summed over its connectors [Wh]; None if never reported."""
+    regs = [c.measured.energy_wh.value for c in st.connectors.values() if c.measured.energy_wh is not None]
+    return sum(regs) if regs else None
+
+
 def grid_draw_a(charger: Charger, st: ChargerState, now: datetime, max_age_s: float) -> PhaseCurrents | None:
     """Measured grid current of all the charger's connectors, or None if none is fresh."""
     max_age = timedelta(seconds=max_age_s)

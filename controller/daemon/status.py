@@ -21,7 +21,7 @@ from controller.api.models import (
 )
 from controller.chargers.planning import session_id
 from controller.daemon.plan_loop import eta
-from controller.daemon.sessions import grid_draw_a
+from controller.daemon.sessions import energy_register_wh, fresh_s, grid_draw_a
 from controller.model.site import GRID_ID, Site
 from controller.model.snapshot import SessionPlan
 
@@ -84,7 +84,7 @@ def build_status(d: Daemon) -> StatusResponse:
         )
 
     chargers = []
-    max_age = 3.0 * site.ocpp.meter_sample_s
+    max_age = fresh_s(site)
     for ch in site.chargers:
         st = d.cs.states.get(ch.id)
         sessions = []
@@ -127,7 +127,7 @@ def build_status(d: Daemon) -> StatusResponse:
                     )
                 )
         draw = grid_draw_a(ch, st, now, max_age) if st is not None and st.connected else None
-        regs = [c.measured.energy_wh.value for c in st.connectors.values() if c.measured.energy_wh] if st else []
+
         chargers.append(
             ChargerInfo(
                 id=ch.id,
@@ -140,7 +140,7 @@ def build_status(d: Daemon) -> StatusResponse:
                 unit="kW" if ch.kind == "dc" else "A",
                 limit_source=source,
                 current_a=list(draw) if draw is not None else None,
-                energy_wh=sum(regs) if regs else None,
+                energy_wh=energy_register_wh(st) if st is not None else None,
                 sessions=sessions,
             )
         )
