@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from controller.meter import sunspec
-from controller.meter.errors import Implausible, MeterError
+from controller.meter.errors import ConnectFailed, Implausible, MeterError, NotConnected
 from controller.meter.hub import Clock, ModbusHub
 from controller.meter.plausibility import Bounds, check_values, is_frozen
 from controller.meter.reading import MeterReading, RawRegisters, build_reading, decode_registers
@@ -25,6 +25,13 @@ from controller.meter.registers import RegisterMap, static_map_for
 from controller.model.site import Meter
 
 log = logging.getLogger(__name__)
+
+_SAME_PROBLEM = {NotConnected.kind: ConnectFailed.kind}
+"""A link in back-off after a failed connect is still that problem, not a new one to warn about."""
+
+
+def _problem(kind: str | None) -> str | None:
+    return _SAME_PROBLEM.get(kind, kind) if kind is not None else None
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,7 @@ class MeterReader:
                 self.meter.modbus.unit,
                 message,
             )
-        elif self._problem_kind != exc.kind:
+        elif _problem(self._problem_kind) != _problem(exc.kind):
             self._log.warning("meter %s: now %s", self.meter.id, message)
         else:
             self._log.debug("meter %s: %s", self.meter.id, message)

@@ -60,6 +60,28 @@ async def test_server_stops_then_stale_then_recovers(
     await r.hub.close()
 
 
+async def test_refused_then_back_off_is_one_problem_not_a_warning_per_poll(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A meter that refuses connections alternates "connection failed" (a connect attempt) and
+    "not connected" (back-off until the next one): one problem, logged once, not a warning each poll."""
+    caplog.set_level(logging.DEBUG, logger=READER_LOG)
+    server = MeterSimServer([SimMeter(1, "eastron-sdm630")])
+    port = await server.start()
+    await server.stop()  # a port nobody listens on
+    r = reader(meter(port), clock)
+    kinds = []
+    for _ in range(8):
+        result = await r.poll()
+        assert result.error is not None
+        kinds.append(type(result.error))
+        clock.advance(0.3)
+    assert ConnectFailed in kinds and NotConnected in kinds
+    assert len(_records(caplog, logging.ERROR)) == 1
+    assert _records(caplog, logging.WARNING) == []
+    await r.hub.close()
+
+
 async def test_back_off_fails_fast_without_touching_the_network(clock: ManualClock) -> None:
     server = MeterSimServer([SimMeter(1, "eastron-sdm630")])
     port = await server.start()
