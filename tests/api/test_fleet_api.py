@@ -69,7 +69,7 @@ def test_departure_set_get_delete_round_trip_with_readiness(live: Live) -> None:
 
 
 def test_departure_with_an_offset_and_a_target_soc(live: Live) -> None:
-    day = (datetime.now(TZ) + timedelta(days=2)).date()
+    day = (live.now() + timedelta(days=2)).date()
     answer = live.call(
         "PUT", "/api/v1/vehicles/VAN-02/departure", ADMIN,
         json_body={"at": f"{day}T04:00:00+00:00", "target_soc_pct": 90, "priority": 2},
@@ -93,7 +93,7 @@ def test_bad_departures_are_422_with_field_and_reason(live: Live) -> None:
     assert "above 0" in _problems(put("VAN-03", {"at": tomorrow_at(5), "energy_kwh": -5}))["energy_kwh"]
     above = _problems(put("VAN-03", {"at": tomorrow_at(5), "energy_kwh": 61}))["energy_kwh"]
     assert "battery capacity" in above and "60" in above
-    far = (datetime.now(TZ) + timedelta(days=8)).strftime("%Y-%m-%dT%H:%M")
+    far = (live.now() + timedelta(days=8)).strftime("%Y-%m-%dT%H:%M")
     assert "7 days" in _problems(put("VAN-03", {"at": far, "energy_kwh": 10}))["at"]
     both = _problems(put("VAN-03", {"at": "soon", "energy_kwh": 10, "target_soc_pct": 80}))
     assert "ISO 8601" in both["at"] and "not both" in both["energy_kwh"]
@@ -192,7 +192,7 @@ def test_assign_a_vehicle_to_a_charger(live: Live) -> None:
 
 
 def test_session_history_of_the_last_7_days(live: Live) -> None:
-    now = datetime.now(UTC)
+    now = live.now()
     live.daemon.put(SessionStart("CP02:H-1", "CP02", 1, "BUS-01", now - timedelta(days=2), 100.0))
     live.daemon.put(SessionStop("CP02:H-1", "CP02", 1, "BUS-01", now - timedelta(days=2) + timedelta(hours=5), 96.5,
                                 False))
@@ -215,7 +215,7 @@ async def _plug(d: Daemon, charger_id: str, transaction_id: str) -> None:
     from controller.chargers.state import ConnectorState, Transaction
 
     conn = d.cs.state(charger_id).connectors.setdefault(1, ConnectorState())
-    conn.transaction = Transaction(transaction_id, 1, "UNKNOWN-TAG", None, datetime.now(UTC))
+    conn.transaction = Transaction(transaction_id, 1, "UNKNOWN-TAG", None, d.clock())
 
 
 async def _unplug(d: Daemon, charger_id: str) -> None:
@@ -226,7 +226,7 @@ async def _unplug(d: Daemon, charger_id: str) -> None:
 
 
 def test_daily_report_json_and_csv(live: Live) -> None:
-    today = datetime.now(TZ).date().isoformat()
+    today = live.now().date().isoformat()
     answer = live.call("GET", f"/api/v1/reports/daily?date={today}", ADMIN)
     assert answer.status == 200, answer.body
     report = answer.json()

@@ -18,9 +18,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from controller.api.auth import ANONYMOUS, Auth, AuthError, TokensFileError
+from controller.chargers.clock import Clock
 from controller.config.loader import load_site
 from controller.daemon.core import Daemon, DaemonOptions
 from controller.fleet.tokens import token_sha256
@@ -37,6 +38,16 @@ from hil.rig import free_port
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo-site.yaml"
 TZ = ZoneInfo("Europe/Amsterdam")  # the demo site's
 START_TIMEOUT_S = 20.0
+PINNED_AT = datetime(2026, 12, 9, 14, 0, tzinfo=TZ)
+"""Where the test daemons' clocks start: a Wednesday afternoon, after every weekday departure in the
+demo site (so "tomorrow 05:30" is the next departure), far from a DST change."""
+
+
+def pinned_clock(start: datetime = PINNED_AT, monotonic: Callable[[], float] = time.monotonic) -> Clock:
+    """A clock that starts at ``start`` and runs at the pace of ``monotonic`` (never the wall clock)."""
+    t0 = monotonic()
+    start_utc = start.astimezone(UTC)
+    return lambda: start_utc + timedelta(seconds=monotonic() - t0)
 
 # --- support shared by the fleet-API tests ------------------------------------------------------------
 
@@ -136,6 +147,10 @@ class Live:
     url: str
     site_path: Path
 
+    def now(self) -> datetime:
+        """The daemon's clock, site-local (tests take "now" from here, never from the wall clock)."""
+        return self.daemon.clock().astimezone(TZ)
+
     def run(self, coro: Any, timeout_s: float = 10.0) -> Any:
         """Run a coroutine in the daemon's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
@@ -145,10 +160,12 @@ class Live:
 
 
 @contextlib.contextmanager
-def live_daemon(site_path: Path) -> Iterator[Live]:
-    """Run the daemon for ``site_path`` in a background thread until the block ends (bounded waits)."""
+def live_daemon(site_path: Path, clock: Clock | None = None) -> Iterator[Live]:
+    """Run the daemon for ``site_path`` in a background thread until the block ends (bounded waits);
+    its clock is ``clock``, by default one pinned at :data:`PINNED_AT`."""
     site = load_site(site_path).site
-    daemon = Daemon(site, site_path, DaemonOptions(handle_signals=False, serve_metrics=False))
+    options = DaemonOptions(clock=clock or pinned_clock(), handle_signals=False, serve_metrics=False)
+    daemon = Daemon(site, site_path, options)
     loops: list[asyncio.AbstractEventLoop] = []
     failed: list[BaseException] = []
 
@@ -184,9 +201,9 @@ def live_daemon(site_path: Path) -> Iterator[Live]:
         assert not thread.is_alive(), "the daemon did not stop within 15 s"
 
 
-def tomorrow_at(hh: int, mm: int = 0) -> str:
-    """Site-local ISO date-time of tomorrow at ``hh:mm`` (always ahead, within 7 days)."""
-    day = datetime.now(TZ).date() + timedelta(days=1)
+def tomorrow_at(hh: int, mm: int = 0, now: datetime = PINNED_AT) -> str:
+    """Site-local ISO date-time of the day after ``now`` at ``hh:mm`` (always ahead, within 7 days)."""
+    day = now.astimezone(TZ).date() + timedelta(days=1)
     return f"{day.isoformat()}T{hh:02d}:{mm:02d}"
 
 
@@ -341,7 +358,7 @@ async def _fake_session(d: Daemon, charger_id: str, vehicle_id: str) -> None:
     from controller.chargers.state import ConnectorState, Transaction
 
     conn = d.cs.state(charger_id).connectors.setdefault(1, ConnectorState())
-    conn.transaction = Transaction("T-1", 1, "TAG", vehicle_id, datetime.now(TZ))
+    conn.transaction = Transaction("T-1", 1, "TAG", vehicle_id, d.clock())
 
 
 async def _end_fake_session(d: Daemon, charger_id: str) -> None:

@@ -41,7 +41,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_one_off_at_the_next_occurrence_of_a_local_time(
     live: Live, admin_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    now = datetime.now(TZ)
+    now = live.now()
     wall = (now - timedelta(minutes=30)).time().replace(second=0, microsecond=0)  # just passed: tomorrow
     today = now.date()
     day = today if local_instant(today, wall, TZ) > now else today + timedelta(days=1)
@@ -78,7 +78,7 @@ def test_soc_priority_and_a_token_file(live: Live, tmp_path: Path, capsys: pytes
     monkeypatch.delenv("DEPOTCTL_TOKEN", raising=False)
     token_file = tmp_path / "token"
     token_file.write_text(TOKENS["fleet-acme"] + "\n")
-    day = (datetime.now(TZ) + timedelta(days=2)).date()
+    day = (live.now() + timedelta(days=2)).date()
     code, out, err = run(capsys, "depart", "VAN-02", "--at", f"{day}T07:15", "--soc", "90", "--priority", "2",
                          "--url", live.url, "--token-file", str(token_file))
     assert (code, err) == (0, "")
