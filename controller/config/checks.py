@@ -112,6 +112,14 @@ def _check_meters(sf: SiteFile, error: Report, warn: Report) -> None:
                 error(("meters", i, "registers", name), f"unknown value {name!r}; known: {', '.join(REGISTER_VALUES)}")
         if m.registers is not None and not any(k.startswith("current_") for k in m.registers):
             error(("meters", i, "registers"), "a custom map needs at least the phase currents (current_l1_a …)")
+        if m.signed_currents and m.registers is not None:
+            for name, reg in m.registers.items():
+                if name.startswith("current_") and reg.type.startswith("uint"):
+                    warn(
+                        ("meters", i, "registers", name, "type"),
+                        f"{reg.type} cannot hold a negative current although `signed_currents` is true "
+                        f"(use int{reg.type.removeprefix('uint')} if the meter signs it)",
+                    )
         mb = m.modbus
         if (mb.host is None) == (mb.serial is None):
             error(("meters", i, "modbus"), "give exactly one of `host` (TCP) or `serial` (RTU)")

@@ -29,6 +29,7 @@ def to_site(sf: SiteFile) -> m.Site:
                 poll_s=x.poll_s,
                 stale_after_s=x.stale_after_s,
                 invert=x.invert,
+                signed_currents=x.signed_currents,
             )
             for x in sf.meters
         ),
@@ -140,6 +141,7 @@ def _meter(x: m.Meter) -> dict[str, Any]:
             "poll_s": x.poll_s,
             "stale_after_s": x.stale_after_s,
             "invert": x.invert,
+            "signed_currents": x.signed_currents,
         }
     )
     if x.registers:

@@ -23,6 +23,9 @@ KNOWN_PRESETS: tuple[str, ...] = (
     "siemens-pac2200",
     "sunspec",
 )
+SIGNED_CURRENT_PRESETS: tuple[str, ...] = ("carlo-gavazzi-em24", "carlo-gavazzi-em340", "sunspec")
+"""Presets whose meters may report signed phase currents (``signed_currents: true`` in the preset
+file, which is the truth; a test keeps the two equal)."""
 KNOWN_QUIRKS: tuple[str, ...] = (
     "stack_level_zero_only",
     "txdefault_on_connector_0",
@@ -89,6 +92,13 @@ class MeterSection(_Section):
     poll_s: float = Field(1.0, gt=0, le=60, description="Read interval [s].")
     stale_after_s: float = Field(5.0, gt=0, description="No good reading for this long → fail-safe [s].")
     invert: bool = Field(False, description="Flip the sign (meter mounted the other way round).")
+    signed_currents: bool | None = Field(
+        None,
+        description="The meter reports phase currents with a sign (negative = export on that phase, or a CT"
+        " mounted the other way); limits use their magnitude. Default: true for the presets "
+        + ", ".join(SIGNED_CURRENT_PRESETS)
+        + ", else false. A negative current from a meter not declared signed is refused as implausible.",
+    )
 
 
 class CircuitSection(_Section):

@@ -1,6 +1,8 @@
 """Is a reading physically believable? Pure checks; each returns a reason or ``None``.
 
-A rejected reading is counted and dropped; it never stands in for the site's load.
+A rejected reading is counted and dropped; it never stands in for the site's load. Currents are
+judged by magnitude (a meter declared to sign them may report export as negative); a negative
+current from a meter not declared signed is refused (:func:`check_signs`).
 """
 
 from __future__ import annotations
@@ -68,9 +70,39 @@ def check_ranges(values: Mapping[str, float | None], bounds: Bounds) -> str | No
     return None
 
 
-def check_values(values: Mapping[str, float | None], bounds: Bounds) -> str | None:
-    """The first reason to reject these decoded values, or ``None`` when they are believable."""
-    return check_finite(values) or check_required(values) or check_ranges(values, bounds)
+def check_signs(values: Mapping[str, float | None], *, signed_currents: bool, meter_id: str) -> str | None:
+    """A negative phase current from a meter not declared to sign its currents cannot be believed:
+    taken as it is it would look like less load than there is, taken as |I| it would hide a
+    wrong register map or a meter set up differently from what the site file says."""
+    if signed_currents:
+        return None
+    for phase in (1, 2, 3):
+        current = values.get(f"current_l{phase}_a")
+        if current is not None and current < 0:
+            return (
+                f"meter {meter_id} phase L{phase}: current_l{phase}_a is {current:.2f} A, negative, but the meter"
+                " is not declared to report signed currents (set `signed_currents: true` under it if it does)"
+            )
+    return None
+
+
+def check_values(
+    values: Mapping[str, float | None],
+    bounds: Bounds,
+    *,
+    signed_currents: bool = False,
+    meter_id: str = "?",
+) -> str | None:
+    """The first reason to reject these decoded values, or ``None`` when they are believable.
+
+    ``signed_currents``: the meter may report negative phase currents (else one is refused).
+    """
+    return (
+        check_finite(values)
+        or check_required(values)
+        or check_ranges(values, bounds)
+        or check_signs(values, signed_currents=signed_currents, meter_id=meter_id)
+    )
 
 
 def is_frozen(

@@ -21,7 +21,7 @@ from controller.meter.errors import ConnectFailed, Implausible, MeterError, NotC
 from controller.meter.hub import Clock, ModbusHub
 from controller.meter.plausibility import Bounds, check_values, is_frozen
 from controller.meter.reading import MeterReading, RawRegisters, build_reading, decode_registers
-from controller.meter.registers import RegisterMap, static_map_for
+from controller.meter.registers import RegisterMap, signs_currents, static_map_for
 from controller.model.site import Meter
 
 log = logging.getLogger(__name__)
@@ -160,13 +160,14 @@ class MeterReader:
             self._last_raw = key
             self._raw_changed_at = now
         values = decode_registers(register_map, raw)
-        reason = check_values(values, self.bounds)
+        signed = signs_currents(self.meter, register_map)
+        reason = check_values(values, self.bounds, signed_currents=signed, meter_id=self.meter.id)
         if reason is None and is_frozen(now, self._raw_changed_at, self.meter.stale_after_s, self._load_changed_at):
             unchanged = now - self._raw_changed_at
             reason = f"frozen: registers unchanged for {unchanged:.1f} s while the chargers' readings moved"
             if self._last_accepted_at is not None:  # a frozen value is as old as its last change
                 self._last_accepted_at = min(self._last_accepted_at, self._raw_changed_at)
-        reading = None if reason else build_reading(self.meter.id, now, values, self.meter.invert)
+        reading = None if reason else build_reading(self.meter.id, now, values, self.meter.invert, signed)
         if reading is None:
             error = Implausible(reason or "phase currents not available")
             self.rejected += 1

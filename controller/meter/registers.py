@@ -87,12 +87,17 @@ class Block:
 
 @dataclass(frozen=True)
 class RegisterMap:
-    """A meter's values. ``max_gap``: unused registers a single request may span between values."""
+    """A meter's values. ``max_gap``: unused registers a single request may span between values.
+
+    ``signed_currents``: the meter model may report a phase current as negative (export on that
+    phase, or a CT mounted the other way); the site file's ``signed_currents`` overrides it.
+    """
 
     name: str
     fields: tuple[FieldSpec, ...]
     max_gap: int = 0
     description: str = ""
+    signed_currents: bool = False
 
     def field(self, name: str) -> FieldSpec | None:
         for f in self.fields:
@@ -181,7 +186,21 @@ def map_from_data(name: str, data: Mapping[str, Any]) -> RegisterMap:
         raise RegisterMapError(f"preset {name}: `values` must be a non-empty mapping")
     defaults = data.get("defaults") or {}
     fields = tuple(_field(k, v, defaults, f"preset {name}, {k}") for k, v in values.items())
-    return RegisterMap(name, fields, _int(data.get("max_gap", 0), f"preset {name}"), str(data.get("description", "")))
+    return RegisterMap(
+        name,
+        fields,
+        _int(data.get("max_gap", 0), f"preset {name}"),
+        str(data.get("description", "")),
+        preset_signs_currents(name, data),
+    )
+
+
+def preset_signs_currents(name: str, data: Mapping[str, Any] | None = None) -> bool:
+    """Whether the preset file says its meters may report negative phase currents."""
+    value = (preset_data(name) if data is None else data).get("signed_currents", False)
+    if not isinstance(value, bool):
+        raise RegisterMapError(f"preset {name}: `signed_currents` must be true or false, got {value!r}")
+    return value
 
 
 @cache
@@ -221,6 +240,11 @@ def map_from_specs(specs: Iterable[tuple[str, RegisterSpec]], name: str = "custo
         if f.name not in VALUE_NAMES:
             raise RegisterMapError(f"{name}: unknown value {f.name!r}")
     return RegisterMap(name, fields, 0, "custom register map")
+
+
+def signs_currents(meter: Meter, register_map: RegisterMap) -> bool:
+    """Whether ``meter``'s phase currents carry a sign: the site file's word, else its map's."""
+    return register_map.signed_currents if meter.signed_currents is None else meter.signed_currents
 
 
 def static_map_for(meter: Meter) -> RegisterMap | None:

@@ -19,6 +19,7 @@ from controller.meter.registers import (
     RegisterMap,
     RegisterMapError,
     preset_data,
+    preset_signs_currents,
 )
 
 ReadHolding = Callable[[int, int], Awaitable[list[int]]]
@@ -80,7 +81,12 @@ def model_map(model: SunSpecModel) -> RegisterMap:
             )
         )
     # every register inside a model block is defined, so one request may span any hole
-    return RegisterMap(f"sunspec model {model.id} @ {model.address}", tuple(fields), max_gap=MAX_REGISTERS_PER_READ)
+    return RegisterMap(
+        f"sunspec model {model.id} @ {model.address}",
+        tuple(fields),
+        max_gap=MAX_REGISTERS_PER_READ,
+        signed_currents=preset_signs_currents(SUNSPEC),
+    )
 
 
 def choose_model(models: tuple[SunSpecModel, ...]) -> SunSpecModel | None:

@@ -86,6 +86,9 @@ class Meter:
     poll_s: float = 1.0
     stale_after_s: float = 5.0
     invert: bool = False
+    signed_currents: bool | None = None
+    """The meter reports phase currents with a sign (negative = export on that phase). ``None``:
+    as its preset says (custom maps: no). Limits always use the magnitude."""
 
 
 @dataclass(frozen=True)

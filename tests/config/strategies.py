@@ -47,7 +47,10 @@ def sites(draw: st.DrawFn) -> m.Site:
                 ("power_w", m.RegisterSpec(address=12, function="input", word_order="little", na=-1)),
             )
         poll = draw(st.sampled_from([0.5, 1.0, 2.0]))
-        meters.append(m.Meter(mid, link, preset, registers, poll, poll * draw(st.integers(1, 10))))
+        signed = draw(st.sampled_from([None, True, False]))
+        meters.append(
+            m.Meter(mid, link, preset, registers, poll, poll * draw(st.integers(1, 10)), signed_currents=signed)
+        )
 
     grid_margin = draw(st.floats(0, 5))
     grid = m.Grid(

@@ -19,9 +19,18 @@ def meter(
     stale_after_s: float = 5.0,
     framer: str = "tcp",
     invert: bool = False,
+    signed_currents: bool | None = None,
 ) -> Meter:
     link = ModbusLink(unit=unit, host="127.0.0.1", port=port, timeout_s=timeout_s, framer=framer)  # type: ignore[arg-type]
-    return Meter(id=f"m{unit}", modbus=link, preset=preset, poll_s=0.1, stale_after_s=stale_after_s, invert=invert)
+    return Meter(
+        id=f"m{unit}",
+        modbus=link,
+        preset=preset,
+        poll_s=0.1,
+        stale_after_s=stale_after_s,
+        invert=invert,
+        signed_currents=signed_currents,
+    )
 
 
 def reader(m: Meter, clock: Callable[[], float], hub: ModbusHub | None = None, limit_a: float = 100.0) -> MeterReader:
