@@ -5,11 +5,18 @@
 - :mod:`.sink` — writes one batch of records in one transaction.
 - :mod:`.writer` — :class:`Store`: non-blocking ``put``, one background writer thread.
 - :mod:`.restore` — what the daemon needs back after a restart.
+- :mod:`.budget` — what a charger not yet reconnected after a restart may draw.
 - :mod:`.retention` — bounded deletes of old rows and the daily roll-up.
 
 Times are stored as unix seconds (UTC, REAL); see :mod:`.schema`.
 """
 
+from controller.store.budget import (
+    restored_budget,
+    restored_charger_budget,
+    restored_connector_budget,
+    restored_failsafe_limit,
+)
 from controller.store.records import (
     AcceptedProfile,
     Allocation,
@@ -21,10 +28,11 @@ from controller.store.records import (
     Record,
     SessionStart,
     SessionStop,
+    accepted_profile,
     allocations_from_plan,
     event_from_transition,
 )
-from controller.store.restore import Restored, restore
+from controller.store.restore import ConnectorKey, Restored, restore
 from controller.store.retention import purge, rollup_daily
 from controller.store.schema import SCHEMA_VERSION, connect, open_database
 from controller.store.writer import Store, StoreCounters
@@ -35,6 +43,7 @@ __all__ = [
     "Allocation",
     "ChargerRecord",
     "ChargerStatus",
+    "ConnectorKey",
     "Departure",
     "Event",
     "MeterSample",
@@ -44,11 +53,16 @@ __all__ = [
     "SessionStop",
     "Store",
     "StoreCounters",
+    "accepted_profile",
     "allocations_from_plan",
     "connect",
     "event_from_transition",
     "open_database",
     "purge",
     "restore",
+    "restored_budget",
+    "restored_charger_budget",
+    "restored_connector_budget",
+    "restored_failsafe_limit",
     "rollup_daily",
 ]

@@ -6,8 +6,9 @@ unix seconds. Units are in the field names, except where a ``unit`` field says w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from controller.model import Plan
@@ -109,9 +110,24 @@ class Departure:
     cancelled: bool = False
 
 
+FAILSAFE_STACK_LEVEL = 0
+UNRECORDED_STACK_LEVEL = 1
+"""The stack level of a row written before schema 3: a control profile's (never the fail-safe's 0)."""
+
+
 @dataclass(frozen=True)
 class AcceptedProfile:
-    """A charging profile the charger accepted; after a restart it bounds that charger's draw."""
+    """A charging profile the charger accepted; after a restart it bounds that connector's draw.
+
+    ``connector`` is where the charger holds it (0: every connector). ``limit``/``unit``: the
+    first period as sent on the wire. ``planner_limits``: every period's limit in planner units
+    (A per phase for AC, kW for DC: what the charger may draw), converted by the sender;
+    ``period_starts_s``: each period's start, seconds after ``start`` (the schedule start on our
+    clock; None for Relative profiles). ``valid_until``: the expiry on our clock (None: permanent).
+    ``kind``: the purpose (``TxProfile``, ``TxDefaultProfile``, ``failsafe``; ``unknown`` for
+    rows from before schema 3). The fail-safe is the permanent stack-level-0 profile on connector
+    0 (:attr:`is_failsafe`), whatever its ``kind``.
+    """
 
     charger_id: str
     connector: int
@@ -119,6 +135,26 @@ class AcceptedProfile:
     unit: ProfileUnit
     valid_until: datetime | None  # None: no expiry (e.g. the stack-level-0 fail-safe profile)
     at: datetime  # when it was accepted
+    planner_limits: tuple[float, ...] = ()
+    period_starts_s: tuple[int, ...] = ()
+    start: datetime | None = None
+    kind: str = "unknown"
+    stack_level: int = UNRECORDED_STACK_LEVEL
+
+    @property
+    def is_failsafe(self) -> bool:
+        return self.connector == 0 and self.stack_level == FAILSAFE_STACK_LEVEL and self.valid_until is None
+
+    @property
+    def planner_schedule(self) -> tuple[float, ...] | None:
+        """Every period's limit in planner units; None when unknown (a W row without planner limits).
+
+        Without ``planner_limits`` an A profile is its own first limit (A per phase is the planner
+        unit for AC); a W profile cannot be converted here (it needs voltage and phases in use).
+        """
+        if self.planner_limits:
+            return self.planner_limits
+        return (self.limit,) if self.unit == "A" else None
 
 
 @dataclass(frozen=True)
@@ -177,6 +213,74 @@ def event_from_transition(t: TransitionLike) -> Event:
     """The events-table entry for a fail-safe mode change."""
     kind: EventKind = "failsafe_enter" if t.to == "failsafe" else "failsafe_exit"
     return Event(at=t.at, kind=kind, detail=t.reason)
+
+
+class PeriodLike(Protocol):
+    """The shape of ``controller.chargers.profiles.Period``."""
+
+    @property
+    def start_s(self) -> int: ...
+    @property
+    def limit(self) -> float: ...
+
+
+class ProfileSpecLike(Protocol):
+    """The shape of ``controller.chargers.profiles.ProfileSpec`` (the store may import only the model)."""
+
+    @property
+    def connector_id(self) -> int: ...
+    @property
+    def stack_level(self) -> int: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def unit(self) -> ProfileUnit: ...
+    @property
+    def periods(self) -> Sequence[PeriodLike]: ...
+    @property
+    def start_schedule(self) -> datetime | None: ...
+    @property
+    def planner_limits(self) -> tuple[float, ...]: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+def accepted_profile(
+    charger_id: str,
+    spec: ProfileSpecLike,
+    at: datetime,
+    *,
+    clock_offset_s: float | None = None,
+    valid_until: datetime | None = None,
+) -> AcceptedProfile:
+    """The record of ``spec`` accepted by ``charger_id`` at ``at``: whole schedule, where it is held.
+
+    ``connector`` is ``spec.connector_id`` (0 when a quirk moved a TxDefault there), not the
+    connector the plan meant: the charger applies a connector-0 profile to every connector.
+    ``clock_offset_s`` (charger clock − ours) turns a ``start_schedule`` sent on the charger's
+    clock into ours. ``valid_until`` (our clock) replaces ``spec.expires_at`` when given: the
+    sender's latest time the charger may still hold the profile (e.g. widened for an unmeasured
+    clock offset). ``spec.planner_limits`` must already be what the charger may draw per phase
+    (for W on AC: sized by the phases in use, 1 when unknown).
+    """
+    until = spec.expires_at if valid_until is None else valid_until
+    failsafe = spec.connector_id == 0 and spec.stack_level == FAILSAFE_STACK_LEVEL and until is None
+    start = spec.start_schedule
+    if start is not None and clock_offset_s is not None:
+        start = start - timedelta(seconds=clock_offset_s)
+    return AcceptedProfile(
+        charger_id=charger_id,
+        connector=spec.connector_id,
+        limit=spec.periods[0].limit,
+        unit=spec.unit,
+        valid_until=until,
+        at=at,
+        planner_limits=tuple(spec.planner_limits),
+        period_starts_s=tuple(p.start_s for p in spec.periods),
+        start=start,
+        kind="failsafe" if failsafe else spec.purpose,
+        stack_level=spec.stack_level,
+    )
 
 
 def allocations_from_plan(plan: Plan) -> list[Allocation]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from controller.store.schema import connect, migrate
+from controller.store.schema import connect, failsafe_sql, migrate
 
 # table -> condition on ``?1`` (the cutoff, unix seconds) selecting purgeable rows
 PURGE_RULES: dict[str, str] = {
@@ -23,10 +23,14 @@ PURGE_RULES: dict[str, str] = {
     "events": "at < ?1",
     "sessions": "stopped_at IS NOT NULL AND stopped_at < ?1",
     "departures": "(cancelled = 1 AND set_at < ?1) OR (departure_at IS NOT NULL AND departure_at < ?1)",
-    # keep each charger's latest profile whatever its age: restore() needs it
+    # keep the latest profile of each kind per connector, and the latest fail-safe, whatever their
+    # age: restore() needs them (the same partition as restore's)
     "accepted_profiles": (
         "at < ?1 AND id <> (SELECT q.id FROM accepted_profiles q"
-        " WHERE q.charger_id = accepted_profiles.charger_id ORDER BY q.at DESC, q.id DESC LIMIT 1)"
+        " WHERE q.charger_id = accepted_profiles.charger_id AND q.connector = accepted_profiles.connector"
+        " AND q.kind = accepted_profiles.kind"
+        f" AND {failsafe_sql('q')} = {failsafe_sql('accepted_profiles')}"
+        " ORDER BY q.at DESC, q.id DESC LIMIT 1)"
     ),
     # keep each charger's latest link state: availability on the first kept day starts from it
     "charger_status": (

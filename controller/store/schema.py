@@ -27,6 +27,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from controller.store.records import FAILSAFE_STACK_LEVEL, UNRECORDED_STACK_LEVEL
+
 BUSY_TIMEOUT_S = 5.0
 
 _V1 = """
@@ -153,7 +155,38 @@ def _v2(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
+_V3 = """
+ALTER TABLE accepted_profiles ADD COLUMN planner_limits TEXT;
+ALTER TABLE accepted_profiles ADD COLUMN period_starts_s TEXT;
+ALTER TABLE accepted_profiles ADD COLUMN start_at REAL;
+ALTER TABLE accepted_profiles ADD COLUMN kind TEXT NOT NULL DEFAULT 'unknown';
+ALTER TABLE accepted_profiles ADD COLUMN stack_level INTEGER;
+CREATE INDEX accepted_profiles_connector ON accepted_profiles (charger_id, connector, kind, at)
+"""
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Version 3: ``accepted_profiles`` keeps the whole schedule, its purpose and stack level.
+
+    ``planner_limits`` and ``period_starts_s`` are JSON arrays (planner units: A per phase for AC,
+    kW for DC; seconds after ``start_at``, the schedule start, unix seconds). Rows from before
+    are left as they are (no table rewrite): NULL there reads as a one-period schedule at the
+    row's first limit, ``kind`` 'unknown', and a control profile's stack level (see
+    :mod:`.restore`). The index serves restore and retention: latest row per charger, connector
+    and kind.
+    """
+    for statement in _V3.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def failsafe_sql(table: str) -> str:
+    """SQL (0/1, never NULL) for "row of ``table`` is a fail-safe": connector 0, stack 0, no expiry."""
+    stack = f"COALESCE({table}.stack_level, {UNRECORDED_STACK_LEVEL})"
+    return f"({table}.connector = 0 AND {stack} = {FAILSAFE_STACK_LEVEL} AND {table}.valid_until IS NULL)"
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

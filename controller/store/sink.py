@@ -6,6 +6,7 @@ Tests inject slow or failing sinks to prove the control path never waits on the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,7 +89,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _CHARGER_STATUS = "INSERT INTO charger_status (charger_id, at, connected, faulted) VALUES (?, ?, ?, ?)"
 _PROFILE = """
-INSERT INTO accepted_profiles (charger_id, connector, limit_a, limit_w, valid_until, at) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO accepted_profiles
+    (charger_id, connector, limit_a, limit_w, valid_until, at, planner_limits, period_starts_s, start_at, kind,
+     stack_level)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -125,7 +129,19 @@ def statement(r: Record) -> tuple[str, tuple[Any, ...]]:
         return _CHARGER_STATUS, (r.charger_id, to_unix(r.at), int(r.connected), int(r.faulted))
     if isinstance(r, AcceptedProfile):
         a, w = (r.limit, None) if r.unit == "A" else (None, r.limit)
-        return _PROFILE, (r.charger_id, r.connector, a, w, _opt_unix(r.valid_until), to_unix(r.at))
+        return _PROFILE, (
+            r.charger_id,
+            r.connector,
+            a,
+            w,
+            _opt_unix(r.valid_until),
+            to_unix(r.at),
+            json.dumps(list(r.planner_limits)),  # '[]', never NULL: NULL marks a row from before schema 3
+            json.dumps(list(r.period_starts_s)),
+            _opt_unix(r.start),
+            r.kind,
+            r.stack_level,
+        )
     if isinstance(r, Departure):
         return _DEPARTURE, (
             r.departure_id,

@@ -41,6 +41,10 @@ def one_of_each() -> list[Record]:
         Departure("d2", "van-3", at(8), recurring="mon,tue 06:30", target_soc_pct=80.0),
         AcceptedProfile("cp1", 1, 16.0, "A", at(600), at(9)),
         AcceptedProfile("dc1", 0, 11_000.0, "W", None, at(10)),
+        AcceptedProfile(
+            "cp1", 2, 32.0, "A", at(300), at(11), (32.0, 16.0), (0, 120), at(6), "TxProfile", stack_level=1
+        ),
+        AcceptedProfile("cp1", 0, 6.0, "A", None, at(2), (6.0,), (0,), None, "failsafe", stack_level=0),
     ]
 
 

@@ -91,7 +91,7 @@ def test_kill_9_loses_nothing_committed(tmp_path: Path) -> None:
     # the last accepted profile per charger is the last one put for it
     for c in range(10):
         last = max(i for i in range(N) if i % 10 == c)
-        p = got.profiles[f"cp{c}"]
+        p = got.profiles[(f"cp{c}", 1)]
         assert (p.limit, p.valid_until) == (float(last), at(last + 300))
     assert got.last_failsafe is not None and got.was_in_failsafe
 

@@ -90,7 +90,7 @@ def test_purge_deletes_only_old_rows_in_batches(tmp_path: Path) -> None:
     assert db.execute("SELECT day FROM daily_vehicle_energy").fetchall() == [(ago(40).date().isoformat(),)]
     db.close()
     got = restore(path)
-    assert {p: got.profiles[p].limit for p in got.profiles} == {"cp1": 12.0, "cp2": 6.0}
+    assert {p: got.profiles[p].limit for p in got.profiles} == {("cp1", 1): 12.0, ("cp2", 1): 6.0}
     assert [s.session_id for s in got.open_sessions] == ["s-open"]
     # a second run finds nothing more
     assert set(purge(path, retention_days=30, now=NOW, batch_size=100).values()) == {0}

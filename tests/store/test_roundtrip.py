@@ -74,7 +74,9 @@ def test_every_record_kind_round_trips(store: Store, db_path: Path) -> None:
     got = restore(db_path)
     assert got.open_sessions == (SessionStart("s1", "cp1", 1, "bus-7", at(1), energy_need_kwh=120.0),)
     assert got.departures == tuple(r for r in records if isinstance(r, Departure))
-    assert dict(got.profiles) == {r.charger_id: r for r in records if isinstance(r, AcceptedProfile)}
+    accepted = [r for r in records if isinstance(r, AcceptedProfile)]
+    assert dict(got.profiles) == {(r.charger_id, r.connector): r for r in accepted if not r.is_failsafe}
+    assert dict(got.failsafes) == {r.charger_id: r for r in accepted if r.is_failsafe}
     assert got.last_failsafe == Event(at(5), "failsafe_enter", "grid meter stale")
     assert got.was_in_failsafe
 
@@ -111,6 +113,7 @@ def test_wal_and_schema_version(db_path: Path) -> None:
 def test_restore_missing_file_is_empty(tmp_path: Path) -> None:
     got = restore(tmp_path / "nope.db")
     assert got.open_sessions == () and got.departures == () and dict(got.profiles) == {}
+    assert dict(got.failsafes) == {} and dict(got.in_force) == {}
     assert got.last_failsafe is None and not got.was_in_failsafe
 
 
@@ -126,7 +129,10 @@ def test_restore_picks_latest_profile_and_filters(store: Store, db_path: Path) -
     store.put(event_from_transition(Transition("normal", "3 good cycles after: starting", at(30))))
     assert store.flush(5.0)
     got = restore(db_path, now=at(1000))
-    assert got.profiles["cp1"] == AcceptedProfile("cp1", 2, 10.0, "A", at(700), at(20))
+    assert dict(got.profiles) == {
+        ("cp1", 1): AcceptedProfile("cp1", 1, 6.0, "A", None, at(15)),  # latest of connector 1
+        ("cp1", 2): AcceptedProfile("cp1", 2, 10.0, "A", at(700), at(20)),
+    }
     assert [d.departure_id for d in got.departures] == ["new"]
     assert got.last_failsafe is not None and got.last_failsafe.kind == "failsafe_exit"
     assert not got.was_in_failsafe
