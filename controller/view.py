@@ -286,7 +286,9 @@ def _session_cells(session: SessionInfo | None, clock: _Clock) -> list[Renderabl
 def chargers_table(chargers: Sequence[ChargerInfo], clock: _Clock) -> Table:
     """One row per session (a charger without a session gets one row of its own).
 
-    ``OCPP``: version (or ``offline``) and the last status; ``limit``: the offered limit and why;
+    ``OCPP``: version (or ``offline``), the last status and whether the charger is under control:
+    UNCONTROLLED, the fail-safe profile confirmed (✓/✗), the clock offset (charger minus ours), with
+    notes below the table saying why and what to do; ``limit``: the offered limit and why;
     ``draw A``: measured current per phase L1 L2 L3; ``kWh``: delivered/need, → expected by departure.
     """
     table = Table(title="Chargers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
@@ -307,16 +309,80 @@ def chargers_table(chargers: Sequence[ChargerInfo], clock: _Clock) -> Table:
         link = Text(ch.ocpp_version or "up", style="green") if ch.connected else Text("offline", style="bold red")
         if ch.status:
             link.append(f"\n{ch.status}", style="dim")
+        link.append("\n")
+        link.append_text(control_lines(ch))
         limit = Text(NONE if ch.limit is None else f"{ch.limit:.1f} {ch.unit}")
         if ch.limit_source:
             limit.append(f"\n{ch.limit_source}", style="dim")
         sessions: list[SessionInfo | None] = list(ch.sessions) or [None]
         for i, session in enumerate(sessions):
             head: list[RenderableType] = (
-                [ch.id, ch.circuit, link, limit, triple(ch.current_a)] if i == 0 else ["", "", "", "", ""]
+                [ch.id, ch.circuit, link, limit, triple(ch.current_a)] if i == 0 else [""] * 5
             )
             table.add_row(*head, *_session_cells(session, clock))
+    notes = control_notes(chargers, clock)
+    if notes is not None:
+        table.caption = notes
+        table.caption_justify = "left"
     return table
+
+
+CLOCK_WARN_S = 60.0
+"""A charger clock further off than this is worth fixing (the alert DepotChargerClockOffset's threshold)."""
+
+
+def offset_size(seconds: float) -> str:
+    """The size of a clock offset: ``0.3 s``, ``120 s`` up to ten minutes, then ``2 h 5 min``."""
+    seconds = abs(seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s" if seconds < 600 else duration(seconds)
+
+
+def clock_offset(offset_s: float) -> str:
+    """``+0.3 s`` (the charger is ahead of us), ``-120 s`` (behind)."""
+    return ("+" if offset_s >= 0 else "-") + offset_size(offset_s)
+
+
+def control_lines(ch: ChargerInfo) -> Text:
+    """Is the charger under control: UNCONTROLLED (nothing when controlled), whether its fail-safe
+    profile is confirmed (✓/✗; nothing when not reported), the clock offset (``clock —`` unmeasured)."""
+    lines: list[Text] = []
+    if ch.uncontrolled is not None:
+        lines.append(Text("UNCONTROLLED", style="bold red"))
+    if ch.failsafe_installed is True:
+        lines.append(Text("fail-safe ✓", style="green"))
+    elif ch.failsafe_installed is False:
+        lines.append(Text("fail-safe ✗", style="bold red"))
+    if ch.clock_offset_s is None:
+        lines.append(Text("clock —", style="dim"))
+    else:
+        off = abs(ch.clock_offset_s) > CLOCK_WARN_S
+        lines.append(Text(f"clock {clock_offset(ch.clock_offset_s)}", style="bold yellow" if off else "dim"))
+    return Text("\n").join(lines)
+
+
+def control_notes(chargers: Sequence[ChargerInfo], clock: _Clock) -> Text | None:
+    """One line per charger not fully under control: why it is uncontrolled, a fail-safe profile not
+    confirmed, a clock more than a minute off; ``None`` when every charger is fine."""
+    lines: list[Text] = []
+    for ch in chargers:
+        u = ch.uncontrolled
+        if u is not None:
+            line = Text(f"⚠ {ch.id} UNCONTROLLED", style="bold red")
+            line.append(f" since {clock.at(u.since)} ({clock.ago(u.since)}): {u.reason}")
+            line.append(" · budgeted at its draw, up to its maximum", style="dim")
+            lines.append(line)
+        if ch.failsafe_installed is False:
+            line = Text(f"⚠ {ch.id} has no confirmed fail-safe profile", style="bold red" if ch.connected else "yellow")
+            line.append(" · budgeted at its maximum; unlimited should depotctl stop", style="dim")
+            lines.append(line)
+        if ch.clock_offset_s is not None and abs(ch.clock_offset_s) > CLOCK_WARN_S:
+            side = "ahead of" if ch.clock_offset_s > 0 else "behind"
+            line = Text(f"⚠ {ch.id} clock {offset_size(ch.clock_offset_s)} {side} ours", style="yellow")
+            line.append(" · covered in its profiles; set its time source (NTP)", style="dim")
+            lines.append(line)
+    return Text("\n").join(lines) if lines else None
 
 
 def meters_table(status: StatusResponse) -> Table:

@@ -16,6 +16,7 @@ from controller.api.app import create_app
 from controller.cli import main
 from controller.status_cli import url_for_listen
 from tests.api.samples import FAILSAFE_REASON, full_status, serving
+from tests.api.test_status_api import REJECTED, safety_status
 
 Scope = dict[str, Any]
 
@@ -81,6 +82,49 @@ async def test_human_output(capsys: pytest.CaptureFixture[str]) -> None:
     for charger in ("CP-01", "DC-150", "CP-09"):
         assert charger in out
     assert max(len(line) for line in out.splitlines()) <= 120
+
+
+async def test_human_output_says_which_chargers_are_under_control(capsys: pytest.CaptureFixture[str]) -> None:
+    """Uncontrolled (and why, since when), fail-safe profile confirmed or not, the measured clock offset."""
+    async with serving(create_app(safety_status)) as server:
+        code, out, err = await run(["status", "--url", server.url], capsys)
+    assert (code, err) == (0, "")
+    assert max(len(line) for line in out.splitlines()) <= 120
+    rows = chargers_rows(out)
+    assert "UNCONTROLLED" in rows["CP-01"] and "fail-safe ✓" in rows["CP-01"] and "clock -120 s" in rows["CP-01"]
+    assert "UNCONTROLLED" not in rows["DC-150"] and "fail-safe ✓" in rows["DC-150"] and "clock +0.4 s" in rows["DC-150"]
+    assert "fail-safe ✗" in rows["CP-09"] and "clock +75 s" in rows["CP-09"]
+    notes = [line.strip() for line in out.splitlines() if line.startswith("⚠")]
+    assert notes == [
+        f"⚠ CP-01 UNCONTROLLED since 14:25:05 (5 min ago): {REJECTED} · budgeted at its draw, up to its maximum",
+        "⚠ CP-01 clock 120 s behind ours · covered in its profiles; set its time source (NTP)",
+        "⚠ CP-09 has no confirmed fail-safe profile · budgeted at its maximum; unlimited should depotctl stop",
+        "⚠ CP-09 clock 75 s ahead of ours · covered in its profiles; set its time source (NTP)",
+    ]
+
+
+async def test_human_output_without_control_state(capsys: pytest.CaptureFixture[str]) -> None:
+    """A daemon that reports no control state (an older one): no marks, no notes, nothing invented."""
+    async with serving(create_app(full_status)) as server:
+        code, out, _ = await run(["status", "--url", server.url], capsys)
+    assert code == 0
+    assert "UNCONTROLLED" not in out and "fail-safe ✓" not in out and "fail-safe ✗" not in out
+    assert "clock —" in chargers_rows(out)["CP-01"]
+    assert not [line for line in out.splitlines() if line.startswith("⚠")]
+
+
+def chargers_rows(out: str) -> dict[str, str]:
+    """The chargers table of the human output: charger id → the text of its lines."""
+    table = out[out.index("Chargers"):out.index("Meters")]
+    rows: dict[str, str] = {}
+    current = ""
+    for line in table.splitlines():
+        first = line[:10].strip()
+        if first in ("CP-01", "DC-150", "CP-09"):
+            current = first
+        if current and not line.startswith("⚠"):
+            rows[current] = rows.get(current, "") + "\n" + line
+    return rows
 
 
 async def test_json_output_is_the_body_once(capsys: pytest.CaptureFixture[str]) -> None:

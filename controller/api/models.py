@@ -107,6 +107,13 @@ class SessionInfo(_Model):
     )
 
 
+class UncontrolledInfo(_Model):
+    """Why a charger is not under control: it rejects or ignores the limits it is sent."""
+
+    reason: str = Field(description="What showed it, e.g. 'rejected a profile: …' or 'draws 31.0 A on a 6.0 A limit'.")
+    since: AwareDatetime = Field(description="When it was marked uncontrolled.")
+
+
 class ChargerInfo(_Model):
     """One charger (charge point): connection, offered limit and draw."""
 
@@ -126,6 +133,21 @@ class ChargerInfo(_Model):
     )
     energy_wh: float | None = Field(description="Energy register of the charger [Wh]; None if never reported.")
     sessions: list[SessionInfo] = Field(description="Sessions running on this charger, one per busy connector.")
+    uncontrolled: UncontrolledInfo | None = Field(
+        None,
+        description="Set while the charger rejects or ignores its limits: it is budgeted at what it draws (up to its "
+        "maximum), left out of the plan, and the others share what is left; None while it is controlled.",
+    )
+    clock_offset_s: float | None = Field(
+        None,
+        description="Measured offset of the charger's clock, charger minus the daemon [s], positive = ahead; None "
+        "until it was measured.",
+    )
+    failsafe_installed: bool | None = Field(
+        None,
+        description="True once the charger confirmed its fail-safe profile (what it obeys without the daemon); False "
+        "while it has not, and it is budgeted at its maximum; None from a daemon that does not report it.",
+    )
 
 
 class PlanInfo(_Model):

@@ -18,6 +18,7 @@ from controller.api.models import (
     SessionInfo,
     StatusResponse,
     StoreInfo,
+    UncontrolledInfo,
 )
 from controller.chargers.planning import session_id
 from controller.daemon.plan_loop import eta
@@ -104,7 +105,7 @@ def build_status(d: Daemon) -> StatusResponse:
                 delivered = s.energy_delivered_kwh if s is not None else (book.delivered_kwh if book else 0.0)
                 soc = conn.measured.soc_pct.value if conn.measured.soc_pct is not None else None
                 need = s.energy_need_kwh if s is not None else None
-                sent = d.sent.get(sid)
+                sent = d.dispatch.sent.get(sid)
                 if sent is not None:
                     limit = (limit or 0.0) + sent.limit
                     source = sp.limit.source if sp is not None else source
@@ -127,6 +128,7 @@ def build_status(d: Daemon) -> StatusResponse:
                     )
                 )
         draw = grid_draw_a(ch, st, now, max_age) if st is not None and st.connected else None
+        u = d.dispatch.uncontrolled.get(ch.id)
 
         chargers.append(
             ChargerInfo(
@@ -142,6 +144,9 @@ def build_status(d: Daemon) -> StatusResponse:
                 current_a=list(draw) if draw is not None else None,
                 energy_wh=energy_register_wh(st) if st is not None else None,
                 sessions=sessions,
+                uncontrolled=UncontrolledInfo(reason=u.reason, since=u.since) if u is not None else None,
+                clock_offset_s=st.clock_offset_s if st is not None else None,
+                failsafe_installed=d.cs.control.failsafe_installed(ch.id),
             )
         )
 

@@ -36,6 +36,9 @@ CONTRACT_NAMES: Final[tuple[str, ...]] = (
     "depot_profile_pushes_total",
     "depot_limit_exceeded_seconds_total",
     "depot_departure_at_risk",
+    "depot_charger_uncontrolled",
+    "depot_charger_clock_offset_seconds",
+    "depot_charger_failsafe_installed",
 )
 """The metric names dashboards and alerts rely on, as they appear in a scrape."""
 
@@ -149,6 +152,20 @@ class DepotMetrics:
             "Planned shortfall at departure of the session on the charger [Wh]; 0 when the departure will be met.",
             ["charger"], registry=r)
 
+        # --- charger safety (is the charger under our control at all?) ------------------------
+        self.charger_uncontrolled = Gauge(
+            "depot_charger_uncontrolled",
+            "1 while the charger rejects or ignores its limits: budgeted at what it draws (up to its maximum) and "
+            "left out of the plan; else 0.", ["charger"], registry=r)
+        self.charger_clock_offset = Gauge(
+            "depot_charger_clock_offset_seconds",
+            "Measured offset of the charger's clock, charger minus depotctl [s]: positive = the charger is ahead. "
+            "No series until it was measured.", ["charger"], registry=r)
+        self.charger_failsafe_installed = Gauge(
+            "depot_charger_failsafe_installed",
+            "1 once the charger confirmed its fail-safe profile (what it falls back to without depotctl); 0 while "
+            "not, and it is budgeted at its maximum.", ["charger"], registry=r)
+
         # --- planner -----------------------------------------------------------------------
         self.plan_duration = Histogram(
             "depot_plan_duration_seconds", "Wall time of one planning cycle, model build and solve [s].",
@@ -202,6 +219,9 @@ class DepotMetrics:
             (self.charger_limit, ("charger",)),
             (self.charger_current, ("charger", "phase")),
             (self.session_unmet, ("charger",)),
+            (self.charger_uncontrolled, ("charger",)),
+            (self.charger_clock_offset, ("charger",)),
+            (self.charger_failsafe_installed, ("charger",)),
             (self.plan_solver, ("solver",)),
             (self.meter_reads, ("meter", "result")),
             (self.meter_age, ("meter",)),

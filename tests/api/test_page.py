@@ -31,6 +31,7 @@ from controller.api.app import STATUS_PATH, StatusUnavailable, create_app
 from controller.api.models import StatusResponse
 from controller.api.page import ASSETS
 from tests.api.samples import FAILSAFE_REASON, aget, empty_status, full_status, serving, sparse_status
+from tests.api.test_status_api import REJECTED, safety_status
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -303,7 +304,7 @@ CASES: dict[str, Case] = {
     # name: (app made with the list that records the API requests' headers, address to open)
     # The page polls every 2 s, so in 5 s of virtual time it renders up to three answers in turn; an
     # earlier answer that broke the page would leave the (sticky) page error shown.
-    "failsafe": (lambda seen: create_app(answers(empty_status(), full_status())), "/"),
+    "failsafe": (lambda seen: create_app(answers(empty_status(), safety_status())), "/"),
     "normal": (lambda seen: with_bearer(create_app(lambda: full_status(failsafe=False)), TOKEN, seen),
                f"/#token={TOKEN}"),
     "sparse": (lambda seen: create_app(answers(sparse_status(), None)), "/"),
@@ -388,6 +389,30 @@ def test_failsafe_page(pages: dict[str, Rendered]) -> None:
     assert "cannot get 250.0 kWh" in system
 
 
+def test_chargers_under_control_or_not(pages: dict[str, Rendered]) -> None:
+    """Per charger: uncontrolled (why, since when), fail-safe profile confirmed or not, clock offset."""
+    page = pages["failsafe"]
+    dom = page.dom
+    chargers = dom.by_id["chargers"]
+    assert ("2 of 3 chargers connected, 1 offline. 1 UNCONTROLLED. 1 without a confirmed fail-safe profile."
+            in chargers)
+    cp01 = dom.row("chargers", "CP-01")
+    assert (f"⚠ UNCONTROLLED {REJECTED} since 14:25:05 (5 min ago); budgeted at its draw, up to its maximum"
+            " ✓ Fail-safe profile confirmed ⚠ clock 120 s behind") in cp01
+    assert "Controlled" not in cp01
+    dc150 = dom.row("chargers", "DC-150")
+    assert "✓ Controlled ✓ Fail-safe profile confirmed clock 0.4 s ahead" in dc150
+    assert "UNCONTROLLED" not in dc150 and "⚠ clock" not in dc150
+    cp09 = dom.row("chargers", "CP-09")  # offline: neither "controlled" nor "uncontrolled"
+    assert ("⚠ No confirmed fail-safe profile budgeted at its maximum; unlimited should depotctl stop"
+            " ⚠ clock 75 s ahead") in cp09
+    assert "Controlled" not in cp09 and "UNCONTROLLED" not in cp09
+    # the uncontrolled charger's row is marked, the others not
+    marked = [row for row in re.findall(r'<tr class="bad-row">.*?</tr>', page.html, re.S) if "charger-id" in row]
+    assert len(marked) == 1 and ">CP-01<" in marked[0]
+    assert "Control" in dom.rows["chargers"][0]  # the column's header
+
+
 def test_normal_page_with_a_token(pages: dict[str, Rendered]) -> None:
     page = pages["normal"]
     page.assert_clean()
@@ -400,6 +425,9 @@ def test_normal_page_with_a_token(pages: dict[str, Rendered]) -> None:
     assert page.requests and {r.get("authorization") for r in page.requests} == {f"Bearer {TOKEN}"}
     assert "A token is saved in this browser." in page.dom.by_id["token-state"]
     assert TOKEN not in page.html
+    # a status without control state (an older daemon): unknown, never shown as fine
+    assert "clock not measured" in page.dom.row("chargers", "CP-01")
+    assert "Fail-safe profile" not in page.dom.text and "UNCONTROLLED" not in page.dom.text
 
 
 def test_sparse_page_then_starting(pages: dict[str, Rendered]) -> None:
@@ -455,7 +483,8 @@ def test_a_script_error_is_shown_on_the_page(pages: dict[str, Rendered]) -> None
 
 async def test_page_against_the_rig(browser: str, tmp_path: Path) -> None:
     """The real daemon against the hil rig: the page it serves shows its chargers, circuits and
-    the scheduled van."""
+    the scheduled van, and that every charger is under control (fail-safe profile confirmed, clock
+    measured: the rig's chargers keep our time)."""
     from tests.daemon.rigged import rigged, wait_async
 
     async with rigged(tmp_path) as r:
@@ -464,7 +493,8 @@ async def test_page_against_the_rig(browser: str, tmp_path: Path) -> None:
             status = await r.status()
             sessions = [s for c in status["chargers"] for s in c["sessions"] if s["vehicle_id"] == "VAN-01"]
             planned = bool(sessions) and sessions[0]["will_meet_departure"] is not None
-            return planned and not status["failsafe"]["active"]
+            confirmed = all(c["failsafe_installed"] and c["clock_offset_s"] is not None for c in status["chargers"])
+            return planned and confirmed and not status["failsafe"]["active"]
 
         await wait_async(van_planned, 20, "normal control and a plan for VAN-01")
         status = await r.status()
@@ -478,6 +508,11 @@ async def test_page_against_the_rig(browser: str, tmp_path: Path) -> None:
         assert charger["id"] in dom.by_id["chargers"]
     assert dom.by_id["failsafe-title"] == "Normal control"
     assert "VAN-01" in dom.row("chargers", "CP01")
+    for charger in status["chargers"]:
+        assert charger["uncontrolled"] is None and abs(charger["clock_offset_s"]) < 5.0, charger
+        assert re.search(r"✓ Controlled ✓ Fail-safe profile confirmed clock \d+\.\d s (ahead|behind)",
+                         dom.row("chargers", charger["id"]))
+    assert "UNCONTROLLED" not in dom.text and "No confirmed fail-safe profile" not in dom.text
     assert re.search(r"Ready|At risk", dom.row("departures", "VAN-01"))
     assert re.search(r"L1 \d+\.\d / \d+\.\d A · \d+ %", dom.by_id["circuits"])
 

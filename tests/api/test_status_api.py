@@ -9,22 +9,42 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from controller import __version__
 from controller.api.app import STATUS_PATH, StatusUnavailable, create_app
-from controller.api.models import StatusResponse
+from controller.api.models import StatusResponse, UncontrolledInfo
 from controller.api.server import ApiBindError, ApiServer, local_url, parse_listen
-from tests.api.samples import aget, full_status, serving, sparse_status
+from tests.api.samples import NOW, aget, full_status, serving, sparse_status
 
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
+REJECTED = "rejected a profile: Rejected"
+
+
+def safety_status(*, failsafe: bool = True) -> StatusResponse:
+    """:func:`full_status` with the chargers' control state: CP-01 uncontrolled (it rejects its profiles)
+    and 2 min behind, DC-150 controlled and in time, CP-09 (offline) without a confirmed fail-safe
+    profile and last measured 75 s ahead."""
+    status = full_status(failsafe=failsafe)
+    cp01, dc150, cp09 = status.chargers
+    chargers = [
+        cp01.model_copy(update={
+            "uncontrolled": UncontrolledInfo(reason=REJECTED, since=NOW - timedelta(minutes=5)),
+            "clock_offset_s": -120.0, "failsafe_installed": True}),
+        dc150.model_copy(update={"clock_offset_s": 0.4, "failsafe_installed": True}),
+        cp09.model_copy(update={"clock_offset_s": 75.0, "failsafe_installed": False}),
+    ]
+    return status.model_copy(update={"chargers": chargers})
+
 
 async def test_status_round_trips() -> None:
-    samples = [full_status(), sparse_status()]
+    samples = [full_status(), sparse_status(), safety_status()]
     current = iter(samples)
     async with serving(create_app(lambda: next(current))) as server:
         answers = [await aget(server.url + STATUS_PATH) for _ in samples]
@@ -205,3 +225,35 @@ def test_parse_listen_and_local_url(listen: str, expected: tuple[str, int], url:
 def test_parse_listen_rejects(listen: str) -> None:
     with pytest.raises(ValueError, match=r"api\.listen"):
         parse_listen(listen)
+
+
+async def test_the_real_daemon_says_which_chargers_are_under_control(tmp_path: Path) -> None:
+    """The daemon against the hil rig: a charger that rejects every profile and then reboots (so its
+    fail-safe profile is gone and cannot be re-installed) shows as uncontrolled, with the reason, and
+    without a confirmed fail-safe profile; a charger whose clock runs 2 min ahead shows that offset."""
+    from tests.daemon.rigged import rigged, steady, wait_async
+
+    async with rigged(tmp_path) as r:
+        await steady(r)
+        before = {c["id"]: c for c in (await r.status())["chargers"]}
+        assert before["CP07"]["uncontrolled"] is None and before["CP07"]["failsafe_installed"] is True
+        assert abs(before["CP08"]["clock_offset_s"]) < 5.0
+
+        r.rig.sim("CP07").o.reject_profiles = True
+        r.rig.sim("CP08").o.clock_offset_s = 120.0
+        await asyncio.wait_for(r.rig.sim("CP07").reboot(), 20)
+
+        async def shown() -> bool:
+            chargers = {c["id"]: c for c in (await r.status())["chargers"]}
+            cp07, cp08 = chargers["CP07"], chargers["CP08"]
+            return (cp07["uncontrolled"] is not None and cp07["failsafe_installed"] is False
+                    and cp08["clock_offset_s"] is not None and cp08["clock_offset_s"] > 100.0)
+
+        await wait_async(shown, 30, "CP07 uncontrolled without a fail-safe profile, CP08's clock 2 min ahead")
+        status = StatusResponse.model_validate(await r.status())
+    chargers = {c.id: c for c in status.chargers}
+    cp07, cp08 = chargers["CP07"], chargers["CP08"]
+    assert cp07.uncontrolled is not None and "reject" in cp07.uncontrolled.reason.lower()
+    assert cp07.uncontrolled.since <= status.now
+    assert cp08.clock_offset_s == pytest.approx(120.0, abs=5.0)
+    assert cp08.uncontrolled is None and cp08.failsafe_installed is True

@@ -30,6 +30,9 @@ REQUIRED_ALERTS = {
     "DepotLimitExceeded": "depot_limit_exceeded_seconds_total",
     "DepotDepartureAtRisk": "depot_departure_at_risk",
     "DepotPlanTimeHigh": "depot_plan_duration_seconds_bucket",
+    "DepotChargerUncontrolled": "depot_charger_uncontrolled",
+    "DepotChargerFailsafeMissing": "depot_charger_failsafe_installed",
+    "DepotChargerClockOffset": "depot_charger_clock_offset_seconds",
 }
 
 
@@ -139,6 +142,7 @@ def test_dashboard_parses_and_uses_only_exported_metrics(exported: frozenset[str
     assert {"depot_grid_current_amperes", "depot_circuit_headroom_amperes", "depot_charger_limit_amperes",
             "depot_charger_current_amperes", "depot_failsafe_active", "depot_plan_duration_seconds_bucket",
             "depot_meter_age_seconds", "depot_overload_sheds_total", "depot_limit_exceeded_seconds_total",
-            "depot_profile_pushes_total", "depot_departure_at_risk"} <= used
+            "depot_profile_pushes_total", "depot_departure_at_risk", "depot_charger_uncontrolled",
+            "depot_charger_clock_offset_seconds", "depot_charger_failsafe_installed"} <= used
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))

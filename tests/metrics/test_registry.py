@@ -16,6 +16,7 @@ from controller.metrics import (
     count_shed,
     count_store_dropped,
     observe_charger,
+    observe_charger_safety,
     observe_failsafe,
     observe_grid,
     observe_meter,
@@ -48,6 +49,9 @@ CONTRACT_TYPES: dict[str, str] = {
     "depot_profile_pushes_total": "counter",
     "depot_limit_exceeded_seconds_total": "counter",
     "depot_departure_at_risk": "gauge",
+    "depot_charger_uncontrolled": "gauge",
+    "depot_charger_clock_offset_seconds": "gauge",
+    "depot_charger_failsafe_installed": "gauge",
 }
 
 CONTRACT_LABELS: dict[str, set[str]] = {
@@ -67,6 +71,9 @@ CONTRACT_LABELS: dict[str, set[str]] = {
     "depot_profile_pushes_total": {"charger", "result"},
     "depot_limit_exceeded_seconds_total": {"circuit", "phase"},
     "depot_departure_at_risk": {"vehicle"},
+    "depot_charger_uncontrolled": {"charger"},
+    "depot_charger_clock_offset_seconds": {"charger"},
+    "depot_charger_failsafe_installed": {"charger"},
 }
 
 
@@ -81,6 +88,7 @@ def fill(m: DepotMetrics) -> None:
     observe_meter(m, "grid-meter", "ok", 0.4)
     observe_failsafe(m, True, "grid meter stale")
     observe_charger(m, "a1", True, (16.0, 16.0, 0.0), 12_345.0)
+    observe_charger_safety(m, "a1", uncontrolled=False, clock_offset_s=-1.25, failsafe_installed=True)
     count_shed(m, "feeder-a")
     count_push(m, "a1", "accepted")
     add_exceeded(m, "feeder-a", 2, 1.5)

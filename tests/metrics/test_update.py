@@ -10,6 +10,7 @@ from controller.metrics import (
     count_push,
     count_shed,
     observe_charger,
+    observe_charger_safety,
     observe_failsafe,
     observe_grid,
     observe_meter,
@@ -125,6 +126,44 @@ def test_grid_meter_failsafe_charger() -> None:
     assert value(m, "depot_charger_energy_wh_total", charger="a1") == 1500.0
 
 
+def test_charger_safety_uncontrolled_clock_offset_failsafe() -> None:
+    m = DepotMetrics()
+    observe_charger_safety(m, "a1", uncontrolled=False, clock_offset_s=None, failsafe_installed=False)
+    assert value(m, "depot_charger_uncontrolled", charger="a1") == 0.0
+    assert value(m, "depot_charger_failsafe_installed", charger="a1") == 0.0
+    assert series(m, "depot_charger_clock_offset_seconds", "charger") == set()  # unknown: no series, not 0 s
+
+    observe_charger_safety(m, "a1", uncontrolled=True, clock_offset_s=-120.5, failsafe_installed=True)
+    observe_charger_safety(m, "a2", uncontrolled=False, clock_offset_s=0.25, failsafe_installed=True)
+    assert value(m, "depot_charger_uncontrolled", charger="a1") == 1.0
+    assert value(m, "depot_charger_failsafe_installed", charger="a1") == 1.0
+    assert value(m, "depot_charger_clock_offset_seconds", charger="a1") == -120.5  # behind: negative
+    assert value(m, "depot_charger_clock_offset_seconds", charger="a2") == 0.25
+
+    # obeys again, the offset no longer known (e.g. a new connection): the offset series goes, not to 0
+    observe_charger_safety(m, "a1", uncontrolled=False, clock_offset_s=None, failsafe_installed=True)
+    assert value(m, "depot_charger_uncontrolled", charger="a1") == 0.0
+    assert series(m, "depot_charger_clock_offset_seconds", "charger") == {"a2"}
+    observe_charger_safety(m, "a2", uncontrolled=False, clock_offset_s=float("nan"), failsafe_installed=True)
+    assert series(m, "depot_charger_clock_offset_seconds", "charger") == set()
+
+
+def test_charger_safety_does_not_walk_every_series() -> None:
+    """Called for every charger each fast cycle: O(1), never a collect() of a whole metric (500 chargers)."""
+    m = DepotMetrics()
+    for i in range(3):
+        observe_charger_safety(m, f"c{i}", uncontrolled=False, clock_offset_s=1.0, failsafe_installed=True)
+
+    def walked(*args: object, **kwargs: object) -> None:
+        raise AssertionError("collected every series")
+
+    for metric in (m.charger_uncontrolled, m.charger_clock_offset, m.charger_failsafe_installed):
+        metric.collect = walked  # type: ignore[method-assign]
+    m.label_sets = walked  # type: ignore[method-assign,assignment]
+    observe_charger_safety(m, "c1", uncontrolled=True, clock_offset_s=None, failsafe_installed=False)
+    observe_charger_safety(m, "c9", uncontrolled=False, clock_offset_s=None, failsafe_installed=False)
+
+
 def test_counters_and_departures() -> None:
     m = DepotMetrics()
     count_shed(m, "feeder-a")
@@ -155,6 +194,7 @@ def test_reload_removes_label_sets_of_removed_chargers_and_circuits() -> None:
     observe_plan(m, hand_plan())
     for ch in ("a1", "a2", "dc1"):
         observe_charger(m, ch, True, (1.0, 1.0, 1.0), 10.0)
+        observe_charger_safety(m, ch, uncontrolled=ch == "a2", clock_offset_s=3.0, failsafe_installed=True)
         count_push(m, ch, "accepted")
     count_shed(m, "feeder-a")
     add_exceeded(m, "feeder-a", 1, 2.0)
@@ -164,7 +204,9 @@ def test_reload_removes_label_sets_of_removed_chargers_and_circuits() -> None:
     observe_site(m, site(chargers=("a1",), circuits=("feeder-b",)))
 
     for name in ("depot_charger_connected", "depot_charger_limit_amperes", "depot_charger_current_amperes",
-                 "depot_charger_energy_wh_total", "depot_session_unmet_energy_wh", "depot_profile_pushes_total"):
+                 "depot_charger_energy_wh_total", "depot_session_unmet_energy_wh", "depot_profile_pushes_total",
+                 "depot_charger_uncontrolled", "depot_charger_clock_offset_seconds",
+                 "depot_charger_failsafe_installed"):
         assert series(m, name, "charger") == {"a1"}, name
     for name in ("depot_circuit_limit_amperes", "depot_circuit_load_amperes", "depot_circuit_headroom_amperes"):
         assert series(m, name, "circuit") == {"grid"}, name

@@ -250,6 +250,46 @@
         [body], "departures"));
   }
 
+  const CLOCK_WARN_S = 60; // the alert DepotChargerClockOffset's threshold
+
+  // a clock offset: "0.4 s", "120 s" up to ten minutes, then "2 h 5 min"
+  function offsetSize(seconds) {
+    const s = Math.abs(seconds);
+    if (s < 10) return `${number(s)} s`;
+    return s < 600 ? `${number(s, 0)} s` : duration(s);
+  }
+
+  // Is the charger under our control: uncontrolled (and why), fail-safe profile confirmed, clock offset.
+  // A fail-safe state or offset the daemon does not report (null) shows as unknown, never as fine.
+  function controlCell(ch, clock) {
+    const u = ch.uncontrolled;
+    const lines = [];
+    if (u) {
+      lines.push(h("strong", { class: "state bad block", text: "⚠ UNCONTROLLED" }),
+        h("small", { class: "block", text: u.reason }),
+        h("small", { class: "block why" }, "since ", clock.time(u.since), ` (${clock.ago(u.since)}); budgeted at its draw, up to its maximum`));
+    } else if (ch.connected) {
+      lines.push(h("span", { class: "state ok block", text: "✓ Controlled" }));
+    }
+    if (ch.failsafe_installed === true) {
+      lines.push(h("span", { class: "state ok block", text: "✓ Fail-safe profile confirmed" }));
+    } else if (ch.failsafe_installed === false) {
+      lines.push(h("strong", { class: "state bad block", text: "⚠ No confirmed fail-safe profile" }),
+        h("small", { class: "block why", text: "budgeted at its maximum; unlimited should depotctl stop" }));
+    }
+    const off = ch.clock_offset_s;
+    if (off === null || off === undefined) {
+      lines.push(h("small", { class: "block muted", text: "clock not measured" }));
+    } else {
+      const far = Math.abs(off) > CLOCK_WARN_S;
+      const text = `clock ${offsetSize(off)} ${off >= 0 ? "ahead" : "behind"}`;
+      lines.push(far
+        ? h("strong", { class: "state warn block", title: "set the charger's time source (NTP); its profiles cover the offset", text: `⚠ ${text}` })
+        : h("small", { class: "block", title: "charger clock minus the daemon's", text }));
+    }
+    return lines;
+  }
+
   function renderChargers(st, clock) {
     if (!st.chargers.length) return fill("chargers", h("p", { class: "empty", text: "No chargers configured." }));
     const bodies = st.chargers.map((ch) => {
@@ -265,13 +305,15 @@
         h("th", { scope: "rowgroup", rowspan: span }, h("span", { class: "charger-id", text: ch.id }), h("small", { text: ` ${ch.kind.toUpperCase()}` })),
         h("td", { rowspan: span, text: ch.circuit }),
         h("td", { rowspan: span }, conn, ch.status ? h("small", { class: "block", text: ch.status }) : null),
+        h("td", { rowspan: span, class: "control" }, controlCell(ch, clock)),
         h("td", { rowspan: span }, limit),
         h("td", { rowspan: span, class: "num" }, phases(ch.current_a) || h("span", { class: "muted", text: "not reported" })),
       ];
       if (!ch.sessions.length) {
-        return h("tbody", null, h("tr", null, head, h("td", { colspan: 6, class: "muted", "data-label": "Session", text: "no vehicle plugged in" })));
+        return h("tbody", null, h("tr", { class: ch.uncontrolled ? "bad-row" : null }, head,
+          h("td", { colspan: 6, class: "muted", "data-label": "Session", text: "no vehicle plugged in" })));
       }
-      return h("tbody", null, ch.sessions.map((s, i) => h("tr", null,
+      return h("tbody", null, ch.sessions.map((s, i) => h("tr", { class: ch.uncontrolled ? "bad-row" : null },
         i === 0 ? head : null,
         h("td", null, vehicleName(s), h("small", { text: ` #${s.connector}` })),
         h("td", { class: "num", text: s.energy_need_kwh === null ? `${number(s.delivered_kwh)} kWh` : `${number(s.delivered_kwh)} / ${number(s.energy_need_kwh)} kWh` }),
@@ -281,11 +323,15 @@
         h("td", null, s.departure_at ? readiness(s) : h("span", { class: "muted", text: "no departure" })))));
     });
     const offline = st.chargers.filter((c) => !c.connected).length;
+    const uncontrolled = st.chargers.filter((c) => c.uncontrolled).length;
+    const noFailsafe = st.chargers.filter((c) => c.failsafe_installed === false).length;
     fill("chargers",
-      h("p", { class: offline ? "summary bad" : "summary" },
-        `${st.chargers.length - offline} of ${st.chargers.length} chargers connected`, offline ? `, ${offline} offline.` : "."),
+      h("p", { class: offline || uncontrolled || noFailsafe ? "summary bad" : "summary" },
+        `${st.chargers.length - offline} of ${st.chargers.length} chargers connected`, offline ? `, ${offline} offline.` : ".",
+        uncontrolled ? ` ${uncontrolled} UNCONTROLLED.` : "",
+        noFailsafe ? ` ${noFailsafe} without a confirmed fail-safe profile.` : ""),
       table("Chargers and their sessions",
-        ["Charger", "Circuit", "Connection", "Limit (why)", "Draw L1 · L2 · L3", "Vehicle", "Delivered / need", "SoC", "Departure", "ETA", "Readiness"],
+        ["Charger", "Circuit", "Connection", "Control", "Limit (why)", "Draw L1 · L2 · L3", "Vehicle", "Delivered / need", "SoC", "Departure", "ETA", "Readiness"],
         bodies, "chargers"));
   }
 
