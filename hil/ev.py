@@ -83,10 +83,9 @@ def step(p: EvParams, s: EvState, t_s: float, offered_a: float | None) -> EvStat
 
 
 def grid_currents(p: EvParams, s: EvState) -> tuple[float, float, float]:
-    """Per-phase current on the charger's L1..L3 (a 1-phase EV uses L1)."""
-    if p.phases == 1:
-        return (s.draw_a, 0.0, 0.0)
-    return (s.draw_a, s.draw_a, s.draw_a)
+    """Per-phase current on the charger's L1..L3 (an EV on n phases uses L1..Ln: a 1-phase EV L1)."""
+    n = max(1, min(3, p.phases))
+    return (s.draw_a, s.draw_a if n >= 2 else 0.0, s.draw_a if n >= 3 else 0.0)
 
 
 def dc_max_kw(max_kw: float, soc_pct: float, taper_from_soc_pct: float = 80.0, floor_share: float = 0.1) -> float:

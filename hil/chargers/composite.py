@@ -1,16 +1,28 @@
 """Charging-profile semantics as a charge point implements them (OCPP 1.6 §3.13, 2.0.1 K).
 
 Pure: profiles are installed with the time passed in, and the composite limit is a function of
-the time, the connector and its transaction. What is modelled:
+the time, the connector and its transaction. Every time here is the *charge point's* own clock
+(:meth:`hil.chargers.sim.SimCharger.charger_now`), which may be minutes off the central system's.
+What is modelled:
 
 * validFrom / validTo; Absolute (``startSchedule``), Relative (from the transaction start, or from
-  installation without a transaction), Recurring Daily/Weekly; ``duration`` expiry; periods;
+  installation without a transaction), Absolute without ``startSchedule`` (1.6: relative to the
+  start of charging, i.e. as Relative), Recurring Daily/Weekly; a ``startSchedule`` in the future
+  is not in force yet;
+* what happens when a schedule's ``duration`` is over: ``"fall_back"`` (spec: the next valid
+  profile below, or nothing) or ``"hold_last"`` (seen in the field: the last period stays in
+  force, until ``validTo``);
 * among valid profiles of one purpose the highest stack level whose schedule covers the moment
   wins; a profile with the same id, or the same stack level + purpose + connector, replaces;
-* TxProfile (matching the running transaction) over TxDefault (connector-specific or connector 0);
-* ChargePointMax (connector 0) caps the result, unless the charger ignores it;
+* TxProfile (matching the running transaction) over TxDefault (connector-specific or connector 0):
+  the TxDefault is ignored while a TxProfile is in force;
+* ChargePointMax (connector 0) caps the result (shared by the connectors drawing), unless the
+  charger ignores it;
 * TxProfiles are removed when their transaction ends;
-* W limits are turned into A per phase with the nominal voltage and ``numberPhases`` (default 3).
+* W limits are turned into A per phase with the nominal voltage and the phases the EV actually
+  uses (``numberPhases`` of the period only caps them) — what real chargers do; a 1-phase EV given
+  11040 W at 230 V may take 48 A on its phase. ``w_conversion="number_phases"`` is the friendly
+  alternative (divide by ``numberPhases``, default 3) that some firmwares implement.
 
 Nothing valid → ``None`` (the charger is unconstrained).
 """
@@ -19,7 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+
+ScheduleEnd = Literal["fall_back", "hold_last"]
+WConversion = Literal["phases_in_use", "number_phases"]
 
 
 @dataclass(frozen=True)
@@ -109,26 +124,52 @@ def from_v201(evse_id: int, p: dict[str, Any], now: datetime) -> SimProfile:
 class RunningTx:
     transaction_id: str
     started_at: datetime
+    """On the charge point's clock."""
 
 
-def schedule_limit(p: SimProfile, now: datetime, tx: RunningTx | None, voltage_v: float) -> float | None:
-    """The profile's limit at ``now`` in A per phase, or ``None`` when it does not apply now."""
+@dataclass(frozen=True)
+class Rate:
+    """A limit as a schedule period states it: ``value`` in ``unit`` (A per phase, or W in total)."""
+
+    value: float
+    unit: str
+    number_phases: int | None = None
+
+    def amps(self, phases: int, voltage_v: float, w_conversion: WConversion = "phases_in_use") -> float:
+        """A per phase for an EV on ``phases`` phases (already capped by ``number_phases``)."""
+        if self.unit != "W":
+            return self.value
+        divisor = (self.number_phases or 3) if w_conversion == "number_phases" else phases
+        return self.value / (voltage_v * max(1, divisor))
+
+
+def schedule_start(p: SimProfile, tx: RunningTx | None) -> datetime | None:
+    """When the profile's schedule starts on the charger's clock (before any recurrence)."""
+    if p.kind == "Relative" or (p.kind == "Absolute" and p.start_schedule is None):
+        # relative to the start of charging; without a transaction: from its installation
+        return tx.started_at if tx is not None else p.installed_at
+    return p.start_schedule or p.installed_at
+
+
+def schedule_rate(p: SimProfile, now: datetime, tx: RunningTx | None, *, hold_last: bool = False) -> Rate | None:
+    """The period of ``p`` in force at ``now`` (charger's clock), or ``None`` when it does not apply."""
     if p.valid_from is not None and now < p.valid_from:
         return None
     if p.valid_to is not None and now >= p.valid_to:
         return None
-    if p.kind == "Relative":
-        start = tx.started_at if tx is not None else p.installed_at
-    else:
-        start = p.start_schedule or p.installed_at
+    start = schedule_start(p, tx)
     if start is None:
         return None
     if p.kind == "Recurring" and now >= start:
         cycle = timedelta(days=7 if p.recurrency == "Weekly" else 1)
         start = start + ((now - start) // cycle) * cycle
     elapsed = (now - start).total_seconds()
-    if elapsed < 0 or (p.duration_s is not None and elapsed >= p.duration_s):
-        return None
+    if elapsed < 0:
+        return None  # starts in the charger's future: not in force yet
+    if p.duration_s is not None and elapsed >= p.duration_s:
+        if not hold_last:
+            return None
+        elapsed = max(0.0, p.duration_s - 1e-6)  # the last period stays in force
     chosen: tuple[int, float, int | None] | None = None
     for period in p.periods:
         if period[0] <= elapsed:
@@ -136,17 +177,55 @@ def schedule_limit(p: SimProfile, now: datetime, tx: RunningTx | None, voltage_v
     if chosen is None:
         return None
     _, limit, phases = chosen
-    if p.unit == "W":
-        return limit / (voltage_v * (phases or 3))
-    return limit
+    return Rate(limit, p.unit, phases)
+
+
+def schedule_limit(
+    p: SimProfile,
+    now: datetime,
+    tx: RunningTx | None,
+    voltage_v: float,
+    phases: int = 3,
+    *,
+    hold_last: bool = False,
+    w_conversion: WConversion = "phases_in_use",
+) -> float | None:
+    """The profile's limit at ``now`` in A per phase for an EV on ``phases`` phases (capped by the
+    period's ``numberPhases``), or ``None`` when it does not apply now."""
+    rate = schedule_rate(p, now, tx, hold_last=hold_last)
+    if rate is None:
+        return None
+    used = min(phases, rate.number_phases) if rate.number_phases else phases
+    return rate.amps(used, voltage_v, w_conversion)
+
+
+@dataclass(frozen=True)
+class Composite:
+    """What a connector's profiles allow at one moment."""
+
+    limit_a: float | None
+    """A per phase on each phase in use; ``None`` = unconstrained."""
+    phases: int
+    """Phases the EV may use (its own, capped by the charger's and by ``numberPhases``)."""
+    limit_w: float | None = None
+    """The same limit as power over the phases in use [W]; ``None`` = unconstrained."""
 
 
 class ProfileStore:
     """The profiles installed on one charge point."""
 
-    def __init__(self, voltage_v: float = 230.0, ignores_charge_point_max: bool = False) -> None:
+    def __init__(
+        self,
+        voltage_v: float = 230.0,
+        ignores_charge_point_max: bool = False,
+        *,
+        schedule_end: ScheduleEnd = "fall_back",
+        w_conversion: WConversion = "phases_in_use",
+    ) -> None:
         self.voltage_v = voltage_v
         self.ignores_charge_point_max = ignores_charge_point_max
+        self.schedule_end: ScheduleEnd = schedule_end
+        self.w_conversion: WConversion = w_conversion
         self.profiles: list[SimProfile] = []
 
     def install(self, p: SimProfile) -> None:
@@ -181,31 +260,50 @@ class ProfileStore:
     def transaction_ended(self, connector_id: int) -> None:
         self.profiles = [q for q in self.profiles if not (q.purpose == "TxProfile" and q.connector_id == connector_id)]
 
-    def _best(self, purpose: str, connectors: tuple[int, ...], now: datetime, tx: RunningTx | None) -> float | None:
-        best: tuple[int, int, float] | None = None
+    def _best(self, purpose: str, connectors: tuple[int, ...], now: datetime, tx: RunningTx | None) -> Rate | None:
+        """The period in force of the winning profile of ``purpose``: highest stack level, then the
+        connector-specific one over connector 0."""
+        hold_last = self.schedule_end == "hold_last"
+        best: tuple[int, int, Rate] | None = None
         for q in self.profiles:
             if q.purpose != purpose or q.connector_id not in connectors:
                 continue
             if purpose == "TxProfile" and (tx is None or (q.transaction_id not in (None, tx.transaction_id))):
                 continue
-            limit = schedule_limit(q, now, tx, self.voltage_v)
-            if limit is None:
+            rate = schedule_rate(q, now, tx, hold_last=hold_last)
+            if rate is None:
                 continue
-            key = (q.stack_level, 1 if q.connector_id else 0, limit)
+            key = (q.stack_level, 1 if q.connector_id else 0, rate)
             if best is None or key[:2] > best[:2]:
                 best = key
         return best[2] if best is not None else None
 
-    def composite_a(self, now: datetime, connector_id: int, tx: RunningTx | None) -> float | None:
+    def composite(
+        self, now: datetime, connector_id: int, tx: RunningTx | None, phases: int = 3, cp_max_share: int = 1
+    ) -> Composite:
+        """The composite on a connector at ``now`` (charger's clock) for an EV that can use
+        ``phases`` phases; ``cp_max_share``: how many connectors share the ChargePointMax."""
+        rate = self._best("TxProfile", (connector_id,), now, tx) if tx is not None else None
+        if rate is None:
+            rate = self._best("TxDefaultProfile", (connector_id, 0), now, tx)
+        cap = None if self.ignores_charge_point_max else self._best("ChargePointMaxProfile", (0,), now, tx)
+        used = phases
+        for r in (rate, cap):
+            if r is not None and r.number_phases:
+                used = min(used, r.number_phases)
+        used = max(1, used)
+        limit: float | None = None
+        if rate is not None:
+            limit = rate.amps(used, self.voltage_v, self.w_conversion)
+        if cap is not None:
+            cap_a = cap.amps(used, self.voltage_v, self.w_conversion) / max(1, cp_max_share)
+            limit = cap_a if limit is None else min(limit, cap_a)
+        limit_w = None if limit is None else limit * self.voltage_v * used
+        return Composite(limit, used, limit_w)
+
+    def composite_a(self, now: datetime, connector_id: int, tx: RunningTx | None, phases: int = 3) -> float | None:
         """Composite limit [A per phase] on a connector, ``None`` = unconstrained."""
-        limit = self._best("TxProfile", (connector_id,), now, tx) if tx is not None else None
-        if limit is None:
-            limit = self._best("TxDefaultProfile", (connector_id, 0), now, tx)
-        if not self.ignores_charge_point_max:
-            cap = self._best("ChargePointMaxProfile", (0,), now, tx)
-            if cap is not None:
-                limit = cap if limit is None else min(limit, cap)
-        return limit
+        return self.composite(now, connector_id, tx, phases).limit_a
 
 
 def composite_schedule(
@@ -216,12 +314,14 @@ def composite_schedule(
     tx: RunningTx | None,
     max_a: float,
     step_s: int = 1,
+    phases: int = 3,
+    cp_max_share: int = 1,
 ) -> list[tuple[int, float]]:
-    """The composite limit over ``[start, start + duration_s)`` as (offset [s], A per phase) periods,
-    sampled every ``step_s`` and merged; unconstrained counts as ``max_a``."""
+    """The composite limit over ``[start, start + duration_s)`` (charger's clock) as (offset [s],
+    A per phase) periods, sampled every ``step_s`` and merged; unconstrained counts as ``max_a``."""
     periods: list[tuple[int, float]] = []
     for offset in range(0, max(1, duration_s), step_s):
-        limit = store.composite_a(start + timedelta(seconds=offset), connector_id, tx)
+        limit = store.composite(start + timedelta(seconds=offset), connector_id, tx, phases, cp_max_share).limit_a
         value = round(max_a if limit is None else min(limit, max_a), 1)
         if not periods or periods[-1][1] != value:
             periods.append((offset, value))

@@ -1,7 +1,16 @@
-"""The simulated charger's OCPP side, 1.6J and 2.0.1 (client role of the ``ocpp`` package)."""
+"""The simulated charger's OCPP side, 1.6J and 2.0.1 (client role of the ``ocpp`` package).
+
+Every timestamp sent is the charger's own clock (:meth:`SimCharger.charger_now`). Answers to
+SetChargingProfile go out when :meth:`SimCharger.answer_delay` says: at once, late (sent by a task,
+the receive loop goes on), or never.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ocpp.routing import on as _on
@@ -11,6 +20,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from websockets.exceptions import ConnectionClosed
 
 from hil.chargers.composite import format_time, from_v16, from_v201
 
@@ -19,6 +29,7 @@ if TYPE_CHECKING:
 
     from websockets.asyncio.client import ClientConnection
 
+    from hil.chargers.composite import RunningTx
     from hil.chargers.sim import Connector, SimCharger
 
 F = TypeVar("F", bound="Callable[..., Any]")
@@ -34,6 +45,14 @@ class _Hooked:
     sim: SimCharger
     _connection: Any
     route_map: dict[str, dict[str, Any]]
+    _held: dict[str, float | None]
+    """Unique id of a call → how long to hold its answer [s] (``None``: never send it)."""
+
+    def hold_answer(self, unique_id: str) -> None:
+        """Hold the answer to this call as the sim's options say (late or never)."""
+        delay = self.sim.answer_delay()
+        if delay is None or delay > 0:
+            self._held[unique_id] = delay
 
     def _no_validation(self) -> None:
         for handlers in self.route_map.values():
@@ -53,15 +72,35 @@ class _Hooked:
             await self.route_message(message)  # type: ignore[attr-defined]
 
     async def _send(self, message: str) -> None:
+        if self._held:
+            with contextlib.suppress(ValueError, TypeError, IndexError):
+                frame = json.loads(message)
+                if frame[0] == 3 and frame[1] in self._held:
+                    delay = self._held.pop(frame[1])
+                    if delay is None:
+                        self.sim.record.answers_withheld.append(str(frame[1]))
+                        return
+                    self.sim.record.answers_delayed.append(str(frame[1]))
+                    self.sim.spawn(self._send_late(message, delay))
+                    return
+        await self._send_now(message)
+
+    async def _send_now(self, message: str) -> None:
         if self.sim.frame_hook is not None:
             self.sim.frame_hook("out", message)
         await self._connection.send(message)
+
+    async def _send_late(self, message: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        with contextlib.suppress(ConnectionClosed):
+            await self._send_now(message)
 
 
 class Sim16(_Hooked, Cp16):  # type: ignore[misc]
     def __init__(self, sim: SimCharger, ws: ClientConnection) -> None:
         super().__init__(sim.o.charger_id, ws, response_timeout=10)
         self.sim = sim
+        self._held = {}
         if not sim.o.validate_messages:
             self._no_validation()
 
@@ -88,17 +127,21 @@ class Sim16(_Hooked, Cp16):  # type: ignore[misc]
         return result16.ChangeConfiguration(status=self.sim.change_config(key, value))
 
     @on("SetChargingProfile")
-    async def set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+    async def set_charging_profile(
+        self, connector_id: int, cs_charging_profiles: dict[str, Any], call_unique_id: str
+    ) -> Any:
         self.sim.record.calls_received.append("SetChargingProfile")
-        p = from_v16(connector_id, cs_charging_profiles, self.sim.clock())
-        return result16.SetChargingProfile(status=await self.sim.answer_profile(p, cs_charging_profiles))
+        p = from_v16(connector_id, cs_charging_profiles, self.sim.charger_now())
+        status = await self.sim.answer_profile(p, cs_charging_profiles)
+        self.hold_answer(call_unique_id)
+        return result16.SetChargingProfile(status=status)
 
     @on("GetCompositeSchedule")
     def get_composite_schedule(self, connector_id: int, duration: int, **kw: Any) -> result16.GetCompositeSchedule:
         sim = self.sim
         if connector_id not in sim.connectors:
             return result16.GetCompositeSchedule(status="Rejected")
-        start = sim.clock().replace(microsecond=0)
+        start = sim.charger_now().replace(microsecond=0)
         periods = sim.composite_periods(connector_id, start, min(duration, 86400), kw.get("charging_rate_unit"))
         unit = kw.get("charging_rate_unit") or "A"
         return result16.GetCompositeSchedule(
@@ -115,7 +158,7 @@ class Sim16(_Hooked, Cp16):  # type: ignore[misc]
 
     @on("ClearChargingProfile")
     def clear_charging_profile(self, **kw: Any) -> result16.ClearChargingProfile:
-        n = self.sim.store.clear(
+        n = self.sim.clear_profiles(
             kw.get("id"), kw.get("connector_id"), kw.get("charging_profile_purpose"), kw.get("stack_level")
         )
         return result16.ClearChargingProfile(status="Accepted" if n else "Unknown")
@@ -127,31 +170,41 @@ class Sim16(_Hooked, Cp16):  # type: ignore[misc]
         )
 
     async def status(self, connector_id: int, status: str) -> None:
-        await self.call(call16.StatusNotification(connector_id=connector_id, error_code="NoError", status=status))
+        await self.call(
+            call16.StatusNotification(
+                connector_id=connector_id,
+                error_code="NoError",
+                status=status,
+                timestamp=format_time(self.sim.charger_now()),
+            )
+        )
 
     async def authorize(self, id_tag: str) -> None:
         await self.call(call16.Authorize(id_tag=id_tag))
 
-    async def start_transaction(self, c: Connector) -> str:
+    async def start_transaction(self, c: Connector, at: datetime | None = None) -> str:
         assert c.id_tag is not None
         r = await self.call(
             call16.StartTransaction(
                 connector_id=c.connector_id,
                 id_tag=c.id_tag,
                 meter_start=int(c.energy_wh),
-                timestamp=format_time(self.sim.clock()),
+                timestamp=format_time(at or self.sim.charger_now()),
             )
         )
         return str(r.transaction_id)
 
-    async def stop_transaction(self, c: Connector) -> None:
-        assert c.tx is not None
+    async def stop_transaction(
+        self, c: Connector, *, tx: RunningTx | None = None, reason: str = "EVDisconnected", at: datetime | None = None
+    ) -> None:
+        tx = tx or c.tx
+        assert tx is not None
         await self.call(
             call16.StopTransaction(
                 meter_stop=int(c.energy_wh),
-                timestamp=format_time(self.sim.clock()),
-                transaction_id=int(c.tx.transaction_id),
-                reason="EVDisconnected",
+                timestamp=format_time(at or self.sim.charger_now()),
+                transaction_id=int(tx.transaction_id),
+                reason=reason,
                 id_tag=c.id_tag,
             )
         )
@@ -165,7 +218,7 @@ class Sim16(_Hooked, Cp16):  # type: ignore[misc]
             call16.MeterValues(
                 connector_id=connector_id,
                 transaction_id=int(c.tx.transaction_id) if c.tx else None,
-                meter_value=[{"timestamp": format_time(self.sim.clock()), "sampledValue": values}],
+                meter_value=[{"timestamp": format_time(self.sim.charger_now()), "sampledValue": values}],
             )
         )
 
@@ -174,6 +227,7 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
     def __init__(self, sim: SimCharger, ws: ClientConnection) -> None:
         super().__init__(sim.o.charger_id, ws, response_timeout=10)
         self.sim = sim
+        self._held = {}
         if not sim.o.validate_messages:
             self._no_validation()
 
@@ -220,19 +274,22 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         return result201.SetVariables(set_variable_result=out)
 
     @on("SetChargingProfile")
-    async def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any]) -> Any:
+    async def set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], call_unique_id: str) -> Any:
         self.sim.record.calls_received.append("SetChargingProfile")
-        p = from_v201(evse_id, charging_profile, self.sim.clock())
+        p = from_v201(evse_id, charging_profile, self.sim.charger_now())
         if p.purpose == "TxProfile" and p.transaction_id is None:
-            return result201.SetChargingProfile(status="Rejected")
-        return result201.SetChargingProfile(status=await self.sim.answer_profile(p, charging_profile))
+            status = "Rejected"
+        else:
+            status = await self.sim.answer_profile(p, charging_profile)
+        self.hold_answer(call_unique_id)
+        return result201.SetChargingProfile(status=status)
 
     @on("GetCompositeSchedule")
     def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> result201.GetCompositeSchedule:
         sim = self.sim
         if evse_id not in sim.connectors:
             return result201.GetCompositeSchedule(status="Rejected")
-        start = sim.clock().replace(microsecond=0)
+        start = sim.charger_now().replace(microsecond=0)
         unit = kw.get("charging_rate_unit") or "A"
         periods = sim.composite_periods(evse_id, start, min(duration, 86400), unit)
         return result201.GetCompositeSchedule(
@@ -248,7 +305,7 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
 
     @on("ClearChargingProfile")
     def clear_charging_profile(self, **kw: Any) -> result201.ClearChargingProfile:
-        n = self.sim.store.clear(kw.get("charging_profile_id"))
+        n = self.sim.clear_profiles(kw.get("charging_profile_id"))
         return result201.ClearChargingProfile(status="Accepted" if n else "Unknown")
 
     async def boot(self) -> None:
@@ -262,7 +319,10 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         mapped = {"Preparing": "Occupied", "Charging": "Occupied"}.get(status, status)
         await self.call(
             call201.StatusNotification(
-                timestamp=format_time(self.sim.clock()), connector_status=mapped, evse_id=connector_id, connector_id=1
+                timestamp=format_time(self.sim.charger_now()),
+                connector_status=mapped,
+                evse_id=connector_id,
+                connector_id=1,
             )
         )
 
@@ -277,29 +337,44 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         tx_id: str,
         meter: list[dict[str, Any]] | None = None,
         with_token: bool = False,
+        at: datetime | None = None,
+        stopped_reason: str | None = None,
+        offline: bool | None = None,
     ) -> None:
         c.seq_no += 1
+        info: dict[str, Any] = {"transaction_id": tx_id}
+        if stopped_reason is not None:
+            info["stopped_reason"] = stopped_reason
         await self.call(
             call201.TransactionEvent(
                 event_type=event_type,
-                timestamp=format_time(self.sim.clock()),
+                timestamp=format_time(at or self.sim.charger_now()),
                 trigger_reason=trigger,
                 seq_no=c.seq_no,
-                transaction_info={"transaction_id": tx_id},
+                transaction_info=info,
                 evse={"id": c.connector_id, "connector_id": 1},
                 id_token={"id_token": c.id_tag, "type": "ISO14443"} if with_token and c.id_tag else None,
                 meter_value=meter,
+                offline=offline,
             )
         )
 
-    async def start_transaction(self, c: Connector) -> str:
+    async def start_transaction(self, c: Connector, at: datetime | None = None) -> str:
         tx_id = self.sim.next_tx_id()
-        await self._tx_event(c, "Started", "Authorized", tx_id, with_token=True)
+        await self._tx_event(c, "Started", "Authorized", tx_id, with_token=True, at=at)
         return tx_id
 
-    async def stop_transaction(self, c: Connector) -> None:
-        assert c.tx is not None
-        await self._tx_event(c, "Ended", "EVCommunicationLost", c.tx.transaction_id)
+    async def stop_transaction(
+        self, c: Connector, *, tx: RunningTx | None = None, reason: str = "EVDisconnected", at: datetime | None = None
+    ) -> None:
+        tx = tx or c.tx
+        assert tx is not None
+        if reason == "EVDisconnected":
+            await self._tx_event(c, "Ended", "EVCommunicationLost", tx.transaction_id, at=at)
+        else:  # ended by a reboot / power loss, reported after reconnecting
+            await self._tx_event(
+                c, "Ended", "AbnormalCondition", tx.transaction_id, at=at, stopped_reason=reason, offline=True
+            )
 
     async def ev_needs(self, connector_id: int, charging_needs: dict[str, Any]) -> str:
         """NotifyEVChargingNeeds (ISO 15118 → the central system); returns the answer's status."""
@@ -311,7 +386,7 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         values = _sampled(self.sim.measurands(), sample, as_text=False)
         if not values or c.tx is None:
             return
-        meter = [{"timestamp": format_time(self.sim.clock()), "sampled_value": values}]
+        meter = [{"timestamp": format_time(self.sim.charger_now()), "sampled_value": values}]
         await self._tx_event(c, "Updated", "MeterValuePeriodic", c.tx.transaction_id, meter)
 
 

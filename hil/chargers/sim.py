@@ -3,10 +3,21 @@
 ``SimCharger(SimOptions(...))`` connects to a central system, boots, and from then on: keeps the
 profiles it is sent (real semantics, :mod:`hil.chargers.composite`), computes its composite limit
 over time, lets a plugged-in EV (:mod:`hil.ev`) draw ``min(composite, EV max)``, and reports meter
-values at the interval the central system configured. Misbehaviour is optional: every quirk in
-the site schema's ``KNOWN_QUIRKS``, rejecting all profiles, slow answers, dropping the link.
-``keep_connected`` reconnects after a lost link (bounded back-off), ``announce_needs`` sends the
-2.0.1 NotifyEVChargingNeeds, ``leave`` ends a session while the link is down.
+values at the interval the central system configured. ``keep_connected`` reconnects after a lost
+link (bounded back-off), ``announce_needs`` sends the 2.0.1 NotifyEVChargingNeeds, ``leave`` ends
+a session while the link is down.
+
+The charger has its own clock (:meth:`SimCharger.charger_now`: the injected clock + an offset + a
+drift): every timestamp it sends and every judgement of a profile uses it. Hostile behaviours,
+each selectable per charger (:class:`SimOptions`; the defaults are the spec's worst case where the
+field differs): clock ahead/behind/drifting; W limits turned into A by the phases the EV actually
+uses; the end of a schedule (fall back vs hold the last period); rejecting every profile;
+accepting but ignoring limits; slow, late or missing answers to SetChargingProfile; a reboot that
+loses every profile (:meth:`SimCharger.reboot`), or losing them on every reconnect; every quirk in
+the site schema's ``KNOWN_QUIRKS``; dropping the link. The EV (:mod:`hil.ev`) reacts to every
+change of the offered limit (down and up) after its own ``reaction_s``, counted from the moment
+the charger changed the offer. :meth:`SimCharger.allowed_a` tells a safety monitor what the
+charger lets its EV draw now by its own rules.
 """
 
 from __future__ import annotations
@@ -16,16 +27,25 @@ import base64
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hil.chargers.composite import ProfileStore, RunningTx, SimProfile, composite_schedule, format_time
+from hil.chargers.composite import (
+    Composite,
+    ProfileStore,
+    RunningTx,
+    ScheduleEnd,
+    SimProfile,
+    WConversion,
+    composite_schedule,
+    format_time,
+)
 from hil.ev import EvParams, EvState, grid_currents, step
 
 LOG = logging.getLogger("hil.chargers")
@@ -42,6 +62,10 @@ ALL_MEASURANDS = ("Current.Import", "Power.Active.Import", "Energy.Active.Import
 
 @dataclass
 class SimOptions:
+    """How one simulated charger behaves. Apart from ``charger_id``, ``version``, ``connectors``
+    and ``password``, every field is read live: a test may change one while the charger runs
+    (call :meth:`SimCharger.update` first, so the EV's past is computed under the old rules)."""
+
     charger_id: str
     version: str = "1.6"
     max_a: float = 32.0
@@ -64,6 +88,34 @@ class SimOptions:
     """False: skip JSON-schema validation on the charger side (benchmarks: real chargers are fast)."""
     vendor: str = "depotctl-hil"
     model: str = "SimCharger"
+    # --- hostile behaviours (each judged on the charger's own clock) ---------------------------
+    clock_offset_s: float = 0.0
+    """The charger's clock minus the injected clock at start [s]: > 0 ahead, < 0 behind. May be
+    changed while running (a clock set by hand); :meth:`SimCharger.reboot` can reset it."""
+    clock_drift_ppm: float = 0.0
+    """How fast the charger's clock runs off [µs per s]: after ``t`` s it is ``t·ppm/1e6`` s further off."""
+    schedule_end: ScheduleEnd = "fall_back"
+    """When a schedule's ``duration`` is over: ``"fall_back"`` to the next valid profile (spec), or
+    ``"hold_last"``: keep applying its last period (seen in the field) until ``validTo``."""
+    w_conversion: WConversion = "phases_in_use"
+    """W → A per phase: divide by the phases the EV actually uses (field truth; a 1-phase EV given
+    11040 W takes 48 A on its phase), or ``"number_phases"``: by the period's ``numberPhases``
+    (default 3), which only some firmwares do."""
+    ignore_limits: bool = False
+    """Accept every profile (and report it in GetCompositeSchedule) but let the EV draw as if there
+    were none: its own maximum, up to the charger's ``max_a``."""
+    late_answer_s: float = 0.0
+    """Apply a SetChargingProfile at once but send the answer this much later (the receive loop
+    goes on; the central system's call may time out although the profile is in force)."""
+    never_answer_profiles: bool = False
+    """Apply a SetChargingProfile (if it would be accepted) but never answer it: the central
+    system's call times out; the worst case, spec-wise, is that the profile is in force."""
+    lose_profiles_on_reconnect: bool = False
+    """Every (re)connect after the first starts with no profile at all (firmware that keeps them
+    in RAM only)."""
+    resume_after_reboot: bool = True
+    """After :meth:`SimCharger.reboot`, an EV still plugged in starts a new transaction at once
+    (plug-and-charge / cached authorisation), before any profile was re-installed."""
 
 
 @dataclass
@@ -76,6 +128,8 @@ class Connector:
     stuck_at_zero: bool = False
     energy_wh: float = 0.0
     seq_no: int = 0
+    phases_used: int | None = None
+    """Phases the EV draws on as of the last update (``None``: not yet updated)."""
 
 
 @dataclass
@@ -86,6 +140,11 @@ class SimRecord:
     profile_answers: list[str] = field(default_factory=list)
     config_changes: list[tuple[str, str, str]] = field(default_factory=list)
     calls_received: list[str] = field(default_factory=list)
+    answers_withheld: list[str] = field(default_factory=list)
+    """Unique ids of calls the charger never answered (``never_answer_profiles``)."""
+    answers_delayed: list[str] = field(default_factory=list)
+    """Unique ids of calls answered late (``late_answer_s``)."""
+    reboots: int = 0
 
 
 class SimCharger:
@@ -95,7 +154,12 @@ class SimCharger:
         self.o = options
         self.clock = clock
         self.frame_hook = frame_hook
-        self.store = ProfileStore(options.voltage_v, "ignores_charge_point_max" in options.quirks)
+        self.store = ProfileStore(
+            options.voltage_v,
+            "ignores_charge_point_max" in options.quirks,
+            schedule_end=options.schedule_end,
+            w_conversion=options.w_conversion,
+        )
         self.connectors = {i: Connector(i) for i in range(1, options.connectors + 1)}
         self.config: dict[str, str] = {
             "MeterValueSampleInterval": "60",
@@ -108,42 +172,130 @@ class SimCharger:
         self._tasks: list[asyncio.Task[Any]] = []
         self._t0 = clock()
         self._tx_counter = 0
+        self._url: str | None = None
+        self._connect_kw: dict[str, Any] = {}
+        self._connects = 0
+        self._keeping = False
+        self._powered = asyncio.Event()
+        self._powered.set()
 
     # --- time & physics -----------------------------------------------------------------------
     def t_s(self) -> float:
+        """Physical time since the sim was made [s], on the injected (true) clock."""
         return (self.clock() - self._t0).total_seconds()
 
+    def _charger_time(self, true_now: datetime) -> datetime:
+        elapsed_s = (true_now - self._t0).total_seconds()
+        return true_now + timedelta(seconds=self.o.clock_offset_s + self.o.clock_drift_ppm * 1e-6 * elapsed_s)
+
+    def charger_now(self) -> datetime:
+        """The charger's own clock: the injected clock + ``clock_offset_s`` + the drift so far."""
+        return self._charger_time(self.clock())
+
+    def _share(self) -> int:
+        """Connectors sharing a ChargePointMax: those with a transaction (at least 1)."""
+        return max(1, sum(1 for c in self.connectors.values() if c.tx is not None))
+
+    def _ev_phases(self, c: Connector) -> int:
+        """Phases the EV could use on this charger (its own, at most the charger's)."""
+        return min(c.ev.phases, self.o.phases) if c.ev is not None else self.o.phases
+
+    def _composite_at(self, c: Connector, true_now: datetime) -> Composite:
+        st = self.store  # the options may be changed while running
+        st.schedule_end, st.w_conversion, st.voltage_v = self.o.schedule_end, self.o.w_conversion, self.o.voltage_v
+        st.ignores_charge_point_max = "ignores_charge_point_max" in self.o.quirks
+        return st.composite(self._charger_time(true_now), c.connector_id, c.tx, self._ev_phases(c), self._share())
+
+    def composite(self, connector_id: int = 1) -> Composite:
+        """The connector's composite now, as the charger holds it (its clock, the EV's phases)."""
+        return self._composite_at(self.connectors[connector_id], self.clock())
+
     def composite_a(self, connector_id: int = 1) -> float | None:
-        c = self.connectors[connector_id]
-        return self.store.composite_a(self.clock(), connector_id, c.tx)
+        """The composite limit the charger holds now [A per phase on the phases in use], ``None`` =
+        no valid profile. What it *reports*: with ``ignore_limits`` the EV does not follow it."""
+        return self.composite(connector_id).limit_a
+
+    def _offer_at(self, c: Connector, true_now: datetime) -> tuple[float | None, int]:
+        """(What the charger offers the EV [A per phase], phases in use) at ``true_now``, without
+        side effects; ``None`` = no transaction, nothing offered."""
+        comp = self._composite_at(c, true_now)
+        if c.tx is None:
+            return None, comp.phases
+        if self.o.ignore_limits or comp.limit_a is None:
+            offered = self.o.max_a
+        else:
+            offered = max(0.0, min(comp.limit_a, self.o.max_a))
+        if "no_resume_after_zero" in self.o.quirks and (c.stuck_at_zero or offered < 6.0):
+            offered = 0.0
+        return offered, comp.phases
 
     def offered_a(self, connector_id: int = 1) -> float:
         """What the charger offers the EV now [A per phase] (PWM), after the hardware max."""
         c = self.connectors[connector_id]
-        limit = self.composite_a(connector_id)
+        comp = self.composite(connector_id)
+        limit = None if self.o.ignore_limits else comp.limit_a
         offered = self.o.max_a if limit is None else min(limit, self.o.max_a)
-        if "no_resume_after_zero" in self.o.quirks and c.tx is not None:
-            if offered < 6.0:
-                c.stuck_at_zero = True
-            if c.stuck_at_zero:
-                offered = 0.0
+        if "no_resume_after_zero" in self.o.quirks and c.tx is not None and (c.stuck_at_zero or offered < 6.0):
+            offered = 0.0
         return offered
 
+    def allowed_a(self, connector_id: int = 1) -> tuple[float, float, float]:
+        """What the charger lets its EV draw now by its own rules, per *charger* phase L1..L3 [A]:
+        its composite on its own clock, converted by the phases in use, capped at ``max_a``; no valid
+        profile (or ``ignore_limits``) → ``max_a`` on each phase the EV uses. Zero without an EV in a
+        transaction. Pure: nothing is advanced; the EV follows after its reaction time."""
+        c = self.connectors[connector_id]
+        if c.ev is None:
+            return (0.0, 0.0, 0.0)
+        offered, phases = self._offer_at(c, self.clock())
+        value = offered or 0.0
+        return (value, value if phases >= 2 else 0.0, value if phases >= 3 else 0.0)
+
+    def _ev_for(self, c: Connector, phases: int) -> EvParams:
+        assert c.ev is not None
+        return c.ev if c.ev.phases == phases else replace(c.ev, phases=phases)
+
     def update(self) -> None:
-        """Advance every EV to now."""
+        """Advance every EV to now. A change of the offer since the last update is dated to the
+        moment it happened (found by bisection to the µs), so the EV's reaction time runs from then."""
+        now = self.clock()
         t = self.t_s()
         for c in self.connectors.values():
             if c.ev is None or c.ev_state is None:
                 continue
-            before = c.ev_state.energy_kwh
-            c.ev_state = step(c.ev, c.ev_state, t, self.offered_a(c.connector_id) if c.tx else None)
-            c.energy_wh += (c.ev_state.energy_kwh - before) * 1000.0
+            state = c.ev_state
+            before = state.energy_kwh
+            offer, phases = self._offer_at(c, now)
+            if offer != state.offered_a and t > state.t_s:
+                # on the µs grid of the clocks: the first µs at which the offer differs
+                lo, hi = round(state.t_s * 1e6), round(t * 1e6)
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if self._offer_at(c, self._t0 + timedelta(microseconds=mid))[0] != state.offered_a:
+                        hi = mid
+                    else:
+                        lo = mid
+                if hi / 1e6 < t:
+                    at_offer, at_phases = self._offer_at(c, self._t0 + timedelta(microseconds=hi))
+                    state = step(self._ev_for(c, at_phases), state, hi / 1e6, at_offer)
+            state = step(self._ev_for(c, phases), state, t, offer)
+            if "no_resume_after_zero" in self.o.quirks and c.tx is not None and offer is not None and offer < 6.0:
+                c.stuck_at_zero = True
+            c.ev_state, c.phases_used = state, phases
+            c.energy_wh += (state.energy_kwh - before) * 1000.0
+
+    def phases_in_use(self, connector_id: int = 1) -> int:
+        """Phases the EV on this connector draws on (0 without an EV)."""
+        c = self.connectors[connector_id]
+        if c.ev is None:
+            return 0
+        return c.phases_used if c.phases_used is not None else self._ev_phases(c)
 
     def draw_a(self, connector_id: int = 1) -> tuple[float, float, float]:
         c = self.connectors[connector_id]
         if c.ev is None or c.ev_state is None:
             return (0.0, 0.0, 0.0)
-        return grid_currents(c.ev, c.ev_state)
+        return grid_currents(self._ev_for(c, self.phases_in_use(connector_id)), c.ev_state)
 
     def sample(self, connector_id: int) -> dict[str, float]:
         """Measurand → value for the meter values (names as in OCPP)."""
@@ -160,11 +312,15 @@ class SimCharger:
     def composite_periods(
         self, connector_id: int, start: datetime, duration_s: int, unit: str | None = "A"
     ) -> list[tuple[int, float]]:
-        """The composite limit from ``start`` on, as the charger would report it (A, or W)."""
+        """The composite limit from ``start`` (charger's clock) on, as the charger would report it
+        (A per phase, or W over the phases in use). With ``ignore_limits`` it still reports the profiles."""
         c = self.connectors[connector_id]
-        periods = composite_schedule(self.store, start, duration_s, connector_id, c.tx, self.o.max_a)
+        phases = self.composite(connector_id).phases
+        periods = composite_schedule(
+            self.store, start, duration_s, connector_id, c.tx, self.o.max_a, phases=phases, cp_max_share=self._share()
+        )
         if unit == "W":
-            return [(o, round(v * self.o.voltage_v * self.o.phases, 1)) for o, v in periods]
+            return [(o, round(v * self.o.voltage_v * phases, 1)) for o, v in periods]
         return periods
 
     # --- profile acceptance (quirks and misbehaviour) -----------------------------------------
@@ -201,15 +357,43 @@ class SimCharger:
         return "Accepted"
 
     async def answer_profile(self, p: SimProfile, raw: dict[str, Any]) -> str:
+        """Judge and install a SetChargingProfile; the status to answer (whether and when the answer
+        goes out is the protocol side's affair: ``late_answer_s``, ``never_answer_profiles``)."""
         self.record.profiles_received.append((p.purpose, raw))
         if self.o.slow_answer_s:
             await asyncio.sleep(self.o.slow_answer_s)
         status = self.check_profile(p)
         if status == "Accepted":
-            self.update()
-            self.store.install(p)
+            self.update()  # the EV up to now under the old profiles
+            self.store.install(replace(p, installed_at=self.charger_now()))
+            self.update()  # the EV sees the new offer now; it reacts after its reaction time
         self.record.profile_answers.append(status)
         return status
+
+    def clear_profiles(
+        self,
+        profile_id: int | None = None,
+        connector_id: int | None = None,
+        purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> int:
+        """ClearChargingProfile: how many were removed."""
+        self.update()
+        n = self.store.clear(profile_id, connector_id, purpose, stack_level)
+        self.update()
+        return n
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of the current link (cancelled by :meth:`close`)."""
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    def answer_delay(self) -> float | None:
+        """How long after installing a SetChargingProfile its answer goes out [s]; ``None`` = never."""
+        if self.o.never_answer_profiles:
+            return None
+        return max(0.0, self.o.late_answer_s)
 
     def change_config(self, key: str, value: str) -> str:
         if key == "MeterValueSampleInterval":
@@ -248,6 +432,12 @@ class SimCharger:
             pw = self.o.password.encode() if isinstance(self.o.password, str) else self.o.password
             token = base64.b64encode(self.o.charger_id.encode() + b":" + pw).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
+        self._url, self._connect_kw = url, {"ssl_context": ssl_context, "timeout_s": timeout_s}
+        if self.o.lose_profiles_on_reconnect and self._connects > 0:
+            self.update()
+            self.store.profiles.clear()
+            self.update()
+        self._connects += 1
         proto = Subprotocol("ocpp2.0.1" if self.o.version == "2.0.1" else "ocpp1.6")
         self.ws = await connect(
             f"{url.rstrip('/')}/{self.o.charger_id}",
@@ -335,10 +525,27 @@ class SimCharger:
         connectors with a running transaction report ``Charging`` again. ``slots`` bounds how many
         chargers connect at once; ``on_change(True/False)`` reports each link coming up or going.
         """
+        self._keeping = True
+        try:
+            await self._keep_connected(url, backoff_initial_s, backoff_max_s, timeout_s, slots, on_change, connect_kw)
+        finally:
+            self._keeping = False
+
+    async def _keep_connected(
+        self,
+        url: str,
+        backoff_initial_s: float,
+        backoff_max_s: float,
+        timeout_s: float,
+        slots: asyncio.Semaphore | None,
+        on_change: Callable[[bool], None] | None,
+        connect_kw: dict[str, Any],
+    ) -> None:
         delay = backoff_initial_s
         while True:
             if not (self.connected() and self.booted.is_set()):
                 await self.close()  # tasks of a dead link
+                await self._powered.wait()  # not while rebooting
                 try:
                     if slots is None:
                         await self.connect(url, timeout_s=timeout_s, **connect_kw)
@@ -369,12 +576,21 @@ class SimCharger:
         self, ev: EvParams, soc_pct: float = 20.0, id_tag: str = "TAG", connector_id: int = 1, timeout_s: float = 5.0
     ) -> None:
         c = self.connectors[connector_id]
+        self.update()
         c.ev, c.ev_state, c.id_tag, c.stuck_at_zero = ev, EvState(self.t_s(), soc_pct), id_tag, False
-        await asyncio.wait_for(self.cp.status(connector_id, "Preparing"), timeout_s)
-        await asyncio.wait_for(self.cp.authorize(id_tag), timeout_s)
-        tx_id = await asyncio.wait_for(self.cp.start_transaction(c), timeout_s)
-        c.tx = RunningTx(str(tx_id), self.clock())
-        await asyncio.wait_for(self.cp.status(connector_id, "Charging"), timeout_s)
+        c.phases_used = None
+        await self._start_transaction(c, timeout_s)
+
+    async def _start_transaction(self, c: Connector, timeout_s: float) -> None:
+        assert c.id_tag is not None
+        await asyncio.wait_for(self.cp.status(c.connector_id, "Preparing"), timeout_s)
+        await asyncio.wait_for(self.cp.authorize(c.id_tag), timeout_s)
+        started = self.charger_now()
+        tx_id = await asyncio.wait_for(self.cp.start_transaction(c, started), timeout_s)
+        self.update()
+        c.tx = RunningTx(str(tx_id), started)
+        self.update()
+        await asyncio.wait_for(self.cp.status(c.connector_id, "Charging"), timeout_s)
 
     async def unplug(self, connector_id: int = 1, timeout_s: float = 5.0) -> None:
         c = self.connectors[connector_id]
@@ -382,7 +598,7 @@ class SimCharger:
         if c.tx is not None:
             await asyncio.wait_for(self.cp.stop_transaction(c), timeout_s)
             self.store.transaction_ended(connector_id)
-        c.tx, c.ev, c.ev_state = None, None, None
+        c.tx, c.ev, c.ev_state, c.phases_used = None, None, None, None
         await asyncio.wait_for(self.cp.status(connector_id, "Available"), timeout_s)
 
     def leave(self, connector_id: int = 1) -> None:
@@ -392,7 +608,60 @@ class SimCharger:
         self.update()
         if c.tx is not None:
             self.store.transaction_ended(connector_id)
-        c.tx, c.ev, c.ev_state = None, None, None
+        c.tx, c.ev, c.ev_state, c.phases_used = None, None, None, None
+
+    async def reboot(
+        self,
+        *,
+        down_s: float = 0.0,
+        reason: Literal["Reboot", "PowerLoss"] = "Reboot",
+        clock_offset_s: float | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        """Reboot as real firmware does: the power goes (every EV stops drawing at once), the link
+        drops, every profile is lost (the stack-0 fail-safe too), every transaction ends. After
+        ``down_s`` [s] it boots again (BootNotification), reconnects (itself, or through a running
+        :meth:`keep_connected`), reports each ended transaction (StopTransaction / TransactionEvent
+        Ended, ``reason``, stamped with the moment the power went on its clock) and, with
+        ``resume_after_reboot``, starts a new transaction for each EV still plugged in, charging
+        without any profile until the central system installs one. ``clock_offset_s``: the clock
+        it comes back with (e.g. reset to 2000-01-01: a large negative offset).
+        """
+        self.update()
+        self.record.reboots += 1
+        went_at = self.charger_now()
+        ended: list[tuple[Connector, RunningTx]] = []
+        for c in self.connectors.values():
+            if c.tx is not None:
+                ended.append((c, c.tx))
+                c.tx = None
+            if c.ev_state is not None:  # contactor open: no reaction time
+                c.ev_state = replace(c.ev_state, draw_a=0.0, offered_a=None, applied_a=None, pending=())
+            c.stuck_at_zero = False
+        self.store.profiles.clear()
+        self._powered.clear()
+        try:
+            if self.ws is not None:
+                self.ws.transport.abort()
+            await self.close()
+            if down_s > 0:
+                await asyncio.sleep(down_s)
+            if clock_offset_s is not None:
+                self.o.clock_offset_s = clock_offset_s
+        finally:
+            self._powered.set()
+        if self._keeping:
+            await asyncio.wait_for(self.booted.wait(), timeout_s + 5.0)
+        else:
+            if self._url is None:
+                raise RuntimeError(f"{self.o.charger_id}: reboot before the first connect")
+            await self.connect(self._url, **self._connect_kw)
+        for c, tx in ended:
+            await asyncio.wait_for(self.cp.stop_transaction(c, tx=tx, reason=reason, at=went_at), timeout_s)
+        if self.o.resume_after_reboot:
+            for c in self.connectors.values():
+                if c.ev is not None and c.ev_state is not None and c.id_tag is not None and c.tx is None:
+                    await self._start_transaction(c, timeout_s)
 
     async def announce_needs(
         self,
