@@ -1,6 +1,7 @@
 """OCPP central system for the depot's chargers (1.6J and 2.0.1): sessions, state, profile push."""
 
 from controller.chargers.auth import Passwords, PasswordsError
+from controller.chargers.clock_offset import ClockOffset
 from controller.chargers.control import ApplyResult, Budget, Control
 from controller.chargers.events import ChargerEvent
 from controller.chargers.planning import push_plan, session_states
@@ -13,6 +14,7 @@ __all__ = [
     "CentralSystem",
     "ChargerEvent",
     "ChargerState",
+    "ClockOffset",
     "Control",
     "Passwords",
     "PasswordsError",

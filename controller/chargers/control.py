@@ -1,42 +1,63 @@
-"""Pushing limits to chargers: ``apply``, the fail-safe install, quirk fallback and the budget.
+"""Pushing limits to chargers, and what each connector may draw by the charger's own rules.
 
 * :meth:`Control.apply` builds the control profile for one charger/connector and sends it, unless
-  the charger already runs one within the deadband that is not yet due for refresh. One call per
-  charger at a time; a newer ``apply`` for the same connector supersedes one still waiting; any
+  the charger already runs one within the deadband that is not yet due for refresh *and* nothing
+  in the new one is lower (a decrease always goes out). One call per charger at a time
+  (:class:`~controller.chargers.call_queue.CallQueue`): a waiting decrease goes ahead of a
+  waiting increase; a newer ``apply`` for the same connector supersedes one still waiting; any
   number of chargers in parallel. Every call is bounded by ``ocpp.call_timeout_s``.
 * A profile answered Rejected/NotSupported (or a CALLERROR) is retried with the quirk options that
   fit, one at a time; the first that works is *learned* for the charger (logged with the line to
   put in the site file, counted, visible in :class:`ChargerState`).
-* :meth:`Control.budget` is the worst case to budget a charger at (DESIGN §3 rule 2): the limit it
-  accepted (or may have accepted: a call that timed out) until that profile can have expired,
-  then its fail-safe limit; never 0.
+* Profiles are built on the charger's clock (its measured offset, :mod:`.clock_offset`) and W
+  limits are sized by the phases the connector's EV uses (:mod:`.profiles`).
+* The **book**: every profile sent to a charger stays in it while it may be in force in the
+  charger's eyes — pending (in flight, timed out, cut off) or accepted — until its end on the
+  charger's clock, mapped back to ours, plus ``skew_s``; an accepted profile replaces the older
+  ones it replaces on the charger (same id, or same stack level + purpose + connector); a
+  rejected one never counts. A BootNotification makes every accepted profile uncertain (the
+  charger may have lost them) and the fail-safe unconfirmed.
+* :meth:`Control.connector_budget` is the worst case a connector may draw (DESIGN §3): the max
+  over every profile that may be in force for it (connector-0 TxDefault profiles apply to every
+  connector), over the whole schedule; plus what it falls back to unless an accepted profile
+  certainly covers it now — the fail-safe limit once the fail-safe profile was *confirmed*
+  installed, else the charger's maximum. :meth:`Control.budget` sums a charger's connectors.
+* The fail-safe is confirmed: :meth:`Control.keep_failsafe` retries it with exponential back-off
+  while the charger stays connected; a changed ``failsafe.*`` (:attr:`Control.site`) re-installs
+  it on every connected charger, budgeted at max(old, new) until accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from controller.chargers.call_queue import CallQueue
 from controller.chargers.clock import Clock
 from controller.chargers.events import ChargerEvent, EventKind, EventSink
 from controller.chargers.profiles import (
     CONTROL_STACK_LEVEL,
+    FAILSAFE_PROFILE_ID,
+    INTERNAL_OPTIONS,
+    UNKNOWN_OFFSET_S,
     NoSafeProfile,
     ProfileSpec,
     Target,
     control_profile,
     effective_planner_limit,
     failsafe_profile,
+    lowers,
     same_intent,
     target_for,
 )
 from controller.chargers.session import CallOutcome, OcppSession
-from controller.chargers.state import AcceptedProfile, ChargerState
+from controller.chargers.state import AcceptedProfile, ChargerState, Transaction
 from controller.model.site import Charger, Site
 
 LOG = logging.getLogger("depotctl.chargers.control")
@@ -45,7 +66,12 @@ ApplyStatus = Literal[
     "accepted", "unchanged", "superseded", "not_connected", "deferred", "rejected", "timeout", "failed"
 ]
 _NO_FALLBACK = ("Timeout", "Disconnected")
+_MAY_HAVE_APPLIED = ("Timeout", "Disconnected")
 _FALLBACK_BACKOFF_S = 60.0
+EPS = 1e-6
+FAILSAFE_RETRY_S = (2.0, 60.0)
+"""Fail-safe install retries: first delay, longest delay [s] (doubling in between)."""
+MIN_RETRY_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -59,9 +85,10 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Budget:
-    """Worst-case limit in planner units (A per phase for AC, kW for DC), summed over connectors.
+    """Worst-case limit in planner units (A per phase for AC, kW for DC).
 
-    ``until`` is when it steps down to the fail-safe (``None``: it already is the fail-safe).
+    ``until`` is when the profiles it counts can have ended (``None``: none counts, it already is
+    the fall-back: the confirmed fail-safe, or the charger's maximum).
     """
 
     value: float
@@ -71,13 +98,42 @@ class Budget:
 
 
 @dataclass
+class SentProfile:
+    """One profile the charger may hold: pending until accepted (``accepted_at``)."""
+
+    spec: ProfileSpec
+    seq: int
+    sent_at: datetime
+    accepted_at: datetime | None = None
+    certain: bool = True
+    """False once the charger rebooted after accepting it: it may have lost it."""
+
+    @property
+    def confirmed(self) -> bool:
+        return self.accepted_at is not None and self.certain
+
+
+@dataclass
 class _Ctl:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    seq: Counter[int] = field(default_factory=Counter)
-    accepted: dict[int, AcceptedProfile] = field(default_factory=dict)
-    pending: dict[int, ProfileSpec] = field(default_factory=dict)
+    queue: CallQueue = field(default_factory=CallQueue)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+    book: list[SentProfile] = field(default_factory=list)
+    """Control profiles that may be in force (fail-safe profiles are kept apart)."""
+    failsafe: SentProfile | None = None
+    """The fail-safe profile the charger accepted (``None``: none confirmed)."""
+    failsafe_pending: list[SentProfile] = field(default_factory=list)
     learned: frozenset[str] = frozenset()
     fallback_failed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Window:
+    """When (our clock) a profile may be in force: certainly from ``started`` to ``lo``, possibly
+    until ``hi`` (``None``: permanent)."""
+
+    started: datetime | None
+    lo: datetime | None
+    hi: datetime | None
 
 
 class Control:
@@ -93,6 +149,9 @@ class Control:
         *,
         refresh_fraction: float = 0.5,
         skew_s: float = 10.0,
+        unknown_offset_s: float = UNKNOWN_OFFSET_S,
+        failsafe_retry_s: tuple[float, float] = FAILSAFE_RETRY_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._session_of = session_of
         self._state_of = state_of
@@ -100,19 +159,30 @@ class Control:
         self.emit = emit
         self.refresh_fraction = refresh_fraction
         self.skew_s = skew_s
+        """Margin on every profile end mapped from the charger's clock to ours [s]."""
+        self.unknown_offset_s = unknown_offset_s
+        """How far off an unmeasured charger clock may be [s] (must match the profiles' start margin)."""
+        self.failsafe_retry_s = failsafe_retry_s
+        self._sleep = sleep
         self._ctl: dict[str, _Ctl] = {}
+        self._failsafe_tasks: dict[str, asyncio.Task[ApplyResult]] = {}
         self.counters: Counter[str] = Counter()
         self._chargers: dict[str, Charger] = {}
+        self._site: Site | None = None
         self.site = site
 
     @property
     def site(self) -> Site:
+        assert self._site is not None
         return self._site
 
     @site.setter
     def site(self, site: Site) -> None:
+        old = self._site
         self._site = site
         self._chargers = {ch.id: ch for ch in site.chargers}
+        if old is not None and old.failsafe != site.failsafe:
+            self._failsafe_changed()
 
     # --- helpers ------------------------------------------------------------------------------
     def ctl(self, charger_id: str) -> _Ctl:
@@ -120,7 +190,8 @@ class Control:
             self._ctl[charger_id] = _Ctl()
         return self._ctl[charger_id]
 
-    def target(self, charger_id: str) -> Target:
+    def target(self, charger_id: str, connector: int | None = None) -> Target:
+        """What the builders need for this charger; with ``connector``: its EV's phases in use."""
         charger = self._chargers.get(charger_id)
         if charger is not None:
             base = target_for(self.site, charger)
@@ -133,11 +204,37 @@ class Control:
             extra.add("power_only")
         if caps.max_stack_level is not None and caps.max_stack_level < CONTROL_STACK_LEVEL:
             extra.add("stack_level_zero_only")
-        return base.with_quirks(extra)
+        target = base.with_quirks(extra)
+        if connector is not None:
+            target = target.with_phases_in_use(self.phases_in_use(charger_id, connector))
+        return target
+
+    def phases_in_use(self, charger_id: str, connector: int) -> int | None:
+        """Phases the connector's EV draws on: measured during its transaction, else as reported,
+        else ``None`` (a W limit is then sized for one phase)."""
+        c = self._state_of(charger_id).connectors.get(connector)
+        tx = c.transaction if c is not None else None
+        if c is None or tx is None:
+            return None
+        since = tx.started_at if tx.seen_at is None else min(tx.started_at, tx.seen_at)
+        measured = c.measured.phases_in_use(since)
+        return measured if measured is not None else tx.phases_known
 
     def failsafe_limit(self, charger_id: str) -> float:
         kind = self.target(charger_id).kind
         return self.site.failsafe.dc_kw if kind == "dc" else self.site.failsafe.charger_a
+
+    def failsafe_spec(self, charger_id: str) -> ProfileSpec:
+        """The fail-safe profile this charger should hold now."""
+        return failsafe_profile(self.target(charger_id), self.failsafe_limit(charger_id))
+
+    def failsafe_installed(self, charger_id: str) -> bool:
+        """The charger accepted the fail-safe profile at the current fail-safe value (and has not
+        rebooted since)."""
+        confirmed = self.ctl(charger_id).failsafe
+        if confirmed is None:
+            return False
+        return abs(confirmed.spec.max_planner_limit - self.failsafe_spec(charger_id).max_planner_limit) <= EPS
 
     def deadband(self, charger_id: str) -> float:
         t = self.target(charger_id)
@@ -147,17 +244,58 @@ class Control:
     def _event(self, kind: EventKind, charger_id: str, **detail: object) -> None:
         self.emit(ChargerEvent(kind, charger_id, self.clock(), detail))
 
+    def _sync_failsafe(self, charger_id: str) -> None:
+        self._state_of(charger_id).failsafe_confirmed = self.failsafe_installed(charger_id)
+
+    # --- connection life ----------------------------------------------------------------------
     def connection_reset(self, charger_id: str) -> None:
-        """A new connection: keep what was accepted (profiles survive reboots) for budgeting."""
+        """A new connection: keep what was accepted (profiles survive reconnects) for budgeting."""
         self.ctl(charger_id).fallback_failed_at = None
+
+    def connection_lost(self, charger_id: str) -> None:
+        """The charger's link ended: stop retrying its fail-safe (a reconnect starts again)."""
+        task = self._failsafe_tasks.pop(charger_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    def note_boot(self, charger_id: str) -> None:
+        """A BootNotification: the charger may have lost every profile. Its fail-safe counts as
+        unconfirmed (budget: its maximum) until installed again; accepted control profiles still
+        count until they end, but no longer as certainly in force."""
+        ctl = self.ctl(charger_id)
+        had = ctl.failsafe is not None or any(r.accepted_at is not None for r in ctl.book)
+        ctl.failsafe = None
+        ctl.failsafe_pending.clear()
+        for rec in ctl.book:
+            rec.certain = False
+        st = self._state_of(charger_id)
+        st.failsafe = None
+        st.accepted.clear()
+        st.failsafe_confirmed = False
+        if had:
+            self.counters["reboot_profiles_uncertain"] += 1
+            LOG.warning("%s booted: its profiles may be lost; budgeted at its maximum until re-installed", charger_id)
+
+    async def close(self) -> None:
+        """Stop every fail-safe retry (server shutdown)."""
+        tasks = list(self._failsafe_tasks.values())
+        self._failsafe_tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
 
     # --- sending ------------------------------------------------------------------------------
     async def _send(
-        self, session: OcppSession, charger_id: str, build: Callable[[Target], ProfileSpec], candidates: Sequence[str]
+        self,
+        session: OcppSession,
+        charger_id: str,
+        build: Callable[[Target], ProfileSpec],
+        candidates: Sequence[str],
+        base: Target,
     ) -> tuple[CallOutcome, ProfileSpec | None]:
         ctl = self.ctl(charger_id)
         st = self._state_of(charger_id)
-        base = self.target(charger_id)
         spec = build(base)
         outcome = await self._send_one(session, charger_id, spec)
         if outcome.ok or outcome.status in _NO_FALLBACK:
@@ -185,13 +323,17 @@ class Control:
                 ctl.learned = ctl.learned | {quirk}
                 st.learned_quirks = tuple(sorted(ctl.learned))
                 self.counters["quirk_learned"] += 1
-                LOG.warning(
-                    "%s accepts profiles only with quirk %r; add `ocpp_quirks: [%s]` to charger %s in the site file",
-                    charger_id,
-                    quirk,
-                    quirk,
-                    charger_id,
-                )
+                if quirk in INTERNAL_OPTIONS:
+                    LOG.warning("%s accepts profiles only with option %r (learned for this run)", charger_id, quirk)
+                else:
+                    LOG.warning(
+                        "%s accepts profiles only with quirk %r; "
+                        "add `ocpp_quirks: [%s]` to charger %s in the site file",
+                        charger_id,
+                        quirk,
+                        quirk,
+                        charger_id,
+                    )
                 self._event("quirk_learned", charger_id, quirk=quirk)
                 return outcome, trial
             if outcome.status in _NO_FALLBACK:
@@ -201,41 +343,136 @@ class Control:
 
     async def _send_one(self, session: OcppSession, charger_id: str, spec: ProfileSpec) -> CallOutcome:
         ctl = self.ctl(charger_id)
-        ctl.pending[spec.connector_id] = spec
+        failsafe = spec.profile_id == FAILSAFE_PROFILE_ID
+        rec = SentProfile(spec, next(ctl.seq), self.clock())
+        if failsafe:  # one pending record per value is enough (a charger timing out for days)
+            value = spec.max_planner_limit
+            ctl.failsafe_pending = [r for r in ctl.failsafe_pending if abs(r.spec.max_planner_limit - value) > EPS]
+            ctl.failsafe_pending.append(rec)
+        else:
+            self._prune(charger_id)
+            ctl.book.append(rec)
         self.counters["profile_sent"] += 1
         outcome = await session.send_profile(spec)
-        if outcome.status == "Timeout":
-            self.counters["profile_timeout"] += 1
-            return outcome  # may have been applied: stays pending for the budget until it expires
-        ctl.pending.pop(spec.connector_id, None)
-        if outcome.ok:
-            st = self._state_of(charger_id)
-            acc = AcceptedProfile(spec, self.clock())
-            if spec.stack_level == 0 and spec.purpose == "TxDefaultProfile" and spec.duration_s is None:
-                st.failsafe = acc
-            else:
-                ctl.accepted[spec.connector_id] = acc
-                st.accepted[spec.connector_id] = acc
-            self.counters["profile_accepted"] += 1
+        if outcome.status in _MAY_HAVE_APPLIED:
+            if outcome.status == "Timeout":
+                self.counters["profile_timeout"] += 1
+            return outcome  # may have been applied: stays pending for the budget until it can have ended
+        if failsafe:
+            ctl.failsafe_pending = [r for r in ctl.failsafe_pending if r is not rec]
+        else:
+            ctl.book = [r for r in ctl.book if r is not rec]
+        if not outcome.ok:
+            return outcome
+        now = self.clock()
+        rec.accepted_at = now
+        st = self._state_of(charger_id)
+        acc = AcceptedProfile(spec, now)
+        if failsafe:
+            ctl.failsafe_pending = [r for r in ctl.failsafe_pending if r.seq > rec.seq]
+            ctl.failsafe = rec
+            st.failsafe = acc
+            self._sync_failsafe(charger_id)
+        else:
+            ctl.book = [r for r in ctl.book if not (r.seq < rec.seq and _replaces(spec, r.spec))]
+            ctl.book.append(rec)
+            st.accepted[spec.connector_id] = acc
+        self.counters["profile_accepted"] += 1
         return outcome
 
+    def _prune(self, charger_id: str) -> None:
+        """Drop profiles that can no longer be in force."""
+        ctl = self.ctl(charger_id)
+        st = self._state_of(charger_id)
+        now = self.clock()
+        ctl.book = [r for r in ctl.book if (w := self._window(r, st)).hi is None or now < w.hi]
+
     async def install_failsafe(self, charger_id: str) -> ApplyResult:
-        """Send the permanent stack-level-0 fail-safe (at boot / reconnect)."""
+        """Send the permanent stack-level-0 fail-safe once (at boot / reconnect / a new value)."""
         session = self._session_of(charger_id)
         if session is None:
             return ApplyResult(charger_id, 0, "not_connected")
+        ctl = self.ctl(charger_id)
         limit = self.failsafe_limit(charger_id)
-        async with self.ctl(charger_id).lock:
+        confirmed = ctl.failsafe
+        new_value = self.failsafe_spec(charger_id).max_planner_limit
+        urgent = confirmed is None or new_value < confirmed.spec.max_planner_limit
+        if not await ctl.queue.acquire(("failsafe",), urgent):
+            return ApplyResult(charger_id, 0, "superseded")
+        try:
+            session = self._session_of(charger_id)
+            if session is None:
+                return ApplyResult(charger_id, 0, "not_connected")
             outcome, spec = await self._send(
                 session,
                 charger_id,
-                lambda t: failsafe_profile(t, limit, self.clock()),
-                ("power_only", "relative_profiles", "no_zero_limit"),
+                lambda t: failsafe_profile(t, limit),
+                ("power_only", "absolute_failsafe", "no_zero_limit"),
+                self.target(charger_id),
             )
+        finally:
+            ctl.queue.release()
+        self._sync_failsafe(charger_id)
         status = _status(outcome)
         if outcome.ok:
             self._event("failsafe_installed", charger_id, limit=limit)
         return ApplyResult(charger_id, 0, status, spec, outcome.status)
+
+    def keep_failsafe(self, charger_id: str, *, first_delay_s: float = 0.0) -> asyncio.Task[ApplyResult] | None:
+        """(Re)start installing the fail-safe on a connected charger until it is accepted: attempts
+        ``failsafe_retry_s[0]`` apart at first, doubling up to ``failsafe_retry_s[1]``, for as long as
+        the same connection lasts (a new connection, :meth:`connection_lost` or :meth:`close` ends
+        it). Returns the task (``None``: not connected)."""
+        session = self._session_of(charger_id)
+        if session is None:
+            return None
+        old = self._failsafe_tasks.pop(charger_id, None)
+        if old is not None and not old.done():
+            old.cancel()
+        task = asyncio.get_running_loop().create_task(self._failsafe_loop(charger_id, session, first_delay_s))
+        self._failsafe_tasks[charger_id] = task
+        task.add_done_callback(lambda t: self._forget_task(charger_id, t))
+        return task
+
+    def _forget_task(self, charger_id: str, task: asyncio.Task[ApplyResult]) -> None:
+        if self._failsafe_tasks.get(charger_id) is task:
+            del self._failsafe_tasks[charger_id]
+
+    async def _failsafe_loop(self, charger_id: str, session: OcppSession, first_delay_s: float) -> ApplyResult:
+        first = max(MIN_RETRY_S, self.failsafe_retry_s[0])
+        longest = max(first, self.failsafe_retry_s[1])
+        delay = first
+        if first_delay_s > 0:
+            await self._sleep(first_delay_s)
+        result = ApplyResult(charger_id, 0, "not_connected")
+        while self._session_of(charger_id) is session:
+            if self.failsafe_installed(charger_id):
+                return ApplyResult(charger_id, 0, "accepted", self.failsafe_spec(charger_id))
+            result = await self.install_failsafe(charger_id)
+            if result.status == "accepted" or self._session_of(charger_id) is not session:
+                break
+            self.counters["failsafe_retry"] += 1
+            LOG.error(
+                "%s: fail-safe profile not installed (%s); budgeted at its maximum, retry in %.0f s",
+                charger_id,
+                result.detail or result.status,
+                delay,
+            )
+            await self._sleep(delay)
+            delay = min(longest, delay * 2.0)
+        return result
+
+    def _failsafe_changed(self) -> None:
+        """``failsafe.*`` changed: every connected charger gets the new fail-safe profile."""
+        for cid in list(self._ctl):
+            self._sync_failsafe(cid)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a test building a site): the next connection installs it
+        for cid in sorted(set(self._ctl) | set(self._chargers)):
+            if self._session_of(cid) is not None and not self.failsafe_installed(cid):
+                self.keep_failsafe(cid)
 
     async def apply(
         self,
@@ -245,62 +482,95 @@ class Control:
         *,
         connector: int = 1,
         source: str = "",
+        urgent: bool | None = None,
     ) -> ApplyResult:
-        """Enforce ``limit`` (A per phase for AC, kW for DC) now and ``schedule`` after, until the TTL."""
+        """Enforce ``limit`` (A per phase for AC, kW for DC) now and ``schedule`` after, until the TTL.
+
+        ``urgent`` (default: the limit is below what the connector may draw now) puts the call
+        ahead of waiting increases on the same charger."""
+        if self._session_of(charger_id) is None:
+            return ApplyResult(charger_id, connector, "not_connected")
         ctl = self.ctl(charger_id)
-        ctl.seq[connector] += 1
-        mine = ctl.seq[connector]
-        async with ctl.lock:
-            if ctl.seq[connector] != mine:
-                return ApplyResult(charger_id, connector, "superseded")
-            session = self._session_of(charger_id)
-            if session is None:
-                return ApplyResult(charger_id, connector, "not_connected")
-            st = self._state_of(charger_id)
-            tx = st.transaction(connector)
-            ttl = self.site.ocpp.profile_ttl_s
-            max_periods = st.capabilities.max_periods
+        if urgent is None:
+            wanted_now = effective_planner_limit(self.target(charger_id, connector), limit)
+            urgent = wanted_now < self.connector_budget(charger_id, connector).value - EPS
+        if not await ctl.queue.acquire(("control", connector), urgent):
+            return ApplyResult(charger_id, connector, "superseded")
+        try:
+            return await self._apply(charger_id, limit, schedule, connector, source)
+        finally:
+            ctl.queue.release()
 
-            def build(t: Target) -> ProfileSpec:
-                return control_profile(
-                    t,
-                    now=self.clock(),
-                    limit=limit,
-                    schedule=schedule,
-                    ttl_s=ttl,
-                    connector_id=connector,
-                    transaction_id=tx.transaction_id if tx else None,
-                    transaction_started_at=tx.started_at if tx else None,
-                    max_periods=max_periods,
-                )
+    async def _apply(
+        self, charger_id: str, limit: float, schedule: Sequence[tuple[datetime, float]], connector: int, source: str
+    ) -> ApplyResult:
+        ctl = self.ctl(charger_id)
+        session = self._session_of(charger_id)
+        if session is None:
+            return ApplyResult(charger_id, connector, "not_connected")
+        st = self._state_of(charger_id)
+        tx = st.transaction(connector)
+        ttl = self.site.ocpp.profile_ttl_s
+        max_periods = st.capabilities.max_periods
+        offset = st.clock_offset_s
 
-            target = self.target(charger_id)
-            try:
-                wanted = build(target)
-            except NoSafeProfile as exc:
-                return ApplyResult(charger_id, connector, "deferred", detail=str(exc))
-            prev = ctl.accepted.get(wanted.connector_id)
-            now = self.clock()
-            if (
-                prev is not None
-                and same_intent(prev.spec, wanted, self.deadband(charger_id))
-                and (now - prev.accepted_at).total_seconds() < ttl * self.refresh_fraction
-            ):
-                return ApplyResult(charger_id, connector, "unchanged", prev.spec)
-            candidates = ["power_only", "txdefault_on_connector_0", "stack_level_zero_only", "relative_profiles"]
-            if effective_planner_limit(target, limit) <= 0:
-                candidates.insert(0, "no_zero_limit")  # a rejected 0 is most likely the 0 itself
-            outcome, spec = await self._send(session, charger_id, build, candidates)
-            if outcome.ok and spec is not None:
-                self._event(
-                    "profile_accepted",
-                    charger_id,
-                    connector=connector,
-                    limit=spec.first_limit,
-                    unit=spec.unit,
-                    source=source,
-                )
-            return ApplyResult(charger_id, connector, _status(outcome), spec, outcome.status)
+        def build(t: Target) -> ProfileSpec:
+            return control_profile(
+                t,
+                now=self.clock(),
+                limit=limit,
+                schedule=schedule,
+                ttl_s=ttl,
+                connector_id=connector,
+                transaction_id=tx.transaction_id if tx else None,
+                transaction_seen_at=tx.seen_at if tx else None,
+                transaction_started_at=tx.started_at if tx else None,
+                max_periods=max_periods,
+                clock_offset_s=offset,
+            )
+
+        target = self.target(charger_id, connector)
+        try:
+            wanted = build(target)
+        except NoSafeProfile as exc:
+            return ApplyResult(charger_id, connector, "deferred", detail=str(exc))
+        prev = self._in_force(ctl, wanted)
+        now = self.clock()
+        if (
+            prev is not None
+            and prev.accepted_at is not None
+            and not self._pending_on(ctl, wanted.connector_id)
+            and same_intent(prev.spec, wanted, self.deadband(charger_id))
+            and not lowers(prev.spec, wanted)
+            and (now - prev.accepted_at).total_seconds() < ttl * self.refresh_fraction
+        ):
+            return ApplyResult(charger_id, connector, "unchanged", prev.spec)
+        candidates = ["power_only", "txdefault_on_connector_0", "stack_level_zero_only", "relative_profiles"]
+        if effective_planner_limit(target, limit) <= 0:
+            candidates.insert(0, "no_zero_limit")  # a rejected 0 is most likely the 0 itself
+        outcome, spec = await self._send(session, charger_id, build, candidates, target)
+        if outcome.ok and spec is not None:
+            self._event(
+                "profile_accepted",
+                charger_id,
+                connector=connector,
+                limit=spec.first_limit,
+                unit=spec.unit,
+                source=source,
+            )
+        return ApplyResult(charger_id, connector, _status(outcome), spec, outcome.status)
+
+    @staticmethod
+    def _in_force(ctl: _Ctl, wanted: ProfileSpec) -> SentProfile | None:
+        """The newest confirmed profile ``wanted`` would replace."""
+        for rec in reversed(ctl.book):
+            if rec.confirmed and _replaces(wanted, rec.spec):
+                return rec
+        return None
+
+    @staticmethod
+    def _pending_on(ctl: _Ctl, connector_id: int) -> bool:
+        return any(not r.confirmed and r.spec.connector_id == connector_id for r in ctl.book)
 
     def due_for_refresh(self) -> list[tuple[str, int]]:
         """(charger, connector) pairs whose accepted control profile is past the refresh point.
@@ -313,45 +583,130 @@ class Control:
         ttl = self.site.ocpp.profile_ttl_s
         out = []
         for cid, ctl in self._ctl.items():
-            for conn, acc in ctl.accepted.items():
-                alive = acc.spec.expires_at is not None and acc.spec.expires_at > now - timedelta(seconds=self.skew_s)
-                if alive and (now - acc.accepted_at).total_seconds() >= ttl * self.refresh_fraction:
-                    out.append((cid, conn))
-        return out
+            st = self._state_of(cid)
+            for rec in ctl.book:
+                if not rec.confirmed or rec.accepted_at is None:
+                    continue
+                hi = self._window(rec, st).hi
+                alive = hi is not None and now < hi
+                if alive and (now - rec.accepted_at).total_seconds() >= ttl * self.refresh_fraction:
+                    out.append((cid, rec.spec.connector_id))
+        return sorted(set(out))
 
     # --- budgeting ----------------------------------------------------------------------------
-    def budget(self, charger_id: str, now: datetime | None = None) -> Budget:
-        """Worst-case draw (DESIGN §3 rule 2), summed over the charger's connectors."""
+    def _window(self, rec: SentProfile, st: ChargerState) -> _Window:
+        """When ``rec`` may be in force, on our clock (see :class:`_Window`)."""
+        spec = rec.spec
+        skew = timedelta(seconds=self.skew_s)
+        unknown = timedelta(seconds=self.unknown_offset_s)
+        est = st.clock_offset_s
+
+        def bounds(charger_time: datetime) -> tuple[datetime, datetime]:
+            """(earliest, latest) on our clock of a moment on the charger's clock."""
+            if est is not None:
+                mapped = charger_time - timedelta(seconds=est)
+                return mapped, mapped
+            if spec.clock_offset_s is not None:  # measured when sent, unmeasured now (a reboot)
+                mapped = charger_time - timedelta(seconds=spec.clock_offset_s)
+                return mapped - unknown, mapped + unknown
+            return charger_time - unknown, charger_time + unknown
+
+        started: datetime | None = rec.sent_at
+        if spec.kind == "Absolute" and spec.start_schedule is not None:
+            started = max(rec.sent_at, bounds(spec.start_schedule)[1] + skew)
+        end = spec.valid_to if spec.valid_to is not None else spec.charger_end
+        if end is not None:
+            # validTo bounds both ways a firmware ends a schedule (fall back, or hold its last period)
+            early, late = bounds(end)
+            lo, hi = early - skew, late + skew
+            if spec.kind == "Relative" and spec.expires_not_before is not None:
+                lo = min(lo, spec.expires_not_before - skew)
+            return _Window(started, lo, hi)
+        if spec.expires_at is not None:
+            return _Window(started, (spec.expires_not_before or spec.expires_at) - skew, spec.expires_at + skew)
+        return _Window(started, None, None)
+
+    def _fallback(self, charger_id: str) -> tuple[float, str]:
+        """What a connector draws when no control profile holds it: the confirmed fail-safe (the
+        larger of old and new while a changed value is being installed), else the charger's max."""
+        target = self.target(charger_id)
+        current = self.failsafe_spec(charger_id).max_planner_limit
+        charger = self._chargers.get(charger_id)
+        own_max = None if charger is None else charger.max_kw if target.kind == "dc" else charger.max_a
+        ctl = self.ctl(charger_id)
+        confirmed = ctl.failsafe
+        if confirmed is None:
+            if own_max is None:
+                return current, "fail-safe"  # a charger not in the site file: nothing better known
+            return max(current, own_max), "charger max (no fail-safe installed)"
+        value, source = confirmed.spec.max_planner_limit, "fail-safe"
+        if abs(value - current) > EPS:
+            value, source = max(value, current), "fail-safe (new value not yet installed)"
+        for rec in ctl.failsafe_pending:
+            value = max(value, rec.spec.max_planner_limit)
+        return value, source
+
+    def connector_budget(self, charger_id: str, connector: int, now: datetime | None = None) -> Budget:
+        """Worst case one connector may draw (planner units), by the charger's own rules."""
         now = self.clock() if now is None else now
         target = self.target(charger_id)
         unit: Literal["A", "kW"] = "kW" if target.kind == "dc" else "A"
-        failsafe = effective_planner_limit(target, self.failsafe_limit(charger_id))
-        fs_source = "fail-safe"
+        st = self._state_of(charger_id)
+        ctl = self.ctl(charger_id)
+        tx = st.transaction(connector)
+        candidates: list[tuple[float, str]] = []
+        until: datetime | None = None
+        covered = False
+        for rec in ctl.book:
+            spec = rec.spec
+            if spec.connector_id not in (connector, 0):
+                continue
+            w = self._window(rec, st)
+            if w.hi is not None and now >= w.hi:
+                continue
+            candidates.append((spec.max_planner_limit, "accepted profile" if rec.confirmed else "unconfirmed profile"))
+            if w.hi is not None:
+                until = w.hi if until is None else max(until, w.hi)
+            certain = w.started is not None and w.started <= now and (w.lo is None or now < w.lo)
+            if rec.confirmed and certain and _applies(spec, tx):
+                covered = True
+        if not covered:
+            candidates.append(self._fallback(charger_id))
+        value, source = candidates[0]
+        for v, s in candidates[1:]:
+            if v > value + EPS:
+                value, source = v, s
+        return Budget(value, unit, source, until)
+
+    def budget(self, charger_id: str, now: datetime | None = None) -> Budget:
+        """Worst-case draw (DESIGN §3 rule 2): the sum of the charger's connector budgets."""
+        now = self.clock() if now is None else now
         charger = self._chargers.get(charger_id)
         connectors = charger.connectors if charger is not None else 1
-        own_max = None if charger is None else charger.max_kw if target.kind == "dc" else charger.max_a
-        if self._state_of(charger_id).failsafe is None and own_max is not None:
-            failsafe, fs_source = max(failsafe, own_max), "charger max (no fail-safe installed)"
-        ctl = self.ctl(charger_id)
-        skew = timedelta(seconds=self.skew_s)
-        total, sources, until = 0.0, [], None
-        for conn in range(1, connectors + 1):
-            value, source, conn_until = failsafe, fs_source, None
-            acc = ctl.accepted.get(conn) or ctl.accepted.get(0)
-            if acc is not None and acc.spec.expires_at is not None and now < acc.spec.expires_at + skew:
-                value, source, conn_until = acc.spec.max_planner_limit, "accepted profile", acc.spec.expires_at + skew
-            pend = ctl.pending.get(conn) or ctl.pending.get(0)
-            if pend is not None and (pend.expires_at is None or now < pend.expires_at + skew):
-                if pend.max_planner_limit > value:
-                    value, source = pend.max_planner_limit, "unconfirmed profile"
-                if pend.expires_at is not None:
-                    pend_until = pend.expires_at + skew
-                    conn_until = pend_until if conn_until is None else max(conn_until, pend_until)
-            total += value
-            sources.append(source)
-            if conn_until is not None:
-                until = conn_until if until is None else max(until, conn_until)
-        return Budget(total, unit, ", ".join(sorted(set(sources))), until)
+        parts = [self.connector_budget(charger_id, conn, now) for conn in range(1, connectors + 1)]
+        untils = [p.until for p in parts if p.until is not None]
+        return Budget(
+            sum(p.value for p in parts),
+            parts[0].unit,
+            ", ".join(sorted({p.source for p in parts})),
+            max(untils) if untils else None,
+        )
+
+
+def _replaces(new: ProfileSpec, old: ProfileSpec) -> bool:
+    """On the charger, installing ``new`` removes ``old`` (same id, or same stack level, purpose
+    and connector)."""
+    if new.profile_id == old.profile_id:
+        return True
+    return (new.stack_level, new.purpose, new.connector_id) == (old.stack_level, old.purpose, old.connector_id)
+
+
+def _applies(spec: ProfileSpec, tx: Transaction | None) -> bool:
+    """``spec`` is what the charger obeys on a connector whose transaction is ``tx``: a TxDefault
+    always, a TxProfile only for its own transaction."""
+    if spec.purpose != "TxProfile":
+        return True
+    return tx is not None and str(tx.transaction_id) == str(spec.transaction_id)
 
 
 def _shape(spec: ProfileSpec) -> tuple[object, ...]:

@@ -1,6 +1,8 @@
 """The bridge to the planner: charger state → ``SessionState`` values, a ``Plan`` → profile pushes.
 
 Pure apart from :func:`push_plan`, which only calls :meth:`Control.apply` for every session.
+Freshness is judged on our clock: a :class:`~controller.chargers.state.Reading`'s ``at`` is when we
+received it (backdated by its age on the charger's own clock), whatever that clock says.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ our own ``process_request``: unknown id → 404, missing/wrong credentials or an
 profile → 401, each logged and counted; raw-byte 1.6 passwords are handled. A charger that
 reconnects replaces its old connection. After boot each charger gets: capabilities read, meter
 sampling configured, fail-safe profile installed — in a task of its own, so hundreds of chargers
-reconnecting at once never block the receive loops or the control loop.
+reconnecting at once never block the receive loops or the control loop. A fail-safe install that
+fails is retried with back-off while the charger stays connected; a BootNotification later in a
+connection (the charger may have lost its profiles) re-installs it; :meth:`CentralSystem.reload`
+with changed ``failsafe.*`` re-installs it on every connected charger.
 
 Usage (the daemon)::
 
@@ -44,7 +47,7 @@ from websockets.typing import Subprotocol
 
 from controller.chargers.auth import Passwords, parse_basic
 from controller.chargers.clock import Clock, utc_now
-from controller.chargers.control import Control
+from controller.chargers.control import FAILSAFE_RETRY_S, Control
 from controller.chargers.events import ChargerEvent, EventSink, ignore
 from controller.chargers.session import MEASURANDS, OcppSession, SessionContext
 from controller.chargers.state import ChargerState
@@ -93,6 +96,7 @@ class CentralSystem:
         work_slots: int = 32,
         setup_slots: int = 64,
         frame_hook: Callable[[str, str, str | bytes], None] | None = None,
+        failsafe_retry_s: tuple[float, float] = FAILSAFE_RETRY_S,
     ) -> None:
         self.site = site
         self.passwords = passwords
@@ -110,7 +114,7 @@ class CentralSystem:
         self._server: Server | None = None
         self._tx_ids = itertools.count(int(clock().timestamp()) % 1_000_000_000 + 1)
         self._refusal_logged: dict[tuple[str, str], float] = {}
-        self.control = Control(site, self.session, self.state, clock, self._on_event)
+        self.control = Control(site, self.session, self.state, clock, self._on_event, failsafe_retry_s=failsafe_retry_s)
         self._work_slots = asyncio.Semaphore(work_slots)
         self._setup_slots = asyncio.Semaphore(setup_slots)
         if site.ocpp.security_profile == 2 and ssl_context is None:
@@ -159,6 +163,7 @@ class CentralSystem:
         for link in list(self._links.values()):
             if link.setup_task is not None:
                 link.setup_task.cancel()
+        await self.control.close()
         self._server = None
 
     async def __aenter__(self) -> CentralSystem:
@@ -194,7 +199,8 @@ class CentralSystem:
         self._known_ids = frozenset(ch.id for ch in site.chargers)
 
     def reload(self, site: Site | None = None) -> bool:
-        """Re-read the passwords file (and take a new site for new connections)."""
+        """Re-read the passwords file (and take a new site for new connections; a changed
+        ``failsafe.*`` is installed on every connected charger at once)."""
         if site is not None:
             self.site = site
             self.control.site = site
@@ -267,10 +273,20 @@ class CentralSystem:
     # --- connections --------------------------------------------------------------------------
     def _on_event(self, event: ChargerEvent) -> None:
         self.counters[f"event_{event.kind}"] += 1
+        if event.kind == "booted":
+            self._booted(event.charger_id)
         try:
             self._emit(event)
         except Exception:  # a listener's bug must not break a charger session
             LOG.exception("event listener failed on %s", event.kind)
+
+    def _booted(self, cid: str) -> None:
+        """A BootNotification: the charger may have lost its profiles. Its fail-safe is unconfirmed
+        until installed again — by the set-up when it is still to run, else right now."""
+        self.control.note_boot(cid)
+        link = self._links.get(cid)
+        if link is not None and link.setup_task is not None and link.setup_task.done():
+            self.control.keep_failsafe(cid)
 
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
@@ -310,6 +326,7 @@ class CentralSystem:
             if self._links.get(cid) is link:
                 del self._links[cid]
                 st.connected = False
+                self.control.connection_lost(cid)
                 ctx.event("disconnected")
 
     async def _setup(self, cid: str, link: _Link) -> None:
@@ -327,7 +344,8 @@ class CentralSystem:
                 st.capabilities = caps
                 result = await self.control.install_failsafe(cid)
                 if result.status != "accepted":
-                    LOG.error("%s: fail-safe profile not installed (%s)", cid, result.detail)
+                    LOG.error("%s: fail-safe profile not installed (%s); retrying", cid, result.detail)
+                    self.control.keep_failsafe(cid, first_delay_s=self.control.failsafe_retry_s[0])
                 sampled = await link.session.configure_sampling(self.site.ocpp.meter_sample_s, MEASURANDS)
                 caps.measurands = sampled
                 ctx.event(

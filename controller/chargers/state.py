@@ -3,6 +3,11 @@ handlers, read by the daemon (snapshot building), the API and the metrics.
 
 Phases in :class:`Measured` are the *charger's* phases (L1, L2, L3 as the charger reports them);
 map them to grid phases with ``Charger.grid_phases``.
+
+Every time here is on *our* clock. A charger's own timestamps only feed its clock-offset
+estimate (:attr:`ChargerState.clock_estimate`) and are mapped through it: a reading's ``at`` is when we
+received it, backdated by how old the charger says the sample was (a queued value is old, a
+fresh one is as fresh as its receipt, whatever the charger's clock says).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.chargers.clock import from_ocpp
+from controller.chargers.clock_offset import ClockOffset
 from controller.chargers.profiles import ProfileSpec
 from controller.model.site import Site, Vehicle
 
@@ -26,6 +32,9 @@ PHASE_IN_USE_MIN_A = 1.0
 class Reading:
     value: float
     at: datetime
+    """On our clock: received at, backdated by the sample's age as the charger's clock tells it."""
+    sampled_at: datetime | None = None
+    """The charger's own timestamp (its clock, for diagnostics only)."""
 
 
 @dataclass
@@ -41,9 +50,10 @@ class Measured:
         c = [r.value if r is not None else None for r in self.current_a]
         return (c[0], c[1], c[2])
 
-    def phases_in_use(self) -> int | None:
-        """1 or 3 (counted from the charger's first phase), or ``None`` when not drawing."""
-        values = [r.value for r in self.current_a if r is not None]
+    def phases_in_use(self, since: datetime | None = None) -> int | None:
+        """1 or 3 (counted from the charger's first phase), or ``None`` when not drawing; only
+        readings at or after ``since`` count (a previous session's phases are not this one's)."""
+        values = [r.value for r in self.current_a if r is not None and (since is None or r.at >= since)]
         if not values:
             return None
         peak = max(values)
@@ -60,6 +70,7 @@ class Transaction:
     id_tag: str | None
     vehicle_id: str | None
     started_at: datetime
+    """On our clock: the charger's start stamp mapped through its measured offset (≤ ``seen_at``)."""
     meter_start_wh: float | None = None
     departure_at: datetime | None = None
     energy_need_kwh: float | None = None
@@ -69,6 +80,15 @@ class Transaction:
     """Last detected from per-phase currents while drawing (1 or 3); sticks for the transaction."""
     ended_at: datetime | None = None
     stop_reason: str | None = None
+    seen_at: datetime | None = None
+    """When *we* received the start (``None``: restored after a restart); bounds Relative profiles."""
+    phases_reported: int | None = None
+    """Phases the charger says the EV uses (2.0.1 ``numberOfPhasesUsed``), when it says."""
+
+    @property
+    def phases_known(self) -> int | None:
+        """Phases in use: measured during this transaction, else as reported, else ``None``."""
+        return self.phases_in_use if self.phases_in_use is not None else self.phases_reported
 
 
 @dataclass
@@ -116,6 +136,44 @@ class ChargerState:
     learned_quirks: tuple[str, ...] = ()
     last_rejection: str | None = None
     counters: Counter[str] = field(default_factory=Counter)
+    clock_estimate: ClockOffset = field(default_factory=ClockOffset)
+    """Estimate of this charger's clock offset, from its timestamps against our receive times."""
+    failsafe_confirmed: bool = False
+    """The fail-safe profile was accepted at the current fail-safe value (kept by Control)."""
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        """``charger clock − our clock`` [s]; ``None`` while unmeasured."""
+        return self.clock_estimate.offset_s
+
+    @property
+    def clock_offset_samples(self) -> int:
+        return self.clock_estimate.samples
+
+    def observe_time(self, stamp: Any, received_at: datetime) -> datetime | None:
+        """Feed one charger timestamp (OCPP text or datetime) to the offset estimate; returns it
+        parsed, ``None`` when absent or unreadable."""
+        if stamp is None or stamp == "":
+            return None
+        try:
+            parsed = stamp if isinstance(stamp, datetime) else from_ocpp(str(stamp))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None
+        self.clock_estimate.observe(parsed, received_at)
+        return parsed
+
+    def to_ours(self, charger_time: datetime | None, received_at: datetime) -> datetime:
+        """A charger time (from a message received at ``received_at``) on our clock, never later
+        than the receipt; ``received_at`` when the time or the offset is unknown."""
+        mapped = self.clock_estimate.to_ours(charger_time) if charger_time is not None else None
+        return received_at if mapped is None else min(mapped, received_at)
+
+    def note_boot(self, now: datetime) -> None:
+        """A BootNotification: the clock may have been reset, the offset is measured anew."""
+        self.booted_at = now
+        self.clock_estimate.reset()
 
     def connector(self, connector_id: int) -> ConnectorState:
         if connector_id not in self.connectors:
@@ -141,8 +199,9 @@ class ChargerState:
         register at its start where the charger did not say (2.0.1, or a session restored after a
         restart: then energy counts from the first reading we see)."""
         c = self.connector(connector_id)
-        detected = c.measured.phases_in_use()
         tx = c.transaction
+        since = None if tx is None else tx.started_at if tx.seen_at is None else min(tx.started_at, tx.seen_at)
+        detected = c.measured.phases_in_use(since)
         if tx is not None and detected is not None:
             tx.phases_in_use = detected
         register = c.measured.energy_wh
@@ -185,19 +244,35 @@ def _number(value: Any) -> float | None:
     return number
 
 
-def apply_meter_values(measured: Measured, meter_values: Iterable[Mapping[str, Any]], received_at: datetime) -> int:
+def apply_meter_values(
+    measured: Measured,
+    meter_values: Iterable[Mapping[str, Any]],
+    received_at: datetime,
+    clock: ClockOffset | None = None,
+) -> int:
     """Fold snake_case meter values (as the ``ocpp`` handlers get them) into ``measured``.
 
     Returns how many sampled values were used. Unknown measurands, non-numeric values and
-    ``Current.Import`` without a phase on a multi-phase report are skipped; a timestamp in the
-    future is clamped to ``received_at``; older samples never overwrite newer ones.
+    ``Current.Import`` without a phase on a multi-phase report are skipped. Each timestamp feeds
+    ``clock`` (the charger's offset estimate; without one, a fresh estimate for this message
+    only) and each reading's ``at`` is its timestamp mapped to our clock, at most
+    ``received_at``; older samples never overwrite newer ones.
     """
-    used = 0
-    for mv in meter_values:
+    clock = clock if clock is not None else ClockOffset()
+    batch = list(meter_values)
+    stamps: list[datetime | None] = []
+    for mv in batch:
         try:
-            at = min(from_ocpp(str(mv.get("timestamp"))), received_at)
+            stamp: datetime | None = from_ocpp(str(mv.get("timestamp")))
         except ValueError:
-            at = received_at
+            stamp = None
+        stamps.append(stamp)
+        if stamp is not None:
+            clock.observe(stamp, received_at)
+    used = 0
+    for mv, stamp in zip(batch, stamps, strict=True):
+        mapped = clock.to_ours(stamp) if stamp is not None else None
+        at = received_at if mapped is None else min(mapped, received_at)
         for sv in mv.get("sampled_value", []) or []:
             kind = _MEASURANDS.get(str(sv.get("measurand", "Energy.Active.Import.Register")))
             value = _number(sv.get("value"))
@@ -213,7 +288,7 @@ def apply_meter_values(measured: Measured, meter_values: Iterable[Mapping[str, A
             if unit in _MULTIPLIER_UNITS:
                 value *= _MULTIPLIER_UNITS[str(unit)][1]
             phase = str(sv.get("phase", ""))
-            reading = Reading(value, at)
+            reading = Reading(value, at, stamp)
             if kind == "current":
                 name = phase.split("-")[0]
                 if name in PHASE_NAMES:

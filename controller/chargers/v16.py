@@ -2,7 +2,9 @@
 
 Transport-free: ``V16Session(charger_id, connection, ctx)`` takes anything with async
 ``recv``/``send``. Handlers only update :class:`ChargerState` and never call the charger (the
-receive loop awaits them); calls run in the server's tasks.
+receive loop awaits them); calls run in the server's tasks. Every charger timestamp
+(StatusNotification, Start/StopTransaction, MeterValues, SecurityEventNotification) feeds the
+charger's clock-offset estimate; a BootNotification restarts it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
-from controller.chargers.clock import from_ocpp, to_ocpp
+from controller.chargers.clock import to_ocpp
 from controller.chargers.profiles import ProfileSpec, to_v16
 from controller.chargers.rpc import RobustRpcMixin, Transport, after, on
 from controller.chargers.session import CallOutcome, SessionContext, bounded_call, narrow_measurands, profile_call
@@ -63,7 +65,7 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         st = self.ctx.state
         st.vendor, st.model = charge_point_vendor, charge_point_model
         st.firmware = kw.get("firmware_version")
-        st.booted_at = self.ctx.clock()
+        st.note_boot(self.ctx.clock())
         self.ctx.event("booted", vendor=charge_point_vendor, model=charge_point_model, version="1.6")
         return call_result.BootNotification(
             current_time=to_ocpp(self.ctx.clock()), interval=self.ctx.site.ocpp.heartbeat_s, status="Accepted"
@@ -78,9 +80,11 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         return call_result.Heartbeat(current_time=to_ocpp(self.ctx.clock()))
 
     @on(Action.status_notification)
-    def on_status(self, connector_id: int, error_code: str, status: str, **_kw: Any) -> call_result.StatusNotification:
+    def on_status(self, connector_id: int, error_code: str, status: str, **kw: Any) -> call_result.StatusNotification:
+        now = self.ctx.clock()
+        self.ctx.state.observe_time(kw.get("timestamp"), now)
         c = self.ctx.state.connector(connector_id)
-        c.status, c.error_code, c.updated_at = status, error_code, self.ctx.clock()
+        c.status, c.error_code, c.updated_at = status, error_code, now
         self.ctx.event("status", connector=connector_id, status=status, error_code=error_code)
         return call_result.StatusNotification()
 
@@ -93,18 +97,17 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_kw: Any
     ) -> call_result.StartTransaction:
         now = self.ctx.clock()
-        try:
-            started = min(from_ocpp(timestamp), now)
-        except ValueError:
-            started = now
+        st = self.ctx.state
+        stamp = st.observe_time(timestamp, now)
         vehicle = vehicle_for_tag(self.ctx.site, id_tag)
         tx = Transaction(
             transaction_id=self.ctx.next_transaction_id(),
             connector_id=connector_id,
             id_tag=id_tag,
             vehicle_id=vehicle.id if vehicle else None,
-            started_at=started,
+            started_at=st.to_ours(stamp, now),
             meter_start_wh=float(meter_start),
+            seen_at=now,
         )
         self.ctx.state.connector(connector_id).transaction = tx
         self.ctx.event(
@@ -121,12 +124,14 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         self, meter_stop: int, timestamp: str, transaction_id: int, **kw: Any
     ) -> call_result.StopTransaction:
         st = self.ctx.state
+        now = self.ctx.clock()
+        st.observe_time(timestamp, now)
         tx = st.find_transaction(transaction_id)
         if tx is not None:
             c = st.connector(tx.connector_id)
             if kw.get("transaction_data"):
-                apply_meter_values(c.measured, kw["transaction_data"], self.ctx.clock())
-            tx.ended_at, tx.stop_reason = self.ctx.clock(), kw.get("reason")
+                apply_meter_values(c.measured, kw["transaction_data"], now, st.clock_estimate)
+            tx.ended_at, tx.stop_reason = now, kw.get("reason")
             c.transaction = None
             self.ctx.event(
                 "transaction_ended",
@@ -144,7 +149,7 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         self, connector_id: int, meter_value: list[dict[str, Any]], **_kw: Any
     ) -> call_result.MeterValues:
         c = self.ctx.state.connector(connector_id)
-        used = apply_meter_values(c.measured, meter_value, self.ctx.clock())
+        used = apply_meter_values(c.measured, meter_value, self.ctx.clock(), self.ctx.state.clock_estimate)
         self.ctx.state.note_meter_values(connector_id)
         self.ctx.event("meter_values", connector=connector_id, values=used)
         return call_result.MeterValues()
@@ -164,6 +169,7 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
 
     @on(Action.security_event_notification)
     def on_security_event(self, **kw: Any) -> call_result.SecurityEventNotification:
+        self.ctx.state.observe_time(kw.get("timestamp"), self.ctx.clock())
         self.ctx.event("security_event", type=kw.get("type"), info=kw.get("tech_info"))
         return call_result.SecurityEventNotification()
 

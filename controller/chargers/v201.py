@@ -1,6 +1,9 @@
 """OCPP 2.0.1 central-system session (same shape as :mod:`controller.chargers.v16`).
 
-The EVSE id plays the role of the 1.6 connector id throughout :class:`ChargerState`.
+The EVSE id plays the role of the 1.6 connector id throughout :class:`ChargerState`. Every
+station timestamp (StatusNotification, TransactionEvent and its meter values, MeterValues,
+NotifyReport/NotifyEvent ``generatedAt``, SecurityEventNotification) feeds the station's
+clock-offset estimate; a BootNotification restarts it.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         st = self.ctx.state
         st.vendor, st.model = charging_station.get("vendor_name"), charging_station.get("model")
         st.firmware = charging_station.get("firmware_version")
-        st.booted_at = self.ctx.clock()
+        st.note_boot(self.ctx.clock())
         self.ctx.event("booted", vendor=st.vendor, model=st.model, version="2.0.1", reason=reason)
         return call_result.BootNotification(
             current_time=to_ocpp(self.ctx.clock()), interval=self.ctx.site.ocpp.heartbeat_s, status="Accepted"
@@ -80,8 +83,10 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
     def on_status(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_kw: Any
     ) -> call_result.StatusNotification:
+        now = self.ctx.clock()
+        self.ctx.state.observe_time(timestamp, now)
         c = self.ctx.state.connector(evse_id)
-        c.status, c.updated_at = connector_status, self.ctx.clock()
+        c.status, c.updated_at = connector_status, now
         self.ctx.event("status", connector=evse_id, status=connector_status)
         return call_result.StatusNotification()
 
@@ -101,18 +106,16 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
     ) -> call_result.TransactionEvent:
         st = self.ctx.state
         now = self.ctx.clock()
+        stamp = st.observe_time(timestamp, now)
         tx_id = str(transaction_info.get("transaction_id"))
         evse = kw.get("evse") or {}
         id_token = (kw.get("id_token") or {}).get("id_token")
         tx = st.find_transaction(tx_id)
         connector = int(evse.get("id", tx.connector_id if tx else 1))
         if tx is None and event_type != "Ended":
-            try:
-                started = min(from_ocpp(timestamp), now)
-            except ValueError:
-                started = now
             vehicle = vehicle_for_tag(self.ctx.site, id_token)
-            tx = Transaction(tx_id, connector, id_token, vehicle.id if vehicle else None, started)
+            started = st.to_ours(stamp, now)
+            tx = Transaction(tx_id, connector, id_token, vehicle.id if vehicle else None, started, seen_at=now)
             st.connector(connector).transaction = tx
             self.ctx.event(
                 "transaction_started",
@@ -125,8 +128,11 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
             tx.id_tag = id_token
             vehicle = vehicle_for_tag(self.ctx.site, id_token)
             tx.vehicle_id = vehicle.id if vehicle else None
+        phases = kw.get("number_of_phases_used")
+        if tx is not None and isinstance(phases, int) and 1 <= phases <= 3:
+            tx.phases_reported = phases
         if kw.get("meter_value"):
-            used = apply_meter_values(st.connector(connector).measured, kw["meter_value"], now)
+            used = apply_meter_values(st.connector(connector).measured, kw["meter_value"], now, st.clock_estimate)
             st.note_meter_values(connector)
             self.ctx.event("meter_values", connector=connector, values=used)
         if event_type == "Ended" and tx is not None:
@@ -139,7 +145,8 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
 
     @on(Action.meter_values)
     def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_kw: Any) -> call_result.MeterValues:
-        used = apply_meter_values(self.ctx.state.connector(evse_id).measured, meter_value, self.ctx.clock())
+        st = self.ctx.state
+        used = apply_meter_values(st.connector(evse_id).measured, meter_value, self.ctx.clock(), st.clock_estimate)
         self.ctx.state.note_meter_values(evse_id)
         self.ctx.event("meter_values", connector=evse_id, values=used)
         return call_result.MeterValues()
@@ -155,8 +162,12 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         if tx is not None:
             if departure:
                 try:
+                    now = self.ctx.clock()
+                    # the station's clock: on ours through its measured offset
                     when = from_ocpp(str(departure))
-                    if when > self.ctx.clock() - timedelta(minutes=1):
+                    mapped = self.ctx.state.clock_estimate.to_ours(when)
+                    when = mapped if mapped is not None else when
+                    if when > now - timedelta(minutes=1):
                         tx.departure_at = when
                 except ValueError:
                     pass
@@ -182,15 +193,18 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
 
     @on(Action.security_event_notification)
     def on_security_event(self, **kw: Any) -> call_result.SecurityEventNotification:
+        self.ctx.state.observe_time(kw.get("timestamp"), self.ctx.clock())
         self.ctx.event("security_event", type=kw.get("type"), info=kw.get("tech_info"))
         return call_result.SecurityEventNotification()
 
     @on(Action.notify_event)
-    def on_notify_event(self, **_kw: Any) -> call_result.NotifyEvent:
+    def on_notify_event(self, **kw: Any) -> call_result.NotifyEvent:
+        self.ctx.state.observe_time(kw.get("generated_at"), self.ctx.clock())
         return call_result.NotifyEvent()
 
     @on(Action.notify_report)
-    def on_notify_report(self, **_kw: Any) -> call_result.NotifyReport:
+    def on_notify_report(self, **kw: Any) -> call_result.NotifyReport:
+        self.ctx.state.observe_time(kw.get("generated_at"), self.ctx.clock())
         return call_result.NotifyReport()
 
     # --- CSMS → charging station --------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -69,8 +70,9 @@ class FakeSession:
 
 
 class Rig:
-    def __init__(self, site: Site | None = None) -> None:
+    def __init__(self, site: Site | None = None, offset_s: float = 0.0) -> None:
         self.site = site or make_site([{"id": f"CP{i}"} for i in range(3)], ttl_s=120)
+        self.offset_s = offset_s
         self.clock = FakeClock()
         self.sessions: dict[str, FakeSession] = {}
         self.states: dict[str, ChargerState] = {}
@@ -84,6 +86,7 @@ class Rig:
         s = session or FakeSession()
         self.sessions[cid] = s
         st = self.state(cid)
+        st.observe_time(self.clock() + timedelta(seconds=self.offset_s), self.clock())  # a timestamp from it
         if tx is not None:
             st.connector(1).transaction = Transaction(tx, 1, "TAG", None, self.clock())
         return s
@@ -211,3 +214,72 @@ async def test_max_periods_and_dc_units() -> None:
     spec = s.sent[-1]
     assert spec.unit == "W" and spec.periods[0].limit == 40000.0 and len(spec.periods) == 2
     assert rig.control.budget("DC1").unit == "kW" and rig.control.budget("DC1").value == 70.0
+
+
+def _with_deadband(site: Site, deadband_a: float) -> Site:
+    return dataclasses.replace(site, control=dataclasses.replace(site.control, deadband_a=deadband_a))
+
+
+async def test_deadband_never_holds_back_a_decrease() -> None:
+    """Issue 12 hazard 1: a decrease inside the deadband went out only at the refresh (up to ttl/2)."""
+    rig = Rig(_with_deadband(make_site([{"id": "CP0"}], ttl_s=120), 1.0))
+    s = rig.plug("CP0")
+    assert (await rig.control.apply("CP0", 16.0)).status == "accepted"
+    assert (await rig.control.apply("CP0", 16.8)).status == "unchanged"  # an increase may wait
+    r = await rig.control.apply("CP0", 15.8)
+    assert r.status == "accepted" and s.sent[-1].first_limit == 15.8
+    # a lower period later in the schedule is a decrease too
+    r = await rig.control.apply("CP0", 15.8, [(T0 + timedelta(seconds=60), 15.5)])
+    assert r.status == "accepted" and [p.limit for p in s.sent[-1].periods] == [15.8, 15.5]
+    assert len(s.sent) == 3
+
+
+async def test_a_waiting_decrease_goes_ahead_of_a_waiting_increase() -> None:
+    rig = Rig(make_site([{"id": "CP0", "connectors": 3}], ttl_s=120))
+    s = rig.plug("CP0", tx=None)
+    await rig.control.apply("CP0", 16.0, connector=1)
+    await rig.control.apply("CP0", 6.0, connector=2)
+    s.gate = asyncio.Event()
+    in_flight = asyncio.create_task(rig.control.apply("CP0", 8.0, connector=3))
+    await asyncio.sleep(0.01)
+    raise_ = asyncio.create_task(rig.control.apply("CP0", 16.0, connector=2))
+    await asyncio.sleep(0.01)
+    shed = asyncio.create_task(rig.control.apply("CP0", 10.0, connector=1))
+    await asyncio.sleep(0.01)
+    assert rig.control.ctl("CP0").queue.waiting() == [(("control", 1), True), (("control", 2), False)]
+    s.gate.set()
+    results = await asyncio.wait_for(asyncio.gather(in_flight, raise_, shed), 2)
+    assert [r.status for r in results] == ["accepted"] * 3
+    assert [(p.connector_id, p.first_limit) for p in s.sent[2:]] == [(3, 8.0), (1, 10.0), (2, 16.0)]
+    assert s.max_in_flight == 1
+
+
+async def test_superseded_only_drops_an_older_waiting_call_for_the_same_connector() -> None:
+    rig = Rig(make_site([{"id": "CP0", "connectors": 2}], ttl_s=120))
+    s = rig.plug("CP0", tx=None)
+    s.gate = asyncio.Event()
+    first = asyncio.create_task(rig.control.apply("CP0", 8.0, connector=1))
+    await asyncio.sleep(0.01)
+    older = asyncio.create_task(rig.control.apply("CP0", 6.0, connector=2))
+    other = asyncio.create_task(rig.control.apply("CP0", 9.0, connector=1))
+    await asyncio.sleep(0.01)
+    newer = asyncio.create_task(rig.control.apply("CP0", 7.0, connector=2))
+    await asyncio.sleep(0.01)
+    s.gate.set()
+    results = await asyncio.wait_for(asyncio.gather(first, older, other, newer), 2)
+    assert [r.status for r in results] == ["accepted", "superseded", "accepted", "accepted"]
+    assert sorted((p.connector_id, p.first_limit) for p in s.sent) == [(1, 8.0), (1, 9.0), (2, 7.0)]
+
+
+async def test_cancelled_waiter_passes_its_turn_on() -> None:
+    rig = Rig()
+    s = rig.plug("CP0", tx=None)
+    s.gate = asyncio.Event()
+    first = asyncio.create_task(rig.control.apply("CP0", 8.0, connector=1))
+    await asyncio.sleep(0.01)
+    doomed = asyncio.create_task(rig.control.apply("CP0", 6.0, connector=2))
+    await asyncio.sleep(0.01)
+    doomed.cancel()
+    s.gate.set()
+    await asyncio.wait_for(first, 2)
+    assert (await asyncio.wait_for(rig.control.apply("CP0", 7.0, connector=1), 2)).status == "accepted"

@@ -7,11 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.chargers.profiles import (
+    BACKDATE_S,
+    START_MARGIN_S,
+    UNKNOWN_OFFSET_S,
     NoSafeProfile,
     Target,
     control_profile,
     failsafe_profile,
     floor_tenth,
+    lowers,
     same_intent,
     to_v16,
     to_v201,
@@ -28,15 +32,27 @@ def _validate_both(spec_v16: dict[str, object], spec_v201: dict[str, object], co
     validate("2.0.1", "SetChargingProfile", "request", {"evseId": connector, "chargingProfile": spec_v201})
 
 
-def test_failsafe_is_permanent_txdefault_stack_zero_on_connector_zero() -> None:
+def test_failsafe_is_permanent_relative_txdefault_stack_zero_on_connector_zero() -> None:
+    """Issue 12 hazard 9: no startSchedule, so no charger clock can leave it 'not yet started'."""
     spec = failsafe_profile(AC, 6.0, NOW)
-    assert (spec.stack_level, spec.purpose, spec.connector_id) == (0, "TxDefaultProfile", 0)
-    assert spec.duration_s is None and spec.expires_at is None
-    assert spec.start_schedule is not None and spec.start_schedule < NOW
+    assert (spec.stack_level, spec.purpose, spec.connector_id, spec.kind) == (0, "TxDefaultProfile", 0, "Relative")
+    assert spec.duration_s is None and spec.expires_at is None and spec.start_schedule is None
+    assert spec.valid_to is None
     wire = to_v16(spec)
     assert "validTo" not in wire and "duration" not in wire["chargingSchedule"]
+    assert "startSchedule" not in wire["chargingSchedule"]
     assert wire["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 6.0, "numberPhases": 3}]
-    _validate_both(wire, to_v201(spec), 0)
+    w201 = to_v201(spec)
+    assert "validTo" not in w201 and "startSchedule" not in w201["chargingSchedule"][0]
+    _validate_both(wire, w201, 0)
+    assert failsafe_profile(AC, 6.0) == spec  # needs no clock at all
+
+
+def test_absolute_failsafe_option_starts_before_any_reset_clock() -> None:
+    spec = failsafe_profile(AC.with_quirks(["absolute_failsafe"]), 6.0)
+    assert spec.kind == "Absolute" and spec.start_schedule == datetime(1970, 1, 1, tzinfo=UTC)
+    assert spec.duration_s is None and spec.valid_to is None
+    _validate_both(to_v16(spec), to_v201(spec), 0)
 
 
 def test_failsafe_dc_in_watts() -> None:
@@ -51,17 +67,42 @@ def test_control_txprofile_with_periods_and_ttl() -> None:
         (NOW + timedelta(seconds=90), 12.34),
         (NOW + timedelta(hours=1), 32),
     ]
-    spec = control_profile(AC, now=NOW, limit=16.27, schedule=schedule, ttl_s=120, connector_id=1, transaction_id=42)
+    spec = control_profile(
+        AC, now=NOW, limit=16.27, schedule=schedule, ttl_s=120, connector_id=1, transaction_id=42, clock_offset_s=0.0
+    )
     assert spec.purpose == "TxProfile" and spec.stack_level == 1 and spec.transaction_id == 42
-    assert spec.start_schedule == NOW - timedelta(seconds=5)
-    assert spec.expires_at == NOW + timedelta(seconds=120)
-    assert spec.duration_s == 125
-    assert [(p.start_s, p.limit) for p in spec.periods] == [(0, 16.2), (65, 12.3)]  # merged, beyond-TTL dropped
+    assert spec.start_schedule == NOW - timedelta(seconds=BACKDATE_S + START_MARGIN_S)
+    assert spec.expires_at == NOW + timedelta(seconds=120) and spec.valid_to == NOW + timedelta(seconds=120)
+    assert spec.duration_s == 155
+    assert [(p.start_s, p.limit) for p in spec.periods] == [(0, 16.2), (95, 12.3)]  # merged, beyond-TTL dropped
     wire = to_v16(spec)
-    assert wire["transactionId"] == 42
+    assert wire["transactionId"] == 42 and wire["validTo"] == "2026-03-04T05:08:07.890Z"
     w201 = to_v201(spec)
-    assert w201["transactionId"] == "42"
+    assert w201["transactionId"] == "42" and w201["validTo"] == wire["validTo"]
     _validate_both(wire, w201, 1)
+
+
+@pytest.mark.parametrize("offset_s", [-120.0, 120.0, -7 * 365 * 86400.0])
+def test_control_profile_runs_on_the_chargers_clock(offset_s: float) -> None:
+    """Issue 12 hazards 9 and 10: a charger 2 min behind, 2 min ahead or reset years back sees
+    the profile in force at once and ending (validTo and duration) ttl after our now."""
+    off = timedelta(seconds=offset_s)
+    sched = [(NOW + timedelta(seconds=60), 10.0)]
+    spec = control_profile(AC, now=NOW, limit=16, schedule=sched, ttl_s=120, transaction_id=1, clock_offset_s=offset_s)
+    charger_now = NOW + off
+    assert spec.start_schedule is not None and spec.start_schedule <= charger_now - timedelta(seconds=BACKDATE_S)
+    assert spec.valid_to == charger_now + timedelta(seconds=120)
+    assert spec.start_schedule + timedelta(seconds=spec.duration_s or 0) >= spec.valid_to
+    assert spec.expires_at == NOW + timedelta(seconds=120)  # our clock
+    # the 10 A period starts 60 s after our now on the charger's clock
+    assert spec.start_schedule + timedelta(seconds=spec.periods[1].start_s) == charger_now + timedelta(seconds=60)
+    _validate_both(to_v16(spec), to_v201(spec), 1)
+
+
+def test_unmeasured_offset_starts_early_enough_for_any_plausible_clock() -> None:
+    spec = control_profile(AC, now=NOW, limit=16, ttl_s=120)
+    assert spec.start_schedule == NOW - timedelta(seconds=BACKDATE_S + START_MARGIN_S + UNKNOWN_OFFSET_S)
+    assert spec.valid_to == NOW + timedelta(seconds=120) and spec.clock_offset_s is None
 
 
 def test_control_without_transaction_is_txdefault_on_connector() -> None:
@@ -76,10 +117,24 @@ def test_max_periods_caps_the_schedule() -> None:
     assert len(spec.periods) == 3
 
 
-def test_quirk_power_only_converts_to_watts() -> None:
-    spec = control_profile(AC.with_quirks(["power_only"]), now=NOW, limit=16, ttl_s=60)
-    assert spec.unit == "W" and spec.periods[0].limit == 16 * 230 * 3
-    assert spec.max_planner_limit == pytest.approx(16.0)
+def test_quirk_power_only_converts_to_watts_by_the_phases_in_use() -> None:
+    """Issue 12 hazard 5: W = A × V × phases in use (1 when unknown), so no phase exceeds its A."""
+    w = AC.with_quirks(["power_only"])
+    three = control_profile(w.with_phases_in_use(3), now=NOW, limit=16, ttl_s=60)
+    assert three.unit == "W" and three.periods[0].limit == 16 * 230 * 3 and three.periods[0].phases == 3
+    assert three.max_planner_limit == pytest.approx(16.0)
+    for phases in (None, 1):
+        one = control_profile(w.with_phases_in_use(phases), now=NOW, limit=16, ttl_s=60)
+        assert one.periods[0].limit == 16 * 230 and one.periods[0].phases == 1
+        assert one.max_planner_limit == pytest.approx(16.0)
+        # a charger dividing W by the phases its EV actually uses: never above 16 A on one phase
+        for used in (1, 2, 3):
+            assert one.periods[0].limit / (230 * used) <= 16.0 + 1e-9
+    single = Target("cp1", phases=1, quirks=frozenset({"power_only"}), phases_in_use=3)
+    assert control_profile(single, now=NOW, limit=16, ttl_s=60).periods[0].limit == 16 * 230  # a 1-phase charger
+    fs = failsafe_profile(w.with_phases_in_use(3), 6.0)
+    assert fs.periods[0].limit == 6 * 230 and fs.periods[0].phases == 1 and fs.max_planner_limit == 6.0
+    _validate_both(to_v16(fs), to_v201(fs), 0)
 
 
 def test_quirk_stack_level_zero_only() -> None:
@@ -95,23 +150,44 @@ def test_quirk_txdefault_on_connector_0() -> None:
     assert spec.connector_id == 0 and spec.stack_level == 1
 
 
-def test_quirk_relative_profiles_from_transaction_start() -> None:
+def test_quirk_relative_profiles_from_when_we_saw_the_transaction_start() -> None:
     t = AC.with_quirks(["relative_profiles"])
-    started = NOW - timedelta(seconds=600)
+    seen = NOW - timedelta(seconds=600)
     spec = control_profile(
         t,
         now=NOW,
         limit=16,
         ttl_s=60,
         transaction_id=3,
-        transaction_started_at=started,
+        transaction_seen_at=seen,
+        transaction_started_at=seen - timedelta(seconds=2),
         schedule=[(NOW + timedelta(seconds=30), 10)],
+        clock_offset_s=0.0,
     )
     assert spec.kind == "Relative" and spec.start_schedule is None
     assert spec.duration_s == 660 and [p.start_s for p in spec.periods] == [0, 630]
+    assert spec.expires_at == NOW + timedelta(seconds=60) and spec.valid_to == NOW + timedelta(seconds=60)
+    assert spec.expires_not_before == NOW + timedelta(seconds=58)
     _validate_both(to_v16(spec), to_v201(spec), 1)
     fs = failsafe_profile(t, 6, NOW)
     assert fs.kind == "Relative" and fs.start_schedule is None
+
+
+def test_relative_profile_is_bounded_by_our_clock_not_the_chargers_start_stamp() -> None:
+    """Issue 12 hazard 11: a start stamped 2000-01-01 (clock reset) never gives a decades-long profile."""
+    t = AC.with_quirks(["relative_profiles"])
+    spec = control_profile(
+        t,
+        now=NOW,
+        limit=16,
+        ttl_s=60,
+        transaction_id=3,
+        transaction_seen_at=NOW - timedelta(seconds=30),
+        transaction_started_at=datetime(2000, 1, 1, tzinfo=UTC),
+    )
+    assert spec.duration_s is not None and spec.duration_s <= 30 + 60 + 1
+    restored = control_profile(t, now=NOW, limit=16, ttl_s=60, transaction_id=3)  # no seen_at: from now
+    assert restored.duration_s == 60
 
 
 def test_quirk_no_zero_limit_and_no_resume_after_zero() -> None:
@@ -126,6 +202,20 @@ def test_same_intent_deadband() -> None:
     b = control_profile(AC, now=NOW + timedelta(seconds=15), limit=16.4, ttl_s=60)
     c = control_profile(AC, now=NOW + timedelta(seconds=15), limit=17, ttl_s=60)
     assert same_intent(a, b, 0.5) and not same_intent(a, c, 0.5)
+    w = AC.with_quirks(["power_only"])
+    w3 = control_profile(w.with_phases_in_use(3), now=NOW, limit=16, ttl_s=60)
+    w1 = control_profile(w.with_phases_in_use(1), now=NOW, limit=16, ttl_s=60)
+    assert not same_intent(w3, w1, 0.5)  # same A, another W: 3 × the current on one phase
+
+
+def test_lowers_finds_any_lower_period() -> None:
+    sched = [(NOW + timedelta(seconds=60), 10.0)]
+    a = control_profile(AC, now=NOW, limit=16, schedule=sched, ttl_s=120, clock_offset_s=0.0)
+    same = control_profile(AC, now=NOW + timedelta(seconds=5), limit=16, schedule=sched, ttl_s=120, clock_offset_s=0.0)
+    later_dip = [(NOW + timedelta(seconds=60), 9.9)]
+    dip = control_profile(AC, now=NOW, limit=16, schedule=later_dip, ttl_s=120, clock_offset_s=0.0)
+    assert not lowers(a, same) and lowers(a, dip)
+    assert lowers(a, control_profile(AC, now=NOW, limit=15.8, ttl_s=120)) and not lowers(a, a)
 
 
 @given(st.floats(min_value=0, max_value=1000, allow_nan=False))

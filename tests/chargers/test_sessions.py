@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controller.chargers.clock_offset import ClockOffset
 from controller.chargers.events import ChargerEvent
 from controller.chargers.session import SessionContext
 from controller.chargers.state import ChargerState, Measured, apply_meter_values
@@ -45,7 +46,7 @@ async def test_v201_transaction_and_ev_charging_needs() -> None:
     s = V201Session("CP1", t, ctx)
     started = {
         "eventType": "Started",
-        "timestamp": "2026-06-01T07:59:00Z",
+        "timestamp": "2026-06-01T08:00:00Z",
         "triggerReason": "Authorized",
         "seqNo": 0,
         "transactionInfo": {"transactionId": "abc"},
@@ -147,6 +148,7 @@ async def test_v16_unknown_tag_is_accepted_without_vehicle_and_stop_with_data() 
 
 def test_meter_values_parsing_is_defensive() -> None:
     m = Measured()
+    clock = ClockOffset()
     used = apply_meter_values(
         m,
         [
@@ -168,6 +170,7 @@ def test_meter_values_parsing_is_defensive() -> None:
             },
         ],
         T0 + timedelta(seconds=20),
+        clock,
     )
     assert used == 4
     assert m.currents() == (10.5, 2.0, None)
@@ -181,6 +184,7 @@ def test_meter_values_parsing_is_defensive() -> None:
             }
         ],
         T0 + timedelta(seconds=30),
+        clock,
     )
     assert m.currents()[0] == 10.5  # an older sample never overwrites a newer one
 

@@ -1,0 +1,78 @@
+"""How far a charger's clock is from ours, measured from the timestamps it sends.
+
+A timestamp a charger puts on a message is never later than the charger's own "now" when it sent
+it, and we receive the message after it was sent, so ``stamp − received_at`` is a *lower bound*
+of ``offset = charger clock − our clock``. The estimate is the largest lower bound over a bounded
+recent window: the freshest samples set it, and a burst of old queued values (a charger sending
+its offline backlog, a StopTransaction with its transaction data) cannot pull it down — the
+window keeps the highest bounds, not the newest, once it is full. Samples older than
+``max_age_s`` (by our receive time) leave the window, so a clock that was corrected backwards
+is followed within that age; a reboot (which can reset the clock) should :meth:`reset` it.
+
+Pure: times are passed in, nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+DEFAULT_MAX_SAMPLES = 20
+DEFAULT_MAX_AGE_S = 600.0
+
+
+@dataclass(frozen=True)
+class _Sample:
+    received_at: datetime
+    bound_s: float
+    """``stamp − received_at`` [s]: the offset is at least this."""
+
+
+class ClockOffset:
+    """Estimator of ``charger clock − our clock`` [s] (``None`` until the first sample)."""
+
+    def __init__(self, max_samples: int = DEFAULT_MAX_SAMPLES, max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
+        self.max_samples = max(1, max_samples)
+        self.max_age_s = max_age_s
+        self._samples: list[_Sample] = []
+
+    def observe(self, charger_time: datetime, received_at: datetime) -> None:
+        """One charger timestamp, received (by our clock) at ``received_at``."""
+        bound = (charger_time - received_at).total_seconds()
+        if self._samples and self._samples[-1].received_at == received_at:
+            # several stamps in one message: only the tightest bound matters
+            if bound > self._samples[-1].bound_s:
+                self._samples[-1] = _Sample(received_at, bound)
+        else:
+            self._samples.append(_Sample(received_at, bound))
+        newest = max(s.received_at for s in self._samples)
+        oldest_kept = newest - timedelta(seconds=self.max_age_s)
+        self._samples = [s for s in self._samples if s.received_at >= oldest_kept]
+        while len(self._samples) > self.max_samples:
+            # evict the loosest bound (the oldest of equals): queued old values never crowd out the fresh ones
+            loosest = min(range(len(self._samples)), key=lambda i: (self._samples[i].bound_s, i))
+            del self._samples[loosest]
+
+    def reset(self) -> None:
+        """Forget every sample (the charger rebooted: its clock may have been reset)."""
+        self._samples.clear()
+
+    @property
+    def samples(self) -> int:
+        """How many samples the estimate rests on."""
+        return len(self._samples)
+
+    @property
+    def offset_s(self) -> float | None:
+        """``charger clock − our clock`` [s], ``None`` while unmeasured."""
+        return max((s.bound_s for s in self._samples), default=None)
+
+    def to_ours(self, charger_time: datetime) -> datetime | None:
+        """A charger time on our clock (``None`` while unmeasured)."""
+        offset = self.offset_s
+        return None if offset is None else charger_time - timedelta(seconds=offset)
+
+    def to_charger(self, our_time: datetime) -> datetime | None:
+        """One of our times on the charger's clock (``None`` while unmeasured)."""
+        offset = self.offset_s
+        return None if offset is None else our_time + timedelta(seconds=offset)
