@@ -24,9 +24,15 @@ class CycleHealth:
     grid_meter_implausible: bool = False
     planner_failed: bool = False  # the LP and its fallback heuristic both failed
     storage_broken: bool = False  # the fast loop's storage queue is broken (not merely full)
+    cycle_failed: bool = False  # the fast cycle raised for longer than a meter may be stale
+    plan_stalled: bool = False  # sessions run but no plan was made for several plan periods
 
     def faults(self) -> list[str]:
         out = []
+        if self.cycle_failed:
+            out.append("control cycle failing")
+        if self.plan_stalled:
+            out.append("plan loop stalled")
         if self.grid_meter_stale:
             out.append("grid meter stale")
         if self.grid_meter_implausible:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.model.site import PHASES, Site, dc_phase_current_a
+from controller.model.site import GRID_ID, PHASES, Site, dc_phase_current_a
 
 PhaseCurrents = tuple[float, float, float]
 
@@ -39,19 +39,25 @@ class Shed:
 
 
 def shed(
-    site: Site, node_load_a: Mapping[str, PhaseCurrents], draws: list[ChargerDraw]
+    site: Site,
+    node_load_a: Mapping[str, PhaseCurrents],
+    draws: list[ChargerDraw],
+    usable_a: Mapping[str, PhaseCurrents] | None = None,
 ) -> tuple[dict[str, float], list[Shed]]:
     """New limits for the sessions that must come down, and the overloads that caused it.
 
     ``node_load_a``: total measured current per node (grid, circuits) and phase; nodes absent
-    from it are not judged.
+    from it are not judged. ``usable_a``: a tighter usable current per node and phase than
+    ``limit − margin`` where one applies (the grid's kW contract, :func:`kw_usable_a`).
     """
     factor: dict[str, float] = {}
     events: list[Shed] = []
     for node_id, load in node_load_a.items():
-        usable = site.node_limit_a(node_id) - site.node_margin_a(node_id)
+        rated = site.node_limit_a(node_id) - site.node_margin_a(node_id)
+        tighter = (usable_a or {}).get(node_id)
         under = {ch.id for ch in site.chargers_under(node_id)}
         for phase in range(3):
+            usable = rated if tighter is None else min(rated, tighter[phase])
             excess = load[phase] - usable
             if excess <= 1e-9:
                 continue
@@ -76,3 +82,21 @@ def shed(
             drawn_kw = max(d.draw_a) / per_kw
             new_limits[d.key] = int(min(d.limit, drawn_kw * factor[d.key]) * 10) / 10
     return new_limits, events
+
+
+KW_MARGIN = 0.02
+"""The fast loop keeps the grid's power this far (a fraction) under ``grid.limit_kw``."""
+
+
+def kw_usable_a(site: Site, grid_a: PhaseCurrents, grid_power_w: float | None) -> dict[str, PhaseCurrents]:
+    """The grid's ``limit_kw`` as usable current per phase, for :func:`shed`: when the measured
+    power is above the contract, every phase may carry only its share of the power allowed
+    (``current × allowed / measured``); else nothing tighter than the breaker."""
+    limit_kw = site.grid.limit_kw
+    if limit_kw is None or grid_power_w is None or grid_power_w <= 0:
+        return {}
+    allowed_w = limit_kw * 1000.0 * (1.0 - KW_MARGIN)
+    if grid_power_w <= allowed_w:
+        return {}
+    ratio = allowed_w / grid_power_w
+    return {GRID_ID: (grid_a[0] * ratio, grid_a[1] * ratio, grid_a[2] * ratio)}

@@ -29,18 +29,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from controller.chargers.clock import utc_now
+from controller.chargers.control import ApplyResult
 from controller.chargers.events import ChargerEvent
 from controller.chargers.planning import session_id
 from controller.chargers.server import CentralSystem
 from controller.chargers.state import ChargerState
 from controller.config.loader import load_site
+from controller.daemon.dispatch import Dispatcher
+from controller.daemon.fast import plan_stalled
 from controller.daemon.fleet import FleetService
 from controller.daemon.history import OpenSession, seed_transactions, session_started, session_stopped
 from controller.daemon.loads import BaseHold, PhaseCurrents
-from controller.daemon.sessions import Sent
 from controller.failsafe import FailsafeState, Transition, starting
 from controller.fleet.departures import DepartureNeed
 from controller.meter.hub import quiet_pymodbus
@@ -52,7 +54,7 @@ from controller.model.site import PHASES, Site
 from controller.model.snapshot import Plan, SessionState
 from controller.planner import PlannerState
 from controller.sdnotify import Notifier
-from controller.store import AcceptedProfile, ChargerRecord, ChargerStatus, Event, Restored, Store, restore
+from controller.store import ChargerRecord, ChargerStatus, Event, Restored, Store, accepted_profile, restore
 from controller.store.records import EventKind
 
 LOG = logging.getLogger("depotctl.daemon")
@@ -101,7 +103,6 @@ class Daemon:
         self.pstate = PlannerState()
         self.last_plan: Plan | None = None
         self.last_sessions: tuple[SessionState, ...] = ()
-        self.sent: dict[str, Sent] = {}
         self.learned: dict[str, float] = {}  # per session: the vehicle's own maximum, learnt
         self.hold = BaseHold(self.options.base_hold_s)
         self.measured: dict[str, PhaseCurrents] = {}
@@ -110,6 +111,7 @@ class Daemon:
         self.stats = LoopStats()
         self.exceeded_s: dict[tuple[str, int], float] = {}
         self.planner_failed = False
+        self.last_plan_mono = self.mono()  # the plan loop's liveness (fast.plan_stalled)
         self.open_sessions: dict[str, OpenSession] = {}
         self.restored = Restored()
         self.replan = asyncio.Event()
@@ -118,6 +120,14 @@ class Daemon:
         self.ready = False
         self.store: Store | None = None
         self.cs = CentralSystem(site, clock=self.clock, emit=self._on_charger_event)
+        self.dispatch = Dispatcher(
+            control=self.cs.control,
+            states=self.cs.states,
+            site=lambda: self.site,
+            clock=self.clock,
+            observe=self._observe_push,
+            request_replan=self.replan.set,
+        )
         self.fleet = FleetService(self)
         self.meters = SiteMeters(site, clock=self.mono)
         self.metrics_server: MetricsServer | None = None
@@ -129,6 +139,7 @@ class Daemon:
         self._spawned: set[asyncio.Task[object]] = set()
         self.ev_total_a: dict[str, float] = {}  # per metered node: the chargers' draw last noted
         self.base_now: dict[str, PhaseCurrents] = {}
+        self.stale_nodes: set[str] = set()  # metered nodes whose meter has no usable reading
         self.budgets: dict[str, PhaseCurrents] = {}  # chargers out of contact, worst case
         self.unsettled_since: dict[str, float] = {}  # metered node → since when a draw below is unknown
         self.at_risk_vehicles: set[str] = set()
@@ -330,39 +341,17 @@ class Daemon:
         self.notifier.status(f"fail-safe: {tr.reason}" if tr.to == "failsafe" else "normal")
 
     async def dispatch_failsafe(self, reason: str) -> None:
-        """Every running session on a connected charger to its fail-safe limit, in parallel."""
-        calls = []
-        for cid, st in list(self.cs.states.items()):
-            if not st.connected:
-                continue
-            limit = self.cs.control.failsafe_limit(cid)
-            for conn_id, conn in st.connectors.items():
-                if conn_id >= 1 and conn.transaction is not None:
-                    calls.append(self.send(cid, conn_id, limit, (), f"fail-safe: {reason}"))
-        if calls:
-            await asyncio.gather(*calls)
+        """Every running session to min(what it may draw, its fail-safe limit): never a raise."""
+        await self.dispatch.failsafe(reason)
 
-    async def send(
-        self, charger_id: str, connector: int, limit: float, schedule: tuple[tuple[datetime, float], ...], source: str
-    ) -> str:
-        """One ``Control.apply``, with metrics, history and the sent-limit book kept."""
-        result = await self.cs.control.apply(charger_id, limit, schedule, connector=connector, source=source)
+    def _observe_push(self, charger_id: str, connector: int, limit: float, result: ApplyResult) -> None:
+        """Metrics and history of one push (called by the dispatcher)."""
         if result.status != "unchanged" and result.status != "superseded":
             count_push(self.metrics, charger_id, result.status)
         if result.status == "accepted" and result.spec is not None:
-            spec = result.spec
-            st = self.cs.states.get(charger_id)
-            tx = st.transaction(connector) if st is not None else None
-            if tx is not None:
-                key = session_id(charger_id, tx.transaction_id)
-                prev = self.sent.get(key)
-                if prev is None or abs(prev.limit - limit) > 1e-6:
-                    self.sent[key] = Sent(limit, self.clock(), prev.limit if prev is not None else None)
-            unit: Literal["A", "W"] = "W" if spec.unit == "W" else "A"
-            self.put(AcceptedProfile(charger_id, connector, spec.first_limit, unit, spec.expires_at, self.clock()))
+            self.put(accepted_profile(charger_id, result.spec, self.clock()))
         elif result.status == "rejected":
             self.record_event("reject", f"profile rejected: {result.detail}", charger_id=charger_id)
-        return result.status
 
     # --- departures ---------------------------------------------------------------------------
     def departure_of(self, vehicle_id: str, after: datetime) -> DepartureNeed | None:
@@ -371,6 +360,9 @@ class Daemon:
     # --- charger events (called synchronously from the OCPP receive loops) --------------------
     def _on_charger_event(self, ev: ChargerEvent) -> None:
         kind = ev.kind
+        st0 = self.cs.states.get(ev.charger_id)
+        if kind == "failsafe_installed" and st0 is not None and st0.failsafe is not None:
+            self.put(accepted_profile(ev.charger_id, st0.failsafe.spec, st0.failsafe.accepted_at))
         if kind in ("connected", "disconnected", "booted", "ev_needs", "transaction_started", "transaction_ended"):
             self.replan.set()
         st = self.cs.states.get(ev.charger_id)
@@ -406,7 +398,7 @@ class Daemon:
 
     def _end_session(self, sid: str, at: datetime, meter_stop_wh: float | None) -> None:
         book = self.open_sessions.pop(sid, None)
-        self.sent.pop(sid, None)
+        self.dispatch.session_ended(sid)
         if book is not None:
             self.put(session_stopped(book, at, meter_stop_wh))
 
@@ -421,10 +413,11 @@ class Daemon:
         self.put(Event(self.clock(), kind, detail, charger_id, circuit_id))
 
     # --- systemd ------------------------------------------------------------------------------
-    def cycle_done(self, good: bool) -> None:
-        """A fast-loop cycle completed: pet the watchdog; READY after the first good one."""
+    def cycle_done(self, good: bool, completed: bool = True) -> None:
+        """A fast-loop cycle ended: pet the watchdog if it completed (an exception is a fault, never
+        followed by a ping) and the plan loop is alive; READY after the first good one."""
         now = self.mono()
-        if now - self._last_watchdog >= self._watchdog_every_s:
+        if completed and not plan_stalled(self, now) and now - self._last_watchdog >= self._watchdog_every_s:
             self.notifier.watchdog()
             self._last_watchdog = now
         if good and not self.ready:

@@ -22,38 +22,95 @@ from controller.daemon.loads import PhaseCurrents, base_loads, exceeded, known_l
 from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, grid_draw_a
 from controller.failsafe import CycleHealth, step
 from controller.meter.errors import Implausible
-from controller.metrics import add_exceeded, count_shed, observe_charger, observe_grid, observe_meter
+from controller.metrics import (
+    add_exceeded,
+    count_shed,
+    observe_charger,
+    observe_charger_safety,
+    observe_grid,
+    observe_meter,
+)
 from controller.model.site import PHASES, Charger
-from controller.shed import ChargerDraw, shed
-from controller.store import MeterSample
+from controller.shed import ChargerDraw, kw_usable_a, shed
+from controller.store import MeterSample, restored_budget
 
 if TYPE_CHECKING:
     from controller.daemon.core import Daemon
 
 LOG = logging.getLogger("depotctl.daemon.fast")
 LOAD_CHANGE_A = 2.0  # the chargers' summed draw moving this much tells a frozen meter apart
+IDLE_STATUSES = frozenset({"Available", "Unavailable", "Faulted", "Reserved"})
+PLAN_STALL_PERIODS = 5.0
+"""A plan older than this many ``plan_every_s`` while sessions run is a fault (fail-safe)."""
 SKEW_S = 10.0
 
 
 async def fast_loop(d: Daemon) -> None:
     last = d.mono()
+    failing_since: float | None = None
     while not d.stop_event.is_set():
         t0 = d.mono()
         good = False
+        completed = False
         try:
             good = await fast_cycle(d, min(max(0.0, t0 - last), 5.0))
+            completed = True
+            failing_since = None
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug here must not end control: the next cycle tries again
+        except Exception:  # a fault: never followed by a watchdog ping; fail-safe if it persists
             LOG.exception("fast cycle failed")
+            failing_since = t0 if failing_since is None else failing_since
+            cycle_failed(d, t0 - failing_since)
         last = t0
         d.stats.cycles += 1
         d.stats.cycle_ms.append((d.mono() - t0) * 1000.0)
-        d.cycle_done(good)
+        d.cycle_done(good, completed)
         period = min((m.poll_s for m in d.site.meters), default=1.0)
         delay = max(0.0, period - (d.mono() - t0))
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
             await asyncio.wait_for(d.stop_event.wait(), delay)
+
+
+def cycle_failed(d: Daemon, failing_s: float) -> None:
+    """A fast cycle raised. Once cycles have failed for as long as a meter may stay stale, the
+    site goes to fail-safe (the meters are not being judged: they are as good as stale)."""
+    window_s = max((m.stale_after_s for m in d.site.meters), default=5.0)
+    if failing_s < window_s:
+        return
+    now = d.clock()
+    try:
+        d.fs, transition = step(d.fs, CycleHealth(cycle_failed=True), now, d.site.control.recover_cycles)
+    except Exception:  # the state machine is pure and tiny; if even it fails, nothing more is safe here
+        LOG.exception("fail-safe state machine failed")
+        return
+    if transition is not None:
+        d.note_transition(transition)
+        d.spawn(d.dispatch_failsafe(transition.reason))
+
+
+def plan_stalled(d: Daemon, t_s: float) -> bool:
+    """Sessions run, but the plan loop has not finished a plan for ``PLAN_STALL_PERIODS`` periods."""
+    if not any(
+        st.connected and any(c.transaction is not None for k, c in st.connectors.items() if k >= 1)
+        for st in d.cs.states.values()
+    ):
+        return False
+    return t_s - d.last_plan_mono > PLAN_STALL_PERIODS * d.site.control.plan_every_s
+
+
+def may_draw(st: ChargerState) -> bool:
+    """A charger whose connectors may be drawing: a transaction, or a status that is not idle."""
+    return any(
+        c.transaction is not None or c.status not in IDLE_STATUSES for k, c in st.connectors.items() if k >= 1
+    )
+
+
+def max_budget_a(d: Daemon, ch: Charger) -> PhaseCurrents:
+    """A charger at its own maximum (what an uncontrolled one may draw when its draw is unknown)."""
+    fs = d.site.failsafe.dc_kw if ch.kind == "dc" else d.site.failsafe.charger_a
+    top = ch.max_kw if ch.kind == "dc" else ch.max_a
+    return budget_grid_a(d.site, ch, top if top is not None else fs, "kW" if ch.kind == "dc" else "A")
 
 
 def offline_budget_a(d: Daemon, ch: Charger, now: datetime) -> PhaseCurrents:
@@ -64,16 +121,16 @@ def offline_budget_a(d: Daemon, ch: Charger, now: datetime) -> PhaseCurrents:
         return budget_grid_a(d.site, ch, b.value, b.unit)
     fs = d.site.failsafe.dc_kw if ch.kind == "dc" else d.site.failsafe.charger_a
     unit = "kW" if ch.kind == "dc" else "A"
-    restored = d.restored.profiles.get(ch.id)
-    if restored is None:  # never seen by this controller: it may charge unconstrained
-        top = ch.max_kw if ch.kind == "dc" else ch.max_a
-        return budget_grid_a(d.site, ch, top if top is not None else fs, unit)
-    value = fs * ch.connectors
-    if restored.valid_until is not None and now < restored.valid_until + timedelta(seconds=SKEW_S):
-        limit = restored.limit
-        if restored.unit == "W":
-            limit = limit / 1000.0 if ch.kind == "dc" else limit / (d.site.site.voltage_v * ch.phases)
-        value = max(value, limit * ch.connectors)
+    top = ch.max_kw if ch.kind == "dc" else ch.max_a
+    value = restored_budget(  # what it accepted before a restart, per connector, whole schedules
+        d.restored,
+        ch.id,
+        connectors=ch.connectors,
+        failsafe_limit=fs,
+        max_limit=top if top is not None else fs,
+        now=now,
+        margin_s=SKEW_S,
+    )
     return budget_grid_a(d.site, ch, value, unit)
 
 
@@ -107,9 +164,11 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
     elif grid_meter is not None:
         d.grid_a = None
 
-    # chargers: measured draws, budgets for those out of contact
+    # chargers: measured draws, budgets for those out of contact and those not under control
     max_age = fresh_s(site)
+    d.dispatch.observe_draws(now, max_age)
     draws: dict[str, PhaseCurrents] = {}
+    at_worst: dict[str, PhaseCurrents] = {}  # every charger's draw where measured, else its worst case
     with_session: dict[str, PhaseCurrents] = {}
     unknown_draw: set[str] = set()
     budgets: dict[str, PhaseCurrents] = {}
@@ -119,7 +178,12 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         draw = grid_draw_a(ch, st, now, max_age) if st is not None and connected else None
         if draw is not None:
             draws[ch.id] = draw
-        if st is not None and connected:
+        if st is not None and connected and ch.id in d.dispatch.uncontrolled:
+            # not planned: its measured draw stays load (subtracted here, added back as a budget,
+            # so metered and unmetered nodes both carry it once); unknown → its maximum
+            with_session[ch.id] = draw or (0.0, 0.0, 0.0)
+            budgets[ch.id] = draw if draw is not None else max_budget_a(d, ch)
+        elif st is not None and connected:
             est = _ev_estimate(d, ch, st, now)
             if est is not None:
                 with_session[ch.id], known = est
@@ -128,10 +192,22 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         if not connected:
             budgets[ch.id] = offline_budget_a(d, ch, now)
             unknown_draw.add(ch.id)  # it may be drawing; the meters see it, we don't
+        if draw is not None:
+            at_worst[ch.id] = draw
+        elif ch.id in budgets:
+            at_worst[ch.id] = budgets[ch.id]
+        elif st is not None and may_draw(st):
+            b = d.cs.control.budget(ch.id, now)
+            at_worst[ch.id] = budget_grid_a(site, ch, b.value, b.unit)
         observe_charger(d.metrics, ch.id, connected, draw, energy_register_wh(st) if st is not None else None)
+        observe_charger_safety(
+            d.metrics, ch.id, uncontrolled=ch.id in d.dispatch.uncontrolled,
+            clock_offset_s=st.clock_offset_s if st is not None else None,
+            failsafe_installed=st.failsafe_confirmed if st is not None else False,
+        )
     _note_load_changes(d, draws)
 
-    loads = known_loads(site, meter_a, draws)
+    loads = known_loads(site, meter_a, at_worst)
     d.measured = loads
     observe_measured(d)
     for node, p, _over in exceeded(site, loads):
@@ -140,6 +216,11 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
     d.base_now = base_loads(site, meter_a, with_session)
     d.budgets = budgets
     d.hold.add(t_read, _settled(d, d.base_now, unknown_draw, t_read))
+    stale_nodes = {node for node, meter in node_meters(site).items() if meter not in meter_a}
+    if stale_nodes - d.stale_nodes:
+        LOG.warning("meter of %s stale: planning it as full", ", ".join(sorted(stale_nodes - d.stale_nodes)))
+        d.replan.set()  # the planner takes a node without a reading as full: at once, not next period
+    d.stale_nodes = stale_nodes
 
     # fail-safe state machine
     health = CycleHealth(
@@ -147,6 +228,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         grid_meter_implausible=grid_implausible,
         planner_failed=d.planner_failed,
         storage_broken=d.store is not None and d.store.broken,
+        plan_stalled=plan_stalled(d, t_read),
     )
     d.fs, transition = step(d.fs, health, now, site.control.recover_cycles)
     if transition is not None:
@@ -218,7 +300,7 @@ def _ev_estimate(
         measured = grid_currents(ch, conn, now, max_age)
         known = known and measured is not None
         est = measured or (0.0, 0.0, 0.0)
-        sent = d.sent.get(session_id(ch.id, tx.transaction_id))
+        sent = d.dispatch.sent.get(session_id(ch.id, tx.transaction_id))
         if sent is not None:
             readings = [r.at for r in conn.measured.current_a if r is not None]
             if measured is None or not readings or min(readings) < sent.changed_at + timedelta(seconds=REACTION_S):
@@ -245,6 +327,11 @@ def _note_load_changes(d: Daemon, draws: dict[str, PhaseCurrents]) -> None:
 
 
 def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float) -> None:
+    """Scale the sessions under an overloaded node down at once (only ever lower, never deadbanded).
+
+    Each session counts at the limit it runs under as far as the dispatcher knows (its book, else
+    what its connector may draw by the charger's own profiles) and at its measured draw, or that
+    limit where no fresh draw is known — never at the charger-wide worst case."""
     site = d.site
     max_age = timedelta(seconds=fresh_s(site))
     chargers = {ch.id: ch for ch in site.chargers}
@@ -259,8 +346,7 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
             if conn_id < 1 or tx is None:
                 continue
             sid = session_id(cid, tx.transaction_id)
-            sent = d.sent.get(sid)
-            limit = sent.limit if sent is not None else d.cs.control.budget(cid, now).value
+            limit = d.dispatch.current_limit(cid, conn_id)
             measured = grid_currents(ch, conn, now, max_age)
             unit = "kW" if ch.kind == "dc" else "A"
             draw = measured if measured is not None else budget_grid_a(site, ch, limit, unit)
@@ -268,7 +354,8 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
             where[sid] = (cid, conn_id)
     if not draws:
         return
-    new_limits, events = shed(site, loads, draws)
+    tighter = kw_usable_a(site, d.grid_a, d.grid_power_w) if d.grid_a is not None else {}
+    new_limits, events = shed(site, loads, draws, tighter)
     if not events:
         return
     limits = {x.key: x.limit for x in draws}
@@ -287,7 +374,7 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
     source = f"overload shed: {events[0].label}"
 
     async def dispatch() -> None:
-        await asyncio.gather(*(d.send(where[sid][0], where[sid][1], v, (), source) for sid, v in lowered.items()))
+        await asyncio.gather(*(d.dispatch.lower(where[sid][0], where[sid][1], v, source) for sid, v in lowered.items()))
         d.stats.shed_ms.append((d.mono() - t_read) * 1000.0)
 
     d.spawn(dispatch())

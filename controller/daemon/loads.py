@@ -52,32 +52,32 @@ def known_loads(
     """Measured current per node and phase, for the nodes it is known at.
 
     ``meter_a``: usable readings by meter id (stale meters left out); ``charger_a``: each
-    charger's measured grid-phase current (chargers without a fresh reading left out). A metered
-    node without a usable reading is not known; nor is an unmetered node above it.
+    charger's grid-phase current — measured, or its worst case where no fresh reading is known
+    (the caller's to give: a missing charger counts as 0 here). A metered node without a usable
+    reading is not judged itself, and counts at its limit on every phase in the unmetered nodes
+    above it (full, never empty).
     """
     meters = node_meters(site)
     own = _own_chargers(site)
     out: dict[str, PhaseCurrents] = {}
-    known: dict[str, bool] = {}
+    carried: dict[str, PhaseCurrents] = {}  # what each node puts on its parent
     for node in reversed(site.node_ids()):  # children before parents
         meter = meters.get(node)
         if meter is not None:
             reading = meter_a.get(meter)
-            known[node] = reading is not None
             if reading is not None:
-                out[node] = reading
+                out[node] = carried[node] = reading
+            else:  # not judged itself; its parent counts it as full, never as empty
+                limit = site.node_limit_a(node)
+                carried[node] = (limit, limit, limit)
             continue
         kids = site.children(node)
-        if not all(known.get(k.id, False) for k in kids):
-            known[node] = False
-            continue
         total = ZERO
         for k in kids:
-            total = _add(total, out[k.id])
+            total = _add(total, carried[k.id])
         for cid in own.get(node, ()):
             total = _add(total, charger_a.get(cid, ZERO))
-        out[node] = total
-        known[node] = True
+        out[node] = carried[node] = total
     return out
 
 

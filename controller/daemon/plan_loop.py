@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from controller.daemon.fast import observe_measured
 from controller.daemon.loads import add_budgets, with_unknown
 from controller.daemon.sessions import plan_sessions
 from controller.metrics import observe_plan, set_departure_at_risk
-from controller.model.snapshot import Plan, SessionPlan, SessionState, Snapshot
+from controller.model.snapshot import Plan, SessionState, Snapshot
 from controller.planner import plan
 from controller.store import allocations_from_plan
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("depotctl.daemon.plan")
 MIN_GAP_S = 0.25  # a burst of events (a reconnect storm) gives one plan, not hundreds
-RAISE_AFTER_S = 3.0  # increases wait this long after the decreases of the same plan (EV reaction)
 
 
 async def plan_loop(d: Daemon) -> None:
@@ -51,7 +49,8 @@ async def plan_cycle(d: Daemon) -> Plan:
     site = d.site
     now = d.clock()
     sessions = plan_sessions(
-        site, d.cs.states, now, departure_of=d.departure_of, sent=d.sent, learned=d.learned
+        site, d.cs.states, now, departure_of=d.departure_of, sent=d.dispatch.sent, learned=d.learned,
+        uncontrolled=frozenset(d.dispatch.uncontrolled),
     )
     snapshot = Snapshot(
         site=site,
@@ -63,6 +62,7 @@ async def plan_cycle(d: Daemon) -> Plan:
     loop = asyncio.get_running_loop()
     result, d.pstate = await loop.run_in_executor(d.executor, plan, snapshot, d.pstate)
     d.stats.plans += 1
+    d.last_plan_mono = d.mono()
     failed = result.stats.solver == "none" and bool(sessions)
     if failed and not d.planner_failed:
         LOG.error("planner and fallback failed: %s", result.stats.fallback_reason)
@@ -74,35 +74,8 @@ async def plan_cycle(d: Daemon) -> Plan:
     if d.fs.active:
         await d.dispatch_failsafe(d.fs.reason)
     elif not failed:
-        await _dispatch(d, result, sessions)
+        await d.dispatch.dispatch_plan(result, sessions, now, lambda: d.fs.active)
     return result
-
-
-async def _dispatch(d: Daemon, result: Plan, sessions: tuple[SessionState, ...]) -> None:
-    """Decreases first; increases once the vehicles that give way have had time to react — sent
-    together, a vehicle that is raised can react before one that is lowered, and for a moment
-    both draw their larger current."""
-    connectors = {s.session_id: s.connector for s in sessions}
-    down: list[SessionPlan] = []
-    up: list[SessionPlan] = []
-    for sp in result.sessions:
-        sent = d.sent.get(sp.session_id)
-        (down if sent is not None and sp.limit.value < sent.limit - 1e-6 else up).append(sp)
-
-    def send_all(group: list[SessionPlan]) -> Awaitable[list[str]]:
-        return asyncio.gather(
-            *(d.send(sp.charger_id, connectors.get(sp.session_id, 1), sp.limit.value, sp.schedule, sp.limit.source)
-              for sp in group)
-        )
-
-    if down:
-        await send_all(down)
-        raising = [sp for sp in up if (sent := d.sent.get(sp.session_id)) is None or sp.limit.value > sent.limit]
-        if raising:
-            await asyncio.sleep(RAISE_AFTER_S)
-            if d.last_plan is not result or d.fs.active:
-                return  # a newer plan (or the fail-safe) has taken over meanwhile
-    await send_all(up)
 
 
 def _observe(d: Daemon, result: Plan, sessions: tuple[SessionState, ...]) -> None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from controller.chargers.planning import grid_currents, session_states
 from controller.chargers.state import ChargerState, ConnectorState
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
-from controller.learn import GROWTH_ROOM_A, observed_max_a
+from controller.learn import GROWTH_ROOM_A, VEHICLE_LIMITED_GAP_A, observed_max_a
 from controller.model.site import Charger, Site, dc_phase_current_a
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
 
@@ -92,12 +92,15 @@ def plan_sessions(
     departure_of: DepartureLookup,
     sent: Mapping[str, Sent],
     learned: dict[str, float],
+    uncontrolled: frozenset[str] = frozenset(),
 ) -> tuple[SessionState, ...]:
     """Sessions on connected chargers, ready for the planner's Snapshot.
 
     ``learned``: per session, a vehicle's own maximum learnt so far (planner units); updated here.
+    ``uncontrolled``: chargers that reject or ignore limits: not planned (their draw is budgeted
+    as load, :func:`uncontrolled_budget_a`).
     """
-    connected = {cid: st for cid, st in states.items() if st.connected}
+    connected = {cid: st for cid, st in states.items() if st.connected and cid not in uncontrolled}
     vehicles = {v.id: v for v in site.vehicles}
     chargers = {ch.id: ch for ch in site.chargers}
     out = []
@@ -135,7 +138,8 @@ def plan_sessions(
             updates["priority"] = max(s.priority, BEST_EFFORT_PRIORITY)
         ch = chargers[s.charger_id]
         cap = _learned_cap(
-            site.site.voltage_v, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id)
+            site.site.voltage_v, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id),
+            site.failsafe.dc_kw if ch.kind == "dc" else site.failsafe.charger_a,
         )
         if cap is None:
             learned.pop(s.session_id, None)
@@ -153,13 +157,16 @@ def plan_sessions(
 
 def _learned_cap(
     voltage_v: float, charger: Charger, s: SessionState, sent: Sent | None, conn: ConnectorState,
-    now: datetime, prev: float | None,
+    now: datetime, prev: float | None, failsafe: float,
 ) -> float | None:
     """The vehicle's own maximum (planner units) when it draws clearly less than its limit.
 
     Sticky: a cap stays while the vehicle leaves its growth room unused, and is given back as
     soon as it draws into that room (it wants more) — a cap that came and went every cycle would
-    make the vehicle's limit swing between its cap and the charger's maximum.
+    make the vehicle's limit swing between its cap and the charger's maximum. A draw at the
+    charger's fail-safe limit (``failsafe``, planner units) teaches nothing: the charger may be
+    obeying its fail-safe profile instead of ours (a clock ahead of ours, a profile lost in a
+    reboot), and a vehicle maximum learnt from that would hold it there.
     """
     if sent is None or s.measured_a is None:
         return prev
@@ -170,6 +177,8 @@ def _learned_cap(
         1.0, voltage_v, charger.efficiency, charger.power_factor
     )
     drawn_a = max(s.measured_a)
+    if prev is None and abs(drawn_a - failsafe * per_unit) <= VEHICLE_LIMITED_GAP_A:
+        return None
     if prev is not None:
         return prev if drawn_a < prev * per_unit - GROWTH_ROOM_A / 2 else None
     seen_a = observed_max_a(sent.limit * per_unit, drawn_a, charger.min_a if charger.kind == "ac" else 0.0)

@@ -1,0 +1,323 @@
+"""The one owner of what each session has been told it may draw, and of every rule about changing it.
+
+The charger-side book (profiles pending, accepted and expiring on the charger's clock) is kept per
+connector by :class:`~controller.chargers.control.Control`; this module keeps the controller-side
+book per *session* and decides what may be sent when (DESIGN §3, "What was learnt since"):
+
+* **Only the plan raises.** :meth:`Dispatcher.lower` (the overload shed, the fail-safe) sends
+  ``min(what the session may draw now, wanted)`` and nothing when that is not lower; a paused
+  session stays paused.
+* **A plan never undoes a newer decrease.** A plan's increase for a session lowered after the
+  plan's snapshot was taken is not sent; a re-plan is asked for instead.
+* **Decreases before increases.** A plan's decreases go out first; its increases wait until the
+  decreases they depend on (a node and phase in common) were accepted and their EVs had time to
+  react. An increase whose decrease failed (rejected, timed out, not connected) is not sent.
+* **A charger that rejects or ignores limits is uncontrolled**: it is left out of the plan and
+  budgeted at what it draws, up to its maximum; it leaves that state when it obeys again
+  (a profile accepted, and its measured draw within the limit after the reaction time).
+
+The book's ``limit`` is the *lowest* limit a session may be running under that we know of: an
+accepted limit, or a decrease that timed out (the charger may have applied it). It is the
+reference for "only lower"; the *highest* a connector may draw — for budgets — is Control's
+:meth:`~controller.chargers.control.Control.connector_budget`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from controller.chargers.control import ApplyResult, Budget
+from controller.chargers.planning import grid_currents, session_id
+from controller.chargers.state import ChargerState
+from controller.daemon.sessions import REACTION_S, Sent
+from controller.model.site import Site, dc_phase_current_a
+from controller.model.snapshot import Plan, SessionPlan, SessionState
+
+LOG = logging.getLogger("depotctl.daemon.dispatch")
+
+EPS = 1e-6
+IGNORE_TOLERANCE_A = 1.5
+"""A vehicle drawing this much above its limit (A per phase) after the reaction time ignores it."""
+IGNORE_TOLERANCE_KW = 1.0
+SENT_OK = ("accepted", "unchanged", "superseded")
+
+Schedule = tuple[tuple[datetime, float], ...]
+
+
+class ProfilePort(Protocol):
+    """What the dispatcher needs from :class:`~controller.chargers.control.Control`."""
+
+    async def apply(
+        self,
+        charger_id: str,
+        limit: float,
+        schedule: Sequence[tuple[datetime, float]] = (),
+        *,
+        connector: int = 1,
+        source: str = "",
+    ) -> ApplyResult: ...
+
+    def connector_budget(self, charger_id: str, connector: int, now: datetime | None = None) -> Budget: ...
+
+    def failsafe_limit(self, charger_id: str) -> float: ...
+
+
+PushObserver = Callable[[str, int, float, ApplyResult], None]
+"""(charger, connector, limit asked for, result): metrics and history of every push."""
+
+
+@dataclass(frozen=True)
+class Uncontrolled:
+    charger_id: str
+    reason: str
+    since: datetime
+
+
+@dataclass
+class Dispatcher:
+    """Sends limits to sessions by the rules above. ``site`` is read through a callable (reload)."""
+
+    control: ProfilePort
+    states: Mapping[str, ChargerState]
+    site: Callable[[], Site]
+    clock: Callable[[], datetime]
+    observe: PushObserver
+    request_replan: Callable[[], None]
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    reaction_s: float = REACTION_S
+    sent: dict[str, Sent] = field(default_factory=dict)
+    uncontrolled: dict[str, Uncontrolled] = field(default_factory=dict)
+    _over_since: dict[str, datetime] = field(default_factory=dict)
+    lowered_at: dict[str, datetime] = field(default_factory=dict)
+    stale_raises: int = 0
+    blocked_raises: int = 0
+
+    # --- what a session may draw now -------------------------------------------------------------
+    def session_key(self, charger_id: str, connector: int) -> str | None:
+        st = self.states.get(charger_id)
+        tx = st.transaction(connector) if st is not None else None
+        return None if tx is None else session_id(charger_id, tx.transaction_id)
+
+    def current_limit(self, charger_id: str, connector: int) -> float:
+        """The limit the session on this connector runs under, as far as we know (planner units):
+        the book's entry, else what the charger may draw on that connector by its own profiles."""
+        key = self.session_key(charger_id, connector)
+        sent = self.sent.get(key) if key is not None else None
+        if sent is not None:
+            return sent.limit
+        return self.control.connector_budget(charger_id, connector, self.clock()).value
+
+    # --- sending ----------------------------------------------------------------------------------
+    async def _push(
+        self, charger_id: str, connector: int, limit: float, schedule: Schedule, source: str, *, lowering: bool
+    ) -> ApplyResult:
+        result = await self.control.apply(charger_id, limit, schedule, connector=connector, source=source)
+        self.observe(charger_id, connector, limit, result)
+        key = self.session_key(charger_id, connector)
+        now = self.clock()
+        if result.status == "rejected":
+            self.mark_uncontrolled(charger_id, f"rejected a profile: {result.detail or 'Rejected'}")
+        if key is None:
+            return result
+        prev = self.sent.get(key)
+        applied = result.status == "accepted" or (lowering and result.status == "timeout")
+        if applied and (prev is None or abs(prev.limit - limit) > EPS):
+            self.sent[key] = Sent(limit, now, prev.limit if prev is not None else None)
+            if prev is not None and limit < prev.limit - EPS:
+                self.lowered_at[key] = now
+        if result.status == "accepted" and charger_id in self.uncontrolled:
+            self._maybe_controlled(charger_id)
+        return result
+
+    async def lower(self, charger_id: str, connector: int, wanted: float, source: str, *, probe: bool = False) -> str:
+        """Send ``wanted`` if it is below what the session may draw now (shed, fail-safe); else
+        nothing — unless a limit from the book is to be kept alive, or ``probe`` (an uncontrolled
+        charger is offered its limit again, to show whether it obeys)."""
+        current = self.current_limit(charger_id, connector)
+        target = min(current, wanted)
+        key = self.session_key(charger_id, connector)
+        if ((key is not None and key in self.sent) or probe) and target >= current - EPS:
+            # not lower: keep the profile that holds it there alive (a refresh, never a raise)
+            result = await self._push(charger_id, connector, target, (), source, lowering=True)
+            return result.status
+        if target >= current - EPS:
+            return "unchanged"
+        if key is not None:
+            self.lowered_at[key] = self.clock()  # before the call: a plan running now must not undo it
+        result = await self._push(charger_id, connector, target, (), source, lowering=True)
+        return result.status
+
+    async def failsafe(self, reason: str) -> None:
+        """Every running session on a connected charger to min(what it may draw, its fail-safe limit)."""
+        calls = []
+        for cid, st in list(self.states.items()):
+            if not st.connected:
+                continue
+            limit = self.control.failsafe_limit(cid)
+            for conn_id, conn in st.connectors.items():
+                if conn_id >= 1 and conn.transaction is not None:
+                    calls.append(self.lower(cid, conn_id, limit, f"fail-safe: {reason}"))
+        if calls:
+            await asyncio.gather(*calls)
+
+    async def dispatch_plan(
+        self, result: Plan, sessions: Sequence[SessionState], snapshot_at: datetime, failsafe_active: Callable[[], bool]
+    ) -> None:
+        """Send a plan: decreases first, then the increases whose decreases held, after the reaction time."""
+        connectors = {s.session_id: s.connector for s in sessions}
+        down: list[SessionPlan] = []
+        up: list[SessionPlan] = []
+        for sp in result.sessions:
+            conn = connectors.get(sp.session_id, 1)
+            if sp.charger_id in self.uncontrolled:
+                continue
+            if sp.limit.value < self.current_limit(sp.charger_id, conn) - EPS:
+                down.append(sp)
+            else:
+                up.append(sp)
+        failed: list[str] = []
+        if down:
+            results = await asyncio.gather(*(
+                self._push(sp.charger_id, connectors.get(sp.session_id, 1), sp.limit.value, sp.schedule,
+                           sp.limit.source, lowering=True)
+                for sp in down
+            ))
+            for sp, res in zip(down, results, strict=True):
+                if res.status not in SENT_OK:
+                    failed.append(sp.charger_id)
+        await self._uncontrolled_to_failsafe()
+        raising = [sp for sp in up if self._is_raise(sp, connectors)]
+        if down and raising:
+            await self.sleep(self.reaction_s)  # the lowered EVs react before any raised one may
+        if failsafe_active():
+            return
+        blocked = self._blocked_phases(failed)
+        sendable: list[SessionPlan] = []
+        for sp in up:
+            if self._is_raise(sp, connectors):
+                lowered = self.lowered_at.get(sp.session_id)
+                if lowered is not None and lowered > snapshot_at:
+                    self.stale_raises += 1
+                    self.request_replan()  # lowered after this plan's snapshot: plan again on newer data
+                    continue
+                if blocked & self._phases_of(sp.charger_id):
+                    self.blocked_raises += 1
+                    self.request_replan()
+                    continue
+            sendable.append(sp)
+        if failed:
+            LOG.warning("a decrease did not go through (%s): increases sharing its nodes and phases wait",
+                        ", ".join(sorted(set(failed))))
+        await asyncio.gather(*(
+            self._push(sp.charger_id, connectors.get(sp.session_id, 1), sp.limit.value, sp.schedule,
+                       sp.limit.source, lowering=False)
+            for sp in sendable
+        ))
+
+    def _is_raise(self, sp: SessionPlan, connectors: Mapping[str, int]) -> bool:
+        return sp.limit.value > self.current_limit(sp.charger_id, connectors.get(sp.session_id, 1)) + EPS
+
+    async def _uncontrolled_to_failsafe(self) -> None:
+        """Uncontrolled chargers are not planned; they are offered their fail-safe limit (only ever
+        lower), which is also how they show that they obey again."""
+        await asyncio.gather(*(
+            self.lower(cid, conn_id, self.control.failsafe_limit(cid), f"uncontrolled: {u.reason}", probe=True)
+            for cid, u in list(self.uncontrolled.items())
+            if (st := self.states.get(cid)) is not None and st.connected
+            for conn_id, conn in st.connectors.items()
+            if conn_id >= 1 and conn.transaction is not None
+        ))
+
+    def _phases_of(self, charger_id: str) -> set[tuple[str, int]]:
+        """(node, grid phase) pairs the charger loads: every node above it, on its wired phases."""
+        site = self.site()
+        try:
+            ch = site.charger(charger_id)
+        except KeyError:
+            return {(node, p) for node in site.node_ids() for p in range(3)}
+        phases = range(3) if ch.kind == "dc" else ch.grid_phases
+        return {(node, p) for node in site.ancestors(ch.circuit) for p in phases}
+
+    def _blocked_phases(self, charger_ids: Iterable[str]) -> set[tuple[str, int]]:
+        out: set[tuple[str, int]] = set()
+        for cid in charger_ids:
+            out |= self._phases_of(cid)
+        return out
+
+    # --- uncontrolled -----------------------------------------------------------------------------
+    def mark_uncontrolled(self, charger_id: str, reason: str) -> None:
+        if charger_id not in self.uncontrolled:
+            LOG.error("%s is UNCONTROLLED: %s — budgeted at what it draws, up to its maximum", charger_id, reason)
+            self.uncontrolled[charger_id] = Uncontrolled(charger_id, reason, self.clock())
+            self.request_replan()
+
+    def _maybe_controlled(self, charger_id: str) -> None:
+        """A profile was accepted: controlled again unless it is still drawing above its limit."""
+        u = self.uncontrolled.get(charger_id)
+        if u is None or u.reason.startswith("draws"):
+            return  # ignoring limits: only its draw can show that it obeys (observe_draws)
+        LOG.warning("%s accepts profiles again: controlled", charger_id)
+        del self.uncontrolled[charger_id]
+        self.request_replan()
+
+    def observe_draws(self, now: datetime, max_age_s: float) -> None:
+        """Fast loop, every poll: a session drawing above its limit for longer than the reaction
+        time ignores it (uncontrolled); one that draws within it again is controlled again."""
+        site = self.site()
+        max_age = timedelta(seconds=max_age_s)
+        for cid, st in self.states.items():
+            if not st.connected:
+                continue
+            try:
+                ch = site.charger(cid)
+            except KeyError:
+                continue
+            over_any = False
+            judged = False
+            for conn_id, conn in st.connectors.items():
+                tx = conn.transaction
+                if conn_id < 1 or tx is None:
+                    continue
+                key = session_id(cid, tx.transaction_id)
+                sent = self.sent.get(key)
+                measured = grid_currents(ch, conn, now, max_age)
+                if sent is None or measured is None:
+                    continue
+                readings = [r.at for r in conn.measured.current_a if r is not None]
+                if not readings or min(readings) < sent.changed_at + timedelta(seconds=self.reaction_s):
+                    continue  # the reading may predate the limit, or the EV's reaction to it
+                judged = True
+                if ch.kind == "dc":
+                    per_kw = dc_phase_current_a(1.0, site.site.voltage_v, ch.efficiency, ch.power_factor)
+                    over = max(measured) / per_kw > sent.limit + IGNORE_TOLERANCE_KW
+                else:
+                    over = max(measured) > sent.limit + IGNORE_TOLERANCE_A
+                over_any = over_any or over
+                if over:
+                    since = self._over_since.setdefault(key, now)
+                    if (now - since).total_seconds() >= self.reaction_s:
+                        self.mark_uncontrolled(
+                            cid, f"draws {max(measured):.1f} A on a {sent.limit:.1f} {'kW' if ch.kind == 'dc' else 'A'}"
+                            " limit (ignores its profile)")
+                else:
+                    self._over_since.pop(key, None)
+            u = self.uncontrolled.get(cid)
+            if u is not None and judged and not over_any and u.reason.startswith("draws"):
+                LOG.warning("%s follows its limit again: controlled", cid)
+                del self.uncontrolled[cid]
+                self.request_replan()
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+    def session_ended(self, key: str) -> None:
+        self.sent.pop(key, None)
+        self.lowered_at.pop(key, None)
+        self._over_since.pop(key, None)
+
+    def forget_charger(self, charger_id: str) -> None:
+        """The charger is gone from the site file."""
+        self.uncontrolled.pop(charger_id, None)
