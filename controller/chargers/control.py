@@ -124,6 +124,9 @@ class _Ctl:
     failsafe_pending: list[SentProfile] = field(default_factory=list)
     learned: frozenset[str] = frozenset()
     fallback_failed_at: datetime | None = None
+    restored: dict[int, tuple[float, datetime]] = field(default_factory=dict)
+    """Per connector (0: every connector), the most a profile accepted before a restart of the
+    controller allows (planner units) and until when (our clock, margin included)."""
 
 
 @dataclass(frozen=True)
@@ -646,6 +649,12 @@ class Control:
             value = max(value, rec.spec.max_planner_limit)
         return value, source
 
+    def note_restored(self, charger_id: str, connector: int, limit: float, until: datetime) -> None:
+        """A profile the charger accepted before the controller restarted (from history): it may
+        still be in force, so the connector budgets at least ``limit`` until ``until`` (our clock,
+        margin included) — also after the charger reconnects, whatever is confirmed since."""
+        self.ctl(charger_id).restored[connector] = (limit, until)
+
     def connector_budget(self, charger_id: str, connector: int, now: datetime | None = None) -> Budget:
         """Worst case one connector may draw (planner units), by the charger's own rules."""
         now = self.clock() if now is None else now
@@ -657,6 +666,11 @@ class Control:
         candidates: list[tuple[float, str]] = []
         until: datetime | None = None
         covered = False
+        for key in (connector, 0):
+            restored = ctl.restored.get(key)
+            if restored is not None and now < restored[1]:
+                candidates.append((restored[0], "profile from before a restart"))
+                until = restored[1] if until is None else max(until, restored[1])
         for rec in ctl.book:
             spec = rec.spec
             if spec.connector_id not in (connector, 0):

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from controller.chargers.server import CentralSystem
 from controller.chargers.state import ChargerState
 from controller.config.loader import load_site
 from controller.daemon.dispatch import Dispatcher
-from controller.daemon.fast import plan_stalled
+from controller.daemon.fast import RESTORED_MARGIN_S, plan_stalled
 from controller.daemon.fleet import FleetService
 from controller.daemon.history import OpenSession, seed_transactions, session_started, session_stopped
 from controller.daemon.loads import BaseHold, PhaseCurrents
@@ -273,6 +273,14 @@ class Daemon:
         self.store = Store(path)
         now = self.clock()
         known = {ch.id for ch in self.site.chargers}
+        margin = timedelta(seconds=RESTORED_MARGIN_S)
+        for cid, by_connector in self.restored.in_force.items():
+            for connector, profiles in by_connector.items():
+                for p in profiles:  # still in force on the charger, perhaps: budget it after a reconnect too
+                    schedule = p.planner_schedule
+                    if p.is_failsafe or p.valid_until is None or schedule is None or now >= p.valid_until + margin:
+                        continue
+                    self.cs.control.note_restored(cid, connector, max(schedule), p.valid_until + margin)
         for book in seed_transactions(self.cs.state, self.restored.open_sessions, known):
             self.open_sessions[book.start.session_id] = book
         if self.restored.open_sessions:

@@ -39,10 +39,11 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("depotctl.daemon.fast")
 LOAD_CHANGE_A = 2.0  # the chargers' summed draw moving this much tells a frozen meter apart
+RESTORED_MARGIN_S = 30.0
+"""A profile from before a restart counts this long past its recorded end (clock offset, skew)."""
 IDLE_STATUSES = frozenset({"Available", "Unavailable", "Faulted", "Reserved"})
 PLAN_STALL_PERIODS = 5.0
 """A plan older than this many ``plan_every_s`` while sessions run is a fault (fail-safe)."""
-SKEW_S = 10.0
 
 
 async def fast_loop(d: Daemon) -> None:
@@ -129,7 +130,7 @@ def offline_budget_a(d: Daemon, ch: Charger, now: datetime) -> PhaseCurrents:
         failsafe_limit=fs,
         max_limit=top if top is not None else fs,
         now=now,
-        margin_s=SKEW_S,
+        margin_s=RESTORED_MARGIN_S,
     )
     return budget_grid_a(d.site, ch, value, unit)
 

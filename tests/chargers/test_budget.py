@@ -123,3 +123,16 @@ async def test_an_unmeasured_clock_widens_the_end_by_the_assumed_bound() -> None
     c = rig.control
     assert until == T0 + timedelta(seconds=TTL_S + c.unknown_offset_s + c.skew_s)
     assert c.connector_budget("CP0", 1).value == 20.0
+
+
+async def test_a_profile_from_before_a_restart_counts_after_the_reconnect_until_it_ends() -> None:
+    """Hazard 8 (after the reconnect): the charger may still run the 32 A profile it accepted from
+    the controller that died; a fail-safe confirmed since must not hide it."""
+    rig = two_connector_rig()
+    rig.plug("CP0", tx=5)
+    rig.control.note_restored("CP0", 1, 32.0, T0 + timedelta(seconds=40))
+    assert (await rig.control.install_failsafe("CP0")).status == "accepted"
+    b = rig.control.connector_budget("CP0", 1)
+    assert (b.value, b.source, b.until) == (32.0, "profile from before a restart", T0 + timedelta(seconds=40))
+    assert rig.control.connector_budget("CP0", 2).value == 6.0
+    assert rig.control.connector_budget("CP0", 1, T0 + timedelta(seconds=40)).value == 6.0  # ended
