@@ -57,3 +57,23 @@ def test_measured_base_alone_over_the_limit_stops_every_charger_below() -> None:
     # non-EV load alone (measured − EV draw) is over the 48 A usable on every phase
     limits, _ = shed(SITE, {"f": (70.0, 82.0, 70.0)}, draws)
     assert limits == {"a": 0.0, "b": 0.0}
+
+
+def test_the_grid_kw_contract_is_shed_in_the_fast_loop() -> None:
+    """Issue 12: ``grid.limit_kw`` was enforced by the plan only. 110 kW measured on a 105 kW
+    contract: the grid's usable current per phase shrinks by the power's ratio, the chargers shed."""
+    from controller.config.loader import load_site
+    from controller.model.site import GRID_ID
+    from controller.shed import KW_MARGIN, kw_usable_a
+
+    site = load_site("config/demo-site.yaml").site
+    assert site.grid.limit_kw == 105
+    grid = (150.0, 150.0, 150.0)  # under the 156 A usable of the breaker …
+    assert kw_usable_a(site, grid, 100_000.0) == {}  # … and under the contract: nothing tighter
+    tight = kw_usable_a(site, grid, 110_000.0)
+    ratio = 105_000.0 * (1 - KW_MARGIN) / 110_000.0
+    assert tight == {GRID_ID: (150.0 * ratio, 150.0 * ratio, 150.0 * ratio)}
+    draws = [ChargerDraw("CP07:1", "CP07", 32.0, (32.0, 32.0, 32.0))]
+    assert shed(site, {GRID_ID: grid}, draws) == ({}, [])  # the breaker alone sees no overload
+    limits, events = shed(site, {GRID_ID: grid}, draws, tight)
+    assert events and limits["CP07:1"] < 32.0 - (150.0 - 150.0 * ratio) + 0.1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from controller.config.loader import load_site
 from controller.daemon.loads import BaseHold, add_budgets, base_loads, exceeded, known_loads, node_meters, with_unknown
@@ -59,3 +60,23 @@ def test_hold_keeps_the_recent_maximum_and_unknown() -> None:
 
 def test_exceeded_counts_the_rated_limit_not_the_margin() -> None:
     assert exceeded(SITE, {"feeder-b": (99.0, 101.0, 100.0)}) == [("feeder-b", 1, 1.0)]
+
+
+def test_a_stale_sub_meter_counts_as_full_in_the_unmetered_node_above_it() -> None:
+    """Issue 12: a sub-meter gone stale left its unmetered parent unknown (not judged at all); now
+    the parent carries it at its limit on every phase, and the stale node itself is not judged."""
+    import yaml
+
+    from controller.config.loader import load_site_text
+
+    data = yaml.safe_load(Path("config/demo-site.yaml").read_text(encoding="utf-8"))
+    data["grid"].pop("meter")
+    data["meters"] = [m for m in data["meters"] if m["id"] != "grid-meter"]
+    site = load_site_text(yaml.safe_dump(data), "demo without a grid meter").site
+    draws = {"CP01": (10.0, 10.0, 10.0)}
+    fresh = known_loads(site, {"feeder-b-meter": (40.0, 30.0, 20.0)}, draws)
+    stale = known_loads(site, {}, draws)
+    limit = site.node_limit_a("feeder-b")
+    assert "feeder-b" in fresh and "feeder-b" not in stale
+    for p in range(3):
+        assert stale["grid"][p] == fresh["grid"][p] - fresh["feeder-b"][p] + limit
