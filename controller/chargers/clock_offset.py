@@ -19,6 +19,15 @@ from datetime import datetime, timedelta
 
 DEFAULT_MAX_SAMPLES = 20
 DEFAULT_MAX_AGE_S = 600.0
+STEP_S = 10.0
+"""A fresh bound this far below the estimate disagrees with it."""
+STEP_SAMPLES = 3
+STEP_SPAN_S = 3.0
+STEP_SPREAD_S = 5.0
+"""This many disagreeing bounds in a row, from messages spread over at least ``STEP_SPAN_S`` and
+agreeing with each other within ``STEP_SPREAD_S``, show a clock that was set back: the estimate
+then follows them at once. A flushed backlog of queued values does not: its stamps lie minutes
+apart, so its bounds do not agree with each other."""
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,12 @@ class ClockOffset:
         self.max_samples = max(1, max_samples)
         self.max_age_s = max_age_s
         self._samples: list[_Sample] = []
+        self._disagree: list[_Sample] = []
 
     def observe(self, charger_time: datetime, received_at: datetime) -> None:
         """One charger timestamp, received (by our clock) at ``received_at``."""
         bound = (charger_time - received_at).total_seconds()
+        self._follow_a_step_back(_Sample(received_at, bound))
         if self._samples and self._samples[-1].received_at == received_at:
             # several stamps in one message: only the tightest bound matters
             if bound > self._samples[-1].bound_s:
@@ -53,9 +64,30 @@ class ClockOffset:
             loosest = min(range(len(self._samples)), key=lambda i: (self._samples[i].bound_s, i))
             del self._samples[loosest]
 
+    def _follow_a_step_back(self, sample: _Sample) -> None:
+        """A clock corrected backwards without a reboot (NTP, set by hand): the old, higher bounds
+        would keep the estimate too high for ``max_age_s`` — profiles would start in the charger's
+        future. Several fresh bounds in a row well below the estimate, over ``STEP_SPAN_S``, drop
+        every older sample."""
+        estimate = self.offset_s
+        if estimate is None or sample.bound_s >= estimate - STEP_S:
+            self._disagree.clear()
+            return
+        if self._disagree and self._disagree[-1].received_at == sample.received_at:
+            return  # one message, several stamps
+        self._disagree.append(sample)
+        bounds = [d.bound_s for d in self._disagree]
+        if max(bounds) - min(bounds) > STEP_SPREAD_S:
+            self._disagree = [sample]  # not one new clock: start over from this sample
+        first = self._disagree[0].received_at
+        if len(self._disagree) >= STEP_SAMPLES and (sample.received_at - first).total_seconds() >= STEP_SPAN_S:
+            self._samples = self._disagree[:-1]  # this sample joins them below
+            self._disagree = []
+
     def reset(self) -> None:
         """Forget every sample (the charger rebooted: its clock may have been reset)."""
         self._samples.clear()
+        self._disagree.clear()
 
     @property
     def samples(self) -> int:

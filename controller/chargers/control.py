@@ -252,8 +252,12 @@ class Control:
 
     # --- connection life ----------------------------------------------------------------------
     def connection_reset(self, charger_id: str) -> None:
-        """A new connection: keep what was accepted (profiles survive reconnects) for budgeting."""
+        """A new connection: what was accepted still counts for budgeting until it ends, but not
+        as certainly in force — some firmwares keep profiles in RAM only and lose them with the
+        link, without a BootNotification — so the set-up re-installs the fail-safe and the next
+        push is sent, not judged "unchanged"."""
         self.ctl(charger_id).fallback_failed_at = None
+        self.note_boot(charger_id, "reconnected")
 
     def connection_lost(self, charger_id: str) -> None:
         """The charger's link ended: stop retrying its fail-safe (a reconnect starts again)."""
@@ -261,7 +265,7 @@ class Control:
         if task is not None and not task.done():
             task.cancel()
 
-    def note_boot(self, charger_id: str) -> None:
+    def note_boot(self, charger_id: str, why: str = "booted") -> None:
         """A BootNotification: the charger may have lost every profile. Its fail-safe counts as
         unconfirmed (budget: its maximum) until installed again; accepted control profiles still
         count until they end, but no longer as certainly in force."""
@@ -277,7 +281,7 @@ class Control:
         st.failsafe_confirmed = False
         if had:
             self.counters["reboot_profiles_uncertain"] += 1
-            LOG.warning("%s booted: its profiles may be lost; budgeted at its maximum until re-installed", charger_id)
+            LOG.warning("%s %s: its profiles may be lost; budgeted at its maximum until re-installed", charger_id, why)
 
     async def close(self) -> None:
         """Stop every fail-safe retry (server shutdown)."""
@@ -653,7 +657,11 @@ class Control:
         """A profile the charger accepted before the controller restarted (from history): it may
         still be in force, so the connector budgets at least ``limit`` until ``until`` (our clock,
         margin included) — also after the charger reconnects, whatever is confirmed since."""
-        self.ctl(charger_id).restored[connector] = (limit, until)
+        ctl = self.ctl(charger_id)
+        old = ctl.restored.get(connector)
+        if old is not None:  # several profiles on one connector (a TxProfile and a TxDefault): the most, the longest
+            limit, until = max(limit, old[0]), max(until, old[1])
+        ctl.restored[connector] = (limit, until)
 
     def connector_budget(self, charger_id: str, connector: int, now: datetime | None = None) -> Budget:
         """Worst case one connector may draw (planner units), by the charger's own rules."""

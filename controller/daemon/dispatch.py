@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from controller.chargers.control import ApplyResult, Budget
@@ -41,6 +41,11 @@ from controller.model.snapshot import Plan, SessionPlan, SessionState
 LOG = logging.getLogger("depotctl.daemon.dispatch")
 
 EPS = 1e-6
+FOREVER = datetime.max.replace(tzinfo=UTC)
+IGNORE_CONFIRM_S = 2.0
+"""Readings above the limit (after the reaction time) for this long mark a charger uncontrolled."""
+UNCONTROLLED_HOLD_S = 60.0
+"""An uncontrolled charger is budgeted at the most it drew over this window [s]."""
 IGNORE_TOLERANCE_A = 1.5
 """A vehicle drawing this much above its limit (A per phase) after the reaction time ignores it."""
 IGNORE_TOLERANCE_KW = 1.0
@@ -93,7 +98,15 @@ class Dispatcher:
     sent: dict[str, Sent] = field(default_factory=dict)
     uncontrolled: dict[str, Uncontrolled] = field(default_factory=dict)
     _over_since: dict[str, datetime] = field(default_factory=dict)
+    _under_since: dict[str, datetime] = field(default_factory=dict)
     lowered_at: dict[str, datetime] = field(default_factory=dict)
+    pending_lower: dict[str, float] = field(default_factory=dict)
+    """Per session, a decrease on its way (shed, fail-safe): counts before its answer arrives."""
+    settling: dict[str, datetime] = field(default_factory=dict)
+    """Per session, until when a decrease is not done: accepted + the reaction time, or ``FOREVER``
+    while it is unconfirmed (timed out, rejected, not connected) — raises sharing a node and phase wait."""
+    _drawn: dict[str, list[tuple[datetime, tuple[float, float, float]]]] = field(default_factory=dict)
+    _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
     stale_raises: int = 0
     blocked_raises: int = 0
 
@@ -109,8 +122,11 @@ class Dispatcher:
         key = self.session_key(charger_id, connector)
         sent = self.sent.get(key) if key is not None else None
         if sent is not None:
-            return sent.limit
-        return self.control.connector_budget(charger_id, connector, self.clock()).value
+            value = sent.limit
+        else:
+            value = self.control.connector_budget(charger_id, connector, self.clock()).value
+        pending = self.pending_lower.get(key) if key is not None else None
+        return value if pending is None else min(value, pending)
 
     # --- sending ----------------------------------------------------------------------------------
     async def _push(
@@ -124,12 +140,19 @@ class Dispatcher:
             self.mark_uncontrolled(charger_id, f"rejected a profile: {result.detail or 'Rejected'}")
         if key is None:
             return result
+        self._charger_of[key] = charger_id
         prev = self.sent.get(key)
         applied = result.status == "accepted" or (lowering and result.status == "timeout")
+        lowered = prev is not None and limit < prev.limit - EPS
         if applied and (prev is None or abs(prev.limit - limit) > EPS):
             self.sent[key] = Sent(limit, now, prev.limit if prev is not None else None)
-            if prev is not None and limit < prev.limit - EPS:
+            if lowered:
                 self.lowered_at[key] = now
+        if result.status == "accepted":
+            if lowered or self.settling.get(key) == FOREVER:
+                self.settling[key] = now + timedelta(seconds=self.reaction_s)  # done once the EV reacted
+        elif lowering and result.status not in ("unchanged", "superseded"):
+            self.settling[key] = FOREVER  # may or may not be in force: nothing sharing it is raised
         if result.status == "accepted" and charger_id in self.uncontrolled:
             self._maybe_controlled(charger_id)
         return result
@@ -147,9 +170,15 @@ class Dispatcher:
             return result.status
         if target >= current - EPS:
             return "unchanged"
-        if key is not None:
-            self.lowered_at[key] = self.clock()  # before the call: a plan running now must not undo it
-        result = await self._push(charger_id, connector, target, (), source, lowering=True)
+        if key is None:
+            return (await self._push(charger_id, connector, target, (), source, lowering=True)).status
+        self.lowered_at[key] = self.clock()  # before the call: a plan running now must not undo it
+        self.pending_lower[key] = min(target, self.pending_lower.get(key, target))
+        try:
+            result = await self._push(charger_id, connector, target, (), source, lowering=True)
+        finally:
+            if self.pending_lower.get(key) == target:
+                del self.pending_lower[key]
         return result.status
 
     async def failsafe(self, reason: str) -> None:
@@ -176,6 +205,8 @@ class Dispatcher:
             conn = connectors.get(sp.session_id, 1)
             if sp.charger_id in self.uncontrolled:
                 continue
+            if self._newer_than(sp.session_id, snapshot_at):
+                continue  # lowered after the snapshot: nothing this plan says about it may go out
             if sp.limit.value < self.current_limit(sp.charger_id, conn) - EPS:
                 down.append(sp)
             else:
@@ -196,19 +227,14 @@ class Dispatcher:
             await self.sleep(self.reaction_s)  # the lowered EVs react before any raised one may
         if failsafe_active():
             return
-        blocked = self._blocked_phases(failed)
+        blocked = self._blocked_phases(failed) | self._blocked_phases(self._unsettled_chargers())
         sendable: list[SessionPlan] = []
         for sp in up:
-            if self._is_raise(sp, connectors):
-                lowered = self.lowered_at.get(sp.session_id)
-                if lowered is not None and lowered > snapshot_at:
-                    self.stale_raises += 1
-                    self.request_replan()  # lowered after this plan's snapshot: plan again on newer data
-                    continue
-                if blocked & self._phases_of(sp.charger_id):
-                    self.blocked_raises += 1
-                    self.request_replan()
-                    continue
+            if self._newer_than(sp.session_id, snapshot_at):
+                continue  # a shed landed while this plan waited
+            if self._is_raise(sp, connectors) and blocked & self._phases_of(sp.charger_id):
+                self.blocked_raises += 1
+                continue  # the next plan, once the decreases it depends on are done
             sendable.append(sp)
         if failed:
             LOG.warning("a decrease did not go through (%s): increases sharing its nodes and phases wait",
@@ -218,6 +244,22 @@ class Dispatcher:
                        sp.limit.source, lowering=False)
             for sp in sendable
         ))
+
+    def _newer_than(self, key: str, snapshot_at: datetime) -> bool:
+        lowered = self.lowered_at.get(key)
+        if lowered is None or lowered <= snapshot_at:
+            return False
+        self.stale_raises += 1
+        self.request_replan()  # plan again on data newer than that decrease
+        return True
+
+    def _unsettled_chargers(self) -> list[str]:
+        """Chargers with a decrease not yet done (unconfirmed, or its EV still reacting), or drawing
+        above their limit (perhaps ignoring it) — uncontrolled ones are budgeted at their draw instead."""
+        now = self.clock()
+        keys = [key for key, until in self.settling.items() if until > now] + list(self._over_since)
+        out = {self._charger_of[key] for key in keys if key in self._charger_of}
+        return [cid for cid in out if cid not in self.uncontrolled]
 
     def _is_raise(self, sp: SessionPlan, connectors: Mapping[str, int]) -> bool:
         return sp.limit.value > self.current_limit(sp.charger_id, connectors.get(sp.session_id, 1)) + EPS
@@ -254,6 +296,7 @@ class Dispatcher:
         if charger_id not in self.uncontrolled:
             LOG.error("%s is UNCONTROLLED: %s — budgeted at what it draws, up to its maximum", charger_id, reason)
             self.uncontrolled[charger_id] = Uncontrolled(charger_id, reason, self.clock())
+            self._drawn.pop(charger_id, None)
             self.request_replan()
 
     def _maybe_controlled(self, charger_id: str) -> None:
@@ -299,25 +342,53 @@ class Dispatcher:
                     over = max(measured) > sent.limit + IGNORE_TOLERANCE_A
                 over_any = over_any or over
                 if over:
+                    self._charger_of[key] = cid
                     since = self._over_since.setdefault(key, now)
-                    if (now - since).total_seconds() >= self.reaction_s:
+                    if (now - since).total_seconds() >= IGNORE_CONFIRM_S:
                         self.mark_uncontrolled(
                             cid, f"draws {max(measured):.1f} A on a {sent.limit:.1f} {'kW' if ch.kind == 'dc' else 'A'}"
                             " limit (ignores its profile)")
                 else:
                     self._over_since.pop(key, None)
             u = self.uncontrolled.get(cid)
-            if u is not None and judged and not over_any and u.reason.startswith("draws"):
+            if u is None or not u.reason.startswith("draws") or not judged or over_any:
+                self._under_since.pop(cid, None)
+                continue
+            since = self._under_since.setdefault(cid, now)
+            if (now - since).total_seconds() >= self.reaction_s:  # within its limit for a while, not once
                 LOG.warning("%s follows its limit again: controlled", cid)
                 del self.uncontrolled[cid]
+                self._under_since.pop(cid, None)
                 self.request_replan()
+
+    def uncontrolled_budget_a(
+        self, charger_id: str, now: datetime, draw_a: tuple[float, float, float] | None,
+        budget_a: tuple[float, float, float], max_a: tuple[float, float, float],
+    ) -> tuple[float, float, float]:
+        """What an uncontrolled charger is budgeted at (grid A per phase): the most it drew over the
+        last minute, at least what its profiles allow (``budget_a``), its maximum while its draw is
+        unknown; never above its maximum."""
+        window = self._drawn.setdefault(charger_id, [])
+        if draw_a is not None:
+            window.append((now, draw_a))
+        cutoff = now - timedelta(seconds=UNCONTROLLED_HOLD_S)
+        window[:] = [(t, a) for t, a in window if t >= cutoff]
+        if not window:
+            return max_a
+        peak = tuple(max(a[p] for _, a in window) for p in range(3))
+        return (
+            min(max_a[0], max(peak[0], budget_a[0])),
+            min(max_a[1], max(peak[1], budget_a[1])),
+            min(max_a[2], max(peak[2], budget_a[2])),
+        )
 
     # --- bookkeeping ------------------------------------------------------------------------------
     def session_ended(self, key: str) -> None:
-        self.sent.pop(key, None)
-        self.lowered_at.pop(key, None)
-        self._over_since.pop(key, None)
+        for book in (self.sent, self.lowered_at, self._over_since, self._under_since, self.settling,
+                     self.pending_lower, self._charger_of):
+            book.pop(key, None)
 
     def forget_charger(self, charger_id: str) -> None:
         """The charger is gone from the site file."""
         self.uncontrolled.pop(charger_id, None)
+        self._drawn.pop(charger_id, None)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState
+from controller.daemon.dispatch import IGNORE_TOLERANCE_A, IGNORE_TOLERANCE_KW
 from controller.daemon.loads import PhaseCurrents, base_loads, exceeded, known_loads, node_meters
 from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, grid_draw_a
 from controller.failsafe import CycleHealth, step
@@ -100,11 +101,30 @@ def plan_stalled(d: Daemon, t_s: float) -> bool:
     return t_s - d.last_plan_mono > PLAN_STALL_PERIODS * d.site.control.plan_every_s
 
 
-def may_draw(st: ChargerState) -> bool:
-    """A charger whose connectors may be drawing: a transaction, or a status that is not idle."""
-    return any(
-        c.transaction is not None or c.status not in IDLE_STATUSES for k, c in st.connectors.items() if k >= 1
-    )
+def worst_draw_a(d: Daemon, ch: Charger, st: ChargerState, now: datetime, max_age_s: float) -> PhaseCurrents:
+    """A connected charger's grid current, connector by connector: measured where fresh, else —
+    if the connector may be drawing (a transaction, or a status that is not idle) — what it may
+    draw by its own profiles; never 0 for a connector nothing fresh is known of."""
+    max_age = timedelta(seconds=max_age_s)
+    total: PhaseCurrents = (0.0, 0.0, 0.0)
+    for conn_id, conn in st.connectors.items():
+        if conn_id < 1:
+            continue
+        measured = grid_currents(ch, conn, now, max_age)
+        if measured is not None:
+            total = _add3(total, measured)
+        elif conn.transaction is not None or conn.status not in IDLE_STATUSES:
+            b = d.cs.control.connector_budget(ch.id, conn_id, now)
+            total = _add3(total, budget_grid_a(d.site, ch, b.value, b.unit))
+    return total
+
+
+def _add3(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+def _max3(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:
+    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
 
 
 def max_budget_a(d: Daemon, ch: Charger) -> PhaseCurrents:
@@ -183,7 +203,10 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
             # not planned: its measured draw stays load (subtracted here, added back as a budget,
             # so metered and unmetered nodes both carry it once); unknown → its maximum
             with_session[ch.id] = draw or (0.0, 0.0, 0.0)
-            budgets[ch.id] = draw if draw is not None else max_budget_a(d, ch)
+            b = d.cs.control.budget(ch.id, now)
+            budgets[ch.id] = d.dispatch.uncontrolled_budget_a(
+                ch.id, now, draw, budget_grid_a(site, ch, b.value, b.unit), max_budget_a(d, ch)
+            )
         elif st is not None and connected:
             est = _ev_estimate(d, ch, st, now)
             if est is not None:
@@ -193,13 +216,10 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         if not connected:
             budgets[ch.id] = offline_budget_a(d, ch, now)
             unknown_draw.add(ch.id)  # it may be drawing; the meters see it, we don't
-        if draw is not None:
-            at_worst[ch.id] = draw
-        elif ch.id in budgets:
-            at_worst[ch.id] = budgets[ch.id]
-        elif st is not None and may_draw(st):
-            b = d.cs.control.budget(ch.id, now)
-            at_worst[ch.id] = budget_grid_a(site, ch, b.value, b.unit)
+        if ch.id in budgets:
+            at_worst[ch.id] = budgets[ch.id] if draw is None else _max3(budgets[ch.id], draw)
+        elif st is not None:
+            at_worst[ch.id] = worst_draw_a(d, ch, st, now, max_age)
         observe_charger(d.metrics, ch.id, connected, draw, energy_register_wh(st) if st is not None else None)
         observe_charger_safety(
             d.metrics, ch.id, uncontrolled=ch.id in d.dispatch.uncontrolled,
@@ -311,6 +331,13 @@ def _ev_estimate(
                     est = (max(est[0], cap[0]), max(est[1], cap[1]), max(est[2], cap[2]))
                 elif now >= sent.changed_at + timedelta(seconds=REACTION_S):  # it has come down by now
                     est = (min(est[0], cap[0]), min(est[1], cap[1]), min(est[2], cap[2]))
+            else:
+                # the vehicle had time to follow its limit: what it draws beyond it (a charger that
+                # ignores its profile) stays in the base load, so the planner never hands it out again
+                unit = "kW" if ch.kind == "dc" else "A"
+                tol = IGNORE_TOLERANCE_KW if ch.kind == "dc" else IGNORE_TOLERANCE_A
+                cap = budget_grid_a(d.site, ch, sent.limit + tol, unit)
+                est = (min(est[0], cap[0]), min(est[1], cap[1]), min(est[2], cap[2]))
         for p in range(3):
             total[p] += est[p]
     return ((total[0], total[1], total[2]), known) if any_session else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from functools import cached_property
 from typing import Literal
 
 PHASES: tuple[str, str, str] = ("L1", "L2", "L3")
@@ -231,19 +232,46 @@ class Site:
     metrics: Metrics = field(default_factory=Metrics)
     storage: Storage = field(default_factory=Storage)
 
-    # --- tree helpers (cheap; the tree is small) ---------------------------------------
-    def circuit(self, circuit_id: str) -> Circuit:
+    # --- tree helpers (indexed once per Site: the fast loop asks them per charger, per cycle) ----
+    @cached_property
+    def _circuit_index(self) -> dict[str, Circuit]:
+        return {c.id: c for c in self.circuits}
+
+    @cached_property
+    def _charger_index(self) -> dict[str, Charger]:
+        return {ch.id: ch for ch in self.chargers}
+
+    @cached_property
+    def _children_index(self) -> dict[str, tuple[Circuit, ...]]:
+        out: dict[str, list[Circuit]] = {}
         for c in self.circuits:
-            if c.id == circuit_id:
-                return c
-        raise KeyError(circuit_id)
+            out.setdefault(c.parent, []).append(c)
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def _ancestors_index(self) -> dict[str, tuple[str, ...]]:
+        return {}
+
+    @cached_property
+    def _under_index(self) -> dict[str, tuple[Charger, ...]]:
+        out: dict[str, list[Charger]] = {}
+        for ch in self.chargers:
+            for node in self.ancestors(ch.circuit):
+                out.setdefault(node, []).append(ch)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def circuit(self, circuit_id: str) -> Circuit:
+        try:
+            return self._circuit_index[circuit_id]
+        except KeyError:
+            raise KeyError(circuit_id) from None
 
     def node_ids(self) -> tuple[str, ...]:
         """Every node of the tree, the grid first, parents before children."""
         return (GRID_ID, *(c.id for c in self.walk_circuits()))
 
     def children(self, node_id: str) -> tuple[Circuit, ...]:
-        return tuple(c for c in self.circuits if c.parent == node_id)
+        return self._children_index.get(node_id, ())
 
     def walk_circuits(self, node_id: str = GRID_ID) -> Iterator[Circuit]:
         """Depth-first, parents before children, in file order."""
@@ -262,20 +290,26 @@ class Site:
 
     def ancestors(self, node_id: str) -> tuple[str, ...]:
         """The node itself, then each parent up to and including ``grid``."""
+        cached = self._ancestors_index.get(node_id)
+        if cached is not None:
+            return cached
         path = [node_id]
-        while node_id != GRID_ID:
-            node_id = self.circuit(node_id).parent
-            path.append(node_id)
-        return tuple(path)
+        at = node_id
+        while at != GRID_ID:
+            at = self.circuit(at).parent
+            path.append(at)
+        out = tuple(path)
+        self._ancestors_index[node_id] = out
+        return out
 
     def chargers_under(self, node_id: str) -> tuple[Charger, ...]:
-        return tuple(ch for ch in self.chargers if node_id in self.ancestors(ch.circuit))
+        return self._under_index.get(node_id, ())
 
     def charger(self, charger_id: str) -> Charger:
-        for ch in self.chargers:
-            if ch.id == charger_id:
-                return ch
-        raise KeyError(charger_id)
+        try:
+            return self._charger_index[charger_id]
+        except KeyError:
+            raise KeyError(charger_id) from None
 
     def vehicle(self, vehicle_id: str) -> Vehicle:
         for v in self.vehicles:

@@ -279,3 +279,38 @@ async def test_what_the_charger_holds_never_exceeds_its_budget_at_any_later_time
         assert cs.control.budget("CP1", now + timedelta(seconds=ttl + 15)).value == 6.0  # back to the fail-safe
     finally:
         await sim.close()
+
+
+def test_a_clock_set_back_without_a_reboot_is_followed_within_the_step_span() -> None:
+    """Review: a charger 120 s ahead is set right (NTP) without a reboot; the highest-bound window
+    kept the old +120 s for 10 min, and the next profile started 85 s in the charger's future."""
+    from controller.chargers.clock_offset import STEP_SPAN_S, ClockOffset
+
+    est = ClockOffset()
+    t = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    for i in range(10):
+        at = t + timedelta(seconds=10 * i)
+        est.observe(at + timedelta(seconds=120), at + timedelta(seconds=0.2))
+    assert est.offset_s is not None and abs(est.offset_s - 119.8) < 0.01
+    t += timedelta(seconds=100)  # set right: 0 s off from now on
+    seen = []
+    for i in range(5):
+        at = t + timedelta(seconds=10 * i)
+        est.observe(at, at + timedelta(seconds=0.2))
+        seen.append(est.offset_s)
+    assert all(o is not None and o > 100 for o in seen[:2])  # one or two low bounds prove nothing …
+    assert seen[-1] is not None and abs(seen[-1] + 0.2) < 0.01  # … three over STEP_SPAN_S do
+    assert STEP_SPAN_S <= 10 * 2
+    assert seen[2] is not None and abs(seen[2] + 0.2) < 0.01
+
+
+def test_a_burst_of_queued_old_values_is_no_clock_step() -> None:
+    from controller.chargers.clock_offset import ClockOffset
+
+    est = ClockOffset()
+    t = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    est.observe(t, t + timedelta(seconds=0.2))
+    for i in range(30):  # a backlog flushed over 30 s, sampled a minute apart two hours ago
+        at = t + timedelta(seconds=1 + i)
+        est.observe(t - timedelta(hours=2) + timedelta(minutes=i), at)
+    assert est.offset_s is not None and abs(est.offset_s + 0.2) < 0.01
