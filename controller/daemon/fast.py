@@ -344,14 +344,19 @@ def _ev_estimate(
 
 
 def _note_load_changes(d: Daemon, draws: dict[str, PhaseCurrents]) -> None:
-    """Tell each meter when the chargers below it moved: a meter frozen while they move is lying."""
+    """Tell each meter when the chargers below it moved: a meter frozen while they move is lying.
+
+    The chargers' readings lag the meter by up to a sample interval (OCPP meter values against a
+    Modbus poll every second): the move is dated that much earlier, so a meter that showed the
+    change *before* the chargers reported it is not taken for frozen."""
+    lag_s = d.site.ocpp.meter_sample_s + 1.0
     for node, meter_id in node_meters(d.site).items():
         total = sum(sum(draws.get(ch.id, (0.0, 0.0, 0.0))) for ch in d.site.chargers_under(node))
         if abs(total - d.ev_total_a.get(node, 0.0)) > LOAD_CHANGE_A:
             d.ev_total_a[node] = total
             reader = d.meters.readers.get(meter_id)
             if reader is not None:
-                reader.note_load_change()
+                reader.note_load_change(d.mono() - lag_s)
 
 
 def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float) -> None:
