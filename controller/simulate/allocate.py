@@ -1,16 +1,18 @@
 """The usual load-management heuristics, for comparison with the planner.
 
-Both respect every node and phase of the circuit tree (limit − margin − base load) and the AC
+All respect every node and phase of the circuit tree (limit − margin − base load) and the AC
 minimum current: ``equal_share`` fills every vehicle up at the same rate until a breaker or the
 vehicle's maximum stops it (max-min fair, what most load managers do); ``edf`` serves vehicles in
-order of departure, each taking all it can (earliest deadline first).
+order of departure, each taking all it can (earliest deadline first); ``llf`` does the same in
+order of laxity (least laxity first): laxity = time to departure − remaining energy / maximum rate,
+the slack a vehicle has before it can no longer be met even at full rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller.model.site import GRID_ID, Charger, Site
 
@@ -29,9 +31,21 @@ class Demand:
     min_a: float  # below this an AC vehicle cannot charge (0 for DC)
     deadline: datetime
     nodes: tuple[str, ...]  # the charger's circuit and every ancestor up to the grid
+    need_kwh: float = 0.0  # energy still wanted
+    max_kw: float = 0.0  # its rate at cap_a (0: unknown, then laxity is the time to the deadline)
 
     def uses(self) -> list[Key]:
         return [(n, p) for n in self.nodes for p in self.phases]
+
+    @property
+    def latest_start(self) -> datetime:
+        """The last moment it could start at full rate and still be met: deadline − need / max rate.
+
+        Laxity at ``now`` is ``latest_start − now``, so ordering by it is least laxity first.
+        """
+        if self.max_kw <= 0 or self.need_kwh <= 0:
+            return self.deadline
+        return self.deadline - timedelta(hours=self.need_kwh / self.max_kw)
 
 
 def residual_a(site: Site, base_a: Mapping[str, PhaseCurrents]) -> dict[Key, float]:
@@ -84,10 +98,11 @@ def equal_share(demands: list[Demand], room: dict[Key, float]) -> dict[str, floa
         paused.add(max(short, key=lambda d: (d.deadline, d.key)).key)
 
 
-def edf(demands: list[Demand], room: dict[Key, float]) -> dict[str, float]:
+def _greedy(demands: list[Demand], room: dict[Key, float], order: Callable[[Demand], datetime]) -> dict[str, float]:
+    """Serve the demands in ``order``, each taking all it can (none below its minimum)."""
     left = dict(room)
     alloc: dict[str, float] = {}
-    for d in sorted(demands, key=lambda d: (d.deadline, d.key)):
+    for d in sorted(demands, key=lambda d: (order(d), d.key)):
         give = min([d.cap_a, *(left[k] for k in d.uses())])
         if give < d.min_a or give <= 1e-9:
             give = 0.0
@@ -95,3 +110,13 @@ def edf(demands: list[Demand], room: dict[Key, float]) -> dict[str, float]:
         for k in d.uses():
             left[k] -= give
     return alloc
+
+
+def edf(demands: list[Demand], room: dict[Key, float]) -> dict[str, float]:
+    """Earliest deadline first."""
+    return _greedy(demands, room, lambda d: d.deadline)
+
+
+def llf(demands: list[Demand], room: dict[Key, float]) -> dict[str, float]:
+    """Least laxity first: the vehicle with the least slack before it can no longer be met."""
+    return _greedy(demands, room, lambda d: d.latest_start)

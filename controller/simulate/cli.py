@@ -11,12 +11,19 @@ from typing import Any
 from controller.config.reading import read_or_report
 from controller.simulate.engine import run
 from controller.simulate.optimal import OptimalPolicy
-from controller.simulate.policies import PlannerPolicy, Policy, Uncontrolled, edf_policy, equal_share_policy
+from controller.simulate.policies import (
+    PlannerPolicy,
+    Policy,
+    Uncontrolled,
+    edf_policy,
+    equal_share_policy,
+    llf_policy,
+)
 from controller.simulate.result import SimResult, session_table, table
 from controller.simulate.scenario import Scenario, load_scenario
 from controller.simulate.whatif import scale_sessions, with_grid_limit
 
-POLICIES = ("lp", "equal-share", "edf", "uncontrolled", "optimal")
+POLICIES = ("lp", "equal-share", "edf", "llf", "uncontrolled", "optimal")
 
 
 def make_policy(name: str, scenario: Scenario) -> Policy:
@@ -26,6 +33,8 @@ def make_policy(name: str, scenario: Scenario) -> Policy:
         return equal_share_policy()
     if name == "edf":
         return edf_policy()
+    if name == "llf":
+        return llf_policy()
     if name == "uncontrolled":
         return Uncontrolled()
     if name == "optimal":
@@ -106,6 +115,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 print(
                     f"{r.scenario} ({r.policy}): first missed departure: {first.charger} at "
                     f"{first.depart:%Y-%m-%d %H:%M %Z} ({first.delivered_kwh:.1f} of {first.requested_kwh:.1f} kWh)"
+                )
+            if r.past_end:
+                print(
+                    f"{r.scenario} ({r.policy}): {r.past_end} session(s) still plugged in at the scenario's end: "
+                    "their energy counts, neither met nor missed"
                 )
     if args.plot:
         from controller.simulate.plot import plot_result

@@ -5,7 +5,8 @@ Each step of ``step_s``: sessions arrive and leave; the policy decides (every
 daemon's plan loop would; limits are dispatched as the daemon sends them (0.1 steps, AC below its
 minimum = pause); the fast loop sheds when a node would be over ``limit − margin``; the vehicles
 draw what their charger allows and they accept; every node and phase is scored against its
-breaker limit (margin not counted).
+breaker limit (margin not counted). A session that departs after the scenario's end is simulated
+up to the end: its energy counts, and it is neither met nor missed (``SessionOutcome.past_end``).
 """
 
 from __future__ import annotations
@@ -210,11 +211,21 @@ def run(
         if progress is not None:
             progress((t - scenario.start).total_seconds() / scenario.duration_s)
 
-    done += [lv.outcome for lv in live.values()]
+    # still plugged in at the end: departing after it, they are neither met nor missed (their energy
+    # counts); one departing right at the end has departed and is judged
+    for lv in live.values():
+        lv.outcome.past_end = lv.session.past_end(scenario.end)
+        done.append(lv.outcome)
     for s in pending:  # never arrived within the window: nothing delivered
         done.append(
             SessionOutcome(
-                s.key, s.charger_id, s.vehicle_id, s.arrive.astimezone(tz), s.depart.astimezone(tz), s.energy_kwh
+                s.key,
+                s.charger_id,
+                s.vehicle_id,
+                s.arrive.astimezone(tz),
+                s.depart.astimezone(tz),
+                s.energy_kwh,
+                past_end=s.past_end(scenario.end),
             )
         )
     done.sort(key=lambda o: o.key)

@@ -36,6 +36,9 @@ def plot_result(scenario: Scenario, result: SimResult, out: Path) -> None:
             continue
         line = ax_energy.plot([p[0] for p in points], [p[1] for p in points], linewidth=1)[0]
         color = line.get_color()
+        if outcome.past_end:  # departs after the window: neither met nor missed, the need drawn to the end
+            ax_energy.hlines(outcome.requested_kwh, outcome.arrive, times[-1], colors=color, linestyles=":")
+            continue
         ax_energy.hlines(outcome.requested_kwh, outcome.arrive, outcome.depart, colors=color, linestyles=":")
         ax_energy.plot([outcome.depart], [outcome.requested_kwh], marker="o" if outcome.met else "x", color=color)
     ax_energy.set_ylabel("energy delivered [kWh]")

@@ -85,18 +85,28 @@ def _demands(view: View) -> list[allocate.Demand]:
         phases = ch.grid_phases[: lv.session.ev_phases] if ch.kind == "ac" and lv.measured_a else ch.grid_phases
         if ch.kind == "dc":
             phases = (0, 1, 2)
+        cap_a = session_cap_a(view.site, lv)
         out.append(
             allocate.Demand(
                 key=lv.key,
                 charger=ch,
                 phases=phases,
-                cap_a=session_cap_a(view.site, lv),
+                cap_a=cap_a,
                 min_a=ch.min_a if ch.kind == "ac" else 0.0,
                 deadline=_deadline(view, lv),
                 nodes=view.site.ancestors(ch.circuit),
+                need_kwh=lv.session.energy_kwh - lv.delivered_kwh,
+                max_kw=_max_kw(view.site, ch, cap_a, len(phases)),
             )
         )
     return out
+
+
+def _max_kw(site: Site, charger: Charger, cap_a: float, n_phases: int) -> float:
+    """The rate at ``cap_a`` per phase on ``n_phases`` (the phases the controller believes it uses) [kW]."""
+    if charger.kind == "dc":
+        return to_limit(site, charger, cap_a)
+    return cap_a * site.site.voltage_v * n_phases / 1000
 
 
 def _limits(view: View, alloc: Mapping[str, float]) -> dict[str, float]:
@@ -129,6 +139,10 @@ def equal_share_policy() -> Heuristic:
 
 def edf_policy() -> Heuristic:
     return Heuristic("edf", allocate.edf)
+
+
+def llf_policy() -> Heuristic:
+    return Heuristic("llf", allocate.llf)
 
 
 @dataclass

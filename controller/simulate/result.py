@@ -22,11 +22,26 @@ class SessionOutcome:
     depart: datetime
     requested_kwh: float
     delivered_kwh: float = 0.0
+    past_end: bool = False  # still plugged in when the scenario ended: neither met nor missed
+
+    @property
+    def has_need(self) -> bool:
+        """Has its request: within 0.5 % (or 0.1 kWh) of it — finer than a 1 % SoC step."""
+        return self.delivered_kwh >= self.requested_kwh - max(MET_TOLERANCE_KWH, MET_TOLERANCE * self.requested_kwh)
 
     @property
     def met(self) -> bool:
-        """Ready at departure: within 0.5 % (or 0.1 kWh) of the request — finer than a 1 % SoC step."""
-        return self.delivered_kwh >= self.requested_kwh - max(MET_TOLERANCE_KWH, MET_TOLERANCE * self.requested_kwh)
+        """Departed within the scenario with what it asked for."""
+        return not self.past_end and self.has_need
+
+    @property
+    def missed(self) -> bool:
+        """Departed within the scenario without what it asked for."""
+        return not self.past_end and not self.has_need
+
+    @property
+    def verdict(self) -> str:
+        return "past end" if self.past_end else "yes" if self.has_need else "NO"
 
 
 @dataclass
@@ -67,8 +82,22 @@ class SimResult:
     def departures_met(self) -> int:
         return sum(s.met for s in self.sessions)
 
+    @property
+    def departures_missed(self) -> int:
+        return sum(s.missed for s in self.sessions)
+
+    @property
+    def departures_total(self) -> int:
+        """Sessions that departed within the scenario (met or missed); past-end ones are not counted."""
+        return self.departures_met + self.departures_missed
+
+    @property
+    def past_end(self) -> int:
+        """Sessions still plugged in at the scenario's end: their energy counts, neither met nor missed."""
+        return sum(s.past_end for s in self.sessions)
+
     def first_missed(self) -> SessionOutcome | None:
-        missed = [s for s in self.sessions if not s.met]
+        missed = [s for s in self.sessions if s.missed]
         return min(missed, key=lambda s: (s.depart, s.key)) if missed else None
 
     def planner_ms(self) -> dict[str, float]:
@@ -92,7 +121,8 @@ class SimResult:
                     "depart": s.depart.isoformat(),
                     "requested_kwh": round(s.requested_kwh, 3),
                     "delivered_kwh": round(s.delivered_kwh, 3),
-                    "met": s.met,
+                    "met": None if s.past_end else s.met,  # null: still plugged in at the end
+                    "past_end": s.past_end,
                 }
                 for s in self.sessions
             ],
@@ -100,7 +130,8 @@ class SimResult:
             "delivered_kwh": round(self.delivered_kwh, 3),
             "delivered_ratio": round(self.delivered_ratio, 5),
             "departures_met": self.departures_met,
-            "departures_total": len(self.sessions),
+            "departures_total": self.departures_total,
+            "past_end": self.past_end,
             "first_missed": None
             if first is None
             else {"charger": first.charger, "vehicle": first.vehicle, "depart": first.depart.isoformat()},
@@ -124,7 +155,11 @@ class SimResult:
 
 
 def table(results: list[SimResult]) -> str:
-    """One summary row per (scenario, policy)."""
+    """One summary row per (scenario, policy).
+
+    ``met`` is met / departed within the scenario; ``past end`` counts the sessions still plugged in
+    when it ended (their energy is in ``delivered kWh``; they are neither met nor missed).
+    """
     head = (
         "scenario",
         "policy",
@@ -132,6 +167,7 @@ def table(results: list[SimResult]) -> str:
         "requested kWh",
         "ratio",
         "met",
+        "past end",
         "violations",
         "worst A",
         "A·s over",
@@ -149,7 +185,8 @@ def table(results: list[SimResult]) -> str:
                 f"{r.delivered_kwh:.1f}",
                 f"{r.requested_kwh:.1f}",
                 f"{100 * r.delivered_ratio:.1f}%",
-                f"{r.departures_met}/{len(r.sessions)}",
+                f"{r.departures_met}/{r.departures_total}",
+                str(r.past_end),
                 str(r.violations.count),
                 f"{r.violations.worst_a:.1f}",
                 f"{r.violations.ampere_seconds:.0f}",
@@ -179,7 +216,7 @@ def session_table(result: SimResult) -> str:
                 s.depart.strftime("%m-%d %H:%M"),
                 f"{s.requested_kwh:.1f}",
                 f"{s.delivered_kwh:.1f}",
-                "yes" if s.met else "NO",
+                s.verdict,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -14,6 +14,8 @@ scenario:
        ev_max_kw: 150, declared_depart: null}   # departure unknown to the controller
 ```
 Load profiles repeat daily when ``at`` is HH:MM; an ISO date-time instead pins a step to one moment.
+A session may depart after the scenario's end (real session data always has some): it is simulated
+up to the end, its energy counts, and it is neither met nor missed (:attr:`Scenario.end`).
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ class ScenarioSession:
     @property
     def key(self) -> str:
         return f"s{self.index:03d}-{self.charger_id}"
+
+    def past_end(self, end: datetime) -> bool:
+        """Still plugged in when a scenario ending at ``end`` stops: neither met nor missed."""
+        return self.depart > end
 
 
 @dataclass(frozen=True)
@@ -267,8 +273,9 @@ class _Builder:
             return None
         if start is not None and arrive < start:
             self.error((*path, "arrive"), f"arrives ({s.arrive}) before the scenario starts")
-        if end is not None and depart > end:
-            self.error((*path, "depart"), f"departs ({s.depart}) after the scenario ends (extend duration_h)")
+        if end is not None and arrive >= end:
+            self.error((*path, "arrive"), f"arrives ({s.arrive}) at or after the scenario's end")
+        # a departure after the end is fine: simulated up to the end, then neither met nor missed
         if charger.kind == "dc" and s.ev_max_kw is None and charger.max_kw is None:
             self.error(path, "a DC session needs ev_max_kw")
         if charger.kind == "ac" and s.ev_phases not in (1, 3):

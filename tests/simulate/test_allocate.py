@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -59,19 +60,47 @@ def test_edf_serves_the_earliest_departure_first() -> None:
     assert alloc["late"] == pytest.approx(8.0)
 
 
+def test_llf_serves_the_least_laxity_first_where_edf_would_not() -> None:
+    """Feeder f has room for one vehicle at full rate. "small" departs first but needs 1 kWh (laxity
+    ≈ 2 h − 3 min); "big" departs an hour later and needs 40 kWh at 22 kW (laxity ≈ 3 h − 1.8 h)."""
+    room = allocate.residual_a(SITE, {"f": (8.0, 8.0, 8.0)})  # 40 − 8 = 32 A per phase under f
+    kw = 32 * 230 * 3 / 1000
+    small = dataclasses.replace(demand(SITE, "small", "A", hours=2), need_kwh=1.0, max_kw=kw)
+    big = dataclasses.replace(demand(SITE, "big", "B", hours=3), need_kwh=40.0, max_kw=kw)
+    assert big.latest_start < small.latest_start < small.deadline < big.deadline
+    assert allocate.edf([small, big], room) == {"small": pytest.approx(32.0), "big": 0.0}
+    assert allocate.llf([small, big], room) == {"big": pytest.approx(32.0), "small": 0.0}
+
+
+def test_llf_without_a_known_rate_or_need_is_edf() -> None:
+    d = demand(SITE, "a", "A", hours=4)
+    assert d.latest_start == d.deadline
+    assert dataclasses.replace(d, need_kwh=5.0).latest_start == d.deadline  # no rate known
+    assert dataclasses.replace(d, need_kwh=11.0, max_kw=22.0).latest_start == d.deadline - timedelta(minutes=30)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     base=st.tuples(*[st.floats(0, 120) for _ in range(3)]),
     feeder_base=st.tuples(*[st.floats(0, 50) for _ in range(3)]),
     picks=st.lists(st.sampled_from(["A", "B", "C", "D"]), min_size=1, max_size=4, unique=True),
-    policy=st.sampled_from(["equal", "edf"]),
+    policy=st.sampled_from(["equal", "edf", "llf"]),
+    needs=st.lists(st.floats(0, 80), min_size=4, max_size=4),
 )
 def test_no_node_or_phase_is_ever_over_its_room(
-    base: tuple[float, float, float], feeder_base: tuple[float, float, float], picks: list[str], policy: str
+    base: tuple[float, float, float],
+    feeder_base: tuple[float, float, float],
+    picks: list[str],
+    policy: str,
+    needs: list[float],
 ) -> None:
     room = allocate.residual_a(SITE, {"grid": base, "f": feeder_base})
-    demands = [demand(SITE, c, c, hours=i + 1) for i, c in enumerate(picks)]
-    alloc = allocate.equal_share(demands, room) if policy == "equal" else allocate.edf(demands, room)
+    demands = [
+        dataclasses.replace(demand(SITE, c, c, hours=i + 1), need_kwh=needs[i], max_kw=22.0)
+        for i, c in enumerate(picks)
+    ]
+    rule = {"equal": allocate.equal_share, "edf": allocate.edf, "llf": allocate.llf}[policy]
+    alloc = rule(demands, room)
     for (node, phase), left in room.items():
         used = sum(alloc[d.key] for d in demands if (node, phase) in d.uses())
         assert used <= left + 1e-6

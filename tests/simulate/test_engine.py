@@ -60,7 +60,7 @@ def test_the_optimum_bounds_every_policy() -> None:
     sc = load_scenario(WORKPLACE)
     optimum = simulate(sc, "optimal")
     assert optimum.optimal_bound_kwh is not None
-    for policy in ("lp", "equal-share", "edf"):
+    for policy in ("lp", "equal-share", "edf", "llf"):
         assert simulate(sc, policy).delivered_kwh <= optimum.optimal_bound_kwh + 1e-3, policy
     assert optimum.violations.count == 0
 

@@ -65,10 +65,9 @@ def test_declared_departure_defaults_to_the_real_one_and_null_means_unknown() ->
             "2026-03-02T20:00",
         ),
         (
-            '  sessions:\n    - {charger: CP1, arrive: "2026-03-02T17:00", depart: "2026-03-04T20:00",'
+            '  sessions:\n    - {charger: CP1, arrive: "2026-03-03T00:00", depart: "2026-03-04T20:00",'
             " energy_kwh: 5}\n",
-            "s.yaml:10:58: scenario.sessions[0].depart: departs (2026-03-04T20:00) after the scenario ends "
-            "(extend duration_h)",
+            "s.yaml:10:30: scenario.sessions[0].arrive: arrives (2026-03-03T00:00) at or after the scenario's end",
         ),
         (
             '  base_load: [{at: "25:00", a: [1, 2, 3]}]\n',
@@ -93,7 +92,7 @@ def test_declared_departure_defaults_to_the_real_one_and_null_means_unknown() ->
         "unknown-charger",
         "depart-before-arrive",
         "overlap",
-        "after-end",
+        "arrives-after-end",
         "bad-time",
         "short-list",
         "bad-circuit",
@@ -103,6 +102,18 @@ def test_declared_departure_defaults_to_the_real_one_and_null_means_unknown() ->
 )
 def test_bad_scenarios_name_line_and_field(body: str, expected: str) -> None:
     assert expected in errors_of(scenario(body))
+
+
+def test_a_departure_after_the_end_is_accepted() -> None:
+    """Real session data always has cars that stay past the window: simulated up to the end."""
+    sc = load_scenario_text(
+        scenario(
+            '  sessions:\n    - {charger: CP1, arrive: "2026-03-02T17:00", depart: "2026-03-04T20:00", energy_kwh: 5}\n'
+        ),
+        "s.yaml",
+    )
+    (session,) = sc.sessions
+    assert session.past_end(sc.end) and not session.past_end(session.depart)
 
 
 def test_a_site_error_and_a_scenario_error_are_reported_together() -> None:
