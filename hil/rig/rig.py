@@ -27,9 +27,9 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from controller.meter.registers import RegisterMap, static_map_for
 from controller.model.site import PHASES, Site
@@ -96,14 +96,21 @@ class Rig:
         call_timeout_s: float = 5.0,
         noise_a: float = 0.1,
         seed: int = 0,
+        sim_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """``meter_ports``: site ``host:port`` → the port to serve it on here (0: a free port;
         endpoints left out keep the site's port). ``call_timeout_s`` bounds each OCPP call [s].
         ``noise_a``: every tick, each non-zero own base load flickers by up to ± this [A] (seeded
-        by ``seed``), as real loads do — a meter whose registers never move looks frozen."""
+        by ``seed``), as real loads do — a meter whose registers never move looks frozen.
+        ``sim_options``: charger id → :class:`~hil.chargers.sim.SimOptions` fields that charger's
+        simulation gets instead of the site's (e.g. ``{"CP07": {"reject_profiles": True}}``,
+        ``{"CP08": {"quirks": {"power_only"}, "clock_offset_s": -120}}``): hostile behaviour the
+        controller is *not* told about. ``quirks`` replaces the site's ``ocpp_quirks``. Raises
+        ``ValueError`` for an unknown charger or field."""
         self.site = site
         self.day = day if day is not None else RigDay(0.0)
         self.day.validate(site)
+        self._sim_overrides = _check_sim_options(site, sim_options or {})
         self.tick_s = tick_s
         self.clock = clock
         self.on_event = on_event
@@ -161,7 +168,7 @@ class Rig:
 
     def _options(self, charger_id: str) -> SimOptions:
         ch = self.site.charger(charger_id)
-        return SimOptions(
+        options = SimOptions(
             charger_id,
             version=self.day.version(charger_id),
             max_a=sim_max_a(self.site, ch),
@@ -171,6 +178,7 @@ class Rig:
             quirks=frozenset(ch.ocpp_quirks),
             tick_s=self.tick_s,
         )
+        return replace(options, **self._sim_overrides.get(charger_id, {}))
 
     # --- access for tests and the demo --------------------------------------------------------
     def sim(self, charger_id: str) -> SimCharger:
@@ -511,6 +519,29 @@ class Rig:
                 self.on_event(event)
             except Exception:
                 LOG.exception("rig event listener failed")
+
+
+_SIM_FIELDS = frozenset(f.name for f in fields(SimOptions)) - {"charger_id"}
+_SET_FIELDS = frozenset({"quirks", "unsupported_measurands"})
+
+
+def _check_sim_options(site: Site, given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The per-charger :class:`SimOptions` overrides, checked (sets given as any iterable of str)."""
+    known = {ch.id for ch in site.chargers}
+    problems = [f"sim_options: unknown charger {cid!r}" for cid in given if cid not in known]
+    out: dict[str, dict[str, Any]] = {}
+    for cid, over in given.items():
+        bad = sorted(set(over) - _SIM_FIELDS)
+        if bad:
+            has = ", ".join(sorted(_SIM_FIELDS))
+            problems.append(f"sim_options[{cid!r}]: no such option {', '.join(bad)} (has: {has})")
+        out[cid] = {k: (frozenset(v) if k in _SET_FIELDS and not isinstance(v, str) else v) for k, v in over.items()}
+        for k in _SET_FIELDS & set(over):
+            if isinstance(over[k], str):
+                problems.append(f"sim_options[{cid!r}].{k}: a collection of names, not the string {over[k]!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return out
 
 
 def _fmt3(a: Phase3) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -12,14 +13,16 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from controller.config.loader import load_site
+from controller.config.loader import load_site, load_site_text
 from controller.daemon.core import Daemon, DaemonOptions
+from controller.model.site import Site
 from hil.ev import EvParams
 from hil.rig import BaseStep, Rig, RigDay, Visit, free_port, rig_site_text
 
@@ -110,18 +113,21 @@ async def wait_async(pred: Callable[[], Any], timeout_s: float, what: str, step_
 def write_site(
     tmp: Path, rig: Rig, overrides: Mapping[str, Any], name: str = "site.yaml"
 ) -> tuple[Path, dict[str, int]]:
+    """The demo site with ``overrides`` merged in, then re-pointed at the rig: its meters (also
+    meters given in ``overrides``, at the demo's endpoint), listeners and storage on free ports."""
     ports = {"ocpp": free_port(), "api": free_port(), "metrics": free_port()}
+    merged = tmp / f"{Path(name).stem}.in.yaml"
+    merged.write_text(yaml.safe_dump(_merged(overrides), sort_keys=False))
     text = rig_site_text(
-        DEMO,
+        merged,
         meter_ports=rig.meter_ports,
         ocpp_port=ports["ocpp"],
         api_port=ports["api"],
         metrics_port=ports["metrics"],
         storage_path=tmp / "depot.db",
     )
-    data = deep_merge(yaml.safe_load(text), overrides)
     path = tmp / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(text)
     load_site(path)  # fails the test early on a bad override
     return path, ports
 
@@ -150,12 +156,44 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeo
     return proc.returncode
 
 
+def rig_site(overrides: Mapping[str, Any]) -> Site:
+    """The demo site with ``overrides`` merged in (a smaller board, fewer chargers): what the rig
+    simulates, so that it and the daemon see one depot."""
+    return load_site_text(yaml.safe_dump(_merged(overrides), sort_keys=False), f"{DEMO.name} + overrides").site
+
+
+def _merged(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    return deep_merge(yaml.safe_load(DEMO.read_text(encoding="utf-8")), copy.deepcopy(dict(overrides)))
+
+
 @contextlib.asynccontextmanager
 async def rigged(
-    tmp: Path, day: RigDay | None = None, *, overrides: Mapping[str, Any] = FAST, process: bool = False
+    tmp: Path,
+    day: RigDay | None = None,
+    *,
+    overrides: Mapping[str, Any] = FAST,
+    process: bool = False,
+    options: DaemonOptions | None = None,
+    rig_options: Mapping[str, Any] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[Rigged]:
-    site0 = load_site(DEMO).site
-    rig = Rig(site0, day or feeder_b_day(), meter_ports={"127.0.0.1:15020": 0})
+    """The demo site with ``overrides`` (also topology: circuits, chargers — the rig simulates the
+    same depot) on free ports, the rig playing ``day``, a daemon on it, every charger connected.
+
+    ``rig_options``: more :class:`~hil.rig.Rig` keywords (``sim_options`` for hostile chargers,
+    ``noise_a``, ``tick_s``, ``seed``). ``clock``: one clock for the rig, its chargers and (unless
+    ``options`` says otherwise, or ``process``) the in-process daemon — e.g. a pinned one.
+    ``options``: the in-process daemon's options (default: no signal handlers).
+    """
+    site0 = rig_site(overrides)
+    extra: dict[str, Any] = dict(rig_options or {})
+    if clock is not None:
+        extra.setdefault("clock", clock)
+    rig = Rig(site0, day or feeder_b_day(), meter_ports={"127.0.0.1:15020": 0}, **extra)
+    if options is None:
+        options = DaemonOptions(handle_signals=False)
+        if clock is not None:
+            options = replace(options, clock=clock)
     await rig.start()
     try:
         site_path, ports = write_site(tmp, rig, overrides)
@@ -172,7 +210,7 @@ async def rigged(
             r.log_path = tmp / "daemon.log"
             r.proc = start_process(site_path, r.log_path)
         else:
-            r.daemon = Daemon(load_site(site_path).site, site_path, DaemonOptions(handle_signals=False))
+            r.daemon = Daemon(load_site(site_path).site, site_path, options)
             task = asyncio.create_task(r.daemon.run())
         try:
             await wait_async(lambda: _up(r), 20, "the daemon's API")
