@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint soak demo bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "depotctl needs Python 3.11 or newer on PATH (python3, python3.11 …)"; exit 1; }
@@ -19,6 +19,11 @@ install: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The safety invariant under many more random fault sequences than `make test` runs (the
+# invariant-soak Hypothesis profile; DEPOTCTL_SOAK_EXAMPLES / DEPOTCTL_SOAK_STEPS change its size).
+soak: $(STAMP)
+	DEPOTCTL_SOAK=1 $(BIN)/python -m pytest tests/daemon/test_invariant.py -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard controller hil tests bench)
