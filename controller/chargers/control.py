@@ -124,6 +124,8 @@ class _Ctl:
     failsafe_pending: list[SentProfile] = field(default_factory=list)
     learned: frozenset[str] = frozenset()
     fallback_failed_at: datetime | None = None
+    unanswered: int = 0
+    """Profile calls (control and fail-safe) timed out in a row; any answer resets it."""
     restored: dict[int, tuple[float, datetime]] = field(default_factory=dict)
     """Per connector (0: every connector), the most a profile accepted before a restart of the
     controller allows (planner units) and until when (our clock, margin included)."""
@@ -361,6 +363,7 @@ class Control:
             ctl.book.append(rec)
         self.counters["profile_sent"] += 1
         outcome = await session.send_profile(spec)
+        ctl.unanswered = ctl.unanswered + 1 if outcome.status == "Timeout" else 0
         if outcome.status in _MAY_HAVE_APPLIED:
             if outcome.status == "Timeout":
                 self.counters["profile_timeout"] += 1
@@ -414,7 +417,7 @@ class Control:
                 session,
                 charger_id,
                 lambda t: failsafe_profile(t, limit),
-                ("power_only", "absolute_failsafe", "no_zero_limit"),
+                ("relative_failsafe", "power_only", "no_zero_limit"),
                 self.target(charger_id),
             )
         finally:
@@ -553,6 +556,9 @@ class Control:
         ):
             return ApplyResult(charger_id, connector, "unchanged", prev.spec)
         candidates = ["power_only", "txdefault_on_connector_0", "stack_level_zero_only", "relative_profiles"]
+        if "relative_failsafe" in target.quirks:  # it refused an Absolute fail-safe: Relative is likelier
+            candidates.remove("relative_profiles")
+            candidates.insert(0, "relative_profiles")
         if effective_planner_limit(target, limit) <= 0:
             candidates.insert(0, "no_zero_limit")  # a rejected 0 is most likely the 0 itself
         outcome, spec = await self._send(session, charger_id, build, candidates, target)
@@ -652,6 +658,10 @@ class Control:
         for rec in ctl.failsafe_pending:
             value = max(value, rec.spec.max_planner_limit)
         return value, source
+
+    def unanswered_calls(self, charger_id: str) -> int:
+        """How many profile calls to the charger timed out in a row (0 after any answer)."""
+        return self.ctl(charger_id).unanswered
 
     def note_restored(self, charger_id: str, connector: int, limit: float, until: datetime) -> None:
         """A profile the charger accepted before the controller restarted (from history): it may

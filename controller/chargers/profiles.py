@@ -4,9 +4,11 @@ Two kinds of profile, both version-neutral :class:`ProfileSpec` values serialise
 :func:`to_v16` / :func:`to_v201`:
 
 * the **fail-safe**: ``TxDefaultProfile`` at stack level 0 on connector 0, one period at the
-  fail-safe limit, ``Relative`` with no ``startSchedule``, no ``validTo`` and no ``duration``: in
-  force whatever the charger's clock says, it is what the charger obeys when nothing else is
-  valid (``absolute_failsafe``, for chargers that refuse Relative profiles: Absolute from 1970);
+  fail-safe limit, ``Absolute`` from 1970 (:data:`FAR_PAST`), no ``validTo`` and no
+  ``duration``: in force whatever the charger's clock says — also after it was set back during
+  a transaction, which can put a Relative schedule's start in the charger's future — it is what
+  the charger obeys when nothing else is valid (``relative_failsafe``, for chargers that refuse
+  it, and ``relative_profiles`` chargers: Relative without ``startSchedule``);
 * the **control** profile: one stack level higher (``TxProfile`` with the transaction id while a
   transaction runs, else ``TxDefaultProfile`` on the connector), periods from the plan, ending
   ``ttl_s`` after now.
@@ -55,8 +57,8 @@ UNKNOWN_OFFSET_S = 300.0
 """How far off a charger's clock is assumed to be at most while its offset is unmeasured (the
 start margin grows by this much; budgets widen a profile's end by it)."""
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
-"""``startSchedule`` of an ``absolute_failsafe``: before any clock a charger can be reset to."""
-INTERNAL_OPTIONS = frozenset({"absolute_failsafe"})
+"""``startSchedule`` of the fail-safe: before any clock a charger can be reset to."""
+INTERNAL_OPTIONS = frozenset({"relative_failsafe"})
 """Options learnt from rejections that are not site-file quirks."""
 ZERO_SUBSTITUTE_A = 0.1
 """``no_zero_limit``: the lowest accepted value that still makes an IEC 61851 EV pause (< 6 A)."""
@@ -209,14 +211,15 @@ def _phases(target: Target) -> int | None:
 def failsafe_profile(target: Target, limit: float, now: datetime | None = None) -> ProfileSpec:
     """The permanent stack-level-0 ``TxDefaultProfile`` on connector 0 (``limit`` in planner units).
 
-    Relative, one period, no ``startSchedule``/``duration``/``validTo``: in force at once whatever
-    the charger's clock says. In W it is sized for one phase (any EV, at most ``limit`` A on each
-    phase). ``absolute_failsafe`` (a charger refusing Relative): Absolute from :data:`FAR_PAST`.
+    Absolute from :data:`FAR_PAST`, one period, no ``duration``/``validTo``: in force at once
+    whatever the charger's clock says, and whatever it is set to later. In W it is sized for one
+    phase (any EV, at most ``limit`` A on each phase). ``relative_failsafe`` (learnt from a charger
+    refusing it) and ``relative_profiles``: Relative without ``startSchedule``.
     ``now`` is not needed (kept for callers that pass it)."""
     del now
     if target.kind == "ac":
         target = target.with_phases_in_use(1)
-    absolute = "absolute_failsafe" in target.quirks
+    absolute = not ({"relative_failsafe", "relative_profiles"} & target.quirks)
     wire = to_wire(target, limit)
     return ProfileSpec(
         profile_id=FAILSAFE_PROFILE_ID,

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from controller.chargers.control import ApplyResult, Budget
@@ -41,7 +41,8 @@ from controller.model.snapshot import Plan, SessionPlan, SessionState
 LOG = logging.getLogger("depotctl.daemon.dispatch")
 
 EPS = 1e-6
-FOREVER = datetime.max.replace(tzinfo=UTC)
+MUTE_TIMEOUTS = 3
+"""This many profile calls in a row without an answer make a charger uncontrolled ("does not answer")."""
 IGNORE_CONFIRM_S = 2.0
 """Readings above the limit (after the reaction time) for this long mark a charger uncontrolled."""
 UNCONTROLLED_HOLD_S = 60.0
@@ -70,6 +71,8 @@ class ProfilePort(Protocol):
     def connector_budget(self, charger_id: str, connector: int, now: datetime | None = None) -> Budget: ...
 
     def failsafe_limit(self, charger_id: str) -> float: ...
+
+    def unanswered_calls(self, charger_id: str) -> int: ...
 
 
 PushObserver = Callable[[str, int, float, ApplyResult], None]
@@ -103,10 +106,13 @@ class Dispatcher:
     pending_lower: dict[str, float] = field(default_factory=dict)
     """Per session, a decrease on its way (shed, fail-safe): counts before its answer arrives."""
     settling: dict[str, datetime] = field(default_factory=dict)
-    """Per session, until when a decrease is not done: accepted + the reaction time, or ``FOREVER``
-    while it is unconfirmed (timed out, rejected, not connected) — raises sharing a node and phase wait."""
+    """Per session, until when a decrease is not done — raises sharing a node and phase wait: the
+    answer + the reaction time; unconfirmed (timed out, not connected), until what the charger may
+    still hold has ended by its own rules + the reaction time."""
+    _unconfirmed: set[str] = field(default_factory=set)
     _drawn: dict[str, list[tuple[datetime, tuple[float, float, float]]]] = field(default_factory=dict)
     _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
+    _probing: dict[str, asyncio.Task[str]] = field(default_factory=dict)  # uncontrolled charger → its probe
     stale_raises: int = 0
     blocked_raises: int = 0
 
@@ -148,11 +154,18 @@ class Dispatcher:
             self.sent[key] = Sent(limit, now, prev.limit if prev is not None else None)
             if lowered:
                 self.lowered_at[key] = now
+        reaction = timedelta(seconds=self.reaction_s)
         if result.status == "accepted":
-            if lowered or self.settling.get(key) == FOREVER:
-                self.settling[key] = now + timedelta(seconds=self.reaction_s)  # done once the EV reacted
+            if lowered or key in self._unconfirmed:
+                self._unconfirmed.discard(key)
+                self.settling[key] = now + reaction  # done once the EV reacted
         elif lowering and result.status not in ("unchanged", "superseded"):
-            self.settling[key] = FOREVER  # may or may not be in force: nothing sharing it is raised
+            # may or may not be in force: nothing sharing it is raised until whatever the charger
+            # may still hold has ended by its own rules (and the EV reacted)
+            self._unconfirmed.add(key)
+            until = self.control.connector_budget(charger_id, connector, now).until
+            self.settling[key] = (until if until is not None and until > now else now) + reaction
+        self._judge_answers(charger_id)
         if result.status == "accepted" and charger_id in self.uncontrolled:
             self._maybe_controlled(charger_id)
         return result
@@ -211,25 +224,30 @@ class Dispatcher:
                 down.append(sp)
             else:
                 up.append(sp)
+        # decreases, and refreshes that raise nothing, go out at once (a refresh held back behind a
+        # slow charger's decrease and the reaction time could let a profile lapse); raises wait
+        raising = [sp for sp in up if self._is_raise(sp, connectors)]
+        first = down + [sp for sp in up if sp not in raising]
         failed: list[str] = []
-        if down:
+        if first:
             results = await asyncio.gather(*(
                 self._push(sp.charger_id, connectors.get(sp.session_id, 1), sp.limit.value, sp.schedule,
-                           sp.limit.source, lowering=True)
-                for sp in down
+                           sp.limit.source, lowering=sp in down)
+                for sp in first
             ))
-            for sp, res in zip(down, results, strict=True):
-                if res.status not in SENT_OK:
+            for sp, res in zip(first, results, strict=True):
+                if sp in down and res.status not in SENT_OK:
                     failed.append(sp.charger_id)
         await self._uncontrolled_to_failsafe()
-        raising = [sp for sp in up if self._is_raise(sp, connectors)]
-        if down and raising:
+        if not raising:
+            return
+        if down:
             await self.sleep(self.reaction_s)  # the lowered EVs react before any raised one may
         if failsafe_active():
             return
         blocked = self._blocked_phases(failed) | self._blocked_phases(self._unsettled_chargers())
         sendable: list[SessionPlan] = []
-        for sp in up:
+        for sp in raising:
             if self._newer_than(sp.session_id, snapshot_at):
                 continue  # a shed landed while this plan waited
             if self._is_raise(sp, connectors) and blocked & self._phases_of(sp.charger_id):
@@ -266,14 +284,25 @@ class Dispatcher:
 
     async def _uncontrolled_to_failsafe(self) -> None:
         """Uncontrolled chargers are not planned; they are offered their fail-safe limit (only ever
-        lower), which is also how they show that they obey again."""
-        await asyncio.gather(*(
-            self.lower(cid, conn_id, self.control.failsafe_limit(cid), f"uncontrolled: {u.reason}", probe=True)
-            for cid, u in list(self.uncontrolled.items())
-            if (st := self.states.get(cid)) is not None and st.connected
-            for conn_id, conn in st.connectors.items()
-            if conn_id >= 1 and conn.transaction is not None
-        ))
+        lower), which is also how they show that they obey again. In the background: a charger
+        that does not answer must not hold up the plan's other pushes."""
+        for cid, u in list(self.uncontrolled.items()):
+            st = self.states.get(cid)
+            if st is None or not st.connected or cid in self._probing:
+                continue
+            for conn_id, conn in st.connectors.items():
+                if conn_id >= 1 and conn.transaction is not None:
+                    task = asyncio.create_task(
+                        self.lower(cid, conn_id, self.control.failsafe_limit(cid), f"uncontrolled: {u.reason}",
+                                   probe=True)
+                    )
+                    self._probing[cid] = task
+                    task.add_done_callback(self._probe_done)
+
+    def _probe_done(self, task: asyncio.Task[str]) -> None:
+        for cid, t in list(self._probing.items()):
+            if t is task:
+                del self._probing[cid]
 
     def _phases_of(self, charger_id: str) -> set[tuple[str, int]]:
         """(node, grid phase) pairs the charger loads: every node above it, on its wired phases."""
@@ -292,6 +321,19 @@ class Dispatcher:
         return out
 
     # --- uncontrolled -----------------------------------------------------------------------------
+    def _judge_answers(self, charger_id: str) -> None:
+        """A charger whose profile calls (ours or its fail-safe's) time out again and again cannot
+        be controlled: uncontrolled until it answers again."""
+        unanswered = self.control.unanswered_calls(charger_id)
+        if unanswered >= MUTE_TIMEOUTS:
+            self.mark_uncontrolled(charger_id, f"does not answer: {unanswered} profile calls timed out in a row")
+        elif unanswered == 0 and (u := self.uncontrolled.get(charger_id)) is not None and u.reason.startswith(
+            "does not answer"
+        ):
+            LOG.warning("%s answers again: controlled", charger_id)
+            del self.uncontrolled[charger_id]
+            self.request_replan()
+
     def mark_uncontrolled(self, charger_id: str, reason: str) -> None:
         if charger_id not in self.uncontrolled:
             LOG.error("%s is UNCONTROLLED: %s — budgeted at what it draws, up to its maximum", charger_id, reason)
@@ -302,8 +344,8 @@ class Dispatcher:
     def _maybe_controlled(self, charger_id: str) -> None:
         """A profile was accepted: controlled again unless it is still drawing above its limit."""
         u = self.uncontrolled.get(charger_id)
-        if u is None or u.reason.startswith("draws"):
-            return  # ignoring limits: only its draw can show that it obeys (observe_draws)
+        if u is None or not u.reason.startswith("rejected"):
+            return  # ignoring limits: only its draw can show that it obeys (observe_draws); mute: _judge_answers
         LOG.warning("%s accepts profiles again: controlled", charger_id)
         del self.uncontrolled[charger_id]
         self.request_replan()
@@ -316,6 +358,7 @@ class Dispatcher:
         for cid, st in self.states.items():
             if not st.connected:
                 continue
+            self._judge_answers(cid)
             try:
                 ch = site.charger(cid)
             except KeyError:
@@ -387,6 +430,7 @@ class Dispatcher:
         for book in (self.sent, self.lowered_at, self._over_since, self._under_since, self.settling,
                      self.pending_lower, self._charger_of):
             book.pop(key, None)
+        self._unconfirmed.discard(key)
 
     def forget_charger(self, charger_id: str) -> None:
         """The charger is gone from the site file."""

@@ -392,7 +392,14 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
     if not events:
         return
     limits = {x.key: x.limit for x in draws}
-    lowered = {sid: v for sid, v in new_limits.items() if v < limits[sid] - 0.05}
+    drawn = {x.key: max(x.draw_a) for x in draws}
+    # lower, or already at it in our book but drawing above it (its profile lapsed, or it was
+    # lost): the limit is sent again
+    lowered = {
+        sid: v for sid, v in new_limits.items()
+        if v < limits[sid] - 0.05
+        or (chargers[where[sid][0]].kind == "ac" and v <= limits[sid] and drawn[sid] > limits[sid] + IGNORE_TOLERANCE_A)
+    }
     if not lowered:
         return  # already shed: waiting for the vehicles to react
     d.stats.sheds += 1

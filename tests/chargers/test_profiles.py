@@ -32,27 +32,29 @@ def _validate_both(spec_v16: dict[str, object], spec_v201: dict[str, object], co
     validate("2.0.1", "SetChargingProfile", "request", {"evseId": connector, "chargingProfile": spec_v201})
 
 
-def test_failsafe_is_permanent_relative_txdefault_stack_zero_on_connector_zero() -> None:
-    """Issue 12 hazard 9: no startSchedule, so no charger clock can leave it 'not yet started'."""
+def test_failsafe_is_permanent_absolute_from_1970_txdefault_stack_zero_on_connector_zero() -> None:
+    """Issue 12 hazard 9: started before any clock a charger can show (or be set back to, also in
+    the middle of a transaction, where a Relative schedule's start would move into its future)."""
     spec = failsafe_profile(AC, 6.0, NOW)
-    assert (spec.stack_level, spec.purpose, spec.connector_id, spec.kind) == (0, "TxDefaultProfile", 0, "Relative")
-    assert spec.duration_s is None and spec.expires_at is None and spec.start_schedule is None
-    assert spec.valid_to is None
+    assert (spec.stack_level, spec.purpose, spec.connector_id, spec.kind) == (0, "TxDefaultProfile", 0, "Absolute")
+    assert spec.start_schedule == datetime(1970, 1, 1, tzinfo=UTC)
+    assert spec.duration_s is None and spec.expires_at is None and spec.valid_to is None
     wire = to_v16(spec)
     assert "validTo" not in wire and "duration" not in wire["chargingSchedule"]
-    assert "startSchedule" not in wire["chargingSchedule"]
+    assert wire["chargingSchedule"]["startSchedule"].startswith("1970-01-01T00:00:00")
     assert wire["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 6.0, "numberPhases": 3}]
     w201 = to_v201(spec)
-    assert "validTo" not in w201 and "startSchedule" not in w201["chargingSchedule"][0]
+    assert "validTo" not in w201 and w201["chargingSchedule"][0]["startSchedule"].startswith("1970-01-01")
     _validate_both(wire, w201, 0)
     assert failsafe_profile(AC, 6.0) == spec  # needs no clock at all
 
 
-def test_absolute_failsafe_option_starts_before_any_reset_clock() -> None:
-    spec = failsafe_profile(AC.with_quirks(["absolute_failsafe"]), 6.0)
-    assert spec.kind == "Absolute" and spec.start_schedule == datetime(1970, 1, 1, tzinfo=UTC)
-    assert spec.duration_s is None and spec.valid_to is None
-    _validate_both(to_v16(spec), to_v201(spec), 0)
+def test_relative_failsafe_option_has_no_start_at_all() -> None:
+    for option in ("relative_failsafe", "relative_profiles"):
+        spec = failsafe_profile(AC.with_quirks([option]), 6.0)
+        assert spec.kind == "Relative" and spec.start_schedule is None
+        assert spec.duration_s is None and spec.valid_to is None
+        _validate_both(to_v16(spec), to_v201(spec), 0)
 
 
 def test_failsafe_dc_in_watts() -> None:
