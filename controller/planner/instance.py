@@ -22,6 +22,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 DEFAULT_AC_MAX_A = 32.0
 DEFAULT_DC_MAX_KW = 50.0
+OVERDUE_MIN_S = 1800.0  # a session past its declared departure is planned to stay at least this long
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,15 @@ def _session_params(
         departure = (s.arrived_at or now) + dwell
         if departure <= now:
             departure = now + dwell
-    elif departure <= now:
+    elif departure <= now and site.control.when_short == "complete":
+        # still here after its declared departure, so it was not met by then (else its need is 0):
+        # when it leaves is unknown — plan it like a session without a departure (arrival + the
+        # default dwell), due within OVERDUE_MIN_S at the earliest. Due now instead would make
+        # its need unreachable and put it last among the departures to meet (measured on the
+        # ACN days, where most drivers stay hours past their estimate).
+        departure = max((s.arrived_at or now) + dwell, now + timedelta(seconds=OVERDUE_MIN_S))
+        warnings.append(f"session {s.session_id}: departure in the past, planned as unknown")
+    elif departure <= now:  # when_short: share — due now, its shortfall shared like the others'
         warnings.append(f"session {s.session_id}: departure in the past, charging as soon as possible")
 
     need = _finite_pos(s.energy_need_kwh)

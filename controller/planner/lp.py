@@ -23,7 +23,7 @@ Earliness is weighted by laxity (least laxity first) and priority class.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import highspy
@@ -48,6 +48,9 @@ TOP_CLASS_EARLY = 3.0  # the most important priority class is served this much e
 STAB_W = 1e-5
 FAIR_W = 0.2  # z cost: this x the class's median need x its shortfall weight
 FAIR_MIN_NEED = 0.2  # sessions needing less than this x the class median stay out of z
+NEAR_EPS = 0.2  # departures first, stage 2: the unmet closest to their need first, a tie-break
+EARLY_MET_W = 0.03  # stage 2: per kWh x priority weight, a met departure's energy at its deadline vs now
+MET_TOL = 1e-4  # a departure counts as met in stage 1 with this fraction of its need short
 
 
 @dataclass(frozen=True)
@@ -402,7 +405,78 @@ def _remember(model: LpModel, data: LpData) -> None:
 def solve(
     inst: Instance, prev: dict[str, float], model: LpModel | None, time_limit_s: float
 ) -> tuple[LpResult, LpModel | None, LpData]:
-    """Build (or update the kept model) and solve. Never raises on solver trouble."""
+    """Build (or update the kept model) and solve. Never raises on solver trouble.
+
+    With ``when_short: complete`` (departures first) two hot-started solves: the first chooses
+    which departures to meet (fractional knapsack), the second maximises energy with those held
+    met (see :func:`energy_stage`). When the second fails, the first's answer stands."""
+    res, model, data = _solve_once(inst, prev, model, time_limit_s)
+    if inst.site.control.when_short != "complete" or not res.ok or model is None or inst.n == 0:
+        return res, model, data
+    t0 = time.perf_counter()
+    data2 = energy_stage(inst, data, res.x)
+    try:
+        _update(model, data2)
+        t1 = time.perf_counter()
+        model.highs.run()
+        t2 = time.perf_counter()
+        ok = model.highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        iters = int(model.highs.getInfo().simplex_iteration_count)
+        if ok:
+            lay = data2.layout
+            vals = np.asarray(model.highs.getSolution().col_value, dtype=np.float64)
+            x2 = vals[: lay.n_x].reshape(lay.n, lay.t)
+    except Exception:  # keep the first stage's answer
+        ok, iters = False, 0
+        t1 = t2 = time.perf_counter()
+    if not ok:
+        return res, None, data  # the kept model holds stage-2 data: rebuild next cycle
+    res2 = LpResult(x2, res.status, True, res.build_ms + (t1 - t0) * 1e3, res.solve_ms + (t2 - t1) * 1e3,
+                    res.iterations + iters, res.warm, res.variables, res.constraints)
+    return res2, model, data2
+
+
+def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
+    """Stage 2 of departures first: the departures ``x`` meets are held met (their shortfall
+    columns capped at what ``x`` left, a tolerance), and the shortfall of the rest costs its
+    priority weight per kWh — so total energy is maximised — with a slight convexity
+    (``FAIR_EPS``) so that, at equal energy, the shortfall is shared in proportion to need."""
+    lay = data.layout
+    n = lay.n
+    need = data.row_lower[lay.energy_row0 : lay.energy_row0 + n]
+    short = np.maximum(need - (data.kwh * x).sum(axis=1), 0.0)
+    met = (need > 1e-9) & (short <= MET_TOL * np.maximum(1.0, need))
+    w = priority_weights([p.priority for p in inst.sessions])
+    u0 = lay.n_x
+    cost = data.cost.copy()
+    # among the unmet, at equal energy: the closest to its need first (stage 1's order), so the
+    # next cycle can complete it, rather than everyone a little
+    rem = np.maximum(short, 1e-3)
+    near = np.zeros(n)
+    classes = np.array(lay.classes, dtype=np.int64)
+    for c in range(lay.n_classes):
+        members = classes == c
+        near[members] = float(np.min(rem[members])) / rem[members]
+    cost[u0 : u0 + n * SEGMENTS] = np.repeat(w * (1.0 + NEAR_EPS * near), SEGMENTS)
+    # the departures held met are served early (earliest first): what is delivered is not at risk
+    # from a driver who leaves before the estimate, and next cycle's stage 1 finds the same set
+    # ahead (it prefers the smallest remaining needs) instead of trading places with the rest
+    g = inst.grid
+    now_s = inst.now.timestamp()
+    dep = np.array([p.departure.timestamp() for p in inst.sessions], dtype=np.float64)
+    mids = (g.starts_s + g.ends_s) / 2.0
+    early = np.clip((mids[None, :] - now_s) / np.maximum(dep - now_s, 60.0)[:, None], 0.0, 1.0)
+    bonus = np.where(met[:, None], EARLY_MET_W * w[:, None] * early * data.kwh, 0.0)
+    cost[: lay.n_x] += bonus.ravel()
+    col_upper = data.col_upper.copy()
+    u_up = col_upper[u0 : u0 + n * SEGMENTS].reshape(n, SEGMENTS)
+    u_up[met] = (short[met] / SEGMENTS + 1e-9)[:, None]
+    return replace(data, cost=cost, col_upper=col_upper)
+
+
+def _solve_once(
+    inst: Instance, prev: dict[str, float], model: LpModel | None, time_limit_s: float
+) -> tuple[LpResult, LpModel | None, LpData]:
     t0 = time.perf_counter()
     layout = layout_for(inst)
     data = lp_data(inst, layout, prev)

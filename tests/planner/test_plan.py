@@ -295,3 +295,19 @@ def test_when_short_shares_the_shortfall_or_completes_as_many_as_possible(when_s
         assert got[0] == pytest.approx(got[-1], rel=0.05)  # in proportion to (equal) need
     else:
         assert got[0] < 10.0  # the third waits
+
+
+@pytest.mark.parametrize("when_short", ["share", "complete"])
+def test_a_session_still_plugged_in_after_its_declared_departure(when_short: str) -> None:
+    """Real drivers stay past their estimate (ACN days: hours). Departures first plans such a
+    session like one without a departure (arrival + default dwell, at least 30 min from now): its
+    need stays reachable, so it is completed among the rest instead of being served last; share
+    keeps planning it as due now."""
+    control = Control(horizon_h=24.0, when_short=when_short)  # type: ignore[arg-type]
+    late = sess("late", "a3", need=8.0, dep_h=-0.5)
+    s = snap(sess("s1", "a1", need=25.0, dep_h=2.0), sess("s2", "a2", need=25.0, dep_h=2.0), late, control=control)
+    p, _ = plan(s)
+    safe(s, p)
+    if when_short == "complete":
+        assert p.session("late").expected_energy_kwh == pytest.approx(8.0, rel=0.02)  # within its dwell
+    assert sum(sp.expected_energy_kwh for sp in p.sessions) >= 54.0  # total energy kept either way
