@@ -34,7 +34,7 @@ from typing import Protocol
 from controller.chargers.control import ApplyResult, Budget
 from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState
-from controller.daemon.sessions import REACTION_S, Sent
+from controller.daemon.sessions import REACTION_S, Sent, reacted
 from controller.model.site import Site, dc_phase_current_a
 from controller.model.snapshot import Plan, SessionPlan, SessionState
 
@@ -374,8 +374,7 @@ class Dispatcher:
                 measured = grid_currents(ch, conn, now, max_age)
                 if sent is None or measured is None:
                     continue
-                readings = [r.at for r in conn.measured.current_a if r is not None]
-                if not readings or min(readings) < sent.changed_at + timedelta(seconds=self.reaction_s):
+                if not reacted(conn, sent, self.reaction_s):
                     continue  # the reading may predate the limit, or the EV's reaction to it
                 judged = True
                 if ch.kind == "dc":

@@ -20,7 +20,7 @@ from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState
 from controller.daemon.dispatch import IGNORE_TOLERANCE_A, IGNORE_TOLERANCE_KW
 from controller.daemon.loads import PhaseCurrents, base_loads, exceeded, known_loads, node_meters
-from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, grid_draw_a
+from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, grid_draw_a, reacted
 from controller.failsafe import CycleHealth, step
 from controller.meter.errors import Implausible
 from controller.metrics import (
@@ -323,8 +323,7 @@ def _ev_estimate(
         est = measured or (0.0, 0.0, 0.0)
         sent = d.dispatch.sent.get(session_id(ch.id, tx.transaction_id))
         if sent is not None:
-            readings = [r.at for r in conn.measured.current_a if r is not None]
-            if measured is None or not readings or min(readings) < sent.changed_at + timedelta(seconds=REACTION_S):
+            if measured is None or not reacted(conn, sent, REACTION_S):
                 cap = budget_grid_a(d.site, ch, sent.limit, "kW" if ch.kind == "dc" else "A")
                 lowered = sent.previous is not None and sent.limit < sent.previous
                 if not lowered:  # it may already draw up to its new limit

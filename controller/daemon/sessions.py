@@ -44,6 +44,13 @@ class Sent:
     previous: float | None = None
 
 
+def reacted(conn: ConnectorState, sent: Sent, reaction_s: float) -> bool:
+    """Every current reading of the connector is newer than the last change of its limit plus the
+    vehicle's reaction time: what it shows is the vehicle's answer to that limit."""
+    readings = [r.at for r in conn.measured.current_a if r is not None]
+    return bool(readings) and min(readings) >= sent.changed_at + timedelta(seconds=reaction_s)
+
+
 def fresh_s(site: Site) -> float:
     """How old a charger's meter value may be and still count [s]: three sample intervals, as
     :func:`controller.chargers.planning.session_states` judges it."""
@@ -170,8 +177,7 @@ def _learned_cap(
     """
     if sent is None or s.measured_a is None:
         return prev
-    readings = [r for r in conn.measured.current_a if r is not None]
-    if not readings or min(r.at for r in readings) < sent.changed_at + timedelta(seconds=REACTION_S):
+    if not reacted(conn, sent, REACTION_S):
         return prev  # the reading may predate the limit (or the vehicle's reaction to it)
     per_unit = 1.0 if charger.kind == "ac" else dc_phase_current_a(
         1.0, voltage_v, charger.efficiency, charger.power_factor
