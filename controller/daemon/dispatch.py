@@ -33,9 +33,9 @@ from typing import Protocol
 
 from controller.chargers.control import ApplyResult, Budget
 from controller.chargers.planning import grid_currents, session_id
-from controller.chargers.state import ChargerState
+from controller.chargers.state import ChargerState, ConnectorState
 from controller.daemon.sessions import REACTION_S, Sent, reacted
-from controller.model.site import Site, dc_phase_current_a
+from controller.model.site import Charger, Site, dc_phase_current_a
 from controller.model.snapshot import Plan, SessionPlan, SessionState
 
 LOG = logging.getLogger("depotctl.daemon.dispatch")
@@ -53,6 +53,7 @@ IGNORE_TOLERANCE_KW = 1.0
 SENT_OK = ("accepted", "unchanged", "superseded")
 
 Schedule = tuple[tuple[datetime, float], ...]
+PhaseCurrents = tuple[float, float, float]
 
 
 class ProfilePort(Protocol):
@@ -350,7 +351,10 @@ class Dispatcher:
         del self.uncontrolled[charger_id]
         self.request_replan()
 
-    def observe_draws(self, now: datetime, max_age_s: float) -> None:
+    def observe_draws(
+        self, now: datetime, max_age_s: float,
+        measure: Callable[[Charger, int, ConnectorState], PhaseCurrents | None] | None = None,
+    ) -> None:
         """Fast loop, every poll: a session drawing above its limit for longer than the reaction
         time ignores it (uncontrolled); one that draws within it again is controlled again."""
         site = self.site()
@@ -371,7 +375,9 @@ class Dispatcher:
                     continue
                 key = session_id(cid, tx.transaction_id)
                 sent = self.sent.get(key)
-                measured = grid_currents(ch, conn, now, max_age)
+                measured = (
+                    measure(ch, conn_id, conn) if measure is not None else grid_currents(ch, conn, now, max_age)
+                )
                 if sent is None or measured is None:
                     continue
                 if not reacted(conn, sent, self.reaction_s):

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from controller.chargers.planning import grid_currents, session_id
-from controller.chargers.state import ChargerState
+from controller.chargers.state import ChargerState, ConnectorState
 from controller.daemon.dispatch import IGNORE_TOLERANCE_A, IGNORE_TOLERANCE_KW
 from controller.daemon.loads import PhaseCurrents, base_loads, exceeded, known_loads, node_meters
-from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, grid_draw_a, reacted
+from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, reacted
 from controller.failsafe import CycleHealth, step
 from controller.meter.errors import Implausible
 from controller.metrics import (
@@ -101,16 +101,42 @@ def plan_stalled(d: Daemon, t_s: float) -> bool:
     return t_s - d.last_plan_mono > PLAN_STALL_PERIODS * d.site.control.plan_every_s
 
 
-def worst_draw_a(d: Daemon, ch: Charger, st: ChargerState, now: datetime, max_age_s: float) -> PhaseCurrents:
+class Measured:
+    """Each connector's fresh grid current, worked out once per cycle (the loads, the base-load
+    estimate, the shed and the dispatcher all ask for it)."""
+
+    def __init__(self, now: datetime, max_age_s: float) -> None:
+        self.now = now
+        self.max_age = timedelta(seconds=max_age_s)
+        self._memo: dict[tuple[str, int], PhaseCurrents | None] = {}
+
+    def __call__(self, ch: Charger, conn_id: int, conn: ConnectorState) -> PhaseCurrents | None:
+        key = (ch.id, conn_id)
+        if key not in self._memo:
+            self._memo[key] = grid_currents(ch, conn, self.now, self.max_age)
+        return self._memo[key]
+
+    def charger(self, ch: Charger, st: ChargerState) -> PhaseCurrents | None:
+        """All the charger's connectors (None if none is fresh), as :func:`grid_draw_a`."""
+        total: PhaseCurrents | None = None
+        for conn_id, conn in st.connectors.items():
+            if conn_id < 1:
+                continue
+            g = self(ch, conn_id, conn)
+            if g is not None:
+                total = g if total is None else _add3(total, g)
+        return total
+
+
+def worst_draw_a(d: Daemon, ch: Charger, st: ChargerState, now: datetime, measure: Measured) -> PhaseCurrents:
     """A connected charger's grid current, connector by connector: measured where fresh, else —
     if the connector may be drawing (a transaction, or a status that is not idle) — what it may
     draw by its own profiles; never 0 for a connector nothing fresh is known of."""
-    max_age = timedelta(seconds=max_age_s)
     total: PhaseCurrents = (0.0, 0.0, 0.0)
     for conn_id, conn in st.connectors.items():
         if conn_id < 1:
             continue
-        measured = grid_currents(ch, conn, now, max_age)
+        measured = measure(ch, conn_id, conn)
         if measured is not None:
             total = _add3(total, measured)
         elif conn.transaction is not None or conn.status not in IDLE_STATUSES:
@@ -187,7 +213,8 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
 
     # chargers: measured draws, budgets for those out of contact and those not under control
     max_age = fresh_s(site)
-    d.dispatch.observe_draws(now, max_age)
+    measure = Measured(now, max_age)
+    d.dispatch.observe_draws(now, max_age, measure)
     draws: dict[str, PhaseCurrents] = {}
     at_worst: dict[str, PhaseCurrents] = {}  # every charger's draw where measured, else its worst case
     with_session: dict[str, PhaseCurrents] = {}
@@ -196,7 +223,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
     for ch in site.chargers:
         st = d.cs.states.get(ch.id)
         connected = st is not None and st.connected
-        draw = grid_draw_a(ch, st, now, max_age) if st is not None and connected else None
+        draw = measure.charger(ch, st) if st is not None and connected else None
         if draw is not None:
             draws[ch.id] = draw
         if st is not None and connected and ch.id in d.dispatch.uncontrolled:
@@ -208,7 +235,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
                 ch.id, now, draw, budget_grid_a(site, ch, b.value, b.unit), max_budget_a(d, ch)
             )
         elif st is not None and connected:
-            est = _ev_estimate(d, ch, st, now)
+            est = _ev_estimate(d, ch, st, now, measure)
             if est is not None:
                 with_session[ch.id], known = est
                 if not known:
@@ -219,7 +246,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         if ch.id in budgets:
             at_worst[ch.id] = budgets[ch.id] if draw is None else _max3(budgets[ch.id], draw)
         elif st is not None:
-            at_worst[ch.id] = worst_draw_a(d, ch, st, now, max_age)
+            at_worst[ch.id] = worst_draw_a(d, ch, st, now, measure)
         observe_charger(d.metrics, ch.id, connected, draw, energy_register_wh(st) if st is not None else None)
         observe_charger_safety(
             d.metrics, ch.id, uncontrolled=ch.id in d.dispatch.uncontrolled,
@@ -260,7 +287,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
             d.replan.set()
 
     # overload shed
-    _shed(d, loads, now, t_read)
+    _shed(d, loads, now, t_read, measure)
     return not health.faults()
 
 
@@ -296,7 +323,7 @@ def _settled(
 
 
 def _ev_estimate(
-    d: Daemon, ch: Charger, st: ChargerState, now: datetime
+    d: Daemon, ch: Charger, st: ChargerState, now: datetime, measure: Measured
 ) -> tuple[PhaseCurrents, bool] | None:
     """What the charger's planned sessions draw now, for the base-load subtraction.
 
@@ -309,7 +336,6 @@ def _ev_estimate(
     old, higher reading would hide base load and the next plan would undo the shed.
     Returns the estimate and whether every session's draw is known, or None without sessions.
     """
-    max_age = timedelta(seconds=fresh_s(d.site))
     total = [0.0, 0.0, 0.0]
     any_session = False
     known = True
@@ -318,7 +344,7 @@ def _ev_estimate(
         if conn_id < 1 or tx is None:
             continue
         any_session = True
-        measured = grid_currents(ch, conn, now, max_age)
+        measured = measure(ch, conn_id, conn)
         known = known and measured is not None
         est = measured or (0.0, 0.0, 0.0)
         sent = d.dispatch.sent.get(session_id(ch.id, tx.transaction_id))
@@ -358,14 +384,13 @@ def _note_load_changes(d: Daemon, draws: dict[str, PhaseCurrents]) -> None:
                 reader.note_load_change(d.mono() - lag_s)
 
 
-def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float) -> None:
+def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float, measure: Measured) -> None:
     """Scale the sessions under an overloaded node down at once (only ever lower, never deadbanded).
 
     Each session counts at the limit it runs under as far as the dispatcher knows (its book, else
     what its connector may draw by the charger's own profiles) and at its measured draw, or that
     limit where no fresh draw is known — never at the charger-wide worst case."""
     site = d.site
-    max_age = timedelta(seconds=fresh_s(site))
     chargers = {ch.id: ch for ch in site.chargers}
     draws: list[ChargerDraw] = []
     where: dict[str, tuple[str, int]] = {}
@@ -379,7 +404,7 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
                 continue
             sid = session_id(cid, tx.transaction_id)
             limit = d.dispatch.current_limit(cid, conn_id)
-            measured = grid_currents(ch, conn, now, max_age)
+            measured = measure(ch, conn_id, conn)
             unit = "kW" if ch.kind == "dc" else "A"
             draw = measured if measured is not None else budget_grid_a(site, ch, limit, unit)
             draws.append(ChargerDraw(sid, cid, limit, draw))

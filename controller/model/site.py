@@ -127,7 +127,7 @@ class Charger:
     allow_min_below_6a: bool = False
     ocpp_quirks: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def grid_phases(self) -> tuple[int, ...]:
         """Grid phase index (0..2) for each of the charger's own phases, in charger order."""
         return tuple(PHASES.index(p) for p in self.phase_rotation.split("-"))
