@@ -394,6 +394,7 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
     chargers = {ch.id: ch for ch in site.chargers}
     draws: list[ChargerDraw] = []
     where: dict[str, tuple[str, int]] = {}
+    answered: set[str] = set()  # sessions whose readings show their answer to their last limit
     for cid, st in d.cs.states.items():
         ch = chargers.get(cid)
         if ch is None or not st.connected:
@@ -405,6 +406,9 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
             sid = session_id(cid, tx.transaction_id)
             limit = d.dispatch.current_limit(cid, conn_id)
             measured = measure(ch, conn_id, conn)
+            sent = d.dispatch.sent.get(sid)
+            if measured is not None and sent is not None and reacted(conn, sent, REACTION_S):
+                answered.add(sid)
             unit = "kW" if ch.kind == "dc" else "A"
             draw = measured if measured is not None else budget_grid_a(site, ch, limit, unit)
             draws.append(ChargerDraw(sid, cid, limit, draw))
@@ -417,12 +421,13 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
         return
     limits = {x.key: x.limit for x in draws}
     drawn = {x.key: max(x.draw_a) for x in draws}
-    # lower, or already at it in our book but drawing above it (its profile lapsed, or it was
-    # lost): the limit is sent again
+    # lower, or already at it in our book but drawing above it once it had time to follow it (its
+    # profile lapsed, or was lost): the limit is sent again
     lowered = {
         sid: v for sid, v in new_limits.items()
         if v < limits[sid] - 0.05
-        or (chargers[where[sid][0]].kind == "ac" and v <= limits[sid] and drawn[sid] > limits[sid] + IGNORE_TOLERANCE_A)
+        or (sid in answered and chargers[where[sid][0]].kind == "ac" and v <= limits[sid]
+            and drawn[sid] > limits[sid] + IGNORE_TOLERANCE_A)
     }
     if not lowered:
         return  # already shed: waiting for the vehicles to react
