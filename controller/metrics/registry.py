@@ -165,6 +165,9 @@ class DepotMetrics:
             "depot_charger_failsafe_installed",
             "1 once the charger confirmed its fail-safe profile (what it falls back to without depotctl); 0 while "
             "not, and it is budgeted at its maximum.", ["charger"], registry=r)
+        self.safety_seen: dict[str, tuple[bool, float | None, bool]] = {}
+        """Per charger, the safety values last set (the fast loop sets them every cycle: only
+        changes go to the collectors). Cleared with the series (:func:`observe_site`)."""
 
         # --- planner -----------------------------------------------------------------------
         self.plan_duration = Histogram(

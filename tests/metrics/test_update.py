@@ -216,3 +216,21 @@ def test_reload_removes_label_sets_of_removed_chargers_and_circuits() -> None:
     # what stayed kept its value
     assert value(m, "depot_charger_limit_amperes", charger="a1") == 16.0
     assert value(m, "depot_circuit_headroom_amperes", circuit="grid", phase="L1") == pytest.approx(48.0)
+
+
+def test_charger_safety_reaches_the_collectors_only_when_it_changes() -> None:
+    """Set for every charger every cycle (500 chargers: 1,500 gauge writes a second): only changes
+    go through; the offset counts as changed from 0.1 s on; a reload sets everything again."""
+    from controller.config.loader import load_site
+    from controller.metrics.update import observe_site
+
+    m = DepotMetrics()
+    observe_charger_safety(m, "CP01", uncontrolled=False, clock_offset_s=1.0, failsafe_installed=True)
+    observe_charger_safety(m, "CP01", uncontrolled=False, clock_offset_s=1.02, failsafe_installed=True)
+    assert value(m, "depot_charger_clock_offset_seconds", charger="CP01") == 1.0
+    observe_charger_safety(m, "CP01", uncontrolled=False, clock_offset_s=1.3, failsafe_installed=True)
+    assert value(m, "depot_charger_clock_offset_seconds", charger="CP01") == 1.3
+    m.charger_uncontrolled.remove("CP01")  # a series dropped behind its back …
+    observe_site(m, load_site("config/demo-site.yaml").site)  # … a reload sets everything again
+    observe_charger_safety(m, "CP01", uncontrolled=False, clock_offset_s=1.3, failsafe_installed=True)
+    assert value(m, "depot_charger_uncontrolled", charger="CP01") == 0.0
