@@ -114,7 +114,6 @@ class Dispatcher:
     _drawn: dict[str, list[tuple[datetime, tuple[float, float, float]]]] = field(default_factory=dict)
     _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
     _probing: dict[str, asyncio.Task[str]] = field(default_factory=dict)  # uncontrolled charger → its probe
-    stale_raises: int = 0
     blocked_raises: int = 0
 
     # --- what a session may draw now -------------------------------------------------------------
@@ -268,7 +267,6 @@ class Dispatcher:
         lowered = self.lowered_at.get(key)
         if lowered is None or lowered <= snapshot_at:
             return False
-        self.stale_raises += 1
         self.request_replan()  # plan again on data newer than that decrease
         return True
 
@@ -437,7 +435,4 @@ class Dispatcher:
             book.pop(key, None)
         self._unconfirmed.discard(key)
 
-    def forget_charger(self, charger_id: str) -> None:
-        """The charger is gone from the site file."""
-        self.uncontrolled.pop(charger_id, None)
-        self._drawn.pop(charger_id, None)
+

@@ -391,13 +391,15 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
     what its connector may draw by the charger's own profiles) and at its measured draw, or that
     limit where no fresh draw is known — never at the charger-wide worst case."""
     site = d.site
-    chargers = {ch.id: ch for ch in site.chargers}
     draws: list[ChargerDraw] = []
     where: dict[str, tuple[str, int]] = {}
     answered: set[str] = set()  # sessions whose readings show their answer to their last limit
     for cid, st in d.cs.states.items():
-        ch = chargers.get(cid)
-        if ch is None or not st.connected:
+        if not st.connected:
+            continue
+        try:
+            ch = site.charger(cid)
+        except KeyError:  # accept_unknown: not in the site file, not shed here
             continue
         for conn_id, conn in st.connectors.items():
             tx = conn.transaction
@@ -426,7 +428,7 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
     lowered = {
         sid: v for sid, v in new_limits.items()
         if v < limits[sid] - 0.05
-        or (sid in answered and chargers[where[sid][0]].kind == "ac" and v <= limits[sid]
+        or (sid in answered and site.charger(where[sid][0]).kind == "ac" and v <= limits[sid]
             and drawn[sid] > limits[sid] + IGNORE_TOLERANCE_A)
     }
     if not lowered:
