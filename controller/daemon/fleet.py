@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from controller.chargers.planning import session_id
+from controller.daemon.sessions import DepartureHistory
 from controller.fleet.book import FleetBook, FleetError, Problem, ScheduleEntry
 from controller.fleet.csv_import import parse_schedules_csv
 from controller.fleet.departures import DepartureNeed, OneOff, energy_to_deliver_kwh, next_departure
@@ -62,6 +63,7 @@ class Readiness:
     delivered_kwh: float | None  # in this session so far
     expected_kwh: float | None  # what the plan delivers by the departure
     will_be_ready: bool | None  # None: no departure, or not plugged in
+    planned_departure_at: datetime | None = None  # what the plan uses when history moved it earlier
 
 
 class FleetService:
@@ -69,6 +71,9 @@ class FleetService:
         self.d = d
         self.book = FleetBook()
         self.auth: Auth | None = None  # the API's tokens, set when the API starts
+        # the vehicles' declared vs actual departures (SQLite ``departure_history``); the plan
+        # loop passes it to plan_sessions, which plans against it
+        self.departures = DepartureHistory(put=lambda record: self.d.put(record))
 
     @property
     def site(self) -> Site:
@@ -87,7 +92,13 @@ class FleetService:
 
     # --- wiring -------------------------------------------------------------------------------
     def restore(self, now: datetime) -> list[str]:
-        self.book, warnings = FleetBook.from_records(self.d.site, self.d.restored.departures, now)
+        restored = self.d.restored
+        self.book, warnings = FleetBook.from_records(self.d.site, restored.departures, now)
+        self.departures.seed(
+            restored.departure_history,
+            restored.open_declared,
+            {s.session_id: s.charger_id for s in restored.open_sessions},
+        )
         return warnings
 
     def departure_of(self, vehicle_id: str, after: datetime) -> DepartureNeed | None:
@@ -118,6 +129,7 @@ class FleetService:
         dep = self.departure_of(vehicle.id, now)
         for sid, s in sessions.items():
             sp = planned.get(sid)
+            estimate = self.departures.estimates.get(sid)
             return Readiness(
                 vehicle,
                 dep,
@@ -127,6 +139,7 @@ class FleetService:
                 s.energy_delivered_kwh,
                 sp.expected_energy_kwh if sp is not None else None,
                 sp.will_meet_departure if sp is not None and s.departure_at is not None else None,
+                estimate.at if estimate is not None and estimate.from_history else None,
             )
         need = energy_to_deliver_kwh(dep, vehicle, None) if dep is not None else None
         return Readiness(vehicle, dep, None, None, need, None, None, None)

@@ -7,22 +7,36 @@ Pure functions of the central system's charger states, the site and ``now``:
   energy need from the fleet schedule (unless the EV announced its own, ISO 15118), its state of
   charge and battery size, and a learned per-vehicle maximum when it draws clearly less than it
   is allowed (:mod:`controller.learn`).
+* :class:`DepartureHistory` — per vehicle, its recent sessions' declared vs actual departure, and
+  per running session the departure declared for it; :func:`plan_sessions` plans against
+  :func:`~controller.fleet.departure_estimate.planned_departure` (earlier than declared where the
+  vehicle habitually leaves early; docs/departures.md).
 * :func:`grid_draw_a` — a charger's measured grid current, from fresh meter values.
 * :func:`budget_grid_a` — a budget (A per phase or kW) as grid current on the charger's phases.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from controller.chargers.planning import grid_currents, session_states
+from controller.chargers.planning import grid_currents, session_id, session_states
 from controller.chargers.state import ChargerState, ConnectorState
+from controller.fleet.departure_estimate import (
+    DEFAULT_RULE,
+    DepartureEstimate,
+    DepartureSample,
+    EstimateRule,
+    planned_departure,
+)
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
 from controller.learn import GROWTH_ROOM_A, VEHICLE_LIMITED_GAP_A, observed_max_a
 from controller.model.site import Charger, Site, dc_phase_current_a
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
+from controller.store.records import DeclaredDeparture
+from controller.store.restore import PastDeparture
 
 PhaseCurrents = tuple[float, float, float]
 SOC_MAX_AGE_S = 600.0  # a state of charge changes slowly: ten minutes old is still useful
@@ -42,6 +56,120 @@ class Sent:
     limit: float
     changed_at: datetime
     previous: float | None = None
+
+
+class DepartureHistory:
+    """What the daemon knows of its vehicles' departures: declared vs actual, per vehicle.
+
+    * ``samples``: per vehicle, its last ``rule.window`` finished sessions that had a declared
+      departure (oldest first), seeded from SQLite (:attr:`Restored.departure_history`) and grown
+      as sessions end.
+    * ``declared``: per running session of a known vehicle, the departure declared for it. Noted
+      by :func:`plan_sessions` each plan; replaced by a new declaration only while the old one is
+      still ahead — once it has passed, the vehicle overstayed it, and the schedule's next
+      occurrence (tomorrow's 06:30) is not what this session declared. Each change is written
+      through ``put`` (a :class:`DeclaredDeparture`; the store fills in the actual departure from
+      the session's ``SessionStop``), so a restart keeps it.
+    * ``estimates``: per running session, the departure the last plan used (status, readiness).
+
+    Only the daemon's event loop touches it.
+    """
+
+    def __init__(
+        self,
+        put: Callable[[DeclaredDeparture], None] | None = None,
+        rule: EstimateRule = DEFAULT_RULE,
+    ) -> None:
+        self.put = put
+        self.rule = rule
+        self.samples: dict[str, deque[DepartureSample]] = {}
+        self.declared: dict[str, DeclaredDeparture] = {}
+        self.charger_of: dict[str, str] = {}  # running session → its charger
+        self.estimates: dict[str, DepartureEstimate] = {}
+
+    def seed(
+        self,
+        past: Mapping[str, Iterable[PastDeparture]],
+        open_declared: Mapping[str, DeclaredDeparture] | None = None,
+        charger_of: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start from the database's history (replacing what is held): per vehicle its past
+        sessions, per open session (on ``charger_of[session]``) its declared departure."""
+        self.samples = {}
+        for vehicle_id, rows in past.items():
+            for row in sorted(rows, key=lambda r: r.actual_at):
+                self._add(vehicle_id, DepartureSample(row.declared_at, row.actual_at))
+        chargers = charger_of or {}
+        self.declared = {sid: d for sid, d in (open_declared or {}).items() if sid in chargers}
+        self.charger_of = {sid: chargers[sid] for sid in self.declared}
+        self.estimates = {}
+
+    def history(self, vehicle_id: str) -> tuple[DepartureSample, ...]:
+        return tuple(self.samples.get(vehicle_id, ()))
+
+    def _add(self, vehicle_id: str, sample: DepartureSample) -> None:
+        q = self.samples.get(vehicle_id)
+        if q is None:
+            q = self.samples[vehicle_id] = deque(maxlen=self.rule.window)
+        q.append(sample)
+
+    def note(self, sid: str, charger_id: str, vehicle_id: str, declared_at: datetime, now: datetime) -> None:
+        """The departure declared for running session ``sid`` as of ``now`` (see the class)."""
+        prev = self.declared.get(sid)
+        if prev is not None and prev.vehicle_id == vehicle_id and (
+            prev.declared_at == declared_at or prev.declared_at <= now
+        ):
+            return
+        record = DeclaredDeparture(sid, vehicle_id, declared_at)
+        self.declared[sid] = record
+        self.charger_of[sid] = charger_id
+        if self.put is not None:
+            self.put(record)
+
+    def plan_against(
+        self, sid: str, charger_id: str, vehicle_id: str, declared_at: datetime, now: datetime, use_history: bool
+    ) -> datetime:
+        """Note ``declared_at`` for the session and return the departure to plan against:
+        :func:`planned_departure` from the vehicle's history, or ``declared_at`` when
+        ``use_history`` is off."""
+        self.note(sid, charger_id, vehicle_id, declared_at, now)
+        if not use_history:
+            self.estimates.pop(sid, None)
+            return declared_at
+        estimate = planned_departure(declared_at, self.history(vehicle_id), now, self.rule)
+        self.estimates[sid] = estimate
+        return estimate.at
+
+    def ended(self, sid: str, at: datetime) -> DepartureSample | None:
+        """Session ``sid`` ended (its vehicle left) at ``at``: one more sample of its vehicle."""
+        self.estimates.pop(sid, None)
+        self.charger_of.pop(sid, None)
+        declared = self.declared.pop(sid, None)
+        if declared is None:
+            return None
+        sample = DepartureSample(declared.declared_at, at)
+        self._add(declared.vehicle_id, sample)
+        return sample
+
+    def follow(self, states: Mapping[str, ChargerState], now: datetime) -> None:
+        """End every noted session whose transaction is gone from its charger (the transaction
+        ended — a stop makes the daemon re-plan at once, so ``now`` is within a plan's latency of
+        it; the store has the exact time from the ``SessionStop``). A session on a charger the
+        site no longer has is forgotten without a sample; one on a disconnected charger that
+        still shows its transaction is kept."""
+        for sid in list(self.declared):
+            st = states.get(self.charger_of.get(sid, ""))
+            if st is None:
+                self.declared.pop(sid, None)
+                self.charger_of.pop(sid, None)
+                self.estimates.pop(sid, None)
+                continue
+            running = any(
+                c.transaction is not None and session_id(st.charger_id, c.transaction.transaction_id) == sid
+                for c in st.connectors.values()
+            )
+            if not running:
+                self.ended(sid, now)
 
 
 def reacted(conn: ConnectorState, sent: Sent, reaction_s: float) -> bool:
@@ -100,12 +228,19 @@ def plan_sessions(
     sent: Mapping[str, Sent],
     learned: dict[str, float],
     uncontrolled: frozenset[str] = frozenset(),
+    departures: DepartureHistory | None = None,
+    use_history: bool = True,
 ) -> tuple[SessionState, ...]:
     """Sessions on connected chargers, ready for the planner's Snapshot.
 
     ``learned``: per session, a vehicle's own maximum learnt so far (planner units); updated here.
     ``uncontrolled``: chargers that reject or ignore limits: not planned (their draw is budgeted
     as load, :func:`uncontrolled_budget_a`).
+    ``departures``: the vehicles' departure history. Given, every session of a known vehicle with a
+    declared departure (schedule, one-off or the EV's own) has it noted there, and is planned
+    against :meth:`DepartureHistory.plan_against` — earlier than declared where the vehicle's
+    history says so and ``use_history`` (``control.departure_history``) is on; sessions that
+    ended since the last call become history (:meth:`DepartureHistory.follow`).
     """
     connected = {cid: st for cid, st in states.items() if st.connected and cid not in uncontrolled}
     vehicles = {v.id: v for v in site.vehicles}
@@ -143,6 +278,13 @@ def plan_sessions(
             # nothing stated (no schedule, no departure set, nothing from the EV): best effort,
             # after every session whose driver, fleet manager or EV said when and how much
             updates["priority"] = max(s.priority, BEST_EFFORT_PRIORITY)
+        declared_at = updates.get("departure_at", s.departure_at)
+        if departures is not None and s.vehicle_id is not None and isinstance(declared_at, datetime):
+            planned_at = departures.plan_against(
+                s.session_id, s.charger_id, s.vehicle_id, declared_at, now, use_history
+            )
+            if planned_at != declared_at:
+                updates["departure_at"] = planned_at
         ch = chargers[s.charger_id]
         cap = _learned_cap(
             site.site.voltage_v, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id),
@@ -159,6 +301,8 @@ def plan_sessions(
         out.append(replace(s, **updates) if updates else s)  # type: ignore[arg-type]
     for sid in [k for k in learned if k not in {x.session_id for x in out}]:
         del learned[sid]
+    if departures is not None:
+        departures.follow(states, now)
     return tuple(out)
 
 

@@ -22,6 +22,7 @@ from controller.store.records import (
     Allocation,
     ChargerRecord,
     ChargerStatus,
+    DeclaredDeparture,
     Departure,
     Event,
     MeterSample,
@@ -32,21 +33,24 @@ from controller.store.records import (
     allocations_from_plan,
     event_from_transition,
 )
-from controller.store.restore import ConnectorKey, Restored, restore
+from controller.store.restore import DEPARTURES_PER_VEHICLE, ConnectorKey, PastDeparture, Restored, restore
 from controller.store.retention import purge, rollup_daily
 from controller.store.schema import SCHEMA_VERSION, connect, open_database
 from controller.store.writer import Store, StoreCounters
 
 __all__ = [
+    "DEPARTURES_PER_VEHICLE",
     "SCHEMA_VERSION",
     "AcceptedProfile",
     "Allocation",
     "ChargerRecord",
     "ChargerStatus",
     "ConnectorKey",
+    "DeclaredDeparture",
     "Departure",
     "Event",
     "MeterSample",
+    "PastDeparture",
     "Record",
     "Restored",
     "SessionStart",

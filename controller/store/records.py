@@ -110,6 +110,21 @@ class Departure:
     cancelled: bool = False
 
 
+@dataclass(frozen=True)
+class DeclaredDeparture:
+    """The departure declared for a running session (upserted by ``session_id``, table
+    ``departure_history``): the fleet schedule's, a one-off's, or the EV's own.
+
+    Its actual departure is the session's end: the :class:`SessionStop` of the same session fills
+    it in. A later declaration for the same session (changed before it was due) replaces it; one
+    for a session already ended is ignored.
+    """
+
+    session_id: str
+    vehicle_id: str
+    declared_at: datetime
+
+
 FAILSAFE_STACK_LEVEL = 0
 UNRECORDED_STACK_LEVEL = 1
 """The stack level of a row written before schema 3: a control profile's (never the fail-safe's 0)."""
@@ -184,6 +199,7 @@ Record = (
     | Departure
     | AcceptedProfile
     | ChargerStatus
+    | DeclaredDeparture
 )
 RECORD_KINDS: tuple[type[Record], ...] = (
     ChargerRecord,
@@ -195,6 +211,7 @@ RECORD_KINDS: tuple[type[Record], ...] = (
     Departure,
     AcceptedProfile,
     ChargerStatus,
+    DeclaredDeparture,
 )
 
 

@@ -15,6 +15,7 @@ from controller.store.records import (
     FAILSAFE_KINDS,
     UNRECORDED_STACK_LEVEL,
     AcceptedProfile,
+    DeclaredDeparture,
     Departure,
     Event,
     EventKind,
@@ -24,6 +25,19 @@ from controller.store.schema import connect, failsafe_sql, migrate
 from controller.store.sink import from_unix, to_unix
 
 ConnectorKey = tuple[str, int]  # (charger_id, connector); connector 0: the whole charger
+DEPARTURES_PER_VEHICLE = 20
+"""How many finished sessions of each vehicle :func:`restore` brings back (the estimator's window;
+retention keeps at least these, whatever their age)."""
+
+
+@dataclass(frozen=True)
+class PastDeparture:
+    """A finished session of a vehicle: the departure declared for it and when it really left."""
+
+    session_id: str
+    vehicle_id: str
+    declared_at: datetime
+    actual_at: datetime
 
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -41,7 +55,9 @@ class Restored:
     ``in_force``: per charger, per connector, the latest of each ``kind`` (newest first): a
     charger holds a TxProfile and a TxDefaultProfile on the same connector side by side (different
     profile ids), so both may still be in force. ``failsafes``: per charger, the latest fail-safe
-    (connector 0, stack level 0, no expiry).
+    (connector 0, stack level 0, no expiry). ``departure_history``: per vehicle, its last
+    :data:`DEPARTURES_PER_VEHICLE` finished sessions with a declared departure, oldest first.
+    ``open_declared``: per open session (of ``open_sessions``), the departure declared for it.
     """
 
     open_sessions: tuple[SessionStart, ...] = ()  # started, not stopped; oldest first
@@ -50,6 +66,8 @@ class Restored:
     last_failsafe: Event | None = None  # the last fail-safe entry or exit
     failsafes: Mapping[str, AcceptedProfile] = field(default_factory=_empty)
     in_force: Mapping[str, Mapping[int, tuple[AcceptedProfile, ...]]] = field(default_factory=_empty)
+    departure_history: Mapping[str, tuple[PastDeparture, ...]] = field(default_factory=_empty)
+    open_declared: Mapping[str, DeclaredDeparture] = field(default_factory=_empty)
 
     @property
     def was_in_failsafe(self) -> bool:
@@ -127,6 +145,7 @@ def _read(conn: sqlite3.Connection, now: datetime | None) -> Restored:
             charger_id=row["charger_id"],
             circuit_id=row["circuit_id"],
         )
+    history, declared = _departure_history(conn, {s.session_id for s in sessions})
     return Restored(
         sessions,
         departures,
@@ -134,7 +153,35 @@ def _read(conn: sqlite3.Connection, now: datetime | None) -> Restored:
         last,
         failsafes=MappingProxyType(failsafes),
         in_force=MappingProxyType(in_force),
+        departure_history=MappingProxyType(history),
+        open_declared=MappingProxyType(declared),
     )
+
+
+_LATEST_DEPARTURES = """
+SELECT session_id, vehicle_id, declared_at, actual_at FROM (
+    SELECT h.*, ROW_NUMBER() OVER (PARTITION BY h.vehicle_id ORDER BY h.actual_at DESC, h.session_id DESC) AS rn
+    FROM departure_history h WHERE h.actual_at IS NOT NULL
+) WHERE rn <= ? ORDER BY vehicle_id, actual_at, session_id
+"""
+
+
+def _departure_history(
+    conn: sqlite3.Connection, open_ids: set[str]
+) -> tuple[dict[str, tuple[PastDeparture, ...]], dict[str, DeclaredDeparture]]:
+    history: dict[str, list[PastDeparture]] = {}
+    for r in conn.execute(_LATEST_DEPARTURES, (DEPARTURES_PER_VEHICLE,)):
+        history.setdefault(r["vehicle_id"], []).append(
+            PastDeparture(
+                r["session_id"], r["vehicle_id"], from_unix(float(r["declared_at"])), from_unix(float(r["actual_at"]))
+            )
+        )
+    declared = {
+        r["session_id"]: DeclaredDeparture(r["session_id"], r["vehicle_id"], from_unix(float(r["declared_at"])))
+        for r in conn.execute("SELECT * FROM departure_history WHERE actual_at IS NULL ORDER BY session_id")
+        if r["session_id"] in open_ids
+    }
+    return {v: tuple(ps) for v, ps in history.items()}, declared
 
 
 def _json_tuple(v: Any) -> tuple[Any, ...] | None:

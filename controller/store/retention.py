@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from controller.store.restore import DEPARTURES_PER_VEHICLE
 from controller.store.schema import connect, failsafe_sql, migrate
 
 # table -> condition on ``?1`` (the cutoff, unix seconds) selecting purgeable rows
@@ -31,6 +32,16 @@ PURGE_RULES: dict[str, str] = {
         " AND q.kind = accepted_profiles.kind"
         f" AND {failsafe_sql('q')} = {failsafe_sql('accepted_profiles')}"
         " ORDER BY q.at DESC, q.id DESC LIMIT 1)"
+    ),
+    # keep each vehicle's latest finished sessions, whatever their age: its departure estimate
+    # needs them (a vehicle back from a month off still has its history); the declared departure
+    # of an open session stays with it; one whose session is gone (never stopped) goes with its age
+    "departure_history": (
+        "COALESCE(actual_at, declared_at) < ?1 AND CASE WHEN actual_at IS NULL"
+        " THEN session_id NOT IN (SELECT s.session_id FROM sessions s WHERE s.stopped_at IS NULL)"
+        " ELSE session_id NOT IN (SELECT q.session_id FROM departure_history q"
+        " WHERE q.vehicle_id = departure_history.vehicle_id AND q.actual_at IS NOT NULL"
+        f" ORDER BY q.actual_at DESC LIMIT {DEPARTURES_PER_VEHICLE}) END"
     ),
     # keep each charger's latest link state: availability on the first kept day starts from it
     "charger_status": (

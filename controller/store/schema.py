@@ -180,13 +180,36 @@ def _v3(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+_V4 = """
+CREATE TABLE departure_history (
+    session_id TEXT PRIMARY KEY,
+    vehicle_id TEXT NOT NULL,
+    declared_at REAL NOT NULL,
+    actual_at REAL
+);
+CREATE INDEX departure_history_vehicle ON departure_history (vehicle_id, actual_at)
+"""
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """Version 4: ``departure_history`` — per session of a known vehicle, the departure declared
+    for it (``declared_at``) and when it really left (``actual_at``, the session's end; NULL while
+    it runs). The departure estimate (:mod:`controller.fleet.departure_estimate`) reads each
+    vehicle's latest rows. Sessions from before are not back-filled: their declared departure was
+    never stored.
+    """
+    for statement in _V4.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def failsafe_sql(table: str) -> str:
     """SQL (0/1, never NULL) for "row of ``table`` is a fail-safe": connector 0, stack 0, no expiry."""
     stack = f"COALESCE({table}.stack_level, {UNRECORDED_STACK_LEVEL})"
     return f"({table}.connector = 0 AND {stack} = {FAILSAFE_STACK_LEVEL} AND {table}.valid_until IS NULL)"
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

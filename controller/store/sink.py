@@ -19,6 +19,7 @@ from controller.store.records import (
     Allocation,
     ChargerRecord,
     ChargerStatus,
+    DeclaredDeparture,
     Departure,
     Event,
     MeterSample,
@@ -71,6 +72,12 @@ ON CONFLICT (session_id) DO UPDATE SET
     vehicle_id = COALESCE(excluded.vehicle_id, sessions.vehicle_id),
     stopped_at = excluded.stopped_at, energy_kwh = excluded.energy_kwh,
     met_departure = excluded.met_departure
+"""
+_CLOSE_DEPARTURE = "UPDATE departure_history SET actual_at = ? WHERE session_id = ? AND actual_at IS NULL"
+_DECLARED = """
+INSERT INTO departure_history (session_id, vehicle_id, declared_at) VALUES (?, ?, ?)
+ON CONFLICT (session_id) DO UPDATE SET vehicle_id = excluded.vehicle_id, declared_at = excluded.declared_at
+WHERE departure_history.actual_at IS NULL
 """
 _CHARGER = """
 INSERT OR REPLACE INTO chargers (charger_id, circuit_id, kind, phases, connectors, max_a, max_kw, updated_at)
@@ -125,6 +132,8 @@ def statement(r: Record) -> tuple[str, tuple[Any, ...]]:
             r.energy_kwh,
             _opt_bool(r.met_departure),
         )
+    if isinstance(r, DeclaredDeparture):
+        return _DECLARED, (r.session_id, r.vehicle_id, to_unix(r.declared_at))
     if isinstance(r, ChargerStatus):
         return _CHARGER_STATUS, (r.charger_id, to_unix(r.at), int(r.connected), int(r.faulted))
     if isinstance(r, AcceptedProfile):
@@ -158,6 +167,16 @@ def statement(r: Record) -> tuple[str, tuple[Any, ...]]:
     raise TypeError(f"not a store record: {type(r).__name__}")
 
 
+def statements(r: Record) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every statement that writes ``r``: :func:`statement`, and for a :class:`SessionStop` also
+    the actual departure in ``departure_history`` (the session's end; a no-op for a session that
+    had no declared departure)."""
+    out = [statement(r)]
+    if isinstance(r, SessionStop):
+        out.append((_CLOSE_DEPARTURE, (to_unix(r.stopped_at), r.session_id)))
+    return out
+
+
 class SqliteSink:
     """The real sink: one connection, owned by the thread that created it."""
 
@@ -167,8 +186,8 @@ class SqliteSink:
     def write(self, batch: Sequence[Record]) -> None:
         with self.db.atomic():
             for r in batch:
-                sql, params = statement(r)
-                self.db.execute(sql, params)
+                for sql, params in statements(r):
+                    self.db.execute(sql, params)
 
     def close(self) -> None:
         self.db.close()

@@ -77,6 +77,7 @@ def test_purge_deletes_only_old_rows_in_batches(tmp_path: Path) -> None:
         "departures": 2,
         "accepted_profiles": 1,
         "charger_status": 0,
+        "departure_history": 0,
     }
     db = sqlite_utils.Database(path)
     assert count(db, "meter_readings") == 30
