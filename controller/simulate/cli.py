@@ -10,7 +10,7 @@ from typing import Any
 
 from controller.config.reading import read_or_report
 from controller.simulate.engine import run
-from controller.simulate.optimal import OptimalPolicy
+from controller.simulate.optimal import MAX_MET_TIME_LIMIT_S, OptimalPolicy, solve_max_met
 from controller.simulate.policies import (
     PlannerPolicy,
     Policy,
@@ -42,7 +42,17 @@ def make_policy(name: str, scenario: Scenario) -> Policy:
     raise ValueError(name)
 
 
-def simulate(scenario: Scenario, policy_name: str, *, progress: bool = False, keep_series: bool = False) -> SimResult:
+def simulate(
+    scenario: Scenario,
+    policy_name: str,
+    *,
+    progress: bool = False,
+    keep_series: bool = False,
+    max_met_time_limit_s: float = MAX_MET_TIME_LIMIT_S,
+) -> SimResult:
+    """Run one policy on one scenario. The ``optimal`` policy's result also carries both bounds:
+    the energy optimum (``optimal_bound_kwh``) and the most departures any controller could meet
+    (``max_met``, a MILP limited to ``max_met_time_limit_s``)."""
     policy = make_policy(policy_name, scenario)
     bar = _Progress(f"{scenario.name} {policy_name}") if progress else None
     result = run(scenario, policy, progress=bar, keep_series=keep_series)
@@ -50,6 +60,7 @@ def simulate(scenario: Scenario, policy_name: str, *, progress: bool = False, ke
         bar.done()
     if isinstance(policy, OptimalPolicy) and policy.schedule is not None:
         result.optimal_bound_kwh = policy.bound_kwh
+        result.max_met = solve_max_met(scenario, max_met_time_limit_s)
     if isinstance(policy, PlannerPolicy):
         result.solvers = dict(policy.solvers_used)
     return result
@@ -116,6 +127,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                     f"{r.scenario} ({r.policy}): first missed departure: {first.charger} at "
                     f"{first.depart:%Y-%m-%d %H:%M %Z} ({first.delivered_kwh:.1f} of {first.requested_kwh:.1f} kWh)"
                 )
+            if r.optimal_bound_kwh is not None:
+                print(f"{r.scenario} (optimal): with perfect knowledge at most {r.optimal_bound_kwh:.1f} kWh")
+            if r.max_met is not None:
+                print(f"{r.scenario} (optimal): with perfect knowledge {r.max_met.describe()}")
             if r.past_end:
                 print(
                     f"{r.scenario} ({r.policy}): {r.past_end} session(s) still plugged in at the scenario's end: "

@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
+import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,8 @@ from controller.model.site import GRID_ID
 from controller.planner.highs import new_highs
 from controller.simulate.engine import node_base_a
 from controller.simulate.policies import View, to_limit
-from controller.simulate.scenario import Scenario
+from controller.simulate.result import MET_TOLERANCE, MET_TOLERANCE_KWH, MetBound
+from controller.simulate.scenario import Scenario, ScenarioSession
 from controller.simulate.vehicles import TAPER_FLOOR, TAPER_FROM_SOC, SimVehicle
 
 GRID_SLOT_MIN = 15
@@ -44,9 +47,25 @@ class OptimalSchedule:
         return float(row[k])
 
 
+def engine_time(scenario: Scenario, t: datetime) -> datetime:
+    """When the engine acts on something that happens at ``t``: the first step at or after it.
+
+    The engine moves in steps of ``step_s`` from the start; a vehicle arriving or leaving between
+    two steps is seen at the next one, and the base load it scores a step with is the one at the
+    step's start. Every time in the models below goes through here, so that they bound what the
+    engine can deliver even where a scenario's times are not on its step grid.
+    """
+    offset_s = (t - scenario.start).total_seconds()
+    if offset_s <= 0:
+        return scenario.start
+    steps = math.ceil(offset_s / scenario.step_s - 1e-9)
+    return scenario.start + timedelta(seconds=steps * scenario.step_s)
+
+
 def slot_boundaries(scenario: Scenario, start: datetime | None = None) -> list[datetime]:
     begin = start or scenario.start
-    points = {begin, scenario.end}
+    end = engine_time(scenario, scenario.end)
+    points = {begin, end}
     t = scenario.start
     while t < scenario.end:
         points.add(t)
@@ -59,21 +78,109 @@ def slot_boundaries(scenario: Scenario, start: datetime | None = None) -> list[d
     for profile in profiles:
         for local in profile.change_points(local_start, local_end):
             points.add(local.replace(tzinfo=tz).astimezone(scenario.start.tzinfo))
-    return sorted(p for p in points if begin <= p <= scenario.end)
+    on_grid = {engine_time(scenario, p) for p in points}
+    return sorted(p for p in on_grid if begin <= p <= end)
 
 
-def solve_optimal(
-    scenario: Scenario, start: datetime | None = None, delivered_kwh: dict[str, float] | None = None
-) -> OptimalSchedule:
-    """The optimum from ``start`` on, given what each session already has (closed-loop re-solves)."""
+Column = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass
+class _Model:
+    """The perfect-knowledge model both bounds share: limits, caps, taper; no objective yet.
+
+    Columns: x[s,k] (per-phase current of session s in slot k), then E[s,k] (energy delivered to s
+    before slot k); ``x_col(i, k)`` and ``e_col(i, k)`` name them. ``delivered_kwh(i)`` is the
+    linear form of what session i has at the end.
+    """
+
+    bounds: list[datetime]
+    sessions: list[ScenarioSession]
+    needs: list[float]
+    kwh_per_a: np.ndarray[Any, np.dtype[np.float64]]  # per session, slot: kWh per A of x
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    integer: list[bool] = field(default_factory=list)
+    rows_i: list[int] = field(default_factory=list)
+    cols_j: list[int] = field(default_factory=list)
+    vals: list[float] = field(default_factory=list)
+    row_lo: list[float] = field(default_factory=list)
+    row_hi: list[float] = field(default_factory=list)
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def nx(self) -> int:
+        return len(self.sessions) * self.n_slots
+
+    def x_col(self, i: int, k: int) -> int:
+        return i * self.n_slots + k
+
+    def e_col(self, i: int, k: int) -> int:
+        return self.nx + i * self.n_slots + k
+
+    def add_col(self, lo: float, hi: float, cost: float = 0.0, *, integer: bool = False) -> int:
+        self.lower.append(lo)
+        self.upper.append(hi)
+        self.cost.append(cost)
+        self.integer.append(integer)
+        return len(self.lower) - 1
+
+    def add_row(self, entries: list[tuple[int, float]], lo: float, hi: float) -> None:
+        r = len(self.row_lo)
+        for j, v in entries:
+            self.rows_i.append(r)
+            self.cols_j.append(j)
+            self.vals.append(v)
+        self.row_lo.append(lo)
+        self.row_hi.append(hi)
+
+    def delivered_kwh(self, i: int) -> list[tuple[int, float]]:
+        cols = [(self.x_col(i, k), float(self.kwh_per_a[i, k])) for k in range(self.n_slots)]
+        return [(j, c) for j, c in cols if self.upper[j] > 0]
+
+    def highs(self, time_limit_s: float) -> Any:
+        """A HiGHS object holding this model (minimising ``cost``)."""
+        h = new_highs(time_limit_s)
+        ncol, n_rows = len(self.lower), len(self.row_lo)
+        lp = highspy.HighsLp()
+        order = np.lexsort((np.array(self.rows_i), np.array(self.cols_j)))
+        col_arr = np.array(self.cols_j, dtype=np.int64)[order]
+        col_start = np.zeros(ncol + 1, dtype=np.int32)
+        np.cumsum(np.bincount(col_arr, minlength=ncol), out=col_start[1:])
+        lp.num_col_ = ncol
+        lp.num_row_ = n_rows
+        lp.col_cost_ = np.array(self.cost)
+        lp.col_lower_ = np.array(self.lower)
+        lp.col_upper_ = np.array(self.upper)
+        lp.row_lower_ = np.array(self.row_lo)
+        lp.row_upper_ = np.array(self.row_hi)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_ = ncol
+        lp.a_matrix_.num_row_ = n_rows
+        lp.a_matrix_.start_ = col_start
+        lp.a_matrix_.index_ = np.array(self.rows_i, dtype=np.int32)[order]
+        lp.a_matrix_.value_ = np.array(self.vals)[order]
+        if any(self.integer):
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if is_int else highspy.HighsVarType.kContinuous for is_int in self.integer
+            ]
+        h.passModel(lp)
+        return h
+
+
+def build_model(scenario: Scenario, begin: datetime, delivered: dict[str, float]) -> _Model:
+    """Perfect knowledge of arrivals, real departures, needs and the true base load; node, phase and
+    grid-kW limits (less the margins); the vehicles' caps and taper (as a linear bound); no AC
+    minimum current. Every schedule the engine can run within the limits is feasible here."""
     site = scenario.site
-    begin = start or scenario.start
-    delivered = delivered_kwh or {}
     bounds = slot_boundaries(scenario, begin)
     n_slots = len(bounds) - 1
     hours = np.array([(b - a).total_seconds() / 3600 for a, b in itertools.pairwise(bounds)])
-    mid_h = np.array([(a - begin).total_seconds() / 3600 for a in bounds[:-1]]) + hours / 2
-    sessions = [s for s in scenario.sessions if s.depart > begin]
+    sessions = [s for s in scenario.sessions if engine_time(scenario, s.depart) > begin]
     vehicles = []
     needs = []
     for s in sessions:
@@ -82,47 +189,29 @@ def solve_optimal(
         vehicles.append(dataclasses.replace(v, start_kwh=v.start_kwh + got, target_kwh=v.target_kwh - got))
         needs.append(s.energy_kwh - got)
     n = len(sessions)
-    # columns: x[s,k] (per-phase current), then E[s,k] (energy delivered before slot k)
-    nx = n * n_slots
-    ncol = 2 * nx
-    lower = np.zeros(ncol)
-    upper = np.zeros(ncol)
-    cost = np.zeros(ncol)
-    rows_i: list[int] = []
-    cols_j: list[int] = []
-    vals: list[float] = []
-    row_lo: list[float] = []
-    row_hi: list[float] = []
-
-    def add_row(entries: list[tuple[int, float]], lo: float, hi: float) -> None:
-        r = len(row_lo)
-        for j, v in entries:
-            rows_i.append(r)
-            cols_j.append(j)
-            vals.append(v)
-        row_lo.append(lo)
-        row_hi.append(hi)
-
-    kwh_per_a = np.zeros((n, n_slots))
+    m = _Model(bounds, sessions, needs, np.zeros((n, n_slots)))
     for i, (s, v) in enumerate(zip(sessions, vehicles, strict=True)):
         cap = v.max_a if v.kind == "ac" else v.max_kw * v.a_per_kw
         per_a_h = (v.voltage_v * len(v.grid_phases) / 1000) if v.kind == "ac" else 1.0 / v.a_per_kw
+        arrive, depart = engine_time(scenario, s.arrive), engine_time(scenario, s.depart)
         for k in range(n_slots):
-            present = s.arrive <= bounds[k] and bounds[k + 1] <= s.depart
-            col = i * n_slots + k
-            upper[col] = cap if present else 0.0
-            kwh_per_a[i, k] = per_a_h * hours[k]
-            cost[col] = -kwh_per_a[i, k] * (1 - EARLY_WEIGHT * mid_h[k] / max(1.0, mid_h[-1]))
-            # E columns: free, defined by the chain rows below
-            upper[nx + col] = needs[i]
+            present = arrive <= bounds[k] and bounds[k + 1] <= depart
+            m.add_col(0.0, cap if present else 0.0)
+            m.kwh_per_a[i, k] = per_a_h * hours[k]
+    for i in range(n):
+        for _ in range(n_slots):
+            m.add_col(0.0, needs[i])  # E columns, defined by the chain rows below
+    for i, v in enumerate(vehicles):
+        cap = v.max_a if v.kind == "ac" else v.max_kw * v.a_per_kw
         # energy cap: E[last] + x[last]*c ≤ need  (total delivered)
-        last = i * n_slots + n_slots - 1
-        add_row([(nx + last, 1.0), (last, kwh_per_a[i, -1])], -np.inf, needs[i])
+        last = n_slots - 1
+        m.add_row([(m.e_col(i, last), 1.0), (m.x_col(i, last), m.kwh_per_a[i, -1])], -np.inf, needs[i])
         # chain: E[k] − E[k−1] − c x[k−1] = 0, E[0] = 0
-        add_row([(nx + i * n_slots, 1.0)], 0.0, 0.0)
+        m.add_row([(m.e_col(i, 0), 1.0)], 0.0, 0.0)
         for k in range(1, n_slots):
-            c = i * n_slots + k
-            add_row([(nx + c, 1.0), (nx + c - 1, -1.0), (c - 1, -kwh_per_a[i, k - 1])], 0.0, 0.0)
+            m.add_row(
+                [(m.e_col(i, k), 1.0), (m.e_col(i, k - 1), -1.0), (m.x_col(i, k - 1), -m.kwh_per_a[i, k - 1])], 0.0, 0.0
+            )
         # taper (hil.ev's model), soc_k = (start + E[k]) / battery, linear in E:
         #   DC: share = 1 − (1−floor)(soc − from)/(1 − from) down to the floor at 100 % — exact;
         #   AC: share = max(min/cap, (1 − soc)/(1 − from)) — convex in soc, so the chord from
@@ -133,9 +222,8 @@ def solve_optimal(
         rhs = cap * (1 + (1 - floor) * (TAPER_FROM_SOC - soc0) / (1 - TAPER_FROM_SOC))
         if rhs < cap * 2:  # the taper can bite within this session
             for k in range(n_slots):
-                c = i * n_slots + k
-                if upper[c] > 0:
-                    add_row([(c, 1.0), (nx + c, slope)], -np.inf, rhs)
+                if m.upper[m.x_col(i, k)] > 0:
+                    m.add_row([(m.x_col(i, k), 1.0), (m.e_col(i, k), slope)], -np.inf, rhs)
     # node and phase limits, every slot, against the true base load at the slot's start
     users: dict[tuple[str, int], list[int]] = {}
     for i, v in enumerate(vehicles):
@@ -147,7 +235,7 @@ def solve_optimal(
         base = node_base_a(scenario, bounds[k])
         for (node, p), members in users.items():
             room = site.node_limit_a(node) - site.node_margin_a(node) - base[node][p]
-            add_row([(i * n_slots + k, 1.0) for i in members], -np.inf, max(0.0, room))
+            m.add_row([(m.x_col(i, k), 1.0) for i in members], -np.inf, max(0.0, room))
         if grid_kw is not None and n:
             base_kw = sum(base[GRID_ID]) * site.site.voltage_v / 1000
             entries = []
@@ -158,37 +246,81 @@ def solve_optimal(
                     if v.kind == "ac"
                     else 3 * v.voltage_v * ch.power_factor / 1000
                 )
-                entries.append((i * n_slots + k, per_a_kw))
-            add_row(entries, -np.inf, max(0.0, grid_kw - base_kw))
+                entries.append((m.x_col(i, k), per_a_kw))
+            m.add_row(entries, -np.inf, max(0.0, grid_kw - base_kw))
+    return m
+
+
+def solve_optimal(
+    scenario: Scenario, start: datetime | None = None, delivered_kwh: dict[str, float] | None = None
+) -> OptimalSchedule:
+    """The optimum from ``start`` on, given what each session already has (closed-loop re-solves)."""
+    begin = start or scenario.start
+    m = build_model(scenario, begin, delivered_kwh or {})
+    n, n_slots = len(m.sessions), m.n_slots
     if not n:
-        return OptimalSchedule(bounds, {}, 0.0, "empty")
-    h = new_highs(120.0)
-    lp = highspy.HighsLp()
-    n_rows = len(row_lo)
-    order = np.lexsort((np.array(rows_i), np.array(cols_j)))
-    col_arr = np.array(cols_j)[order]
-    col_start = np.zeros(ncol + 1, dtype=np.int32)
-    np.cumsum(np.bincount(col_arr, minlength=ncol), out=col_start[1:])
-    lp.num_col_ = ncol
-    lp.num_row_ = n_rows
-    lp.col_cost_ = cost
-    lp.col_lower_ = lower
-    lp.col_upper_ = upper
-    lp.row_lower_ = np.array(row_lo)
-    lp.row_upper_ = np.array(row_hi)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = ncol
-    lp.a_matrix_.num_row_ = n_rows
-    lp.a_matrix_.start_ = col_start
-    lp.a_matrix_.index_ = np.array(rows_i, dtype=np.int32)[order]
-    lp.a_matrix_.value_ = np.array(vals)[order]
-    h.passModel(lp)
+        return OptimalSchedule(m.bounds, {}, 0.0, "empty")
+    bounds = m.bounds
+    hours = np.array([(b - a).total_seconds() / 3600 for a, b in itertools.pairwise(bounds)])
+    mid_h = np.array([(a - begin).total_seconds() / 3600 for a in bounds[:-1]]) + hours / 2
+    for i in range(n):
+        for k in range(n_slots):
+            # most energy; among optimal schedules, the earlier
+            m.cost[m.x_col(i, k)] = -m.kwh_per_a[i, k] * (1 - EARLY_WEIGHT * mid_h[k] / max(1.0, mid_h[-1]))
+    h = m.highs(120.0)
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
-    x = np.array(h.getSolution().col_value[:nx]).reshape(n, n_slots)
+    x = np.array(h.getSolution().col_value[: m.nx]).reshape(n, n_slots)
     x = np.clip(x, 0.0, None)
-    bound = float((x * kwh_per_a).sum())
-    return OptimalSchedule(bounds, {s.key: x[i] for i, s in enumerate(sessions)}, bound, status)
+    bound = float((x * m.kwh_per_a).sum())
+    return OptimalSchedule(bounds, {s.key: x[i] for i, s in enumerate(m.sessions)}, bound, status)
+
+
+MAX_MET_TIME_LIMIT_S = 10.0
+
+
+def met_threshold_kwh(need_kwh: float) -> float:
+    """The energy a session must have to count as met (the tolerance of :attr:`SessionOutcome.has_need`)."""
+    return need_kwh - max(MET_TOLERANCE_KWH, MET_TOLERANCE * need_kwh)
+
+
+def solve_max_met(scenario: Scenario, time_limit_s: float = MAX_MET_TIME_LIMIT_S) -> MetBound:
+    """The most departures any controller could meet: a MILP on the energy optimum's model.
+
+    One binary "met" per session that departs within the scenario: met ⇒ what it gets by its real
+    departure ≥ its need (less the tolerance :class:`SessionOutcome` judges with). Same model and
+    relaxations as :func:`solve_optimal`, so the value is an upper bound on any policy's count.
+    Proven when HiGHS reports Optimal; otherwise the bound is HiGHS's MIP dual bound, rounded down,
+    and ``incumbent`` is the best schedule it found in the time limit.
+    """
+    t0 = time.perf_counter()
+    m = build_model(scenario, scenario.start, {})
+    judged = [i for i, s in enumerate(m.sessions) if not s.past_end(scenario.end)]
+    if not judged:
+        return MetBound(0, 0, True, 0, "empty", 0.0)
+    for i in judged:
+        met = m.add_col(0.0, 1.0, -1.0, integer=True)  # minimise −(number met)
+        m.add_row([*m.delivered_kwh(i), (met, -met_threshold_kwh(m.needs[i]))], 0.0, np.inf)
+    h = m.highs(time_limit_s)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 0.999)  # the count is whole: a gap below one is closed
+    h.run()
+    model_status = h.getModelStatus()
+    status = h.modelStatusToString(model_status)
+    info = h.getInfo()
+    found: int | None = None
+    if info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible:
+        found = round(-info.objective_function_value)
+    proven = model_status == highspy.HighsModelStatus.kOptimal and found is not None
+    if proven:
+        bound = found
+    else:
+        dual = -info.mip_dual_bound
+        bound = min(len(judged), math.floor(dual + 1e-6)) if math.isfinite(dual) else len(judged)
+        if found is not None and bound <= found:  # the gap closed at the limit
+            bound, proven = found, True
+    assert bound is not None
+    return MetBound(bound, found, proven, len(judged), status, time.perf_counter() - t0)
 
 
 RESOLVE_EVERY = timedelta(hours=1)

@@ -52,6 +52,42 @@ class Violations:
     where: dict[str, float] = field(default_factory=dict)  # "node L2" → ampere-seconds
 
 
+@dataclass(frozen=True)
+class MetBound:
+    """The most departures any controller could meet with perfect knowledge (a time-limited MILP).
+
+    ``bound`` is an upper bound on any policy's ``departures_met`` for the scenario: the optimum when
+    ``proven``, else the best bound HiGHS proved in its time limit (its MIP dual bound, rounded
+    down); ``incumbent`` is the most it found a schedule for (None: none found in time).
+    """
+
+    bound: int
+    incumbent: int | None
+    proven: bool
+    departures_total: int  # sessions that depart within the scenario (the binaries)
+    status: str  # HiGHS's model status
+    solve_s: float
+
+    def describe(self) -> str:
+        if self.proven:
+            return f"at most {self.bound} of {self.departures_total} departures met (proven)"
+        found = "none found" if self.incumbent is None else f"best found {self.incumbent}"
+        return (
+            f"at most {self.bound} of {self.departures_total} departures met (not proven: HiGHS stopped "
+            f"with {self.status!r} after {self.solve_s:.1f} s; {found})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bound": self.bound,
+            "proven": self.proven,
+            "incumbent": self.incumbent,
+            "departures_total": self.departures_total,
+            "status": self.status,
+            "solve_s": round(self.solve_s, 3),
+        }
+
+
 @dataclass
 class SimResult:
     scenario: str
@@ -62,7 +98,8 @@ class SimResult:
     decision_ms: list[float]
     steps: int
     wall_s: float
-    optimal_bound_kwh: float | None = None
+    optimal_bound_kwh: float | None = None  # the offline energy optimum (policy optimal only)
+    max_met: MetBound | None = None  # the most departures any controller could meet (policy optimal only)
     solvers: dict[str, int] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)  # for plots: time, loads, energies
 
@@ -149,6 +186,8 @@ class SimResult:
         }
         if self.optimal_bound_kwh is not None:
             out["optimal_bound_kwh"] = round(self.optimal_bound_kwh, 3)
+        if self.max_met is not None:
+            out["max_met"] = self.max_met.to_json()
         if self.solvers:
             out["solvers"] = dict(self.solvers)
         return out
