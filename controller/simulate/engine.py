@@ -7,6 +7,12 @@ minimum = pause); the fast loop sheds when a node would be over ``limit − marg
 draw what their charger allows and they accept; every node and phase is scored against its
 breaker limit (margin not counted). A session that departs after the scenario's end is simulated
 up to the end: its energy counts, and it is neither met nor missed (``SessionOutcome.past_end``).
+
+Departure history: as the daemon keeps each vehicle's declared vs actual departures, the engine
+keeps them per vehicle from the scenario's ``history:`` and from its sessions as they end; a
+policy that uses them (``lp`` by default, ``departure_history=``) is shown each session's
+departure as :func:`~controller.fleet.departure_estimate.planned_departure` makes it — earlier
+than declared for a vehicle that habitually leaves early — and the others the declared one.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from controller.fleet.departure_estimate import DepartureSample, planned_departure
 from controller.model.site import GRID_ID, Site
 from controller.shed import ChargerDraw, shed
 from controller.simulate.forecast import day_ahead
-from controller.simulate.policies import LiveView, Policy, View
+from controller.simulate.policies import LiveView, PlannerPolicy, Policy, View
 from controller.simulate.result import SessionOutcome, SimResult, Violations
 from controller.simulate.scenario import Scenario, ScenarioSession
 from controller.simulate.vehicles import SimVehicle
@@ -97,14 +104,49 @@ def dispatch(site: Site, charger_id: str, limit: float) -> float:
     return value
 
 
+class DepartureBook:
+    """Per vehicle, its finished sessions' declared vs actual departure (what the daemon keeps in
+    SQLite): the scenario's ``history:``, then each session of the scenario as it ends."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.samples: dict[str, list[DepartureSample]] = {}
+        for h in scenario.history:
+            self.samples.setdefault(h.vehicle_id, []).append(DepartureSample(h.declared, h.actual))
+        self.planned_earlier = 0  # decisions where a session was shown an earlier departure
+
+    def ended(self, s: ScenarioSession) -> None:
+        if s.vehicle_id is not None and s.declared_depart is not None:
+            self.samples.setdefault(s.vehicle_id, []).append(DepartureSample(s.declared_depart, s.depart))
+
+    def shown(self, s: ScenarioSession, now: datetime) -> ScenarioSession:
+        """``s`` as a policy that uses the history sees it: its declared departure replaced by the
+        departure to plan against."""
+        if s.vehicle_id is None or s.declared_depart is None:
+            return s
+        at = planned_departure(s.declared_depart, self.samples.get(s.vehicle_id, ()), now).at
+        if at == s.declared_depart:
+            return s
+        self.planned_earlier += 1
+        return replace(s, declared_depart=at)
+
+
 def run(
     scenario: Scenario,
     policy: Policy,
     *,
     progress: Callable[[float], None] | None = None,
     keep_series: bool = False,
+    departure_history: bool | None = None,
 ) -> SimResult:
+    """Simulate ``scenario`` under ``policy``.
+
+    ``departure_history``: show the policy each session's departure estimated from its vehicle's
+    history (``control.departure_history``); None (default): for the planner (``lp``) only, the
+    heuristics get the declared departures.
+    """
     site = scenario.site
+    use_history = isinstance(policy, PlannerPolicy) if departure_history is None else departure_history
+    book = DepartureBook(scenario)
     tz = scenario.tz
     step = timedelta(seconds=scenario.step_s)
     plan_every = timedelta(seconds=site.control.plan_every_s)
@@ -126,7 +168,9 @@ def run(
     while t < scenario.end:
         # arrivals and departures
         for key in [k for k, lv in live.items() if lv.session.depart <= t]:
-            done.append(live.pop(key).outcome)
+            gone = live.pop(key)
+            done.append(gone.outcome)
+            book.ended(gone.session)
             replan = True
         while pending and pending[0].arrive <= t:
             s = pending.pop(0)
@@ -149,7 +193,7 @@ def run(
                 base_a=believed,
                 sessions=tuple(
                     LiveView(
-                        lv.session,
+                        book.shown(lv.session, t) if use_history else lv.session,
                         site.charger(lv.session.charger_id),
                         lv.outcome.delivered_kwh,
                         lv.draw_a if lv.has_drawn else None,

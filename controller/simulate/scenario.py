@@ -12,10 +12,20 @@ scenario:
        ev_max_a: 32, ev_phases: 3}
     - {charger: DC01, arrive: "2026-03-02T19:00", depart: "2026-03-03T04:00", energy_kwh: 250,
        ev_max_kw: 150, declared_depart: null}   # departure unknown to the controller
+    - {charger: CP02, vehicle: van-3, arrive: "2026-03-02T18:00", depart: "2026-03-03T05:10",
+       declared_depart: "2026-03-03T06:00", energy_kwh: 40}   # it left 50 min before it said
+  history:                       # past sessions of the site's vehicles, before the scenario
+    - {vehicle: van-3, declared: "2026-02-27T06:00", actual: "2026-02-27T05:05"}
 ```
 Load profiles repeat daily when ``at`` is HH:MM; an ISO date-time instead pins a step to one moment.
 A session may depart after the scenario's end (real session data always has some): it is simulated
 up to the end, its energy counts, and it is neither met nor missed (:attr:`Scenario.end`).
+
+A vehicle's departure history (declared vs actual, what the daemon keeps in SQLite) is its
+``history:`` entries plus its sessions in the scenario that have ended (each with its
+``declared_depart`` and real ``depart``); the ``lp`` policy plans against the estimate from it
+(:mod:`controller.fleet.departure_estimate`, docs/departures.md), the heuristics against the
+declared departure.
 """
 
 from __future__ import annotations
@@ -59,6 +69,12 @@ class SessionSection(_Section):
     priority: int | None = Field(None, ge=1, le=10)
 
 
+class HistorySection(_Section):
+    vehicle: str
+    declared: str = Field(description="The departure declared for the session (ISO local date-time).")
+    actual: str = Field(description="When the vehicle really left (ISO local date-time).")
+
+
 class ScenarioSection(_Section):
     start: str
     duration_h: float = Field(24.0, gt=0, le=24 * 14)
@@ -66,6 +82,7 @@ class ScenarioSection(_Section):
     base_load: list[LoadStepSection] = Field(default_factory=list)
     circuit_base_load: dict[str, list[LoadStepSection]] = Field(default_factory=dict)
     sessions: list[SessionSection] = Field(default_factory=list)
+    history: list[HistorySection] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,15 @@ class ScenarioSession:
 
 
 @dataclass(frozen=True)
+class PastSession:
+    """A vehicle's session before the scenario (``history:``): declared vs actual departure."""
+
+    vehicle_id: str
+    declared: datetime  # aware UTC
+    actual: datetime
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     site: Site
@@ -137,6 +163,7 @@ class Scenario:
     base_load: LoadProfile
     circuit_base_load: dict[str, LoadProfile]
     sessions: tuple[ScenarioSession, ...]
+    history: tuple[PastSession, ...] = ()
 
     @property
     def end(self) -> datetime:
@@ -235,6 +262,7 @@ class _Builder:
         built = [self.session(i, raw, start, end) for i, raw in enumerate(sec.sessions)]
         sessions = [s for s in built if s is not None]
         self.overlaps(sessions)
+        history = [h for i, raw in enumerate(sec.history) if (h := self.past(i, raw, start)) is not None]
         if start is None:
             return None
         return Scenario(
@@ -246,7 +274,21 @@ class _Builder:
             base_load=base,
             circuit_base_load=per_circuit,
             sessions=tuple(sessions),
+            history=tuple(sorted(history, key=lambda h: (h.actual, h.vehicle_id))),
         )
+
+    def past(self, i: int, h: HistorySection, start: datetime | None) -> PastSession | None:
+        path: Path = ("scenario", "history", i)
+        if all(v.id != h.vehicle for v in self.site.vehicles):
+            self.error((*path, "vehicle"), f"unknown vehicle {h.vehicle!r}")
+        declared = self.when(h.declared, (*path, "declared"))
+        actual = self.when(h.actual, (*path, "actual"))
+        if declared is None or actual is None:
+            return None
+        if start is not None and actual > start:
+            self.error((*path, "actual"), f"history is before the scenario: {h.actual} is after its start")
+            return None
+        return PastSession(h.vehicle, declared, actual)
 
     def session(
         self, i: int, s: SessionSection, start: datetime | None, end: datetime | None
