@@ -77,7 +77,7 @@ class DepartureHistory:
 
     def __init__(
         self,
-        put: Callable[[DeclaredDeparture], None] | None = None,
+        put: Callable[[DeclaredDeparture], object] | None = None,
         rule: EstimateRule = DEFAULT_RULE,
     ) -> None:
         self.put = put

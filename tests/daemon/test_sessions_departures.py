@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from controller.chargers.state import ChargerState, ConnectorState, Transaction
 from controller.config.loader import load_site
 from controller.daemon.sessions import DepartureHistory, plan_sessions
 from controller.fleet.departures import DepartureNeed
-from controller.store import DeclaredDeparture, PastDeparture
+from controller.store import DeclaredDeparture, PastDeparture, SessionStart, SessionStop, Store, restore
 
 SITE = load_site("config/demo-site.yaml").site
 T0 = datetime(2026, 12, 9, 13, 0, tzinfo=UTC)
@@ -121,3 +122,36 @@ def test_seeded_open_declarations_survive_a_restart() -> None:
     # after the restart the schedule gives tomorrow's departure: the session keeps what it declared
     _plan(h, _states(), T0, declared=T0 + timedelta(days=1))
     assert h.declared["CP07:T1"].declared_at == T0 - timedelta(hours=1)
+
+
+def test_the_history_goes_through_sqlite_and_comes_back_after_a_restart(tmp_path: Path) -> None:
+    """The daemon's path: plan_sessions notes declarations into the store (DepartureHistory.put),
+    the SessionStop closes them; a restarted daemon seeds its history from restore()."""
+    path = tmp_path / "depot.db"
+    store = Store(path, meter_interval_s=0.0, batch_interval_s=0.01)
+    h = DepartureHistory(put=store.put)
+    for day in range(6):  # six sessions, each unplugged an hour before its declared departure
+        declared, now = DECLARED + timedelta(days=day), T0 + timedelta(days=day)
+        states = _states(tx_id=f"T{day}")
+        store.put(SessionStart(f"CP07:T{day}", "CP07", 1, "VAN-01", now))
+        _plan(h, states, now, declared=declared)
+        states["CP07"].connectors[1].transaction = None
+        left = declared - timedelta(hours=1)
+        store.put(SessionStop(f"CP07:T{day}", "CP07", 1, "VAN-01", left, 20.0, True))
+        _plan(h, states, left, declared=declared + timedelta(days=1))  # the stop re-plans at once
+    # a seventh session is running, declared for tomorrow 18:00, when the controller stops
+    store.put(SessionStart("CP07:T6", "CP07", 1, "VAN-01", T0 + timedelta(days=6)))
+    assert _plan(h, _states(tx_id="T6"), T0 + timedelta(days=6), declared=DECLARED + timedelta(days=6)) == (
+        DECLARED + timedelta(days=6, hours=-1)
+    )
+    assert store.flush(5.0) and store.close()
+
+    restored = restore(path, T0 + timedelta(days=6))
+    again = DepartureHistory()
+    again.seed(restored.departure_history, restored.open_declared,
+               {s.session_id: s.charger_id for s in restored.open_sessions})
+    assert [s.offset_s for s in again.history("VAN-01")] == [-3600.0] * 6
+    assert again.declared["CP07:T6"].declared_at == DECLARED + timedelta(days=6)
+    assert _plan(again, _states(tx_id="T6"), T0 + timedelta(days=6), declared=DECLARED + timedelta(days=6)) == (
+        DECLARED + timedelta(days=6, hours=-1)
+    )
