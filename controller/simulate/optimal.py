@@ -4,6 +4,10 @@ It knows every arrival, true departure, energy need and the true base load in ad
 vehicles' taper near full (linear in the energy already delivered). It ignores the AC minimum
 current (a relaxation), so its objective value is an upper bound on the energy any controller
 can deliver; its schedule is then executed by the same engine as the other policies.
+
+The second bound, :func:`solve_max_met`, is the most departures any controller could meet: the
+same model (:func:`build_model`, the same relaxations) with a binary "met" per session that departs
+within the scenario, solved as a MILP with a time limit; it says when the bound is not proven.
 """
 
 from __future__ import annotations
@@ -276,6 +280,10 @@ def solve_optimal(
     return OptimalSchedule(bounds, {s.key: x[i] for i, s in enumerate(m.sessions)}, bound, status)
 
 
+# The max-met MILP's time limit. Every scenario in hil/scenarios/ and acn/ solves to optimality well
+# inside it on one core (the hardest, acn-jpl-2020-02-11: about 4.5 s; most under 1 s), so
+# bench/quality.py costs some 10 s more over its ~2 minutes; a larger or harder scenario stops here
+# and reports HiGHS's proven bound with "not proven".
 MAX_MET_TIME_LIMIT_S = 10.0
 
 

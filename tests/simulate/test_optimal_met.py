@@ -145,3 +145,22 @@ def test_quality_bench_has_the_max_met_column_and_the_bound_check(tmp_path: Path
     text = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
     head, _, first = text.splitlines()[:3]
     assert "max met" in head and " 2/3 " in first
+
+
+def test_the_bound_check_flags_a_policy_beyond_a_bound_unless_it_broke_a_limit() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "bench" / "quality.py")
+    assert spec is not None and spec.loader is not None
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    sc = load_scenario_text(THREE_FOR_TWO, "three.yaml")
+    honest = simulate(sc, "edf")
+    cheat = simulate(sc, "edf")
+    for s in cheat.sessions:
+        s.delivered_kwh = s.requested_kwh  # all three met: more than any controller could
+    assert quality.beyond_bounds({"edf": honest}, 44.16, 2) == []
+    assert quality.beyond_bounds({"edf": honest, "cheat": cheat}, 100.0, 2) == ["cheat"]
+    assert quality.beyond_bounds({"edf": honest}, 1.0, 2) == ["edf"]  # more energy than the optimum
+    cheat.violations.count = 3  # it broke a limit: not bound by the limits' optimum
+    assert quality.beyond_bounds({"cheat": cheat}, 44.16, 2) == []
