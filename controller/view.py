@@ -425,6 +425,20 @@ def health_table(status: StatusResponse, clock: _Clock) -> Table:
             f"{plan.solver} · {plan.total_ms:.0f} ms · {plan.sessions} session{'s' if plan.sessions != 1 else ''}"
             f" · at {clock.at(plan.at)} ({clock.ago(plan.at)})",
         )
+        if plan.status is not None:
+            detail = f"{plan.status} · {plan.iterations or 0} iterations · {'warm' if plan.warm else 'cold'}"
+            if plan.planned_in is not None:
+                detail += f" · in the {plan.planned_in}" if plan.planned_in != "heuristic" else " · heuristic"
+            if plan.plans_last_hour:
+                detail += (
+                    f" · last hour: {plan.plans_last_hour} plans, p99 {num(plan.total_ms_p99, 0, 'ms')},"
+                    f" {plan.fallbacks_last_hour or 0} fell back"
+                )
+            table.add_row("", detail)
+        if plan.fallback_reason:
+            table.add_row("", Text(f"fallback: {plan.fallback_reason}", style="yellow"))
+        for why, n in (plan.fallback_reasons_last_hour or {}).items():
+            table.add_row("", Text(f"{n}× {why}", style="yellow"))
         for warning in plan.warnings:
             table.add_row("", Text(f"⚠ {warning}", style="yellow"))
     lp = status.loop

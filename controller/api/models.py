@@ -161,6 +161,31 @@ class PlanInfo(_Model):
     fallback_reason: str | None = Field(
         None, description="Why a fallback solver made it (HiGHS failed or timed out); None when HiGHS did."
     )
+    status: str | None = Field(
+        None, description="The solver's model status of the last plan, e.g. 'Optimal', 'Time limit reached'."
+    )
+    iterations: int | None = Field(None, ge=0, description="Simplex iterations of the last plan's LP solves.")
+    warm: bool | None = Field(None, description="True when the last plan hot-started the kept HiGHS model.")
+    build_ms: float | None = Field(None, ge=0, description="Model build (or update) time of the last plan [ms].")
+    solve_ms: float | None = Field(None, ge=0, description="Solve time of the last plan [ms].")
+    planned_in: str | None = Field(
+        None, description="Where the last plan was made: 'worker' (the planner process), 'daemon thread' or "
+        "'heuristic' (the worker failed)."
+    )
+    wait_ms: float | None = Field(
+        None, ge=0, description="What the plan loop waited for the last plan (worker: pickling and pipe included) [ms]."
+    )
+    plans_last_hour: int | None = Field(None, ge=0, description="Plans made in the last hour.")
+    fallbacks_last_hour: int | None = Field(
+        None, ge=0, description="Of those, plans not made by HiGHS in the planner (CBC, heuristic, worker trouble)."
+    )
+    fallback_reasons_last_hour: dict[str, int] | None = Field(
+        None, description="Why they fell back (the five most frequent reasons, with counts)."
+    )
+    total_ms_p50: float | None = Field(None, description="Median planner time over the last hour [ms].")
+    total_ms_p99: float | None = Field(None, description="99th percentile planner time over the last hour [ms].")
+    wait_ms_p50: float | None = Field(None, description="Median wait for a plan over the last hour [ms].")
+    wait_ms_p99: float | None = Field(None, description="99th percentile wait for a plan over the last hour [ms].")
 
 
 class LoopInfo(_Model):

@@ -8,7 +8,8 @@ API and the background jobs, then runs two loops until SIGTERM:
   fail-safe state machine), shed at once on an overload, feed metrics and history;
 * the **plan loop** (:mod:`.plan_loop`), every ``control.plan_every_s`` and at once on an
   arrival, a departure, a connection change, a shed or a reload: build the Snapshot, plan (in a
-  worker thread, so the fast loop and OCPP keep running), dispatch.
+  worker process that keeps the HiGHS model warm, so the fast loop and OCPP keep running and
+  keep their GIL), dispatch.
 
 Decision priority, top to bottom: fail-safe → overload shed → plan → idle.
 SIGHUP re-reads the site file (a bad file is logged and the old one kept); SIGTERM stops
@@ -43,6 +44,7 @@ from controller.daemon.fast import RESTORED_MARGIN_S, plan_stalled
 from controller.daemon.fleet import FleetService
 from controller.daemon.history import OpenSession, seed_transactions, session_started, session_stopped
 from controller.daemon.loads import BaseHold, PhaseCurrents
+from controller.daemon.plan_loop import Planning
 from controller.failsafe import FailsafeState, Transition, starting
 from controller.fleet.departures import DepartureNeed
 from controller.meter.hub import quiet_pymodbus
@@ -52,7 +54,7 @@ from controller.metrics.server import MetricsServer, start_metrics_server
 from controller.metrics.update import count_push, observe_failsafe, observe_site
 from controller.model.site import PHASES, Site
 from controller.model.snapshot import Plan, SessionState
-from controller.planner import PlannerState
+from controller.planner.worker import PlanWorker
 from controller.sdnotify import Notifier
 from controller.store import ChargerRecord, ChargerStatus, Event, Restored, Store, accepted_profile, restore
 from controller.store.records import EventKind
@@ -86,6 +88,8 @@ class DaemonOptions:
     serve_metrics: bool = True
     handle_signals: bool = True
     base_hold_s: float = BASE_HOLD_S
+    plan_in_worker: bool = True
+    """Plan in a worker process (the product); off: in a thread of the daemon, as before."""
 
 
 class Daemon:
@@ -100,7 +104,6 @@ class Daemon:
         self.notifier = self.options.notifier or Notifier()
         self.metrics = DepotMetrics()
         self.fs: FailsafeState = starting(self.clock())
-        self.pstate = PlannerState()
         self.last_plan: Plan | None = None
         self.last_sessions: tuple[SessionState, ...] = ()
         self.learned: dict[str, float] = {}  # per session: the vehicle's own maximum, learnt
@@ -133,6 +136,7 @@ class Daemon:
         self.metrics_server: MetricsServer | None = None
         self.api_server: object | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="depotctl-plan")
+        self.planning = Planning(PlanWorker() if self.options.plan_in_worker else None, self.executor, self.mono)
         self._watchdog_every_s = _watchdog_interval_s()
         self._last_watchdog = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -167,6 +171,7 @@ class Daemon:
         from controller.daemon.plan_loop import plan_loop
 
         self.scheduler = start_jobs(self)
+        self.planning.start()  # spawns the planner process; it imports while the rest starts
         self._tasks = [
             asyncio.create_task(fast_loop(self), name="fast loop"),
             asyncio.create_task(plan_loop(self), name="plan loop"),
@@ -245,6 +250,7 @@ class Daemon:
             self.metrics_server.stop()
         if self.store is not None:
             await self.store.aclose()
+        await asyncio.to_thread(self.planning.close)  # bounded: asks, then terminates, then kills
         self.executor.shutdown(wait=False, cancel_futures=True)
         LOG.info("stopped")
 
@@ -319,7 +325,7 @@ class Daemon:
         if old.meters != new.meters:
             old_meters, self.meters = self.meters, SiteMeters(new, clock=self.mono)
             await old_meters.close()
-        self.pstate = PlannerState()  # the model's shape may have changed; the held base load stays
+        self.planning.reset()  # the model's shape may have changed; the held base load stays
         self.config_loaded_at = self.clock()
         self._init_series()
         self.record_event("config_reload", f"applied {self.config_path}")

@@ -159,6 +159,24 @@ def build_status(d: Daemon) -> StatusResponse:
         )
     cycle = list(d.stats.cycle_ms)
     shed = list(d.stats.shed_ms)
+    plan_info = None
+    if plan is not None:
+        ps = plan.stats
+        summary = d.planning.summary()
+        last = d.planning.last
+        plan_info = PlanInfo(
+            at=plan.created_at, solver=ps.solver, total_ms=ps.total_ms,
+            sessions=len(plan.sessions), warnings=list(plan.warnings),
+            fallback_reason=ps.fallback_reason,
+            status=ps.status, iterations=max(0, ps.iterations), warm=ps.warm,
+            build_ms=max(0.0, ps.build_ms), solve_ms=max(0.0, ps.solve_ms),
+            planned_in=last.where if last is not None else None,
+            wait_ms=last.wait_ms if last is not None else None,
+            plans_last_hour=summary.plans, fallbacks_last_hour=summary.fallbacks,
+            fallback_reasons_last_hour=summary.reasons,
+            total_ms_p50=summary.total_ms_p50, total_ms_p99=summary.total_ms_p99,
+            wait_ms_p50=summary.wait_ms_p50, wait_ms_p99=summary.wait_ms_p99,
+        )
     return StatusResponse(
         version=__version__,
         site=site.site.name,
@@ -182,15 +200,7 @@ def build_status(d: Daemon) -> StatusResponse:
         nodes=nodes,
         meters=meters,
         chargers=chargers,
-        plan=(
-            PlanInfo(
-                at=plan.created_at, solver=plan.stats.solver, total_ms=plan.stats.total_ms,
-                sessions=len(plan.sessions), warnings=list(plan.warnings),
-                fallback_reason=plan.stats.fallback_reason,
-            )
-            if plan is not None
-            else None
-        ),
+        plan=plan_info,
         loop=LoopInfo(
             cycles=d.stats.cycles,
             cycle_ms_p50=_pct(cycle, 50),

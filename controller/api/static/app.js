@@ -359,6 +359,14 @@
       : h("span", { class: "muted", text: "no plan yet" });
     const items = [
       ["Last plan", plan],
+      p && p.status != null ? ["Solver", `${p.status}, ${count(p.iterations || 0)} iterations, ${p.warm ? "warm" : "cold"}`
+        + (p.planned_in ? (p.planned_in === "heuristic" ? "; heuristic" : `; in the ${p.planned_in}`) : "")
+        + (p.plans_last_hour ? `; last hour ${count(p.plans_last_hour)} plans, ${number(p.total_ms_p50)} ms median, ${number(p.total_ms_p99)} ms p99` : "")] : null,
+      p && (p.fallback_reason || p.fallbacks_last_hour) ? ["Planner fallbacks",
+        h("ul", { class: "warnings" }, [
+          p.fallback_reason ? h("li", { text: `last plan: ${p.fallback_reason}` }) : null,
+          ...Object.entries(p.fallback_reasons_last_hour || {}).map(([why, n]) => h("li", { text: `${count(n)}× in the last hour: ${why}` })),
+        ].filter(Boolean))] : null,
       p && p.warnings.length ? ["Planner warnings", h("ul", { class: "warnings" }, p.warnings.map((w) => h("li", { text: w })))] : null,
       ["Control loop", `${count(l.cycles)} cycles; cycle ${number(l.cycle_ms_p50)} ms median, ${number(l.cycle_ms_p99)} ms p99`],
       ["Overload sheds", l.sheds
