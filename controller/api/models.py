@@ -186,6 +186,12 @@ class PlanInfo(_Model):
     total_ms_p99: float | None = Field(None, description="99th percentile planner time over the last hour [ms].")
     wait_ms_p50: float | None = Field(None, description="Median wait for a plan over the last hour [ms].")
     wait_ms_p99: float | None = Field(None, description="99th percentile wait for a plan over the last hour [ms].")
+    recent_total_ms: list[float] | None = Field(
+        None, description="The planner's time of each of the last (at most 100) plans, oldest first [ms]."
+    )
+    recent_wait_ms: list[float] | None = Field(
+        None, description="The plan loop's wait for each of the same plans, oldest first [ms]."
+    )
 
 
 class LoopInfo(_Model):

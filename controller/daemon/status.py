@@ -164,6 +164,7 @@ def build_status(d: Daemon) -> StatusResponse:
         ps = plan.stats
         summary = d.planning.summary()
         last = d.planning.last
+        recent = list(d.planning.records)[-100:]
         plan_info = PlanInfo(
             at=plan.created_at, solver=ps.solver, total_ms=ps.total_ms,
             sessions=len(plan.sessions), warnings=list(plan.warnings),
@@ -176,6 +177,8 @@ def build_status(d: Daemon) -> StatusResponse:
             fallback_reasons_last_hour=summary.reasons,
             total_ms_p50=summary.total_ms_p50, total_ms_p99=summary.total_ms_p99,
             wait_ms_p50=summary.wait_ms_p50, wait_ms_p99=summary.wait_ms_p99,
+            recent_total_ms=[round(r.total_ms, 2) for r in recent],
+            recent_wait_ms=[round(r.wait_ms, 2) for r in recent],
         )
     return StatusResponse(
         version=__version__,
