@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/meter.py
 	$(BIN)/python bench/ocpp.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/met_gap.py
 	$(BIN)/python bench/loop.py
 
 clean:
