@@ -163,7 +163,8 @@ class Control:
     deadband_a: float = 0.5
     solver_time_limit_s: float = 2.0
     recover_cycles: int = 3
-    when_short: Literal["share", "complete"] = "share"
+    when_short: Literal["share", "complete"] = "complete"
+    departure_history: bool = True
 
 
 @dataclass(frozen=True)

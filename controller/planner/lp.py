@@ -136,6 +136,13 @@ class LpModel:
     layout: Layout
     kwh: FloatArray
     extra: dict[str, Any] = field(default_factory=dict)
+    # departures first: the energy stage's own model, hot-started from its own last optimum (from
+    # the first stage's basis it took as many iterations as the first stage itself)
+    stage2: LpModel | None = None
+
+    def for_fixups(self) -> LpModel:
+        """The model holding the data of the plan's last stage (what the repair re-plans on)."""
+        return self.stage2 if self.stage2 is not None else self
 
 
 def layout_for(inst: Instance) -> Layout:
@@ -412,25 +419,29 @@ def solve(
     met (see :func:`energy_stage`). When the second fails, the first's answer stands."""
     res, model, data = _solve_once(inst, prev, model, time_limit_s)
     if inst.site.control.when_short != "complete" or not res.ok or model is None or inst.n == 0:
+        if model is not None:
+            model.stage2 = None
         return res, model, data
     t0 = time.perf_counter()
     data2 = energy_stage(inst, data, res.x)
     try:
-        _update(model, data2)
+        kept2 = _kept_or_built(inst, data2, model.stage2, time_limit_s, basis_from=model)
         t1 = time.perf_counter()
-        model.highs.run()
+        kept2.highs.run()
         t2 = time.perf_counter()
-        ok = model.highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
-        iters = int(model.highs.getInfo().simplex_iteration_count)
+        ok = kept2.highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        iters = int(kept2.highs.getInfo().simplex_iteration_count)
         if ok:
             lay = data2.layout
-            vals = np.asarray(model.highs.getSolution().col_value, dtype=np.float64)
+            vals = np.asarray(kept2.highs.getSolution().col_value, dtype=np.float64)
             x2 = vals[: lay.n_x].reshape(lay.n, lay.t)
     except Exception:  # keep the first stage's answer
         ok, iters = False, 0
         t1 = t2 = time.perf_counter()
     if not ok:
-        return res, None, data  # the kept model holds stage-2 data: rebuild next cycle
+        model.stage2 = None  # rebuilt next cycle; the first stage's answer stands
+        return res, model, data
+    model.stage2 = kept2
     res2 = LpResult(x2, res.status, True, res.build_ms + (t1 - t0) * 1e3, res.solve_ms + (t2 - t1) * 1e3,
                     res.iterations + iters, res.warm, res.variables, res.constraints)
     return res2, model, data2
@@ -439,8 +450,9 @@ def solve(
 def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     """Stage 2 of departures first: the departures ``x`` meets are held met (their shortfall
     columns capped at what ``x`` left, a tolerance), and the shortfall of the rest costs its
-    priority weight per kWh — so total energy is maximised — with a slight convexity
-    (``FAIR_EPS``) so that, at equal energy, the shortfall is shared in proportion to need."""
+    priority weight per kWh — so total energy is maximised — and, at equal energy, the unmet
+    closest to their need come first (``NEAR_EPS``; measured against sharing the shortfall in
+    proportion to need as the tie-break: fewer departures met on five of eight ACN days)."""
     lay = data.layout
     n = lay.n
     need = data.row_lower[lay.energy_row0 : lay.energy_row0 + n]
@@ -466,12 +478,33 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     dep = np.array([p.departure.timestamp() for p in inst.sessions], dtype=np.float64)
     mids = (g.starts_s + g.ends_s) / 2.0
     early = np.clip((mids[None, :] - now_s) / np.maximum(dep - now_s, 60.0)[:, None], 0.0, 1.0)
-    bonus = np.where(met[:, None], EARLY_MET_W * w[:, None] * early * data.kwh, 0.0)
+    # weighted by the least important class's weight, so that a better class's earliness never
+    # outweighs a kWh for anyone (energy comes before earliness in the objective)
+    bonus = np.where(met[:, None], EARLY_MET_W * float(w.min()) * early * data.kwh, 0.0)
     cost[: lay.n_x] += bonus.ravel()
     col_upper = data.col_upper.copy()
     u_up = col_upper[u0 : u0 + n * SEGMENTS].reshape(n, SEGMENTS)
     u_up[met] = (short[met] / SEGMENTS + 1e-9)[:, None]
     return replace(data, cost=cost, col_upper=col_upper)
+
+
+def _kept_or_built(
+    inst: Instance, data: LpData, kept: LpModel | None, time_limit_s: float, basis_from: LpModel | None = None
+) -> LpModel:
+    """The kept model brought to ``data`` (only what changed is sent) when its shape still fits,
+    else a new one (hot-started from ``basis_from``'s basis when given: same shape)."""
+    if kept is not None and kept.layout == data.layout:
+        _update(kept, data)
+        kept.highs.setOptionValue("time_limit", float(max(0.001, time_limit_s)))
+        return kept
+    start, index, value = matrix(inst, data)
+    h = _new_highs(time_limit_s)
+    _pass(h, data, start, index, value)
+    if basis_from is not None and basis_from.layout == data.layout:
+        h.setBasis(basis_from.highs.getBasis())
+    built = LpModel(h, data.layout, data.kwh)
+    _remember(built, data)
+    return built
 
 
 def _solve_once(
@@ -482,15 +515,7 @@ def _solve_once(
     data = lp_data(inst, layout, prev)
     warm = model is not None and model.layout == layout
     try:
-        if warm and model is not None:
-            _update(model, data)
-            model.highs.setOptionValue("time_limit", float(max(0.001, time_limit_s)))
-        else:
-            start, index, value = matrix(inst, data)
-            h = _new_highs(time_limit_s)
-            _pass(h, data, start, index, value)
-            model = LpModel(h, layout, data.kwh)
-            _remember(model, data)
+        model = _kept_or_built(inst, data, model, time_limit_s)
         t1 = time.perf_counter()
         model.highs.run()
         t2 = time.perf_counter()

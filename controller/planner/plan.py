@@ -353,7 +353,7 @@ def _plan(
     x_first_lp = x[:, 0].copy()
     rep = repair.repair_first_slot(x[:, 0], inst, rows, state.paused_since, state.running_since, snapshot.now)
     x[:, 0] = rep.x0
-    kept = new_state.model if stats.solver == "highs" else None
+    kept = new_state.model.for_fixups() if stats.solver == "highs" and new_state.model is not None else None
     x, x_lp, fixup_ms = _repair_variants(x, x_lp, inst, rows, data, kept)
     x = repair.round_to_step(x, inst, rows)
     need = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)

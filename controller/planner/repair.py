@@ -130,8 +130,12 @@ def repair_first_slot(
 
     paused: set[int] = set()
     x = np.where(frac, 0.0, x)
+    # a session below its minimum is lifted to it, taking the current it lacks from neighbours on
+    # the same rows that run above their own minimum (they keep at least that): a sliver of
+    # headroom smaller than a minimum is not left unused when a neighbour can give way
+    donors = is_ac & (x > mins + EPS)
     for s in sorted(np.nonzero(frac)[0].tolist(), key=key):
-        if not _lift(rows, x, s, mins[s], residual):
+        if not _lift(rows, x, s, mins[s], residual, mins, donors):
             paused.add(s)
     if paused:
         x = _share_freed(x, x0, inst, rows, paused, residual)
