@@ -24,3 +24,15 @@ def observed_max_a(limit_a: float, drawn_a: float, min_a: float) -> float | None
     if drawn_a < limit_a - VEHICLE_LIMITED_GAP_A:
         return max(min_a, drawn_a + GROWTH_ROOM_A)
     return None
+
+
+def learned_max_a(prev_a: float | None, limit_a: float, drawn_a: float, min_a: float) -> float | None:
+    """The vehicle's own maximum [A per phase] after this reading, given what was learnt so far.
+
+    Sticky: a cap stays while the vehicle leaves its growth room unused, and is given back as soon
+    as it draws into that room (it wants more) — a cap that came and went every cycle would make
+    the vehicle's limit swing between its cap and the charger's maximum.
+    """
+    if prev_a is not None:
+        return prev_a if drawn_a < prev_a - GROWTH_ROOM_A / 2 else None
+    return observed_max_a(limit_a, drawn_a, min_a)

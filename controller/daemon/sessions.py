@@ -32,7 +32,7 @@ from controller.fleet.departure_estimate import (
     planned_departure,
 )
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
-from controller.learn import GROWTH_ROOM_A, VEHICLE_LIMITED_GAP_A, observed_max_a
+from controller.learn import VEHICLE_LIMITED_GAP_A, learned_max_a
 from controller.model.site import Charger, Site, dc_phase_current_a
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
 from controller.store.records import DeclaredDeparture
@@ -329,7 +329,8 @@ def _learned_cap(
     drawn_a = max(s.measured_a)
     if prev is None and abs(drawn_a - failsafe * per_unit) <= VEHICLE_LIMITED_GAP_A:
         return None
-    if prev is not None:
-        return prev if drawn_a < prev * per_unit - GROWTH_ROOM_A / 2 else None
-    seen_a = observed_max_a(sent.limit * per_unit, drawn_a, charger.min_a if charger.kind == "ac" else 0.0)
+    seen_a = learned_max_a(
+        None if prev is None else prev * per_unit, sent.limit * per_unit, drawn_a,
+        charger.min_a if charger.kind == "ac" else 0.0,
+    )
     return None if seen_a is None else seen_a / per_unit

@@ -49,13 +49,15 @@ def simulate(
     progress: bool = False,
     keep_series: bool = False,
     max_met_time_limit_s: float = MAX_MET_TIME_LIMIT_S,
+    departure_history: bool | None = None,
 ) -> SimResult:
     """Run one policy on one scenario. The ``optimal`` policy's result also carries both bounds:
     the energy optimum (``optimal_bound_kwh``) and the most departures any controller could meet
-    (``max_met``, a MILP limited to ``max_met_time_limit_s``)."""
+    (``max_met``, a MILP limited to ``max_met_time_limit_s``). ``departure_history``: whether the
+    policy plans against each vehicle's history-based departure estimate (default: lp only)."""
     policy = make_policy(policy_name, scenario)
     bar = _Progress(f"{scenario.name} {policy_name}") if progress else None
-    result = run(scenario, policy, progress=bar, keep_series=keep_series)
+    result = run(scenario, policy, progress=bar, keep_series=keep_series, departure_history=departure_history)
     if bar is not None:
         bar.done()
     if isinstance(policy, OptimalPolicy) and policy.schedule is not None:
@@ -109,7 +111,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             scenario = scale_sessions(scenario, args.scale_sessions)
         scenarios.append(scenario)
     progress = sys.stderr.isatty() and not args.no_progress
-    results = [simulate(sc, p, progress=progress, keep_series=bool(args.plot)) for sc in scenarios for p in policies]
+    history = False if args.no_departure_history else None
+    results = [
+        simulate(sc, p, progress=progress, keep_series=bool(args.plot), departure_history=history)
+        for sc in scenarios
+        for p in policies
+    ]
     if args.json:
         payload: dict[str, Any] = (
             results[0].to_json() if len(results) == 1 else {"results": [r.to_json() for r in results]}
@@ -170,4 +177,6 @@ def register(sub: Any) -> None:
     p.add_argument("--scale-sessions", type=_scale, metavar="F", help="repeat the sessions with F× the vehicles")
     p.add_argument("--grid-limit-a", type=_positive, metavar="N", help="what if the connection were N A per phase")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-departure-history", action="store_true",
+                   help="lp plans against the declared departures, not the vehicles' history")
     p.set_defaults(func=_cmd_simulate)

@@ -197,6 +197,7 @@ def run(
                         site.charger(lv.session.charger_id),
                         lv.outcome.delivered_kwh,
                         lv.draw_a if lv.has_drawn else None,
+                        lv.limit,
                     )
                     for lv in live.values()
                 ),

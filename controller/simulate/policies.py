@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from controller.learn import observed_max_a
+from controller.learn import learned_max_a
 from controller.model.site import Charger, Site, dc_phase_current_a
 from controller.model.snapshot import SessionState, Snapshot
 from controller.planner import PlannerState, plan
@@ -54,13 +54,51 @@ class Policy(Protocol):
     def decide(self, view: View) -> dict[str, float]: ...
 
 
-def session_cap_a(site: Site, lv: LiveView) -> float:
-    """Highest per-phase grid current the vehicle can draw on this charger [A]."""
-    ch, s = lv.charger, lv.session
+def known_vehicle_max(site: Site, vehicle_id: str | None) -> tuple[float | None, float | None]:
+    """The vehicle's highest current and power as the controller knows them: from the site
+    file's vehicle list (a car that is not registered there is learnt from its draw, as in the
+    daemon — the scenario's ``ev_max_a`` is the car's physics, not something the site is told)."""
+    known = next((v for v in site.vehicles if v.id == vehicle_id), None) if vehicle_id else None
+    return (known.max_a, known.max_kw) if known is not None else (None, None)
+
+
+def vehicle_max(
+    site: Site, lv: LiveView, learned: dict[str, float] | None = None
+) -> tuple[float | None, float | None]:
+    """What the controller knows of the vehicle's highest current [A] and power [kW]: a
+    registered vehicle's figures, lowered to what the car is seen to draw below its limit — the
+    daemon's rule (``controller.learn.learned_max_a``, sticky in ``learned``, per session key, A
+    per phase), so no policy is told the car's maximum the field would not tell it."""
+    ev_max_a, ev_max_kw = known_vehicle_max(site, lv.session.vehicle_id)
+    memo = learned if learned is not None else {}
+    prev = memo.get(lv.key)
+    seen: float | None = prev
+    if lv.measured_a is not None:
+        per_a = 1.0 if lv.charger.kind == "ac" else to_limit(site, lv.charger, 1.0)  # kW per A (DC)
+        min_a = lv.charger.min_a if lv.charger.kind == "ac" else 0.0
+        seen = learned_max_a(prev, lv.limit / per_a, max(lv.measured_a), min_a)
+    if seen is None:
+        memo.pop(lv.key, None)
+    else:
+        memo[lv.key] = seen
+        if lv.charger.kind == "ac":
+            ev_max_a = seen if ev_max_a is None or seen < ev_max_a else ev_max_a
+        else:
+            kw = seen * to_limit(site, lv.charger, 1.0)
+            ev_max_kw = kw if ev_max_kw is None or kw < ev_max_kw else ev_max_kw
+    return ev_max_a, ev_max_kw
+
+
+def session_cap_a(site: Site, lv: LiveView, learned: dict[str, float] | None = None) -> float:
+    """Highest per-phase grid current the vehicle may draw on this charger as far as the
+    controller knows [A]: the charger's maximum, a registered vehicle's, or what it is seen to
+    draw (every policy learns the same way)."""
+    ch = lv.charger
+    ev_max_a, ev_max_kw = vehicle_max(site, lv, learned)
     if ch.kind == "ac":
-        caps = [c for c in (ch.max_a, s.ev_max_a) if c is not None]
+        caps = [c for c in (ch.max_a, ev_max_a) if c is not None]
         return min(caps) if caps else 0.0
-    kws = [k for k in (ch.max_kw, s.ev_max_kw) if k is not None]
+    kws = [k for k in (ch.max_kw, ev_max_kw) if k is not None]
     return dc_phase_current_a(min(kws), site.site.voltage_v, ch.efficiency, ch.power_factor) if kws else 0.0
 
 
@@ -76,7 +114,7 @@ def _deadline(view: View, lv: LiveView) -> datetime:
     return s.declared_depart or (s.arrive + timedelta(hours=view.site.control.default_dwell_h))
 
 
-def _demands(view: View) -> list[allocate.Demand]:
+def _demands(view: View, learned: dict[str, float]) -> list[allocate.Demand]:
     out = []
     for lv in view.sessions:
         ch = lv.charger
@@ -85,7 +123,7 @@ def _demands(view: View) -> list[allocate.Demand]:
         phases = ch.grid_phases[: lv.session.ev_phases] if ch.kind == "ac" and lv.measured_a else ch.grid_phases
         if ch.kind == "dc":
             phases = (0, 1, 2)
-        cap_a = session_cap_a(view.site, lv)
+        cap_a = session_cap_a(view.site, lv, learned)
         out.append(
             allocate.Demand(
                 key=lv.key,
@@ -127,10 +165,11 @@ class Heuristic:
     name: str
     allocator: Allocator
     sheds: bool = True
+    learned: dict[str, float] = field(default_factory=dict)  # per session: the car's own maximum [A]
 
     def decide(self, view: View) -> dict[str, float]:
         room = allocate.residual_a(view.site, view.base_a)
-        return _limits(view, self.allocator(_demands(view), room))
+        return _limits(view, self.allocator(_demands(view, self.learned), room))
 
 
 def equal_share_policy() -> Heuristic:
@@ -161,24 +200,14 @@ class PlannerPolicy:
     name: str = "lp"
     sheds: bool = True
     state: PlannerState = field(default_factory=PlannerState)
+    learned: dict[str, float] = field(default_factory=dict)  # per session: the car's own maximum [A]
     solvers_used: dict[str, int] = field(default_factory=dict)
 
     def decide(self, view: View) -> dict[str, float]:
         sessions = []
         for lv in view.sessions:
             s = lv.session
-            ev_max_a, ev_max_kw = s.ev_max_a, s.ev_max_kw
-            if lv.measured_a is not None:
-                drawn = max(lv.measured_a)
-                if lv.charger.kind == "ac":
-                    seen = observed_max_a(lv.limit, drawn, lv.charger.min_a)
-                    ev_max_a = seen if seen is not None and (ev_max_a is None or seen < ev_max_a) else ev_max_a
-                else:
-                    per_kw = to_limit(view.site, lv.charger, 1.0)
-                    seen = observed_max_a(lv.limit / per_kw, drawn, 0.0)
-                    if seen is not None:
-                        kw = seen * per_kw
-                        ev_max_kw = kw if ev_max_kw is None or kw < ev_max_kw else ev_max_kw
+            ev_max_a, ev_max_kw = vehicle_max(view.site, lv, self.learned)
             sessions.append(
                 SessionState(
                     session_id=lv.key,
