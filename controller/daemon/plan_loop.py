@@ -60,6 +60,7 @@ async def plan_cycle(d: Daemon) -> Plan:
     sessions = plan_sessions(
         site, d.cs.states, now, departure_of=d.departure_of, sent=d.dispatch.sent, learned=d.learned,
         uncontrolled=frozenset(d.dispatch.uncontrolled),
+        departures=d.fleet.departures, use_history=site.control.departure_history,
     )
     snapshot = Snapshot(
         site=site,

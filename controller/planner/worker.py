@@ -27,9 +27,11 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Literal
@@ -106,6 +108,21 @@ def _serve(conn: Connection, planner: PlanFn) -> None:
             return
 
 
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """While a child is spawned, hide the parent's ``__main__``: a spawned child otherwise runs
+    the parent's main module again (for ``depotctl run`` the CLI and everything it imports — web
+    server, OCPP, Modbus), memory the planner never uses. The worker's target lives in this
+    module, so the child needs nothing from the main module."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 class PlanWorker:
     """One planner process (see the module docstring).
 
@@ -154,7 +171,8 @@ class PlanWorker:
                 target=_serve, args=(child, self._planner), name="depotctl-planner", daemon=True
             )
             try:
-                proc.start()
+                with _bare_main():
+                    proc.start()
             except Exception as exc:
                 parent.close()
                 child.close()

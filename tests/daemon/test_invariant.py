@@ -509,6 +509,8 @@ class World:
         if d.store is not None:
             await asyncio.to_thread(kill_store, d.store)
         d.executor.shutdown(wait=False, cancel_futures=True)
+        if d.planning.worker is not None:
+            d.planning.worker.kill()  # a killed daemon's planner process dies with it (its pipe closes)
         self.daemon = await self._new_daemon()
         self.restarts += 1
         new = self.daemon
