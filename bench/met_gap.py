@@ -93,8 +93,8 @@ def wrap_solve(tally: Tally) -> Callable[..., Any]:
     """``controller.planner.plan.solve`` with a comparison at every Nth cycle; same return value."""
     real = plan_module.solve
 
-    def solve(inst: Instance, prev: dict[str, float], model: Any, time_limit_s: float) -> Any:
-        out = real(inst, prev, model, time_limit_s)
+    def solve(inst: Instance, prev: dict[str, float], model: Any, time_limit_s: float, *rest: Any) -> Any:
+        out = real(inst, prev, model, time_limit_s, *rest)
         tally.cycles += 1
         if (tally.cycles - 1) % tally.every == 0:
             compare(tally, inst, prev, out)

@@ -319,3 +319,34 @@ def _left(t0: float, limit_s: float) -> float:
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
+
+
+MILP_MAX_SESSIONS = 40  # above: the knapsack's met set stands (the MILP's time grows with the sessions)
+MILP_TIME_SHARE = 0.25  # of control.solver_time_limit_s, at most MILP_MAX_S
+MILP_MAX_S = 0.5
+
+
+def choose_met(inst: Instance, data: LpData, x: FloatArray) -> tuple[FloatArray, str]:
+    """Stage 1's met set, or the MILP's where it meets more (classes lexicographically): on
+    instances of at most ``MILP_MAX_SESSIONS`` sessions, time-limited, hinted with the knapsack's
+    answer so it is never worse. Returns the schedule whose met set stage 2 holds and a note for
+    the plan's status ("" when the knapsack's answer stands)."""
+    if not 0 < inst.n <= MILP_MAX_SESSIONS:
+        return x, ""
+    hint = met_of(data, x)
+    limit_s = min(MILP_MAX_S, MILP_TIME_SHARE * inst.site.control.solver_time_limit_s)
+    ans = max_met(inst, data, limit_s, hint_met=hint, hint_x=x)
+    if ans.x is None or not _better(ans, hint, inst, data):
+        return x, ""
+    proof = "proven" if ans.proven else "not proven"
+    return ans.x, f"met set from the MILP: {ans.count} > {int(hint.sum())} ({proof})"
+
+
+def _better(ans: MetAnswer, hint: BoolArray, inst: Instance, data: LpData) -> bool:
+    """Does the MILP's met set beat the hint's, class by class, best class first?"""
+    classes = np.array(data.layout.classes, dtype=np.int64)
+    for c in class_order(inst, data):
+        mine, theirs = int((ans.met & (classes == c)).sum()), int((hint & (classes == c)).sum())
+        if mine != theirs:
+            return mine > theirs
+    return False

@@ -50,6 +50,7 @@ from controller.planner.lp import (
     resolve_with_pattern,
     solve,
 )
+from controller.planner.milp import choose_met
 from controller.planner.rows import Rows, build_rows, node_label
 from controller.planner.state import PlannerState
 
@@ -86,7 +87,7 @@ def _solve_chain(
     x: FloatArray | None = None
     for name in solvers:
         if name == "highs":
-            res, model, data = solve(inst, prev, model, limit_s)
+            res, model, data = solve(inst, prev, model, limit_s, choose_met)
             problem = _check(res.x, data, rows, need) if res.ok else res.status
             stats = SolveStats(res.status, "highs", res.build_ms, res.solve_ms, 0.0, res.variables,
                                res.constraints, t, res.warm, res.iterations)
@@ -351,7 +352,11 @@ def _plan(
     x = np.where(data.presence > 1e-9, repair.snap_to_bounds(x, inst), 0.0)
     x_lp = x.copy()
     x_first_lp = x[:, 0].copy()
-    rep = repair.repair_first_slot(x[:, 0], inst, rows, state.paused_since, state.running_since, snapshot.now)
+    need_now = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
+    givers = repair.can_give(x, data.col_upper[: x.size].reshape(x.shape), data.kwh, need_now)
+    rep = repair.repair_first_slot(
+        x[:, 0], inst, rows, state.paused_since, state.running_since, snapshot.now, givers
+    )
     x[:, 0] = rep.x0
     kept = new_state.model.for_fixups() if stats.solver == "highs" and new_state.model is not None else None
     x, x_lp, fixup_ms = _repair_variants(x, x_lp, inst, rows, data, kept)

@@ -104,10 +104,24 @@ def _lift(
     return True
 
 
+def can_give(x: FloatArray, x_up: FloatArray, kwh: FloatArray, need: FloatArray) -> npt.NDArray[np.bool_]:
+    """Who may give first-slot current to lift a neighbour to its minimum: a session the plan
+    ``x`` leaves short of its need anyway, or one that could take all it may give now (down to
+    its minimum; conservatively, all of its first slot) in its later slots, where the plan leaves
+    it room. A session on course to be met with no room left never gives."""
+    planned = (kwh * x).sum(axis=1)
+    short = planned < need - 1e-6 * np.maximum(1.0, need)
+    room_later = (kwh[:, 1:] * np.maximum(x_up[:, 1:] - x[:, 1:], 0.0)).sum(axis=1)
+    return np.asarray(short | (room_later >= kwh[:, 0] * x[:, 0]), dtype=np.bool_)
+
+
 def repair_first_slot(
     x0: FloatArray, inst: Instance, rows: Rows, paused_since: dict[str, datetime],
-    running_since: dict[str, datetime], now: datetime,
+    running_since: dict[str, datetime], now: datetime, givers: npt.NDArray[np.bool_] | None = None,
 ) -> FirstSlotRepair:
+    """Semi-continuity of the enforced slot (see the module docstring). ``givers``: the sessions
+    that may give current to lift a neighbour of the same or a better priority to its minimum
+    (:func:`can_give`); none when None."""
     mins, _, is_ac, prio = _arrays(inst)
     x = x0.copy()
     frac = is_ac & (x > EPS) & (x < mins - EPS)
@@ -131,11 +145,14 @@ def repair_first_slot(
     paused: set[int] = set()
     x = np.where(frac, 0.0, x)
     # a session below its minimum is lifted to it, taking the current it lacks from neighbours on
-    # the same rows that run above their own minimum (they keep at least that): a sliver of
-    # headroom smaller than a minimum is not left unused when a neighbour can give way
-    donors = is_ac & (x > mins + EPS)
+    # the same rows that run above their own minimum (they keep at least that), are not more
+    # important and can spare it (``givers``): a sliver of headroom smaller than a minimum is not
+    # left unused when a neighbour can give way
+    may_give = np.zeros(len(x), dtype=bool) if givers is None else (givers & is_ac)
     for s in sorted(np.nonzero(frac)[0].tolist(), key=key):
-        if not _lift(rows, x, s, mins[s], residual, mins, donors):
+        donors = may_give & (x > mins + EPS) & (prio >= prio[s])
+        donors[s] = False
+        if not _lift(rows, x, s, mins[s], residual, mins, donors if donors.any() else None):
             paused.add(s)
     if paused:
         x = _share_freed(x, x0, inst, rows, paused, residual)

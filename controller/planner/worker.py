@@ -108,19 +108,29 @@ def _serve(conn: Connection, planner: PlanFn) -> None:
             return
 
 
+_MAIN_SWAP = threading.Lock()  # one swap of sys.modules["__main__"] at a time, whatever the worker
+
+
 @contextlib.contextmanager
-def _bare_main() -> Iterator[None]:
+def _bare_main(planner: Callable[..., Any]) -> Iterator[None]:
     """While a child is spawned, hide the parent's ``__main__``: a spawned child otherwise runs
     the parent's main module again (for ``depotctl run`` the CLI and everything it imports — web
     server, OCPP, Modbus), memory the planner never uses. The worker's target lives in this
-    module, so the child needs nothing from the main module."""
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
+    module, so the child needs nothing from the main module — unless the planner itself was
+    defined there (a script's own function), which then stays visible."""
+    if getattr(planner, "__module__", None) == "__main__":
         yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
+        return
+    with _MAIN_SWAP:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+            else:
+                sys.modules.pop("__main__", None)
 
 
 class PlanWorker:
@@ -171,7 +181,7 @@ class PlanWorker:
                 target=_serve, args=(child, self._planner), name="depotctl-planner", daemon=True
             )
             try:
-                with _bare_main():
+                with _bare_main(self._planner):
                     proc.start()
             except Exception as exc:
                 parent.close()

@@ -89,12 +89,14 @@ def vehicle_max(
     return ev_max_a, ev_max_kw
 
 
-def session_cap_a(site: Site, lv: LiveView, learned: dict[str, float] | None = None) -> float:
+def session_cap_a(
+    site: Site, lv: LiveView, learned: dict[str, float] | None = None, *, learn: bool = True
+) -> float:
     """Highest per-phase grid current the vehicle may draw on this charger as far as the
-    controller knows [A]: the charger's maximum, a registered vehicle's, or what it is seen to
-    draw (every policy learns the same way)."""
+    controller knows [A]: the charger's maximum, a registered vehicle's, or (``learn``) what it
+    is seen to draw (every controlling policy learns the same way)."""
     ch = lv.charger
-    ev_max_a, ev_max_kw = vehicle_max(site, lv, learned)
+    ev_max_a, ev_max_kw = vehicle_max(site, lv, learned) if learn else known_vehicle_max(site, lv.session.vehicle_id)
     if ch.kind == "ac":
         caps = [c for c in (ch.max_a, ev_max_a) if c is not None]
         return min(caps) if caps else 0.0
@@ -190,7 +192,11 @@ class Uncontrolled:
     sheds: bool = False
 
     def decide(self, view: View) -> dict[str, float]:
-        return {lv.key: to_limit(view.site, lv.charger, session_cap_a(view.site, lv)) for lv in view.sessions}
+        # without load management a charger offers its maximum (or a registered vehicle's): it
+        # learns nothing from the draw
+        return {
+            lv.key: to_limit(view.site, lv.charger, session_cap_a(view.site, lv, learn=False)) for lv in view.sessions
+        }
 
 
 @dataclass

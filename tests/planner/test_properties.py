@@ -60,11 +60,15 @@ def test_feasible_needs_are_met(snap: Snapshot) -> None:
         assert short == {}
 
 
+TAIL_MAX_KWH = 0.01  # plus 0.1 % of the need: a sliver, not a share of the slot
+
+
 def tail_kwh(inst: Instance) -> dict[str, float]:
     """Energy at full rate in the part of a slot a session is present for, when it leaves inside
-    a slot: the plan holds that slot's current for the whole slot but gets energy only for the
-    part, and departures first may leave such a sliver to a neighbour that needs the whole slot
-    (measured: 7 s of a 15-min slot, 0.007 kWh)."""
+    a slot, capped at a sliver (``TAIL_MAX_KWH`` + 0.1 % of its need): the plan holds that slot's
+    current for the whole slot but gets energy only for the part, and departures first may leave
+    such a sliver to a neighbour that needs the whole slot (measured: 7 s of a 15-min slot,
+    0.007 kWh)."""
     starts, ends = inst.grid.starts_s, inst.grid.ends_s
     out: dict[str, float] = {}
     for p in inst.sessions:
@@ -72,7 +76,8 @@ def tail_kwh(inst: Instance) -> dict[str, float]:
         inside = (starts < dep) & (dep < ends)
         if inside.any():
             k = int(inside.argmax())
-            out[p.session_id] = p.max_unit * p.kwh_per_unit_h * (dep - float(starts[k])) / 3600.0
+            part = p.max_unit * p.kwh_per_unit_h * (dep - float(starts[k])) / 3600.0
+            out[p.session_id] = min(part, TAIL_MAX_KWH + 1e-3 * p.need_kwh)
     return out
 
 

@@ -248,3 +248,45 @@ async def test_without_a_worker_the_daemon_thread_plans() -> None:
         p.reset()
         c = await p.plan(snaps[1])
         assert not c.stats.warm
+
+
+MAIN_SCRIPT = '''
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+if __name__ == "__mp_main__":  # a spawned child running this script again
+    Path({marker!r}).write_text("ran")
+from controller.planner import plan
+from controller.planner.worker import PlanWorker
+
+
+def own_plan(snapshot, state):
+    return plan(snapshot, state)
+
+
+if __name__ == "__main__":
+    worker = PlanWorker({planner}, start_timeout_s=30.0)
+    worker.start()
+    print("ready", worker.wait_ready(30.0))
+    worker.stop()
+    print("main kept", "own_plan" in vars(sys.modules["__main__"]))
+'''
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_the_worker_does_not_run_the_main_script_again_unless_its_planner_lives_there(
+    tmp_path: Path, own: bool
+) -> None:
+    """The daemon's main module (the CLI and all it imports) is not re-run in the worker; a script
+    whose own function is the planner still works (the child needs the script then)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran"
+    script = tmp_path / "main_script.py"
+    root = str(Path(__file__).resolve().parents[2])
+    script.write_text(MAIN_SCRIPT.format(root=root, marker=str(marker), planner="own_plan" if own else "plan"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert "ready True" in out.stdout, out.stdout + out.stderr
+    assert "main kept True" in out.stdout
+    assert marker.exists() == own
