@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +79,82 @@ class Instance:
             return row
         return np.full(self.grid.count, self.cap_a[node][phase], dtype=np.float64)
 
+    # Per-session columns and the node rows, derived once per Instance (one plan() call: an
+    # Instance is never changed after build_instance). Read-only, so no caller can change them.
+
+    @cached_property
+    def session_ids(self) -> tuple[str, ...]:
+        return tuple(p.session_id for p in self.sessions)
+
+    @cached_property
+    def departure_s(self) -> FloatArray:
+        return _frozen([p.departure.timestamp() for p in self.sessions])
+
+    @cached_property
+    def need_kwh(self) -> FloatArray:
+        return _frozen([p.need_kwh for p in self.sessions])
+
+    @cached_property
+    def delivered_kwh(self) -> FloatArray:
+        return _frozen([p.delivered_kwh for p in self.sessions])
+
+    @cached_property
+    def max_unit(self) -> FloatArray:
+        return _frozen([p.max_unit for p in self.sessions])
+
+    @cached_property
+    def min_unit(self) -> FloatArray:
+        return _frozen([p.min_unit for p in self.sessions])
+
+    @cached_property
+    def kwh_per_unit_h(self) -> FloatArray:
+        return _frozen([p.kwh_per_unit_h for p in self.sessions])
+
+    @cached_property
+    def amps_per_unit(self) -> FloatArray:
+        return _frozen([p.amps_per_unit for p in self.sessions])
+
+    @cached_property
+    def grid_kw_per_unit(self) -> FloatArray:
+        return _frozen([p.grid_kw_per_unit for p in self.sessions])
+
+    @cached_property
+    def priorities(self) -> tuple[int, ...]:
+        return tuple(p.priority for p in self.sessions)
+
+    @cached_property
+    def is_ac(self) -> npt.NDArray[np.bool_]:
+        out = np.array([p.kind == "ac" for p in self.sessions], dtype=bool)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def node_pairs(self) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[int, ...], ...]]:
+        """The (node, grid phase) pairs some session loads, in tree order (parents first, then by
+        phase), and per session the sorted indices of the pairs it loads."""
+        keys: dict[tuple[tuple[str, ...], tuple[int, ...]], None] = {}
+        per_session = [(p.nodes, p.grid_phases) for p in self.sessions]
+        for key in per_session:
+            keys[key] = None
+        used: dict[tuple[str, int], None] = {}
+        for nodes, phases in keys:
+            for node in nodes:
+                for ph in phases:
+                    used[(node, ph)] = None
+        order = {node: i for i, node in enumerate(self.node_ids)}
+        pairs = tuple(sorted(used, key=lambda k: (order.get(k[0], 0), k[1])))
+        index = {pr: i for i, pr in enumerate(pairs)}
+        by_key = {
+            key: tuple(sorted(index[(node, ph)] for node in key[0] for ph in key[1])) for key in keys
+        }
+        return pairs, tuple(by_key[key] for key in per_session)
+
+
+def _frozen(values: list[float]) -> FloatArray:
+    out = np.array(values, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
 
 def _finite_pos(x: float | None) -> float | None:
     if x is None:
@@ -135,15 +212,15 @@ def _base_loads(
 
 def _session_params(
     s: SessionState, ch: Charger, site: Site, now: datetime, vehicles: dict[str, Vehicle],
-    nodes: tuple[str, ...], wired: tuple[int, ...], warnings: list[str],
+    nodes: tuple[str, ...], wired: tuple[int, ...], warnings: list[str], dwell: timedelta | None = None,
 ) -> SessionParams:
     volt = site.site.voltage_v
     veh = vehicles.get(s.vehicle_id) if s.vehicle_id is not None else None
-    ev_max_a = _finite_pos(s.ev_max_a)
-    ev_max_kw = _finite_pos(s.ev_max_kw)
+    ev_max_a = None if s.ev_max_a is None else _finite_pos(s.ev_max_a)
+    ev_max_kw = None if s.ev_max_kw is None else _finite_pos(s.ev_max_kw)
     veh_max_a = _finite_pos(veh.max_a) if veh else None
     veh_max_kw = _finite_pos(veh.max_kw) if veh else None
-    cands: list[tuple[float, str]] = []
+    # the smallest candidate maximum wins, the first of equals (as ``min`` picks it)
     if ch.kind == "dc":
         phases = wired
         eff = ch.efficiency if ch.efficiency > 0 else 1.0
@@ -153,17 +230,17 @@ def _session_params(
         grid_kw_per_unit = 1.0 / eff
         min_unit = 0.0
         if ch.max_kw is not None:
-            cands.append((ch.max_kw, "charger max"))
+            max_unit, max_source = ch.max_kw, "charger max"
         elif ch.max_a is not None:
-            cands.append((ch.max_a / amps_per_unit, "charger max"))
+            max_unit, max_source = ch.max_a / amps_per_unit, "charger max"
         else:
-            cands.append((DEFAULT_DC_MAX_KW, "charger default max"))
+            max_unit, max_source = DEFAULT_DC_MAX_KW, "charger default max"
         for v in (ev_max_kw, veh_max_kw):
-            if v is not None:
-                cands.append((v, "vehicle max"))
+            if v is not None and v < max_unit:
+                max_unit, max_source = v, "vehicle max"
         for a in (ev_max_a, veh_max_a):
-            if a is not None:
-                cands.append((a / amps_per_unit, "vehicle max"))
+            if a is not None and a / amps_per_unit < max_unit:
+                max_unit, max_source = a / amps_per_unit, "vehicle max"
     else:
         used = s.phases_used
         n_used = len(wired) if used is None or used < 1 else min(int(used), len(wired))
@@ -173,23 +250,23 @@ def _session_params(
         grid_kw_per_unit = kwh_per_unit_h
         min_unit = max(0.0, ch.min_a)
         if ch.max_a is not None:
-            cands.append((ch.max_a, "charger max"))
+            max_unit, max_source = ch.max_a, "charger max"
         elif ch.max_kw is not None:
-            cands.append((ch.max_kw * 1000.0 / (volt * len(wired)), "charger max"))
+            max_unit, max_source = ch.max_kw * 1000.0 / (volt * len(wired)), "charger max"
         else:
-            cands.append((DEFAULT_AC_MAX_A, "charger default max"))
+            max_unit, max_source = DEFAULT_AC_MAX_A, "charger default max"
         for a in (ev_max_a, veh_max_a):
-            if a is not None:
-                cands.append((a, "vehicle max"))
+            if a is not None and a < max_unit:
+                max_unit, max_source = a, "vehicle max"
         for kw in (ev_max_kw, veh_max_kw):
-            if kw is not None:
-                cands.append((kw * 1000.0 / (volt * n_used), "vehicle max"))
-    max_unit, max_source = min(cands, key=lambda c: c[0])
+            if kw is not None and kw * 1000.0 / (volt * n_used) < max_unit:
+                max_unit, max_source = kw * 1000.0 / (volt * n_used), "vehicle max"
     max_unit = max(0.0, max_unit)
     if ch.kind == "ac" and max_unit < min_unit - 1e-9:
         max_unit, max_source = 0.0, f"{max_source} below charger min"
 
-    dwell = timedelta(hours=max(0.0, site.control.default_dwell_h))
+    if dwell is None:
+        dwell = timedelta(hours=max(0.0, site.control.default_dwell_h))
     departure = s.departure_at
     if departure is None:
         departure = (s.arrived_at or now) + dwell
@@ -225,8 +302,9 @@ def _session_params(
         min_unit=min_unit, max_unit=max_unit, max_source=max_source, need_kwh=need,
         need_known=need_known, departure=departure, priority=int(priority),
         delivered_kwh=_finite_pos(s.energy_delivered_kwh) or 0.0,
-        soc_pct=_soc(s.soc_pct),
-        battery_kwh=_finite_pos(s.battery_kwh) or (_finite_pos(veh.battery_kwh) if veh else None),
+        soc_pct=None if s.soc_pct is None else _soc(s.soc_pct),
+        battery_kwh=(None if s.battery_kwh is None else _finite_pos(s.battery_kwh))
+        or (_finite_pos(veh.battery_kwh) if veh else None),
     )
 
 
@@ -286,6 +364,11 @@ def build_instance(snap: Snapshot) -> Instance:
     skipped: list[tuple[SessionState, str]] = []
     seen: set[str] = set()
     wired: dict[str, tuple[int, ...]] = {}
+    dwell: timedelta | None
+    try:
+        dwell = timedelta(hours=max(0.0, control.default_dwell_h))
+    except (TypeError, ValueError, OverflowError):  # each session then says so (held at 0)
+        dwell = None
     for s in snap.sessions:
         if s.session_id in seen:
             warnings.append(f"session {s.session_id}: duplicate id ignored")
@@ -300,7 +383,7 @@ def build_instance(snap: Snapshot) -> Instance:
             wired[ch.id] = ch.grid_phases[: max(1, ch.phases)] or (0,)
         try:
             sessions.append(
-                _session_params(s, ch, site, now, vehicles, ancestors[ch.circuit], wired[ch.id], warnings)
+                _session_params(s, ch, site, now, vehicles, ancestors[ch.circuit], wired[ch.id], warnings, dwell)
             )
         except (TypeError, ValueError, OverflowError, AttributeError) as exc:  # e.g. a naive datetime
             skipped.append((s, "invalid session data"))

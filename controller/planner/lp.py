@@ -151,25 +151,16 @@ class LpModel:
 
 
 def layout_for(inst: Instance) -> Layout:
-    used: dict[tuple[str, int], None] = {}
-    for p in inst.sessions:
-        for node in p.nodes:
-            for ph in p.grid_phases:
-                used[(node, ph)] = None
-    order = {node: i for i, node in enumerate(inst.node_ids)}
-    pairs = tuple(sorted(used, key=lambda k: (order.get(k[0], 0), k[1])))
-    index = {pr: i for i, pr in enumerate(pairs)}
-    session_pairs = tuple(
-        tuple(sorted(index[(node, ph)] for node in p.nodes for ph in p.grid_phases)) for p in inst.sessions
-    )
-    ranks = sorted({p.priority for p in inst.sessions})
+    pairs, session_pairs = inst.node_pairs
+    prios = inst.priorities
+    ranks = sorted(set(prios))
     rank = {pr: i for i, pr in enumerate(ranks)}
     return Layout(
         n=inst.n, t=inst.grid.count, pairs=pairs, session_pairs=session_pairs,
         kw_rows=inst.grid_kw_cap is not None,
-        classes=tuple(rank[p.priority] for p in inst.sessions), n_classes=len(ranks),
-        amps_per_unit=tuple(p.amps_per_unit for p in inst.sessions),
-        kw_per_unit=tuple(p.grid_kw_per_unit for p in inst.sessions),
+        classes=tuple([rank[pr] for pr in prios]), n_classes=len(ranks),
+        amps_per_unit=tuple(inst.amps_per_unit.tolist()),
+        kw_per_unit=tuple(inst.grid_kw_per_unit.tolist()),
     )
 
 
@@ -189,17 +180,19 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     g = inst.grid
     ss = inst.sessions
     hours = g.hours
-    dep = np.array([p.departure.timestamp() for p in ss], dtype=np.float64)
+    dep = inst.departure_s
     presence = g.presence(dep) if n else np.zeros((0, t))
-    kwh_h = np.array([p.kwh_per_unit_h for p in ss], dtype=np.float64)
+    kwh_h = inst.kwh_per_unit_h
     kwh = kwh_h[:, None] * hours[None, :] * presence
-    max_u = np.array([p.max_unit for p in ss], dtype=np.float64)
-    need = np.array([p.need_kwh for p in ss], dtype=np.float64)
-    total = need + np.array([p.delivered_kwh for p in ss], dtype=np.float64)  # the whole request
-    amps = np.array([p.amps_per_unit for p in ss], dtype=np.float64)
+    max_u = inst.max_unit
+    need = inst.need_kwh
+    total = need + inst.delivered_kwh  # the whole request
+    amps = inst.amps_per_unit
 
     x_up = np.where(presence > 1e-9, max_u[:, None], 0.0)
     for i, p in enumerate(ss):
+        if p.soc_pct is None or p.battery_kwh is None:
+            continue  # no taper known (taper_caps says None)
         caps = taper_caps(p, g)
         if caps is not None:
             x_up[i] *= caps
@@ -224,7 +217,7 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
         if hi > lo:
             per_kwh = per_kwh + TARIFF_W * ((inst.prices - lo) / (hi - lo))[None, :]
     cost_x = (kwh * per_kwh).ravel()
-    w = priority_weights([p.priority for p in ss])
+    w = priority_weights(list(inst.priorities))
     cost_d = np.concatenate([STAB_W * amps, STAB_W * amps])
     classes = np.array(layout.classes, dtype=np.int64)
     cost_z = np.zeros(layout.n_classes)
@@ -272,11 +265,15 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     row_lower[e0 : e0 + n] = need
     row_upper[e0 : e0 + n] = need
     s0 = layout.stab_row0
-    for i, p in enumerate(ss):
-        if p.session_id in prev:
-            v = min(max(prev[p.session_id], 0.0), max_u[i])
-            row_lower[s0 + i] = v
-            row_upper[s0 + i] = v
+    if prev:
+        hit = [(i, prev[sid]) for i, sid in enumerate(inst.session_ids) if sid in prev]
+        if hit:
+            at = np.array([i for i, _ in hit], dtype=np.int64)
+            v = np.array([pv for _, pv in hit], dtype=np.float64)
+            v = np.where(v < 0.0, 0.0, v)  # min(max(v, 0), max_u) as Python's min/max (NaN stays)
+            v = np.where(max_u[at] < v, max_u[at], v)
+            row_lower[s0 + at] = v
+            row_upper[s0 + at] = v
     f0 = layout.fair_row0
     row_upper[f0 : f0 + n] = np.where(fair_on, 0.0, INF)
     return LpData(layout, col_lower, col_upper, cost, row_lower, row_upper, kwh, presence, np.maximum(total, 1e-3))
@@ -397,16 +394,21 @@ def _update(model: LpModel, data: LpData) -> None:
     rows = _changed2(ex.get("row_lower"), data.row_lower, ex.get("row_upper"), data.row_upper)
     if len(rows):
         h.changeRowsBounds(len(rows), rows, data.row_lower[rows], data.row_upper[rows])
-    changed = np.nonzero(np.abs(model.kwh - data.kwh) > 1e-12)
-    e0, nt = lay.energy_row0, lay.t
-    for s, t, v in zip(changed[0].tolist(), changed[1].tolist(), data.kwh[changed].tolist(), strict=True):
-        h.changeCoeff(e0 + s, s * nt + t, v)
+    change = h.changeCoeff
+    sess, slot = np.nonzero(np.abs(model.kwh - data.kwh) > 1e-12)
+    row_idx = (lay.energy_row0 + sess).tolist()
+    col_idx = (sess * lay.t + slot).tolist()
+    for r, c, v in zip(row_idx, col_idx, data.kwh[sess, slot].tolist(), strict=True):
+        change(r, c, v)
     model.kwh = data.kwh
     old_z = ex.get("z_coef")
-    z_changed = list(range(lay.n)) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0].tolist()
-    f0, zc0, classes, z = lay.fair_row0, lay.z_col0, lay.classes, data.z_coef.tolist()
-    for s in z_changed:
-        h.changeCoeff(f0 + s, zc0 + classes[s], -z[s])
+    z_sess = np.arange(lay.n) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0]
+    if len(z_sess):
+        classes = np.asarray(lay.classes, dtype=np.int64)
+        row_idx = (lay.fair_row0 + z_sess).tolist()
+        col_idx = (lay.z_col0 + classes[z_sess]).tolist()
+        for r, c, v in zip(row_idx, col_idx, (-data.z_coef[z_sess]).tolist(), strict=True):
+            change(r, c, v)
     _remember(model, data)
 
 

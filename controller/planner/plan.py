@@ -128,8 +128,8 @@ def _solve_chain(
 
 
 def _shortfall_score(inst: Instance, data: LpData, y: FloatArray) -> float:
-    need = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
-    weight = priority_weights([p.priority for p in inst.sessions])
+    need = inst.need_kwh
+    weight = priority_weights(list(inst.priorities))
     return float((weight * np.maximum(need - (data.kwh * y).sum(axis=1), 0.0)).sum())
 
 
@@ -137,7 +137,7 @@ def _newly_short(inst: Instance, data: LpData, y: FloatArray, y_lp: FloatArray) 
     """Is the repair's loss worth a re-plan? Yes when ``y`` leaves a session short that the LP
     plan ``y_lp`` met, or any session loses more than 2 % of its need against the LP plan
     (beyond what the 0.1 A resolution costs)."""
-    need = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
+    need = inst.need_kwh
     tol = 1e-3 * np.maximum(1.0, need)
     e_lp = (data.kwh * y_lp).sum(axis=1)
     e = (data.kwh * y).sum(axis=1)
@@ -234,7 +234,7 @@ def _bindings(
     a = rows.a
     residual = rows.cap_at(0) - a @ x0
     uses = a > 0
-    mins = np.array([p.min_unit for p in inst.sessions])
+    mins = inst.min_unit
     want = np.where(x0 <= 0, np.maximum(0.1, mins - x0), 0.1)
     with np.errstate(divide="ignore", invalid="ignore"):
         room = np.where(uses, residual[:, None] / np.where(uses, a, 1.0), np.inf)
@@ -244,24 +244,34 @@ def _bindings(
     best_room = room[best, np.arange(n)] if a.shape[0] else np.full(n, np.inf)
     over_rows = np.array(rows.overloaded, dtype=bool)
     over_q = np.where(uses & over_rows[:, None], q_idx, -1.0).max(axis=0) if a.shape[0] else np.full(n, -1.0)
-    tariff = inst.prices is not None
+    need, maxs = inst.need_kwh, inst.max_unit
+    is_paused = np.zeros(n, dtype=bool)
+    is_paused[sorted(paused)] = True
+    # the first that applies, in this order
+    code = np.select(
+        [
+            need <= 1e-9,
+            is_paused,
+            over_q >= 0,
+            (maxs <= 0) | (x0 >= maxs - 0.1),
+            best_room < want + 1e-6,
+            (x0 > 0) & (energy >= need - 1e-3 * np.fmax(1.0, need)),
+        ],
+        [0, 1, 2, 3, 4, 5], 6,
+    ).tolist()
+    fixed = ("departure met", "min current: paused", "", "", "", "departure met",
+             "tariff" if inst.prices is not None else "schedule")
+    labels, over_l, best_l = rows.labels, over_q.tolist(), np.asarray(best).tolist()
     out: list[str] = []
-    for s, p in enumerate(inst.sessions):
-        x = float(x0[s])
-        if p.need_kwh <= 1e-9:
-            out.append("departure met")
-        elif s in paused:
-            out.append("min current: paused")
-        elif over_q[s] >= 0:
-            out.append(f"overload {rows.labels[int(over_q[s])]}")
-        elif p.max_unit <= 0 or x >= p.max_unit - 0.1:
-            out.append(p.max_source)
-        elif best_room[s] < want[s] + 1e-6:
-            out.append(rows.labels[int(best[s])])
-        elif x0[s] > 0 and energy[s] >= p.need_kwh - 1e-3 * max(1.0, p.need_kwh):
-            out.append("departure met")
+    for s, c in enumerate(code):
+        if c == 2:
+            out.append(f"overload {labels[int(over_l[s])]}")
+        elif c == 3:
+            out.append(inst.sessions[s].max_source)
+        elif c == 4:
+            out.append(labels[int(best_l[s])])
         else:
-            out.append("tariff" if tariff else "schedule")
+            out.append(fixed[c])
     return out
 
 
@@ -277,12 +287,11 @@ def _schedules(
     change[:, 1:] = vals[:, 1:] != vals[:, :-1]
     keep = here & change
     last = np.where(here.all(axis=1), t, np.argmin(here, axis=1))
-    out: list[tuple[tuple[datetime, float], ...]] = []
-    for s in range(n):
-        ks = np.nonzero(keep[s, : last[s]])[0].tolist()
-        row = vals[s].tolist()
-        out.append(tuple((starts[k], row[k]) for k in ks))
-    return out
+    keep &= np.arange(t)[None, :] < last[:, None]
+    slot = np.nonzero(keep)[1].tolist()  # row by row, in slot order
+    points = list(zip([starts[k] for k in slot], vals[keep].tolist(), strict=True))
+    ends = np.cumsum(keep.sum(axis=1)).tolist()
+    return [tuple(points[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _empty_plan(snapshot: Snapshot, reason: str) -> Plan:
@@ -336,15 +345,15 @@ def _plan(
     snapshot: Snapshot, state: PlannerState, solvers: Sequence[str], inst: Instance, t_start: float
 ) -> tuple[Plan, PlannerState]:
     rows = build_rows(inst)
-    ids = [p.session_id for p in inst.sessions]
+    ids = list(inst.session_ids)
     prev = {sid: state.limits[sid] for sid in ids if sid in state.limits}
     # LP tie-break target for the first slot: last cycle's limit (stability), except for new
     # sessions and those in min-current rotation, which get their fair share.
     target = {sid: v for sid, v in prev.items() if sid not in state.rotating}
     target.update({sid: v for sid, v in state.rotating.items() if sid in prev})
     if len(target) < len(ids):
-        kwh0 = inst.grid.presence(np.array([p.departure.timestamp() for p in inst.sessions]))[:, :1]
-        kwh0 = kwh0 * np.array([p.kwh_per_unit_h for p in inst.sessions])[:, None]
+        kwh0 = inst.grid.presence(inst.departure_s)[:, :1]
+        kwh0 = kwh0 * inst.kwh_per_unit_h[:, None]
         fair = fair_first_slot(inst, rows, kwh0)
         target.update({sid: float(fair[s]) for s, sid in enumerate(ids) if sid not in target})
 
@@ -352,7 +361,7 @@ def _plan(
     x = np.where(data.presence > 1e-9, repair.snap_to_bounds(x, inst), 0.0)
     x_lp = x.copy()
     x_first_lp = x[:, 0].copy()
-    need_now = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
+    need_now = inst.need_kwh.copy()
     givers = repair.can_give(x, data.col_upper[: x.size].reshape(x.shape), data.kwh, need_now)
     rep = repair.repair_first_slot(
         x[:, 0], inst, rows, state.paused_since, state.running_since, snapshot.now, givers
@@ -361,7 +370,7 @@ def _plan(
     kept = new_state.model.for_fixups() if stats.solver == "highs" and new_state.model is not None else None
     x, x_lp, fixup_ms = _repair_variants(x, x_lp, inst, rows, data, kept)
     x = repair.round_to_step(x, inst, rows)
-    need = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
+    need = inst.need_kwh.copy()
     lp_energy = (data.kwh * x_lp).sum(axis=1)
     x = repair.top_up(x, inst, rows, data.kwh, need, data.cost[: x.size].reshape(x.shape), lp_energy)
     x[:, 0] = repair.deadband(x[:, 0], prev, inst, rows, rep.paused)
@@ -379,16 +388,19 @@ def _plan(
     sessions: list[SessionPlan] = []
     sources = _bindings(inst, rows, x0, energy, rep.paused)
     scheds = _schedules(starts, x, data.presence) if inst.n else []
+    x0_l, energy_l = x0.tolist(), energy.tolist()
     for s, p in enumerate(inst.sessions):
+        x0_s = x0_l[s]
         cur = [0.0, 0.0, 0.0]
         for ph in p.grid_phases:
-            cur[ph] = float(x0[s]) * p.amps_per_unit
-        unit: LimitUnit = "kW" if p.kind == "dc" else "A"
+            cur[ph] = x0_s * p.amps_per_unit
+        dc = p.kind == "dc"
+        unit: LimitUnit = "kW" if dc else "A"
         sessions.append(SessionPlan(
-            session_id=p.session_id, charger_id=p.charger.id, kind="dc" if p.kind == "dc" else "ac",
-            limit=Limit(round(float(x0[s]), 1 if p.kind == "ac" else 3), sources[s], unit),
+            session_id=p.session_id, charger_id=p.charger.id, kind="dc" if dc else "ac",
+            limit=Limit(round(x0_s, 1 if p.kind == "ac" else 3), sources[s], unit),
             schedule=scheds[s],
-            expected_energy_kwh=float(energy[s]), energy_need_kwh=float(p.need_kwh),
+            expected_energy_kwh=energy_l[s], energy_need_kwh=float(p.need_kwh),
             departure_at=p.departure, grid_phases=p.grid_phases, current_a=(cur[0], cur[1], cur[2]),
             paused=s in rep.paused,
         ))
@@ -412,10 +424,10 @@ def _plan(
     total_ms = (time.perf_counter() - t_start) * 1e3
     stats = SolveStats(stats.status, stats.solver, stats.build_ms, stats.solve_ms + fixup_ms, total_ms, stats.variables,
                        stats.constraints, stats.slots, stats.warm, stats.iterations, stats.fallback_reason)
-    new_state.limits = {sid: float(x0[s]) for s, sid in enumerate(ids)}
+    new_state.limits = dict(zip(ids, x0.tolist(), strict=True))
     new_state.paused_since = rep.paused_since
     new_state.running_since = rep.running_since
-    new_state.rotating = {ids[s]: float(x_first_lp[s]) for s in range(inst.n) if ids[s] in rep.rotating}
+    new_state.rotating = {sid: float(x_first_lp[s]) for s, sid in enumerate(ids) if sid in rep.rotating}
     new_state.last_plan_at = snapshot.now
     result = Plan(
         created_at=snapshot.now, slot_starts=starts,

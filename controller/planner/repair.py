@@ -281,17 +281,17 @@ def deadband(
     band_a = max(0.0, inst.site.control.deadband_a)
     if band_a <= 0 or not prev:
         return x0
-    mins, maxs, is_ac, _ = _arrays(inst)
-    y = x0.copy()
-    for s, p in enumerate(inst.sessions):
-        old = prev.get(p.session_id)
-        if old is None or s in paused or not math.isfinite(old):
-            continue
-        band = band_a / p.amps_per_unit
-        same_side = (old > EPS) == (x0[s] > EPS)
-        ok_value = old <= maxs[s] + EPS and (not is_ac[s] or old < EPS or old >= mins[s] - EPS)
-        if same_side and ok_value and abs(old - x0[s]) < band:
-            y[s] = old
+    mins, maxs, is_ac = inst.min_unit, inst.max_unit, inst.is_ac
+    # last cycle's limit per session (NaN: none, or not a number: no deadband)
+    old = np.array([prev.get(sid, math.nan) for sid in inst.session_ids], dtype=np.float64)
+    known = np.isfinite(old)
+    if paused:
+        known[sorted(paused)] = False
+    band = band_a / inst.amps_per_unit
+    same_side = (old > EPS) == (x0 > EPS)
+    ok_value = (old <= maxs + EPS) & (~is_ac | (old < EPS) | (old >= mins - EPS))
+    hold = known & same_side & ok_value & (np.abs(old - x0) < band)
+    y = np.where(hold, old, x0)
     for _ in range(len(y) + 1):
         over = rows.violations(y)
         if not over.any():

@@ -50,26 +50,20 @@ def node_label(node: str, phase: int) -> str:
 
 
 def build_rows(inst: Instance) -> Rows:
-    order = {node: i for i, node in enumerate(inst.node_ids)}
-    used: dict[tuple[str, int], None] = {}
-    for p in inst.sessions:
-        for node in p.nodes:
-            for ph in p.grid_phases:
-                used[(node, ph)] = None
-    pairs = sorted(used, key=lambda k: (order.get(k[0], 0), k[1]))
-    index = {pr: i for i, pr in enumerate(pairs)}
+    pairs, session_pairs = inst.node_pairs
     q = len(pairs) + (1 if inst.grid_kw_cap is not None else 0)
     a = np.zeros((q, inst.n))
-    for s, p in enumerate(inst.sessions):
-        for node in p.nodes:
-            for ph in p.grid_phases:
-                a[index[(node, ph)], s] = p.amps_per_unit
+    counts = [len(sp) for sp in session_pairs]
+    if sum(counts):
+        cols = np.repeat(np.arange(inst.n), counts)
+        a[np.fromiter((i for sp in session_pairs for i in sp), dtype=np.int64, count=len(cols)), cols] = \
+            inst.amps_per_unit[cols]
     cap = [inst.cap_a[node][ph] for node, ph in pairs]
     labels = [node_label(node, ph) for node, ph in pairs]
     over_prefix = {o.split(":")[0] for o in inst.overloads}
     overloaded = [lbl in over_prefix for lbl in labels]
     if inst.grid_kw_cap is not None:
-        a[-1, :] = [p.grid_kw_per_unit for p in inst.sessions]
+        a[-1, :] = inst.grid_kw_per_unit
         cap.append(inst.grid_kw_cap)
         labels.append("grid kW")
         overloaded.append("grid kW" in over_prefix)
