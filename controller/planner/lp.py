@@ -454,7 +454,7 @@ def solve(
         iters = int(kept2.highs.getInfo().simplex_iteration_count)
         if ok:
             lay = data2.layout
-            vals = np.asarray(kept2.highs.getSolution().col_value, dtype=np.float64)
+            vals = np.asarray(kept2.highs.getSolution().col_value[: lay.n_x], dtype=np.float64)
             x2 = vals[: lay.n_x].reshape(lay.n, lay.t)
     except Exception:  # keep the first stage's answer
         ok, iters = False, 0
@@ -481,7 +481,7 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     need = data.row_lower[lay.energy_row0 : lay.energy_row0 + n]
     short = np.maximum(need - (data.kwh * x).sum(axis=1), 0.0)
     met = (need > 1e-9) & (short <= MET_TOL * np.maximum(1.0, need))
-    w = priority_weights([p.priority for p in inst.sessions])
+    w = priority_weights(list(inst.priorities))
     u0 = lay.n_x
     cost = data.cost.copy()
     # among the unmet, at equal energy: the closest to its need first (stage 1's order), so the
@@ -498,7 +498,7 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     # ahead (it prefers the smallest remaining needs) instead of trading places with the rest
     g = inst.grid
     now_s = inst.now.timestamp()
-    dep = np.array([p.departure.timestamp() for p in inst.sessions], dtype=np.float64)
+    dep = inst.departure_s
     mids = (g.starts_s + g.ends_s) / 2.0
     early = np.clip((mids[None, :] - now_s) / np.maximum(dep - now_s, 60.0)[:, None], 0.0, 1.0)
     # weighted by the least important class's weight, so that a better class's earliness never
@@ -556,7 +556,7 @@ def _solve_once(
         iters = int(info.simplex_iteration_count)
         x = np.zeros((layout.n, layout.t))
         if ok and layout.n_x:
-            vals = np.asarray(model.highs.getSolution().col_value, dtype=np.float64)
+            vals = np.asarray(model.highs.getSolution().col_value[: layout.n_x], dtype=np.float64)
             x = vals[: layout.n_x].reshape(layout.n, layout.t)
         else:
             model = None  # do not hot-start from a failed solve

@@ -334,6 +334,9 @@ def choose_met(inst: Instance, data: LpData, x: FloatArray) -> tuple[FloatArray,
     if not 0 < inst.n <= MILP_MAX_SESSIONS:
         return x, ""
     hint = met_of(data, x)
+    lay = data.layout
+    if hint.sum() >= int((data.row_lower[lay.energy_row0 : lay.energy_row0 + lay.n] > NEED_MIN_KWH).sum()):
+        return x, ""  # every departure is met already: nothing to choose
     limit_s = min(MILP_MAX_S, MILP_TIME_SHARE * inst.site.control.solver_time_limit_s)
     ans = max_met(inst, data, limit_s, hint_met=hint, hint_x=x)
     if ans.x is None or not _better(ans, hint, inst, data):

@@ -38,11 +38,9 @@ class FirstSlotRepair:
 
 
 def _arrays(inst: Instance) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], FloatArray]:
-    mins = np.array([p.min_unit for p in inst.sessions], dtype=np.float64)
-    maxs = np.array([p.max_unit for p in inst.sessions], dtype=np.float64)
-    is_ac = np.array([p.kind == "ac" for p in inst.sessions], dtype=bool)
-    prio = np.array([p.priority for p in inst.sessions], dtype=np.float64)
-    return mins, maxs, is_ac, prio
+    # copies: callers may change them; the instance's arrays are read-only and shared
+    return (inst.min_unit.copy(), inst.max_unit.copy(), inst.is_ac.copy(),
+            np.asarray(inst.priorities, dtype=np.float64))
 
 
 def snap_to_bounds(x: FloatArray, inst: Instance) -> FloatArray:
