@@ -77,12 +77,20 @@ def test_no_policy_meets_more_than_the_bound_and_the_json_says_it() -> None:
     }
 
 
-@pytest.mark.parametrize("name", ["oversubscribed-night", "staggered-evening"])
-def test_the_bound_holds_on_real_scenarios(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "policies"),
+    [
+        # lp on oversubscribed-night takes ~40 s (the MILP every cycle of 12 h): bench/quality.py's
+        # within_bounds check covers it
+        ("oversubscribed-night", ("equal-share", "edf", "llf")),
+        ("staggered-evening", ("lp", "equal-share", "edf", "llf")),
+    ],
+)
+def test_the_bound_holds_on_real_scenarios(name: str, policies: tuple[str, ...]) -> None:
     sc = load_scenario(SCENARIOS / f"{name}.yaml")
     met = solve_max_met(sc)
     assert met.proven and met.bound < met.departures_total  # both are short of room for everyone
-    for policy in ("lp", "equal-share", "edf", "llf"):
+    for policy in policies:
         r = simulate(sc, policy)
         if r.violations.count == 0:
             assert r.departures_met <= met.bound, policy
