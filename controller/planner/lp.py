@@ -443,7 +443,12 @@ def solve(
             model.extra.pop("matrix", None)
         return res, model, data
     t0 = time.perf_counter()
-    x_met, how = (res.x, "") if choose_met is None else choose_met(inst, data, res.x)
+    x_met, how = res.x, ""
+    if choose_met is not None:
+        try:
+            x_met, how = choose_met(inst, data, res.x)
+        except Exception as exc:  # the knapsack's met set stands
+            x_met, how = res.x, f"met set: MILP failed ({type(exc).__name__}), knapsack's kept"
     data2 = energy_stage(inst, data, x_met)
     try:
         kept2 = _kept_or_built(inst, data2, model.stage2, time_limit_s, basis_from=model)
