@@ -27,8 +27,7 @@ def solve_semi_continuous(inst: Instance, data: LpData, first_slot: FloatArray, 
     lay = data.layout
     n, t = lay.n, lay.t
     t0 = time.perf_counter()
-    mins = np.array([p.min_unit for p in inst.sessions], dtype=np.float64)
-    is_ac = np.array([p.kind == "ac" for p in inst.sessions], dtype=bool)
+    mins, is_ac = inst.min_unit, inst.is_ac
     x_up = data.col_upper[: lay.n_x].reshape(n, t).copy()
     semi = is_ac[:, None] & (mins[:, None] > 0) & (x_up >= mins[:, None])
     semi[:, 0] = False

@@ -51,9 +51,7 @@ def proportional_schedule(inst: Instance, rows: Rows, kwh: FloatArray) -> FloatA
     x = np.zeros((n, t))
     if n == 0:
         return x
-    remaining = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
-    maxs = np.array([p.max_unit for p in inst.sessions], dtype=np.float64)
-    prio = np.array([p.priority for p in inst.sessions])
+    remaining, maxs, prio = inst.need_kwh, inst.max_unit, np.asarray(inst.priorities)
     classes = sorted(set(prio.tolist()))
     for k in range(t):
         residual = np.maximum(rows.cap_at(k).copy(), 0.0)
@@ -75,9 +73,7 @@ def fair_first_slot(inst: Instance, rows: Rows, kwh: FloatArray) -> FloatArray:
     session has no previous limit (equal sessions then get equal limits, not an arbitrary vertex)."""
     if inst.n == 0 or kwh.shape[1] == 0:
         return np.zeros(inst.n)
-    need = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
-    maxs = np.array([p.max_unit for p in inst.sessions], dtype=np.float64)
-    prio = np.array([p.priority for p in inst.sessions])
+    need, maxs, prio = inst.need_kwh, inst.max_unit, np.asarray(inst.priorities)
     upper = np.where(kwh[:, 0] > EPS, maxs, 0.0)
     residual = np.maximum(rows.cap_at(0).copy(), 0.0)
     x = np.zeros(inst.n)

@@ -283,7 +283,6 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     """Column-wise sparse matrix (start, index, value); row indices ascend within each column."""
     lay = data.layout
     n, t = lay.n, lay.t
-    ss = inst.sessions
     pmax = max((len(sp) for sp in lay.session_pairs), default=0)
     m = pmax + 3
     rows = np.zeros((n, t, m), dtype=np.int64)
@@ -293,14 +292,14 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     pair_idx = np.full((n, max(pmax, 1)), -1, dtype=np.int64)
     for i, sp in enumerate(lay.session_pairs):
         pair_idx[i, : len(sp)] = sp
-    amps = np.array([p.amps_per_unit for p in ss], dtype=np.float64)
+    amps = inst.amps_per_unit
     if pmax:
         valid = pair_idx[:, :pmax] >= 0
         rows[:, :, :pmax] = pair_idx[:, None, :pmax] * t + tt[None, :, None]
         vals[:, :, :pmax] = amps[:, None, None]
         mask[:, :, :pmax] = valid[:, None, :]
     if lay.kw_rows:
-        kw = np.array([p.grid_kw_per_unit for p in ss], dtype=np.float64)
+        kw = inst.grid_kw_per_unit
         rows[:, :, pmax] = lay.kw_row0 + tt[None, :]
         vals[:, :, pmax] = kw[:, None]
         mask[:, :, pmax] = True

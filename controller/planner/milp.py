@@ -86,7 +86,7 @@ def met_of(data: LpData, x: FloatArray) -> BoolArray:
 def class_order(inst: Instance, data: LpData) -> list[int]:
     """The layout's priority classes, best (largest :func:`priority_weights`) first."""
     lay = data.layout
-    w = priority_weights([p.priority for p in inst.sessions])
+    w = priority_weights(list(inst.priorities))
     best = {c: 0.0 for c in range(lay.n_classes)}
     for s, c in enumerate(lay.classes):
         best[c] = max(best[c], float(w[s]))

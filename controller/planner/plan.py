@@ -78,7 +78,7 @@ def _solve_chain(
     inst: Instance, rows: Rows, state: PlannerState, prev: dict[str, float], solvers: Sequence[str]
 ) -> tuple[FloatArray, LpData, SolveStats, PlannerState]:
     n, t = inst.n, inst.grid.count
-    need = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
+    need = inst.need_kwh
     limit_s = inst.site.control.solver_time_limit_s
     reasons: list[str] = []
     model = state.model
@@ -194,8 +194,8 @@ def _fixup(
     lost = ((x_lp - x) * data.kwh).sum(axis=1)
     if not (lost > 1e-3).any():
         return x, x_lp, 0.0
-    is_ac = np.array([p.kind == "ac" for p in inst.sessions], dtype=bool)[:, None]
-    mins = np.array([p.min_unit for p in inst.sessions], dtype=np.float64)[:, None]
+    is_ac = inst.is_ac[:, None]
+    mins = inst.min_unit[:, None]
     x_up0 = data.col_upper[: x.size].reshape(x.shape)
     paused = np.zeros(x.shape, dtype=bool)
     best, best_lp, best_score = x, x_lp, _shortfall_score(inst, data, x)

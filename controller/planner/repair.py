@@ -124,7 +124,7 @@ def repair_first_slot(
     x = x0.copy()
     frac = is_ac & (x > EPS) & (x < mins - EPS)
     residual = rows.cap_at(0) - rows.a @ np.where(frac, 0.0, x)
-    ids = [p.session_id for p in inst.sessions]
+    ids = inst.session_ids
 
     def key(s: int) -> tuple[int, float, float, str]:
         sid = ids[s]
@@ -177,7 +177,7 @@ def _share_freed(
     # may use on one phase what a paused three-phase car left on three
     shares_row = (rows.a[freed > EPS] > 0).any(axis=0) if (freed > EPS).any() else np.zeros(len(x), dtype=bool)
     mins, maxs, is_ac, _ = _arrays(inst)
-    need = np.array([p.need_kwh for p in inst.sessions], dtype=np.float64)
+    need = inst.need_kwh
     cand = shares_row & (need > EPS) & (maxs > x + EPS)
     cand[idx] = False
     if not cand.any():
@@ -197,7 +197,7 @@ def repair_later_slots(x: FloatArray, inst: Instance, rows: Rows, borrow: bool =
     ``borrow``, a lift may instead stop sessions on the same rows that leave later (and so can
     catch up); the LP fix-up then re-plans them."""
     mins, _, is_ac, prio = _arrays(inst)
-    dep = np.array([p.departure.timestamp() for p in inst.sessions], dtype=np.float64)
+    dep = inst.departure_s
     y = x.copy()
     for t in range(1, y.shape[1]):
         col = y[:, t]
@@ -219,7 +219,7 @@ def repair_later_slots(x: FloatArray, inst: Instance, rows: Rows, borrow: bool =
 
 def steps(inst: Instance) -> FloatArray:
     """Limit resolution per session: 0.1 A for AC (OCPP 1.6 ``multipleOf 0.1``), 1 W for DC (kW)."""
-    return np.array([0.1 if p.kind == "ac" else 0.001 for p in inst.sessions], dtype=np.float64)
+    return np.where(inst.is_ac, 0.1, 0.001)
 
 
 def round_to_step(x: FloatArray, inst: Instance, rows: Rows) -> FloatArray:
