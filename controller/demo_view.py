@@ -10,7 +10,6 @@ Currents in A per phase (L1, L2, L3), times in seconds since the rig started.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from controller.api.models import StatusResponse
+from controller.stats import percentile
 from controller.view import load_style
 from hil.rig import RigDay, RigEvent, RigSummary
 
@@ -221,15 +221,6 @@ class DaemonReport:
     """When the start-up fail-safe was left [s since the rig started]; None if never."""
     status: StatusResponse | None
     """The last status (fast-loop and shed timing)."""
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (inclusive method) of ``values``; None when empty."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def _ms(value: float | None) -> str:

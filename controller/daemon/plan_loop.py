@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import statistics
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from controller.model.site import Control
 from controller.model.snapshot import Plan, SessionState, Snapshot
 from controller.planner import PlannerState, plan
 from controller.planner.worker import PlanWorker, WorkerFailed
+from controller.stats import percentile
 from controller.store import allocations_from_plan
 
 if TYPE_CHECKING:
@@ -191,14 +191,6 @@ class PlanSummary:
     wait_ms_p99: float | None
 
 
-def _quantile(values: list[float], q: int) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 class Planning:
     """Where each plan is made, in order:
 
@@ -322,8 +314,8 @@ class Planning:
         wait = [r.wait_ms for r in recent]
         return PlanSummary(
             plans=len(recent), fallbacks=sum(reasons.values()), reasons=dict(reasons.most_common(5)),
-            total_ms_p50=_quantile(total, 50), total_ms_p99=_quantile(total, 99),
-            wait_ms_p50=_quantile(wait, 50), wait_ms_p99=_quantile(wait, 99),
+            total_ms_p50=percentile(total, 50), total_ms_p99=percentile(total, 99),
+            wait_ms_p50=percentile(wait, 50), wait_ms_p99=percentile(wait, 99),
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -25,17 +24,10 @@ from controller.daemon.plan_loop import eta
 from controller.daemon.sessions import energy_register_wh, fresh_s, grid_draw_a
 from controller.model.site import GRID_ID, Site
 from controller.model.snapshot import SessionPlan
+from controller.stats import percentile
 
 if TYPE_CHECKING:
     from controller.daemon.core import Daemon
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def _kwh_per_unit_h(site: Site, sp: SessionPlan) -> float:
@@ -206,12 +198,12 @@ def build_status(d: Daemon) -> StatusResponse:
         plan=plan_info,
         loop=LoopInfo(
             cycles=d.stats.cycles,
-            cycle_ms_p50=_pct(cycle, 50),
-            cycle_ms_p99=_pct(cycle, 99),
+            cycle_ms_p50=percentile(cycle, 50),
+            cycle_ms_p99=percentile(cycle, 99),
             sheds=d.stats.sheds,
             last_shed_at=d.stats.last_shed_at,
-            shed_ms_p50=_pct(shed, 50),
-            shed_ms_p99=_pct(shed, 99),
+            shed_ms_p50=percentile(shed, 50),
+            shed_ms_p99=percentile(shed, 99),
         ),
         store=store,
     )
