@@ -459,7 +459,7 @@ def solve(
         if ok:
             lay = data2.layout
             vals = np.asarray(kept2.highs.getSolution().col_value[: lay.n_x], dtype=np.float64)
-            x2 = vals[: lay.n_x].reshape(lay.n, lay.t)
+            x2 = vals.reshape(lay.n, lay.t)
     except Exception:  # keep the first stage's answer
         ok, iters = False, 0
         t1 = t2 = time.perf_counter()
@@ -561,7 +561,7 @@ def _solve_once(
         x = np.zeros((layout.n, layout.t))
         if ok and layout.n_x:
             vals = np.asarray(model.highs.getSolution().col_value[: layout.n_x], dtype=np.float64)
-            x = vals[: layout.n_x].reshape(layout.n, layout.t)
+            x = vals.reshape(layout.n, layout.t)
         else:
             model = None  # do not hot-start from a failed solve
     except Exception as exc:  # solver trouble must never take the controller down

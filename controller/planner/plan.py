@@ -361,8 +361,7 @@ def _plan(
     x = np.where(data.presence > 1e-9, repair.snap_to_bounds(x, inst), 0.0)
     x_lp = x.copy()
     x_first_lp = x[:, 0].copy()
-    need_now = inst.need_kwh.copy()
-    givers = repair.can_give(x, data.col_upper[: x.size].reshape(x.shape), data.kwh, need_now)
+    givers = repair.can_give(x, data.col_upper[: x.size].reshape(x.shape), data.kwh, inst.need_kwh)
     rep = repair.repair_first_slot(
         x[:, 0], inst, rows, state.paused_since, state.running_since, snapshot.now, givers
     )
