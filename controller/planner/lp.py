@@ -474,6 +474,17 @@ def solve(
     return res2, model, data2
 
 
+def met_tolerance(need: FloatArray) -> FloatArray:
+    """Shortfall up to which a session counts as met."""
+    return MET_TOL * np.maximum(1.0, need)
+
+
+def met_mask(need: FloatArray, short: FloatArray) -> npt.NDArray[np.bool_]:
+    """The one rule for "met" in the LP's model: a need (> 1e-9 kWh), short by at most
+    :func:`met_tolerance` (stage 2 holds these; the MILP counts them)."""
+    return np.asarray((need > 1e-9) & (short <= met_tolerance(need)), dtype=np.bool_)
+
+
 def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     """Stage 2 of departures first: the departures ``x`` meets are held met (their shortfall
     columns capped at what ``x`` left, a tolerance), and the shortfall of the rest costs its
@@ -484,7 +495,7 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     n = lay.n
     need = data.row_lower[lay.energy_row0 : lay.energy_row0 + n]
     short = np.maximum(need - (data.kwh * x).sum(axis=1), 0.0)
-    met = (need > 1e-9) & (short <= MET_TOL * np.maximum(1.0, need))
+    met = met_mask(need, short)
     w = priority_weights(list(inst.priorities))
     u0 = lay.n_x
     cost = data.cost.copy()

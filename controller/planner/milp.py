@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from controller.planner.highs import new_highs
 from controller.planner.instance import Instance
-from controller.planner.lp import INF, MET_TOL, SEGMENTS, LpData, matrix, priority_weights
+from controller.planner.lp import INF, SEGMENTS, LpData, matrix, met_mask, met_tolerance, priority_weights
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -70,17 +70,12 @@ class MetAnswer:
     x: FloatArray | None = None  # (n, t) the schedule found
 
 
-def met_tolerance(need: FloatArray) -> FloatArray:
-    """Shortfall up to which a session counts as met (stage 1's rule)."""
-    return MET_TOL * np.maximum(1.0, need)
-
-
 def met_of(data: LpData, x: FloatArray) -> BoolArray:
     """Which sessions the schedule ``x`` meets within the LP's model (stage 1's rule)."""
     lay = data.layout
     need = data.row_lower[lay.energy_row0 : lay.energy_row0 + lay.n]
     short = np.maximum(need - (data.kwh * x).sum(axis=1), 0.0)
-    return np.asarray((need > NEED_MIN_KWH) & (short <= met_tolerance(need)), dtype=np.bool_)
+    return met_mask(need, short)
 
 
 def class_order(inst: Instance, data: LpData) -> list[int]:
