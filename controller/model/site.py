@@ -32,6 +32,15 @@ REGISTER_VALUES: tuple[str, ...] = (
 """The values a meter's register map may hold (preset files and the site's ``registers:``)."""
 
 ChargerKind = Literal["ac", "dc"]
+Service = Literal["wye", "delta", "split-phase"]
+"""The supply system: ``wye`` (three phases and neutral, ``voltage_v`` line-to-neutral: 230, 120,
+277), ``delta`` (three phases without neutral, ``voltage_v`` line-to-line: 240, 480) or
+``split-phase`` (two lines 180° apart and neutral, ``voltage_v`` line-to-neutral: 120; 240 line-to-line)."""
+LimitSum = Literal["phasor", "arithmetic"]
+"""How a node's line current is summed: as phasors (what the breaker sees) or arithmetically (the
+sum of magnitudes: never less, so never unsafe, but it wastes capacity when loads sit at
+different angles)."""
+TransformerConnection = Literal["delta-wye", "wye-wye", "split-phase"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -41,6 +50,7 @@ class SiteInfo:
     name: str
     timezone: str
     voltage_v: float = 230.0
+    service: Service = "wye"
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,24 @@ class Grid:
     margin_a: float = 2.0
     limit_kw: float | None = None
     meter: str | None = None
+    limit_sum: LimitSum = "phasor"
+
+
+@dataclass(frozen=True)
+class Transformer:
+    """A transformer at the head of a circuit node: the node's limit (and its meter) is on the
+    primary side; the chargers and circuits below it are on the secondary side.
+
+    ``ratio`` is primary : secondary line-to-line voltage (480 V → 208 V: 2.31). ``delta-wye``
+    and ``wye-wye`` give a three-phase wye secondary; ``split-phase`` is a single-phase,
+    centre-tapped transformer whose primary winding sits across the two parent lines ``primary``
+    and whose secondary is a 120/240 V style split-phase system (``ratio`` = primary voltage :
+    secondary line-to-line voltage, 480 V → 240 V: 2.0).
+    """
+
+    connection: TransformerConnection
+    ratio: float
+    primary: str = "L1-L2"
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,23 @@ class Circuit:
     parent: str = GRID_ID
     margin_a: float | None = None
     meter: str | None = None
+    transformer: Transformer | None = None
+    limit_sum: LimitSum = "phasor"
+
+
+@dataclass(frozen=True)
+class PhasorConstraint:
+    """An explicit limit on a phasor sum of charger currents: ``|sum coef * I_charger| <= limit_a``.
+
+    ``terms`` maps a charger id to the complex coefficient per A of the charger's line current
+    (per A per phase for a three-phase charger). Not written in a site file: used where a site
+    model comes with its own constraint matrix (the ACN-Sim adapter).
+    """
+
+    id: str
+    limit_a: float
+    terms: tuple[tuple[str, complex], ...]
+    margin_a: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,8 +174,14 @@ class Charger:
 
     @cached_property
     def grid_phases(self) -> tuple[int, ...]:
-        """Grid phase index (0..2) for each of the charger's own phases, in charger order."""
+        """Grid phase index (0..2) for each of the charger's own phases, in charger order. A
+        line-to-line charger (``phases: 1``, ``phase_rotation: L1-L2``) lists both of its lines."""
         return tuple(PHASES.index(p) for p in self.phase_rotation.split("-"))
+
+    @property
+    def line_to_line(self) -> bool:
+        """A single-phase charger connected between two lines (208/240 V), not line to neutral."""
+        return self.phases == 1 and len(self.grid_phases) == 2
 
 
 @dataclass(frozen=True)
@@ -229,6 +280,7 @@ class Site:
     vehicles: tuple[Vehicle, ...] = ()
     schedules: tuple[Schedule, ...] = ()
     tariff: tuple[TariffStep, ...] = ()
+    constraints: tuple[PhasorConstraint, ...] = ()
     api: Api = field(default_factory=Api)
     metrics: Metrics = field(default_factory=Metrics)
     storage: Storage = field(default_factory=Storage)
@@ -282,6 +334,12 @@ class Site:
 
     def node_limit_a(self, node_id: str) -> float:
         return self.grid.limit_a if node_id == GRID_ID else self.circuit(node_id).limit_a
+
+    def node_limit_sum(self, node_id: str) -> LimitSum:
+        return self.grid.limit_sum if node_id == GRID_ID else self.circuit(node_id).limit_sum
+
+    def transformer(self, node_id: str) -> Transformer | None:
+        return None if node_id == GRID_ID else self.circuit(node_id).transformer
 
     def node_margin_a(self, node_id: str) -> float:
         if node_id == GRID_ID:
