@@ -220,7 +220,7 @@ class Facet:
     scale: float
 
 
-def facets(coefs: Sequence[complex], step_deg: float = FACET_STEP_DEG) -> tuple[Facet, ...]:
+def facets(coefs: Sequence[complex], step_deg: float | None = None) -> tuple[Facet, ...]:
     """The rows that keep ``|sum c_s x_s| <= room`` (every ``x_s >= 0``) inside the circle.
 
     The sum lies in the arc spanned by the coefficients' angles. Its chords from vertex to vertex
@@ -229,10 +229,13 @@ def facets(coefs: Sequence[complex], step_deg: float = FACET_STEP_DEG) -> tuple[
     polygon. A coefficient pointing away from a chord's direction is counted as 0 there (never
     negative), which keeps each row monotone in every session and only ever more conservative.
     """
-    angles = sorted(math.degrees(cmath.phase(c)) % 360.0 for c in coefs if abs(c) > 1e-12)
+    raw = sorted({round(math.degrees(cmath.phase(c)) % 360.0, 9) % 360.0 for c in coefs if abs(c) > 1e-12})
+    angles = [a for i, a in enumerate(raw) if i == 0 or a - raw[i - 1] > 1e-7]
+    if len(angles) > 1 and angles[0] + 360.0 - angles[-1] <= 1e-7:
+        angles.pop()  # 359.99999999° is 0°
     if not angles:
         return ()
-    step = min(max(step_deg, 0.5), 90.0)
+    step = min(max(FACET_STEP_DEG if step_deg is None else step_deg, 0.5), 90.0)
     gaps = [(angles[(i + 1) % len(angles)] - a) % 360.0 for i, a in enumerate(angles)]
     if len(angles) == 1:
         gaps = [360.0]

@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
+from controller.model import phasor
 from controller.model.site import GRID_ID, PHASES, Charger, Site, Vehicle
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState, Snapshot
 from controller.planner.slots import SlotGrid, build_slots, horizon_end, tariff_prices
@@ -48,6 +49,24 @@ class SessionParams:
     delivered_kwh: float = 0.0  # already in the vehicle this session: need is shared relative to the whole request
     soc_pct: float | None = None  # with battery_kwh: the charge tapers near full (see taper_caps)
     battery_kwh: float | None = None
+    phasors: tuple[tuple[str, phasor.Vec3], ...] = ()  # per node above it: line phasors per unit of decision
+
+
+@dataclass(frozen=True)
+class LineRows:
+    """The limit rows on line currents: ``sum_s a[q, s] x[s] <= scale[q] * room`` (see
+    :func:`controller.model.phasor.facets`). A node-line whose loads all sit at one angle (a
+    European wye site) has one exact row; one with line-to-line chargers or behind a transformer
+    has one row per facet of the inner polygon. ``source[q]`` is the (node, line) whose room the
+    row takes, or ``None`` for an explicit constraint (its room is in ``fixed_cap``).
+    """
+
+    a: FloatArray  # (q, n)
+    scale: FloatArray  # (q,)
+    source: tuple[tuple[str, int] | None, ...]
+    fixed_cap: FloatArray  # (q,) room of explicit constraints (0 for node rows)
+    labels: tuple[str, ...]
+    keys: tuple[str, ...]  # identity of each row (label and facet), for model reuse
 
 
 @dataclass
@@ -129,25 +148,88 @@ class Instance:
         return out
 
     @cached_property
-    def node_pairs(self) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[int, ...], ...]]:
-        """The (node, grid phase) pairs some session loads, in tree order (parents first, then by
-        phase), and per session the sorted indices of the pairs it loads."""
-        keys: dict[tuple[tuple[str, ...], tuple[int, ...]], None] = {}
-        per_session = [(p.nodes, p.grid_phases) for p in self.sessions]
-        for key in per_session:
-            keys[key] = None
-        used: dict[tuple[str, int], None] = {}
-        for nodes, phases in keys:
-            for node in nodes:
-                for ph in phases:
-                    used[(node, ph)] = None
+    def line_rows(self) -> LineRows:
+        """The limit rows for the lines some session loads, in tree order (parents first, then by
+        line), then the site's explicit constraints."""
+        groups: dict[tuple[str, int], list[tuple[int, complex]]] = {}
+        for s, p in enumerate(self.sessions):
+            for node, vec in p.phasors:
+                for ln in range(3):
+                    if abs(vec[ln]) > 1e-12:
+                        groups.setdefault((node, ln), []).append((s, vec[ln]))
         order = {node: i for i, node in enumerate(self.node_ids)}
-        pairs = tuple(sorted(used, key=lambda k: (order.get(k[0], 0), k[1])))
-        index = {pr: i for i, pr in enumerate(pairs)}
-        by_key = {
-            key: tuple(sorted(index[(node, ph)] for node in key[0] for ph in key[1])) for key in keys
-        }
-        return pairs, tuple(by_key[key] for key in per_session)
+        cols: list[dict[int, float]] = []
+        scale: list[float] = []
+        source: list[tuple[str, int] | None] = []
+        fixed: list[float] = []
+        labels: list[str] = []
+        keys: list[str] = []
+        for node, ln in sorted(groups, key=lambda k: (order.get(k[0], 0), k[1])):
+            items = groups[(node, ln)]
+            label = node_label(node, ln)
+            if self.site.node_limit_sum(node) == "arithmetic":
+                cols.append({s: abs(c) for s, c in items})
+                scale.append(1.0)
+                source.append((node, ln))
+                fixed.append(0.0)
+                labels.append(label)
+                keys.append(label)
+                continue
+            for k, f in enumerate(phasor.facets([c for _, c in items])):
+                cols.append({s: v for s, c in items if (v := phasor.facet_coefficient(c, f)) > 1e-12})
+                scale.append(f.scale)
+                source.append((node, ln))
+                fixed.append(0.0)
+                labels.append(label)
+                keys.append(f"{label}#{k}@{f.direction.real:.9f},{f.direction.imag:.9f}")
+        by_charger: dict[str, list[int]] = {}
+        for s, p in enumerate(self.sessions):
+            by_charger.setdefault(p.charger.id, []).append(s)
+        for con in self.site.constraints:
+            items = [
+                (s, complex(coef) * self.sessions[s].amps_per_unit)
+                for cid, coef in con.terms for s in by_charger.get(cid, ())
+            ]
+            room = max(0.0, con.limit_a - con.margin_a)
+            label = f"limit {con.id}"
+            for k, f in enumerate(phasor.facets([c for _, c in items])):
+                col: dict[int, float] = {}
+                for s, c in items:
+                    col[s] = col.get(s, 0.0) + (c * f.direction.conjugate()).real
+                cols.append({s: v for s, v in col.items() if v > 1e-12})
+                scale.append(f.scale)
+                source.append(None)
+                fixed.append(room * f.scale)
+                labels.append(label)
+                keys.append(f"{label}#{k}@{f.direction.real:.9f},{f.direction.imag:.9f}")
+        a = np.zeros((len(cols), self.n))
+        for q, col in enumerate(cols):
+            if col:
+                a[q, list(col)] = list(col.values())
+        a.flags.writeable = False
+        return LineRows(
+            a=a, scale=_frozen(scale), source=tuple(source), fixed_cap=_frozen(fixed),
+            labels=tuple(labels), keys=tuple(keys),
+        )
+
+    def row_caps(self) -> tuple[FloatArray, FloatArray]:
+        """Room per line row now (q,) and per slot (q, slots)."""
+        lr = self.line_rows
+        q = len(lr.source)
+        cap = np.array(lr.fixed_cap, dtype=np.float64)
+        cap_t = np.repeat(cap[:, None], self.grid.count, axis=1)
+        for i, src in enumerate(lr.source):
+            if src is None:
+                continue
+            node, ln = src
+            cap[i] = self.cap_a[node][ln] * lr.scale[i]
+            cap_t[i] = self.slot_caps_a(node, ln) * lr.scale[i]
+        assert cap.shape == (q,)
+        return cap, cap_t
+
+
+def node_label(node: str, line: int) -> str:
+    return f"grid {PHASES[line]}" if node == GRID_ID else f"circuit {node} {PHASES[line]}"
 
 
 def _frozen(values: list[float]) -> FloatArray:
@@ -201,31 +283,44 @@ def _base_loads(
     for node in reversed(nodes):  # children before parents
         if node == GRID_ID:
             continue
-        parent = site.circuit(node).parent
-        pv = out[parent]
-        cv = out[node]
+        circ = site.circuit(node)
+        pv = out[circ.parent]
+        cv = _seen_from_parent(site, circ.parent, out[node])
         for ph in range(3):
             # measured parent load already includes the child's; only lift it when it is lower
             pv[ph] = max(pv[ph], cv[ph])
     return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
 
+def _seen_from_parent(site: Site, parent: str, amps: list[float]) -> list[float]:
+    """A child's line currents as its ``parent`` carries them, at most. A transformer node's limit
+    and meter are on its primary while its children are on the secondary: each primary line
+    current is a combination of secondary ones, bounded by the sum of their magnitudes."""
+    if parent == GRID_ID:
+        return amps
+    circ = site.circuit(parent)
+    if circ.transformer is None:
+        return amps
+    m = phasor.transformer_matrix(circ.transformer, phasor.node_service(site, circ.parent))
+    return [sum(abs(m[r][k]) * amps[k] for k in range(3)) for r in range(3)]
+
+
 def _session_params(
     s: SessionState, ch: Charger, site: Site, now: datetime, vehicles: dict[str, Vehicle],
-    nodes: tuple[str, ...], wired: tuple[int, ...], warnings: list[str], dwell: timedelta | None = None,
+    nodes: tuple[str, ...], warnings: list[str], dwell: timedelta | None = None,
 ) -> SessionParams:
-    volt = site.site.voltage_v
     veh = vehicles.get(s.vehicle_id) if s.vehicle_id is not None else None
     ev_max_a = None if s.ev_max_a is None else _finite_pos(s.ev_max_a)
     ev_max_kw = None if s.ev_max_kw is None else _finite_pos(s.ev_max_kw)
     veh_max_a = _finite_pos(veh.max_a) if veh else None
     veh_max_kw = _finite_pos(veh.max_kw) if veh else None
+    full = phasor.draw(site, ch)  # every wired line: the charger's own rating
     # the smallest candidate maximum wins, the first of equals (as ``min`` picks it)
     if ch.kind == "dc":
-        phases = wired
+        d = full
         eff = ch.efficiency if ch.efficiency > 0 else 1.0
         pf = ch.power_factor if ch.power_factor > 0 else 1.0
-        amps_per_unit = 1000.0 / (eff * pf * len(phases) * volt)
+        amps_per_unit = 1000.0 / (eff * pf * d.volts_v)
         kwh_per_unit_h = 1.0
         grid_kw_per_unit = 1.0 / eff
         min_unit = 0.0
@@ -242,25 +337,29 @@ def _session_params(
             if a is not None and a / amps_per_unit < max_unit:
                 max_unit, max_source = a / amps_per_unit, "vehicle max"
     else:
-        used = s.phases_used
-        n_used = len(wired) if used is None or used < 1 else min(int(used), len(wired))
-        phases = wired[:n_used]
+        d = phasor.draw(site, ch, s.phases_used)
         amps_per_unit = 1.0
-        kwh_per_unit_h = volt * n_used / 1000.0
+        kwh_per_unit_h = d.volts_v / 1000.0
         grid_kw_per_unit = kwh_per_unit_h
         min_unit = max(0.0, ch.min_a)
         if ch.max_a is not None:
             max_unit, max_source = ch.max_a, "charger max"
         elif ch.max_kw is not None:
-            max_unit, max_source = ch.max_kw * 1000.0 / (volt * len(wired)), "charger max"
+            max_unit, max_source = ch.max_kw * 1000.0 / full.volts_v, "charger max"
         else:
             max_unit, max_source = DEFAULT_AC_MAX_A, "charger default max"
         for a in (ev_max_a, veh_max_a):
             if a is not None and a < max_unit:
                 max_unit, max_source = a, "vehicle max"
         for kw in (ev_max_kw, veh_max_kw):
-            if kw is not None and kw * 1000.0 / (volt * n_used) < max_unit:
-                max_unit, max_source = kw * 1000.0 / (volt * n_used), "vehicle max"
+            if kw is not None and kw * 1000.0 / d.volts_v < max_unit:
+                max_unit, max_source = kw * 1000.0 / d.volts_v, "vehicle max"
+    phases = d.lines
+    per_node = phasor.lift(site, ch.circuit, phasor.signature(site, ch, s.phases_used if ch.kind == "ac" else None))
+    phasors = tuple(
+        (node, (vec[0] * amps_per_unit, vec[1] * amps_per_unit, vec[2] * amps_per_unit))
+        for node, vec in per_node.items()
+    )
     max_unit = max(0.0, max_unit)
     if ch.kind == "ac" and max_unit < min_unit - 1e-9:
         max_unit, max_source = 0.0, f"{max_source} below charger min"
@@ -305,6 +404,7 @@ def _session_params(
         soc_pct=None if s.soc_pct is None else _soc(s.soc_pct),
         battery_kwh=(None if s.battery_kwh is None else _finite_pos(s.battery_kwh))
         or (_finite_pos(veh.battery_kwh) if veh else None),
+        phasors=phasors,
     )
 
 
@@ -363,7 +463,6 @@ def build_instance(snap: Snapshot) -> Instance:
     sessions: list[SessionParams] = []
     skipped: list[tuple[SessionState, str]] = []
     seen: set[str] = set()
-    wired: dict[str, tuple[int, ...]] = {}
     dwell: timedelta | None
     try:
         dwell = timedelta(hours=max(0.0, control.default_dwell_h))
@@ -379,11 +478,9 @@ def build_instance(snap: Snapshot) -> Instance:
             skipped.append((s, "unknown charger"))
             warnings.append(f"session {s.session_id}: unknown charger {s.charger_id}")
             continue
-        if ch.id not in wired:
-            wired[ch.id] = ch.grid_phases[: max(1, ch.phases)] or (0,)
         try:
             sessions.append(
-                _session_params(s, ch, site, now, vehicles, ancestors[ch.circuit], wired[ch.id], warnings, dwell)
+                _session_params(s, ch, site, now, vehicles, ancestors[ch.circuit], warnings, dwell)
             )
         except (TypeError, ValueError, OverflowError, AttributeError) as exc:  # e.g. a naive datetime
             skipped.append((s, "invalid session data"))
@@ -406,7 +503,7 @@ def build_instance(snap: Snapshot) -> Instance:
 
     grid_kw_cap: float | None = None
     if site.grid.limit_kw is not None:
-        base_kw = sum(base[GRID_ID]) * site.site.voltage_v / 1000.0
+        base_kw = sum(base[GRID_ID]) * phasor.node_ln_voltage_v(site, GRID_ID) / 1000.0
         grid_kw_cap = site.grid.limit_kw - base_kw
         if grid_kw_cap < 0:
             overloads.append(f"grid kW: base load {base_kw:.1f} kW > {site.grid.limit_kw:.1f} kW")

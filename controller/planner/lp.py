@@ -6,7 +6,8 @@ Columns (in this order):
   d+[s], d-[s]  deviation of the first-slot decision from the previous plan (stability)
   z[c]     largest shortfall fraction in priority class c (fairness within a class)
 Rows:
-  node rows   (node, phase, slot): sum of EV current under the node <= limit - margin - base
+  line rows   (row, slot): per node-line (and per facet of its phasor polygon, see
+              Instance.line_rows) the EV current under the node <= room (limit - margin - base)
   kW rows     (slot): EV grid power <= limit_kw - base power      (only with grid.limit_kw)
   energy rows (session): sum_t kwh[s,t] x[s,t] + sum_k u[s,k] = need
   stab rows   (session): x[s,0] - d+ + d- = previous first-slot decision   (free without one)
@@ -60,14 +61,14 @@ class Layout:
 
     n: int
     t: int
-    pairs: tuple[tuple[str, int], ...]  # node rows: (node id, grid phase)
-    session_pairs: tuple[tuple[int, ...], ...]  # per session: indices into pairs
+    row_keys: tuple[str, ...]  # line rows (Instance.line_rows): node, line and facet
+    session_rows: tuple[tuple[int, ...], ...]  # per session: the line rows it loads
     kw_rows: bool
     classes: tuple[int, ...]  # per session: index of its priority class (z column)
     n_classes: int
-    # per session: its node-row and kW-row coefficients, which :func:`_update` does not send — a
+    # per session: its line-row and kW-row coefficients, which :func:`_update` does not send — a
     # DC session replaced by an AC one on the same nodes must rebuild the model
-    amps_per_unit: tuple[float, ...] = ()
+    row_coef: tuple[tuple[float, ...], ...] = ()
     kw_per_unit: tuple[float, ...] = ()
 
     @property
@@ -84,7 +85,7 @@ class Layout:
 
     @property
     def n_node_rows(self) -> int:
-        return len(self.pairs) * self.t
+        return len(self.row_keys) * self.t
 
     @property
     def kw_row0(self) -> int:
@@ -151,15 +152,17 @@ class LpModel:
 
 
 def layout_for(inst: Instance) -> Layout:
-    pairs, session_pairs = inst.node_pairs
+    lr = inst.line_rows
     prios = inst.priorities
     ranks = sorted(set(prios))
     rank = {pr: i for i, pr in enumerate(ranks)}
+    at = lr.a.T  # (n, q)
+    session_rows = tuple(tuple(np.nonzero(col)[0].tolist()) for col in at)
     return Layout(
-        n=inst.n, t=inst.grid.count, pairs=pairs, session_pairs=session_pairs,
+        n=inst.n, t=inst.grid.count, row_keys=lr.keys, session_rows=session_rows,
         kw_rows=inst.grid_kw_cap is not None,
         classes=tuple([rank[pr] for pr in prios]), n_classes=len(ranks),
-        amps_per_unit=tuple(inst.amps_per_unit.tolist()),
+        row_coef=tuple(tuple(at[i, list(r)].tolist()) for i, r in enumerate(session_rows)),
         kw_per_unit=tuple(inst.grid_kw_per_unit.tolist()),
     )
 
@@ -256,9 +259,8 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
 
     row_lower = np.full(layout.n_rows, -INF)
     row_upper = np.full(layout.n_rows, INF)
-    if layout.pairs:
-        node_rows = np.stack([inst.slot_caps_a(node, ph) for node, ph in layout.pairs])
-        row_upper[: layout.n_node_rows] = node_rows.ravel()
+    if layout.row_keys:
+        row_upper[: layout.n_node_rows] = inst.row_caps()[1].ravel()
     if layout.kw_rows:
         row_upper[layout.kw_row0 : layout.kw_row0 + t] = float(inst.grid_kw_cap or 0.0)
     e0 = layout.energy_row0
@@ -283,20 +285,21 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     """Column-wise sparse matrix (start, index, value); row indices ascend within each column."""
     lay = data.layout
     n, t = lay.n, lay.t
-    pmax = max((len(sp) for sp in lay.session_pairs), default=0)
+    pmax = max((len(sp) for sp in lay.session_rows), default=0)
     m = pmax + 3
     rows = np.zeros((n, t, m), dtype=np.int64)
     vals = np.zeros((n, t, m), dtype=np.float64)
     mask = np.zeros((n, t, m), dtype=bool)
     tt = np.arange(t, dtype=np.int64)
-    pair_idx = np.full((n, max(pmax, 1)), -1, dtype=np.int64)
-    for i, sp in enumerate(lay.session_pairs):
-        pair_idx[i, : len(sp)] = sp
-    amps = inst.amps_per_unit
+    row_idx = np.full((n, max(pmax, 1)), -1, dtype=np.int64)
+    coef = np.zeros((n, max(pmax, 1)), dtype=np.float64)
+    for i, sp in enumerate(lay.session_rows):
+        row_idx[i, : len(sp)] = sp
+        coef[i, : len(sp)] = lay.row_coef[i]
     if pmax:
-        valid = pair_idx[:, :pmax] >= 0
-        rows[:, :, :pmax] = pair_idx[:, None, :pmax] * t + tt[None, :, None]
-        vals[:, :, :pmax] = amps[:, None, None]
+        valid = row_idx[:, :pmax] >= 0
+        rows[:, :, :pmax] = row_idx[:, None, :pmax] * t + tt[None, :, None]
+        vals[:, :, :pmax] = coef[:, None, :pmax]
         mask[:, :, :pmax] = valid[:, None, :]
     if lay.kw_rows:
         kw = inst.grid_kw_per_unit

@@ -275,6 +275,32 @@ def _bindings(
     return out
 
 
+def _line_loads_a(inst: Instance, x0: FloatArray) -> dict[str, tuple[float, float, float]]:
+    """Each node's planned EV line currents [A], as phasor magnitudes (as summed under the node's
+    ``limit_sum``: an arithmetic node adds magnitudes)."""
+    sums: dict[str, list[complex]] = {node: [0j, 0j, 0j] for node in inst.node_ids}
+    mags: dict[str, list[float]] = {node: [0.0, 0.0, 0.0] for node in inst.node_ids}
+    for p, v in zip(inst.sessions, x0.tolist(), strict=True):
+        if v <= 0.0:
+            continue
+        for node, vec in p.phasors:
+            acc, mag = sums.get(node), mags.get(node)
+            if acc is None or mag is None:
+                continue
+            for ln in range(3):
+                acc[ln] += vec[ln] * v
+                mag[ln] += abs(vec[ln]) * v
+    out: dict[str, tuple[float, float, float]] = {}
+    for node in inst.node_ids:
+        if inst.site.node_limit_sum(node) == "arithmetic":
+            m = mags[node]
+            out[node] = (m[0], m[1], m[2])
+        else:
+            c = sums[node]
+            out[node] = (abs(c[0]), abs(c[1]), abs(c[2]))
+    return out
+
+
 def _schedules(
     starts: tuple[datetime, ...], x: FloatArray, presence: FloatArray
 ) -> list[tuple[tuple[datetime, float], ...]]:
@@ -413,12 +439,12 @@ def _plan(
     site = inst.site
     nodes: list[NodeLoad] = []
     over = {o.split(":")[0] for o in inst.overloads}
-    ev_load = dict(zip(rows.labels, (rows.a @ x0).tolist() if inst.n else [0.0] * len(rows.labels), strict=True))
+    ev_load = _line_loads_a(inst, x0)
     for node in inst.node_ids:
         room = site.node_limit_a(node) - site.node_margin_a(node)
         for ph in range(3):
             label = node_label(node, ph)
-            nodes.append(NodeLoad(node, ph, inst.base_a[node][ph], ev_load.get(label, 0.0), room, label in over))
+            nodes.append(NodeLoad(node, ph, inst.base_a[node][ph], ev_load[node][ph], room, label in over))
 
     total_ms = (time.perf_counter() - t_start) * 1e3
     stats = SolveStats(stats.status, stats.solver, stats.build_ms, stats.solve_ms + fixup_ms, total_ms, stats.variables,

@@ -56,17 +56,15 @@ def _model(
             u = pulp.LpVariable(f"u_{i}", lowBound=0)
             prob += energy + u == p.need_kwh, f"need_{i}"
             short.append((p.priority, u))
-    for node in inst.node_ids:
-        under = [i for i, p in enumerate(inst.sessions) if node in p.nodes]
-        for ph in range(3):
-            users = [i for i in under if ph in inst.sessions[i].grid_phases]
-            if not users:
-                continue
-            for t in range(g.count):
-                prob += (
-                    pulp.lpSum(inst.sessions[i].amps_per_unit * x[i][t] for i in users) <= inst.cap_a[node][ph],
-                    f"cap_{node}_{ph}_{t}",
-                )
+    line_a = inst.line_rows.a
+    line_cap = inst.row_caps()[0]
+    for q in range(line_a.shape[0]):
+        users = [i for i in range(inst.n) if line_a[q, i] > 0]
+        for t in range(g.count):
+            prob += (
+                pulp.lpSum(float(line_a[q, i]) * x[i][t] for i in users) <= float(line_cap[q]),
+                f"cap_{q}_{t}",
+            )
     if inst.grid_kw_cap is not None:
         for t in range(g.count):
             prob += (

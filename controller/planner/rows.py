@@ -2,8 +2,9 @@
 
 Row q: ``sum_s a[q, s] * x[s, t] <= cap_t[q, t]``. ``cap`` is the room left by the measured base
 load (held over the horizon); ``cap_t`` is that, or per slot what a day-ahead forecast leaves
-(never more than ``cap`` within the next hour). Rows are the (node, phase) pairs that some session loads, in tree
-order (parents before children), then ``grid kW`` if set.
+(never more than ``cap`` within the next hour). Rows are the line rows of :attr:`Instance.line_rows`
+(per node-line some session loads, one per facet of the phasor polygon; in tree order), the
+site's explicit constraints, then ``grid kW`` if set. Every coefficient is >= 0.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from controller.model.site import GRID_ID, PHASES
-from controller.planner.instance import Instance
+from controller.planner.instance import Instance, node_label
+
+__all__ = ["Rows", "build_rows", "node_label"]
 
 FloatArray = npt.NDArray[np.float64]
 TOL_A = 1e-6
@@ -45,30 +47,21 @@ class Rows:
         return over
 
 
-def node_label(node: str, phase: int) -> str:
-    return f"grid {PHASES[phase]}" if node == GRID_ID else f"circuit {node} {PHASES[phase]}"
-
-
 def build_rows(inst: Instance) -> Rows:
-    pairs, session_pairs = inst.node_pairs
-    q = len(pairs) + (1 if inst.grid_kw_cap is not None else 0)
-    a = np.zeros((q, inst.n))
-    counts = [len(sp) for sp in session_pairs]
-    if sum(counts):
-        cols = np.repeat(np.arange(inst.n), counts)
-        a[np.fromiter((i for sp in session_pairs for i in sp), dtype=np.int64, count=len(cols)), cols] = \
-            inst.amps_per_unit[cols]
-    cap = [inst.cap_a[node][ph] for node, ph in pairs]
-    labels = [node_label(node, ph) for node, ph in pairs]
-    over_prefix = {o.split(":")[0] for o in inst.overloads}
-    overloaded = [lbl in over_prefix for lbl in labels]
+    lr = inst.line_rows
+    cap_l, cap_t_l = inst.row_caps()
+    a = lr.a
+    cap = cap_l.tolist()
+    labels = list(lr.labels)
+    cap_t = cap_t_l
     if inst.grid_kw_cap is not None:
-        a[-1, :] = inst.grid_kw_per_unit
+        a = np.vstack([a, inst.grid_kw_per_unit[None, :]])
         cap.append(inst.grid_kw_cap)
         labels.append("grid kW")
-        overloaded.append("grid kW" in over_prefix)
-    cap_arr = np.asarray(cap, dtype=np.float64)
-    cap_t = np.repeat(cap_arr[:, None], inst.grid.count, axis=1)
-    for i, (node, ph) in enumerate(pairs):
-        cap_t[i] = inst.slot_caps_a(node, ph)
-    return Rows(a=a, cap=cap_arr, labels=tuple(labels), overloaded=tuple(overloaded), cap_t=cap_t)
+        cap_t = np.vstack([cap_t, np.full((1, inst.grid.count), inst.grid_kw_cap)])
+    over_prefix = {o.split(":")[0] for o in inst.overloads}
+    overloaded = [lbl in over_prefix for lbl in labels]
+    return Rows(
+        a=np.array(a, dtype=np.float64), cap=np.asarray(cap, dtype=np.float64), labels=tuple(labels),
+        overloaded=tuple(overloaded), cap_t=np.array(cap_t, dtype=np.float64),
+    )
