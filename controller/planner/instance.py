@@ -50,6 +50,9 @@ class SessionParams:
     soc_pct: float | None = None  # with battery_kwh: the charge tapers near full (see taper_caps)
     battery_kwh: float | None = None
     phasors: tuple[tuple[str, phasor.Vec3], ...] = ()  # per node above it: line phasors per unit of decision
+    # other draws the session may turn out to have (a three-phase plan for a car that may use one
+    # phase): every limit row holds for each of them as well
+    alt_phasors: tuple[tuple[tuple[str, phasor.Vec3], ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,11 @@ class Instance:
         line), then the site's explicit constraints."""
         groups: dict[tuple[str, int], list[tuple[int, complex]]] = {}
         for s, p in enumerate(self.sessions):
-            for node, vec in p.phasors:
-                for ln in range(3):
-                    if abs(vec[ln]) > 1e-12:
-                        groups.setdefault((node, ln), []).append((s, vec[ln]))
+            for variant in (p.phasors, *p.alt_phasors):
+                for node, vec in variant:
+                    for ln in range(3):
+                        if abs(vec[ln]) > 1e-12:
+                            groups.setdefault((node, ln), []).append((s, vec[ln]))
         order = {node: i for i, node in enumerate(self.node_ids)}
         cols: list[dict[int, float]] = []
         scale: list[float] = []
@@ -168,7 +172,10 @@ class Instance:
             items = groups[(node, ln)]
             label = node_label(node, ln)
             if self.site.node_limit_sum(node) == "arithmetic":
-                cols.append({s: abs(c) for s, c in items})
+                col: dict[int, float] = {}
+                for s, c in items:
+                    col[s] = max(col.get(s, 0.0), abs(c))
+                cols.append(col)
                 scale.append(1.0)
                 source.append((node, ln))
                 fixed.append(0.0)
@@ -176,7 +183,12 @@ class Instance:
                 keys.append(label)
                 continue
             for k, f in enumerate(phasor.facets([c for _, c in items])):
-                cols.append({s: v for s, c in items if (v := phasor.facet_coefficient(c, f)) > 1e-12})
+                col = {}
+                for s, c in items:  # the largest of a session's possible draws
+                    v = phasor.facet_coefficient(c, f)
+                    if v > 1e-12:
+                        col[s] = max(col.get(s, 0.0), v)
+                cols.append(col)
                 scale.append(f.scale)
                 source.append((node, ln))
                 fixed.append(0.0)
@@ -193,7 +205,7 @@ class Instance:
             room = max(0.0, con.limit_a - con.margin_a)
             label = f"limit {con.id}"
             for k, f in enumerate(phasor.facets([c for _, c in items])):
-                col: dict[int, float] = {}
+                col = {}
                 for s, c in items:
                     col[s] = col.get(s, 0.0) + (c * f.direction.conjugate()).real
                 cols.append({s: v for s, v in col.items() if v > 1e-12})
@@ -355,11 +367,15 @@ def _session_params(
             if kw is not None and kw * 1000.0 / d.volts_v < max_unit:
                 max_unit, max_source = kw * 1000.0 / d.volts_v, "vehicle max"
     phases = d.lines
-    per_node = phasor.lift(site, ch.circuit, phasor.signature(site, ch, s.phases_used if ch.kind == "ac" else None))
-    phasors = tuple(
-        (node, (vec[0] * amps_per_unit, vec[1] * amps_per_unit, vec[2] * amps_per_unit))
-        for node, vec in per_node.items()
-    )
+    used = s.phases_used if ch.kind == "ac" else None
+    phasors = _scaled(phasor.lift(site, ch.circuit, phasor.signature(site, ch, used)), amps_per_unit)
+    alt: tuple[tuple[tuple[str, phasor.Vec3], ...], ...] = ()
+    if ch.kind == "ac" and (used is None or used < 1) and len(d.lines) > 1 and not ch.line_to_line:
+        # the vehicle may turn out to use one phase: on a delta bus it then draws between two
+        # lines, at another angle than the three-phase draw planned — the rows hold for both
+        one = _scaled(phasor.lift(site, ch.circuit, phasor.signature(site, ch, 1)), amps_per_unit)
+        if one != phasors:
+            alt = (one,)
     max_unit = max(0.0, max_unit)
     if ch.kind == "ac" and max_unit < min_unit - 1e-9:
         max_unit, max_source = 0.0, f"{max_source} below charger min"
@@ -404,8 +420,12 @@ def _session_params(
         soc_pct=None if s.soc_pct is None else _soc(s.soc_pct),
         battery_kwh=(None if s.battery_kwh is None else _finite_pos(s.battery_kwh))
         or (_finite_pos(veh.battery_kwh) if veh else None),
-        phasors=phasors,
+        phasors=phasors, alt_phasors=alt,
     )
+
+
+def _scaled(per_node: dict[str, phasor.Vec3], k: float) -> tuple[tuple[str, phasor.Vec3], ...]:
+    return tuple((node, (v[0] * k, v[1] * k, v[2] * k)) for node, v in per_node.items())
 
 
 def _soc(value: float | None) -> float | None:

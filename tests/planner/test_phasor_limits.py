@@ -164,3 +164,25 @@ def test_random_north_american_sites_never_exceed_a_phasor_limit(seed: int) -> N
         p, state = plan(snap, state)
         assert p.stats.solver in ("highs", "cbc", "heuristic")
         assert_within(site, p, sessions, base)
+
+
+@pytest.mark.parametrize("phases_used", [1, 3])
+def test_an_unknown_phase_count_on_a_delta_bus_is_safe_either_way(phases_used: int) -> None:
+    """On a 240 V delta service (no neutral) a three-phase charger whose car turns out to use one
+    phase draws between L1 and L2, 30° off the three-phase draw the planner assumed while the
+    count was unknown. With line-to-line chargers on the same lines the limit holds either way."""
+    chargers = (
+        Charger("three", "grid", "ac", 3, "L1-L2-L3", max_a=32.0),
+        Charger("ab", "grid", "ac", 1, "L1-L2", max_a=32.0),
+    )
+    site = Site(site=SiteInfo("d", "America/Chicago", 240.0, "delta"), grid=Grid(50.0, 0.0),
+                chargers=chargers, control=Control(when_short="complete"))
+    unknown = tuple(sess(f"s{i}", ch.id, 60.0) for i, ch in enumerate(chargers))
+    p, _ = plan(Snapshot(site=site, now=NOW, sessions=unknown), PlannerState())
+    # the plan uses the room the 30° between the draws gives (more than 45 A between them on L1)
+    assert sum(sp.limit.value for sp in p.sessions) > 45.0
+    actual = tuple(
+        SessionState(session_id=s.session_id, charger_id=s.charger_id, phases_used=phases_used if i == 0 else None)
+        for i, s in enumerate(unknown)
+    )
+    assert_within(site, p, actual, {})
