@@ -89,8 +89,18 @@ def draw(site: Site, charger: Charger, phases_used: int | None = None) -> Draw:
 
     A DC charger draws from every wired line. An AC vehicle on fewer phases than the charger has
     draws from the charger's first ones; on a delta service (no neutral) a single-phase vehicle on
-    a three-phase charger draws between the charger's first two lines.
+    a three-phase charger draws between the charger's first two lines. Once per site, charger and
+    phase count.
     """
+    key = ("draw", charger, phases_used)
+    memo = site.derived
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = _draw(site, charger, phases_used)
+    return hit  # type: ignore[return-value]
+
+
+def _draw(site: Site, charger: Charger, phases_used: int | None) -> Draw:
     service = node_service(site, charger.circuit)
     ln_v = node_ln_voltage_v(site, charger.circuit)
     wired = charger.grid_phases if charger.line_to_line else charger.grid_phases[: max(1, charger.phases)]
@@ -175,8 +185,14 @@ def lift(site: Site, circuit_id: str, sig: Vec3) -> dict[str, Vec3]:
 
 
 def charger_phasors(site: Site, charger: Charger, phases_used: int | None = None) -> dict[str, Vec3]:
-    """Per A of the charger's line current: the line phasors it adds at each node above it."""
-    return lift(site, charger.circuit, signature(site, charger, phases_used))
+    """Per A of the charger's line current: the line phasors it adds at each node above it.
+    Computed once per site, charger and phase count (do not change the answer)."""
+    key = ("charger_phasors", charger, phases_used)
+    memo = site.derived
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = lift(site, charger.circuit, signature(site, charger, phases_used))
+    return hit  # type: ignore[return-value]
 
 
 def node_line_currents_a(

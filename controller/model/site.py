@@ -285,6 +285,12 @@ class Site:
     metrics: Metrics = field(default_factory=Metrics)
     storage: Storage = field(default_factory=Storage)
 
+    @cached_property
+    def derived(self) -> dict[object, object]:
+        """Values other modules derive from this Site once and reuse (e.g. a charger's line
+        phasors, :func:`controller.model.phasor.charger_phasors`). The Site never changes."""
+        return {}
+
     # --- tree helpers (indexed once per Site: the fast loop asks them per charger, per cycle) ----
     @cached_property
     def _circuit_index(self) -> dict[str, Circuit]:

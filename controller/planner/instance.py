@@ -24,6 +24,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 DEFAULT_AC_MAX_A = 32.0
 DEFAULT_DC_MAX_KW = 50.0
+NodePhasors = tuple[tuple[str, phasor.Vec3], ...]
 OVERDUE_MIN_S = 1800.0  # a session past its declared departure is planned to stay at least this long
 
 
@@ -49,10 +50,10 @@ class SessionParams:
     delivered_kwh: float = 0.0  # already in the vehicle this session: need is shared relative to the whole request
     soc_pct: float | None = None  # with battery_kwh: the charge tapers near full (see taper_caps)
     battery_kwh: float | None = None
-    phasors: tuple[tuple[str, phasor.Vec3], ...] = ()  # per node above it: line phasors per unit of decision
+    phasors: NodePhasors = ()  # per node above it: line phasors per unit of decision
     # other draws the session may turn out to have (a three-phase plan for a car that may use one
     # phase): every limit row holds for each of them as well
-    alt_phasors: tuple[tuple[tuple[str, phasor.Vec3], ...], ...] = ()
+    alt_phasors: tuple[NodePhasors, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,49 +155,50 @@ class Instance:
     def line_rows(self) -> LineRows:
         """The limit rows for the lines some session loads, in tree order (parents first, then by
         line), then the site's explicit constraints."""
-        groups: dict[tuple[str, int], list[tuple[int, complex]]] = {}
+        # sessions with the same draw (charger connection, phases, unit) share every coefficient
+        kinds: dict[tuple[NodePhasors, tuple[NodePhasors, ...]], list[int]] = {}
         for s, p in enumerate(self.sessions):
-            for variant in (p.phasors, *p.alt_phasors):
+            kinds.setdefault((p.phasors, p.alt_phasors), []).append(s)
+        members = [np.array(v, dtype=np.int64) for v in kinds.values()]
+        groups: dict[tuple[str, int], list[tuple[int, complex]]] = {}
+        for k, (main, alts) in enumerate(kinds):
+            for variant in (main, *alts):
                 for node, vec in variant:
                     for ln in range(3):
                         if abs(vec[ln]) > 1e-12:
-                            groups.setdefault((node, ln), []).append((s, vec[ln]))
+                            groups.setdefault((node, ln), []).append((k, vec[ln]))
         order = {node: i for i, node in enumerate(self.node_ids)}
-        cols: list[dict[int, float]] = []
+        cols: list[dict[int, float]] = []  # per row: kind → coefficient
         scale: list[float] = []
         source: list[tuple[str, int] | None] = []
         fixed: list[float] = []
         labels: list[str] = []
         keys: list[str] = []
-        for node, ln in sorted(groups, key=lambda k: (order.get(k[0], 0), k[1])):
+        for node, ln in sorted(groups, key=lambda key: (order.get(key[0], 0), key[1])):
             items = groups[(node, ln)]
             label = node_label(node, ln)
-            if self.site.node_limit_sum(node) == "arithmetic":
+            arithmetic = self.site.node_limit_sum(node) == "arithmetic"
+            rows = (phasor.Facet(1 + 0j, 1.0),) if arithmetic else phasor.facets([c for _, c in items])
+            for j, f in enumerate(rows):
                 col: dict[int, float] = {}
-                for s, c in items:
-                    col[s] = max(col.get(s, 0.0), abs(c))
-                cols.append(col)
-                scale.append(1.0)
-                source.append((node, ln))
-                fixed.append(0.0)
-                labels.append(label)
-                keys.append(label)
-                continue
-            for k, f in enumerate(phasor.facets([c for _, c in items])):
-                col = {}
-                for s, c in items:  # the largest of a session's possible draws
-                    v = phasor.facet_coefficient(c, f)
+                for k, c in items:  # the largest of a session's possible draws
+                    v = abs(c) if arithmetic else phasor.facet_coefficient(c, f)
                     if v > 1e-12:
-                        col[s] = max(col.get(s, 0.0), v)
+                        col[k] = max(col.get(k, 0.0), v)
                 cols.append(col)
                 scale.append(f.scale)
                 source.append((node, ln))
                 fixed.append(0.0)
                 labels.append(label)
-                keys.append(f"{label}#{k}@{f.direction.real:.9f},{f.direction.imag:.9f}")
+                keys.append(label if arithmetic else f"{label}#{j}@{f.direction.real:.9f},{f.direction.imag:.9f}")
+        a = np.zeros((len(cols), self.n))
+        for q, col in enumerate(cols):
+            for k, v in col.items():
+                a[q, members[k]] = v
         by_charger: dict[str, list[int]] = {}
         for s, p in enumerate(self.sessions):
             by_charger.setdefault(p.charger.id, []).append(s)
+        explicit: list[dict[int, float]] = []
         for con in self.site.constraints:
             items = [
                 (s, complex(coef) * self.sessions[s].amps_per_unit)
@@ -208,16 +210,18 @@ class Instance:
                 col = {}
                 for s, c in items:
                     col[s] = col.get(s, 0.0) + (c * f.direction.conjugate()).real
-                cols.append({s: v for s, v in col.items() if v > 1e-12})
+                explicit.append({s: v for s, v in col.items() if v > 1e-12})
                 scale.append(f.scale)
                 source.append(None)
                 fixed.append(room * f.scale)
                 labels.append(label)
                 keys.append(f"{label}#{k}@{f.direction.real:.9f},{f.direction.imag:.9f}")
-        a = np.zeros((len(cols), self.n))
-        for q, col in enumerate(cols):
-            if col:
-                a[q, list(col)] = list(col.values())
+        if explicit:
+            b = np.zeros((len(explicit), self.n))
+            for q, col in enumerate(explicit):
+                if col:
+                    b[q, list(col)] = list(col.values())
+            a = np.vstack([a, b])
         a.flags.writeable = False
         return LineRows(
             a=a, scale=_frozen(scale), source=tuple(source), fixed_cap=_frozen(fixed),
@@ -368,12 +372,12 @@ def _session_params(
                 max_unit, max_source = kw * 1000.0 / d.volts_v, "vehicle max"
     phases = d.lines
     used = s.phases_used if ch.kind == "ac" else None
-    phasors = _scaled(phasor.lift(site, ch.circuit, phasor.signature(site, ch, used)), amps_per_unit)
-    alt: tuple[tuple[tuple[str, phasor.Vec3], ...], ...] = ()
+    phasors = _scaled(phasor.charger_phasors(site, ch, used), amps_per_unit)
+    alt: tuple[NodePhasors, ...] = ()
     if ch.kind == "ac" and (used is None or used < 1) and len(d.lines) > 1 and not ch.line_to_line:
         # the vehicle may turn out to use one phase: on a delta bus it then draws between two
         # lines, at another angle than the three-phase draw planned — the rows hold for both
-        one = _scaled(phasor.lift(site, ch.circuit, phasor.signature(site, ch, 1)), amps_per_unit)
+        one = _scaled(phasor.charger_phasors(site, ch, 1), amps_per_unit)
         if one != phasors:
             alt = (one,)
     max_unit = max(0.0, max_unit)
@@ -424,7 +428,7 @@ def _session_params(
     )
 
 
-def _scaled(per_node: dict[str, phasor.Vec3], k: float) -> tuple[tuple[str, phasor.Vec3], ...]:
+def _scaled(per_node: dict[str, phasor.Vec3], k: float) -> NodePhasors:
     return tuple((node, (v[0] * k, v[1] * k, v[2] * k)) for node, v in per_node.items())
 
 

@@ -23,6 +23,7 @@ Earliness is weighted by laxity (least laxity first) and priority class.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -62,13 +63,13 @@ class Layout:
     n: int
     t: int
     row_keys: tuple[str, ...]  # line rows (Instance.line_rows): node, line and facet
-    session_rows: tuple[tuple[int, ...], ...]  # per session: the line rows it loads
     kw_rows: bool
     classes: tuple[int, ...]  # per session: index of its priority class (z column)
     n_classes: int
-    # per session: its line-row and kW-row coefficients, which :func:`_update` does not send — a
-    # DC session replaced by an AC one on the same nodes must rebuild the model
-    row_coef: tuple[tuple[float, ...], ...] = ()
+    # the line-row coefficients (a digest of Instance.line_rows.a) and the kW-row ones, which
+    # :func:`_update` does not send — a DC session replaced by an AC one on the same nodes must
+    # rebuild the model
+    row_coef: bytes = b""
     kw_per_unit: tuple[float, ...] = ()
 
     @property
@@ -156,13 +157,11 @@ def layout_for(inst: Instance) -> Layout:
     prios = inst.priorities
     ranks = sorted(set(prios))
     rank = {pr: i for i, pr in enumerate(ranks)}
-    at = lr.a.T  # (n, q)
-    session_rows = tuple(tuple(np.nonzero(col)[0].tolist()) for col in at)
     return Layout(
-        n=inst.n, t=inst.grid.count, row_keys=lr.keys, session_rows=session_rows,
+        n=inst.n, t=inst.grid.count, row_keys=lr.keys,
         kw_rows=inst.grid_kw_cap is not None,
         classes=tuple([rank[pr] for pr in prios]), n_classes=len(ranks),
-        row_coef=tuple(tuple(at[i, list(r)].tolist()) for i, r in enumerate(session_rows)),
+        row_coef=hashlib.blake2b(np.ascontiguousarray(lr.a).tobytes(), digest_size=16).digest(),
         kw_per_unit=tuple(inst.grid_kw_per_unit.tolist()),
     )
 
@@ -285,7 +284,10 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     """Column-wise sparse matrix (start, index, value); row indices ascend within each column."""
     lay = data.layout
     n, t = lay.n, lay.t
-    pmax = max((len(sp) for sp in lay.session_rows), default=0)
+    at = inst.line_rows.a.T  # (n, q)
+    nz = at > 0.0
+    per = nz.sum(axis=1)
+    pmax = int(per.max()) if n and at.shape[1] else 0
     m = pmax + 3
     rows = np.zeros((n, t, m), dtype=np.int64)
     vals = np.zeros((n, t, m), dtype=np.float64)
@@ -293,9 +295,11 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     tt = np.arange(t, dtype=np.int64)
     row_idx = np.full((n, max(pmax, 1)), -1, dtype=np.int64)
     coef = np.zeros((n, max(pmax, 1)), dtype=np.float64)
-    for i, sp in enumerate(lay.session_rows):
-        row_idx[i, : len(sp)] = sp
-        coef[i, : len(sp)] = lay.row_coef[i]
+    if pmax:
+        sess_i, row_q = np.nonzero(nz)  # row-major: by session, rows ascending
+        slot = np.arange(len(sess_i)) - np.repeat(np.cumsum(per) - per, per)
+        row_idx[sess_i, slot] = row_q
+        coef[sess_i, slot] = at[sess_i, row_q]
     if pmax:
         valid = row_idx[:, :pmax] >= 0
         rows[:, :, :pmax] = row_idx[:, None, :pmax] * t + tt[None, :, None]
