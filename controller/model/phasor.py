@@ -145,9 +145,12 @@ def transformer_matrix(tr: Transformer, parent_service: Service) -> tuple[Vec3, 
     if tr.connection == "wye-wye":
         w = complex(1.0 / ratio)
         return ((w, 0j, 0j), (0j, w, 0j), (0j, 0j, w))
-    if tr.connection == "delta-wye":
+    if tr.connection == "delta-wye" and tr.vector_group == "Dyn11":  # A winding on leg a: I_A = I_a − I_c
         k = _unit(30.0) / (SQRT3 * ratio)
         return ((k, 0j, -k), (-k, k, 0j), (0j, -k, k))
+    if tr.connection == "delta-wye":  # Dyn1: the A–C winding on leg a: I_A = I_a − I_b
+        k = _unit(-30.0) / (SQRT3 * ratio)
+        return ((k, -k, 0j), (0j, k, -k), (-k, 0j, k))
     # split-phase: winding across parent lines p, q; secondary L1 at the angle of V_pq, L2 opposite
     p, q = (PHASES.index(x) for x in tr.primary.split("-"))
     v = _line_voltage(parent_service, p) - _line_voltage(parent_service, q)

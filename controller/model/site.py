@@ -126,6 +126,10 @@ class Transformer:
     connection: TransformerConnection
     ratio: float
     primary: str = "L1-L2"
+    vector_group: Literal["Dyn1", "Dyn11"] = "Dyn1"
+    """delta-wye only: ``Dyn1`` (secondary lags the primary by 30°: ANSI, North America; primary
+    line A carries secondary a − b) or ``Dyn11`` (leads by 30°: common in IEC countries; A carries
+    a − c). For an unbalanced load it decides which primary line carries the most."""
 
 
 @dataclass(frozen=True)

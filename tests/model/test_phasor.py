@@ -80,14 +80,21 @@ def test_balanced_line_to_line_load_is_root_three_not_two() -> None:
     assert amps["sp"] == (0.0, 0.0, 0.0)
 
 
-def test_one_line_to_line_charger_through_a_delta_wye_transformer() -> None:
-    """An L1-L2 load I on the secondary: primary I_A = (I_a − I_c)k, I_B = (I_b − I_a)k,
-    I_C = (I_c − I_b)k with |k| = 1 / (√3 ratio): |I|/(√3 r), 2|I|/(√3 r), |I|/(√3 r)."""
-    s = us_site()
-    r = 480.0 / 208.0
+@pytest.mark.parametrize("group", ["Dyn1", "Dyn11"])
+def test_one_line_to_line_charger_through_a_delta_wye_transformer(group: str) -> None:
+    """An L1-L2 load I on the secondary (I_a = I, I_b = −I, I_c = 0), |k| = 1 / (√3 ratio).
+    Dyn1 (ANSI): I_A = (I_a − I_b)k, I_B = (I_b − I_c)k, I_C = (I_c − I_a)k → 2, 1, 1 × |I|k.
+    Dyn11: I_A = (I_a − I_c)k, I_B = (I_b − I_a)k, I_C = (I_c − I_b)k → 1, 2, 1 × |I|k."""
+    base = us_site()
+    t1 = Circuit("t1", 100.0, transformer=Transformer("delta-wye", 480.0 / 208.0, vector_group=group))  # type: ignore[arg-type]
+    s = Site(site=base.site, grid=base.grid, circuits=(t1, *base.circuits[1:]), chargers=base.chargers)
+    k = 30.0 / (SQRT3 * 480.0 / 208.0)
     amps = node_line_currents_a(s, [(s.charger("ab"), None, 30.0)])
     assert amps["panel"] == pytest.approx((30.0, 30.0, 0.0))
-    assert amps["t1"] == pytest.approx((30.0 / (SQRT3 * r), 60.0 / (SQRT3 * r), 30.0 / (SQRT3 * r)))
+    assert amps["t1"] == pytest.approx((2 * k, k, k) if group == "Dyn1" else (k, 2 * k, k))
+    # balanced: the same either way, and in phase with the primary voltages
+    balanced = node_line_currents_a(s, [(s.charger(c), None, 10.0) for c in ("ab", "bc", "ca")])
+    assert balanced["t1"] == pytest.approx((3 * 10.0 * 208.0 / (SQRT3 * 480.0),) * 3)
 
 
 def test_split_phase_transformer_across_two_primary_lines() -> None:
