@@ -13,12 +13,12 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from controller.config.electrical import PAIRS, ROTATIONS_3P, check_electrical, electrical_site
 from controller.config.schema import KNOWN_PRESETS, KNOWN_QUIRKS, REGISTER_VALUES, SLOT_MINUTES, SiteFile
 from controller.config.yaml_source import Path
-from controller.model.site import dc_phase_current_a
+from controller.model import phasor
+from controller.model.site import Charger, Site
 
-ROTATIONS_3P = ("L1-L2-L3", "L2-L3-L1", "L3-L1-L2")
-ROTATIONS_1P = ("L1", "L2", "L3")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
 
@@ -45,6 +45,7 @@ def check(sf: SiteFile, error: Report, warn: Report, *, offline: bool = False) -
     _check_meters(sf, error, warn)
     _check_tree(sf, ids, error, warn)
     _check_chargers(sf, error, warn)
+    check_electrical(sf, error, warn)
     _check_vehicles_and_schedules(sf, error)
     if not offline:
         _check_services(sf, error, warn)
@@ -160,7 +161,18 @@ def _check_tree(sf: SiteFile, ids: set[str], error: Report, warn: Report) -> Non
             loop = " → ".join([*seen[seen.index(node) :], node])
             error(("circuits", i, "parent"), f"circuit tree has a cycle: {loop}")
             continue
-        if c.parent in limits and c.limit_a > limits[c.parent]:
+        parent_tr = circuits[c.parent].transformer if c.parent in circuits else None
+        if parent_tr is not None:
+            # the parent's limit is on its transformer's primary; below it, currents are ratio × larger
+            on_secondary = limits[c.parent] * parent_tr.ratio
+            if c.limit_a > on_secondary:
+                warn(
+                    ("circuits", i, "limit_a"),
+                    f"{c.limit_a:g} A is above what its parent {c.parent!r} allows on its secondary "
+                    f"({limits[c.parent]:g} A × ratio {parent_tr.ratio:g} = {on_secondary:g} A); "
+                    "the parent still limits",
+                )
+        elif c.parent in limits and c.limit_a > limits[c.parent]:
             warn(
                 ("circuits", i, "limit_a"),
                 f"{c.limit_a:g} A is above its parent {c.parent!r} ({limits[c.parent]:g} A); the parent still limits",
@@ -179,16 +191,13 @@ def _check_chargers(sf: SiteFile, error: Report, warn: Report) -> None:
         if ch.phases not in (1, 3):
             error(("chargers", i, "phases"), f"must be 1 or 3, got {ch.phases}")
             continue
-        if ch.phases == 3:
-            if rot is not None and rot not in ROTATIONS_3P:
-                error(
-                    ("chargers", i, "phase_rotation"),
-                    f"{rot!r} is not a 3-phase rotation; use one of {', '.join(ROTATIONS_3P)}",
-                )
-        elif rot is None:
-            error(("chargers", i, "phase_rotation"), "a 1-phase charger needs its grid phase: L1, L2 or L3")
-        elif rot not in ROTATIONS_1P:
-            error(("chargers", i, "phase_rotation"), f"{rot!r} is not a phase for a 1-phase charger; use L1, L2 or L3")
+        if ch.phases == 3 and rot is not None and rot not in ROTATIONS_3P:
+            hint = " (a charger between two lines is `phases: 1`)" if rot in PAIRS else ""
+            error(
+                ("chargers", i, "phase_rotation"),
+                f"{rot!r} is not a 3-phase rotation; use one of {', '.join(ROTATIONS_3P)}{hint}",
+            )
+        # a 1-phase charger's line(s) depend on its bus: controller.config.electrical
         if ch.kind == "ac":
             if ch.max_a is None:
                 error(("chargers", i), "an AC charger needs `max_a`")
@@ -267,35 +276,19 @@ def _check_services(sf: SiteFile, error: Report, warn: Report) -> None:
 
 
 def _check_failsafe_capacity(sf: SiteFile, warn: Report) -> None:
-    """Warn when every charger at its fail-safe limit alone would exceed a node's limit."""
-    circuits = {c.id: c for c in sf.circuits}
-    if any(ch.circuit != "grid" and ch.circuit not in circuits for ch in sf.chargers):
+    """Warn when every charger at its fail-safe limit alone would exceed a node's limit (each
+    node's line currents summed as its ``limit_sum`` says; a transformer node's on its primary)."""
+    site = electrical_site(sf, with_chargers=True)
+    if site is None:
         return
-    load: dict[str, list[float]] = {"grid": [0.0, 0.0, 0.0], **{c: [0.0, 0.0, 0.0] for c in circuits}}
-    for ch in sf.chargers:
-        if ch.kind == "ac":
-            per_phase = sf.failsafe.charger_a * ch.connectors
-        else:
-            dc_a = dc_phase_current_a(sf.failsafe.dc_kw, sf.site.voltage_v, ch.efficiency, ch.power_factor)
-            per_phase = ch.connectors * dc_a
-        rot = ch.phase_rotation or ("L1-L2-L3" if ch.phases == 3 else "L1")
-        phases = [p for p in rot.split("-") if p in ROTATIONS_1P] if ch.kind == "ac" else list(ROTATIONS_1P)
-        node, guard = ch.circuit, 0
-        while guard <= len(circuits):
-            for p in phases:
-                load[node][ROTATIONS_1P.index(p)] += per_phase
-            if node == "grid":
-                break
-            node, guard = circuits[node].parent, guard + 1
-            if node not in load:
-                return
-    for node, phases_a in load.items():
-        if node == "grid":
-            limit = sf.grid.limit_a - sf.grid.margin_a
-        else:
-            limit = _usable(sf, circuits[node].limit_a, circuits[node].margin_a)
-        worst = max(phases_a)
-        if worst > limit:
+    loads = [(ch, None, _failsafe_line_a(sf, site, ch)) for ch in site.chargers]
+    by_phasor = phasor.node_line_currents_a(site, loads)
+    by_magnitude = phasor.arithmetic_line_currents_a(site, loads)
+    for node in site.node_ids():
+        lines_a = by_phasor[node] if site.node_limit_sum(node) == "phasor" else by_magnitude[node]
+        limit = site.node_limit_a(node) - site.node_margin_a(node)
+        worst = max(lines_a)
+        if worst > limit + 1e-9:
             path: Path = ("failsafe", "charger_a")
             warn(
                 path,
@@ -304,5 +297,9 @@ def _check_failsafe_capacity(sf: SiteFile, warn: Report) -> None:
             )
 
 
-def _usable(sf: SiteFile, limit_a: float, margin_a: float | None) -> float:
-    return limit_a - (sf.grid.margin_a if margin_a is None else margin_a)
+def _failsafe_line_a(sf: SiteFile, site: Site, ch: Charger) -> float:
+    """A charger's line current at its fail-safe limit [A per line]."""
+    if ch.kind == "ac":
+        return sf.failsafe.charger_a * ch.connectors
+    volts = phasor.draw(site, ch).volts_v
+    return ch.connectors * sf.failsafe.dc_kw * 1000.0 / (ch.efficiency * ch.power_factor * volts)

@@ -6,6 +6,7 @@ from datetime import time
 from typing import Any
 
 from controller.config.checks import parse_local_datetime
+from controller.config.electrical import charger_model, circuit_model
 from controller.config.schema import SiteFile
 from controller.model import site as m
 
@@ -18,8 +19,8 @@ def _hhmm(text: str) -> time:
 def to_site(sf: SiteFile) -> m.Site:
     """Assumes :func:`controller.config.checks.check` found no errors."""
     return m.Site(
-        site=m.SiteInfo(sf.site.name, sf.site.timezone, sf.site.voltage_v),
-        grid=m.Grid(sf.grid.limit_a, sf.grid.margin_a, sf.grid.limit_kw, sf.grid.meter),
+        site=m.SiteInfo(sf.site.name, sf.site.timezone, sf.site.voltage_v, sf.site.service),
+        grid=m.Grid(sf.grid.limit_a, sf.grid.margin_a, sf.grid.limit_kw, sf.grid.meter, sf.grid.limit_sum),
         meters=tuple(
             m.Meter(
                 id=x.id,
@@ -33,25 +34,8 @@ def to_site(sf: SiteFile) -> m.Site:
             )
             for x in sf.meters
         ),
-        circuits=tuple(m.Circuit(c.id, c.limit_a, c.parent, c.margin_a, c.meter) for c in sf.circuits),
-        chargers=tuple(
-            m.Charger(
-                id=c.id,
-                circuit=c.circuit,
-                kind=c.kind,
-                phases=c.phases,
-                phase_rotation=c.phase_rotation or "L1-L2-L3",
-                min_a=c.min_a,
-                max_a=c.max_a,
-                max_kw=c.max_kw,
-                efficiency=c.efficiency,
-                power_factor=c.power_factor,
-                connectors=c.connectors,
-                allow_min_below_6a=c.allow_min_below_6a,
-                ocpp_quirks=tuple(c.ocpp_quirks),
-            )
-            for c in sf.chargers
-        ),
+        circuits=tuple(circuit_model(c) for c in sf.circuits),
+        chargers=tuple(charger_model(c) for c in sf.chargers),
         failsafe=m.Failsafe(**sf.failsafe.model_dump()),
         ocpp=m.Ocpp(**sf.ocpp.model_dump()),
         control=m.Control(**sf.control.model_dump()),
@@ -85,20 +69,23 @@ def to_dict(site: m.Site) -> dict[str, Any]:
     """The site as a plain mapping that :func:`to_site` (via the YAML loader) reads back equal."""
     out: dict[str, Any] = {
         "version": 1,
-        "site": {"name": site.site.name, "timezone": site.site.timezone, "voltage_v": site.site.voltage_v},
+        "site": {
+            "name": site.site.name,
+            "timezone": site.site.timezone,
+            "service": site.site.service,
+            "voltage_v": site.site.voltage_v,
+        },
         "grid": _drop_none(
             {
                 "limit_a": site.grid.limit_a,
                 "margin_a": site.grid.margin_a,
                 "limit_kw": site.grid.limit_kw,
                 "meter": site.grid.meter,
+                "limit_sum": site.grid.limit_sum,
             }
         ),
         "meters": [_meter(x) for x in site.meters],
-        "circuits": [
-            _drop_none({"id": c.id, "parent": c.parent, "limit_a": c.limit_a, "margin_a": c.margin_a, "meter": c.meter})
-            for c in site.circuits
-        ],
+        "circuits": [_circuit_dict(c) for c in site.circuits],
         "chargers": [_charger(c) for c in site.chargers],
         "failsafe": {"charger_a": site.failsafe.charger_a, "dc_kw": site.failsafe.dc_kw},
         "ocpp": _drop_none(_fields(site.ocpp)),
@@ -146,6 +133,27 @@ def _meter(x: m.Meter) -> dict[str, Any]:
     )
     if x.registers:
         out["registers"] = {k: _drop_none(_fields(r)) for k, r in x.registers}
+    return out
+
+
+def _circuit_dict(c: m.Circuit) -> dict[str, Any]:
+    out = _drop_none(
+        {
+            "id": c.id,
+            "parent": c.parent,
+            "limit_a": c.limit_a,
+            "margin_a": c.margin_a,
+            "meter": c.meter,
+            "limit_sum": c.limit_sum,
+        }
+    )
+    tr = c.transformer
+    if tr is not None:
+        out["transformer"] = {"connection": tr.connection, "ratio": tr.ratio}
+        if tr.connection == "split-phase":  # `primary` means nothing to a three-phase transformer
+            out["transformer"]["primary"] = tr.primary
+        if tr.connection == "delta-wye":  # nor `vector_group` to any other
+            out["transformer"]["vector_group"] = tr.vector_group
     return out
 
 

@@ -122,6 +122,11 @@ def _unknown_key_message(key: str, parent: Path, root: type[BaseModel]) -> str:
             f"secrets do not belong in the site file ({key!r}); put charger passwords in "
             "ocpp.passwords_file and API tokens in api.tokens_file"
         )
+    if parent == ("grid",) and key == "transformer":
+        return (
+            "the grid connection has no transformer: describe the supply after the utility's transformer"
+            " with site.service and site.voltage_v, or put a transformer of your own on a circuit below grid"
+        )
     allowed = _allowed_keys(parent, root)
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,6 +7,7 @@ documentation cannot drift from what the loader accepts. Regenerate with
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from typing import Any
@@ -99,7 +100,7 @@ def render() -> str:
         title = f"`{path}`" if path else "top level"
         lines += ["", f"#### {title}", ""]
         if model.__doc__ and path:
-            lines += [model.__doc__.strip(), ""]
+            lines += [inspect.cleandoc(model.__doc__), ""]
         lines += ["| key | type | unit | default | meaning |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
             meaning = (field.description or "").replace("|", "\\|")

@@ -45,17 +45,38 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+LIMIT_SUM_HELP = (
+    "How the line currents of loads behind this node add up against `limit_a`: `phasor` (what the"
+    " breaker sees: loads at different angles, such as line-to-line chargers or a transformer's"
+    " primary, partly cancel) or `arithmetic` (magnitudes added: never less, so never unsafe, but it"
+    " wastes capacity when loads sit at different angles)."
+)
+
+
 class SiteSection(_Section):
     name: str = Field(min_length=1, description="Human name of the site, shown in status and reports.")
     timezone: str = Field(description="IANA time zone of the site, e.g. Europe/Amsterdam. Departures are local.")
-    voltage_v: float = Field(230.0, gt=0, le=400, description="Nominal phase-to-neutral voltage [V].")
+    service: Literal["wye", "delta", "split-phase"] = Field(
+        "wye",
+        description="Supply system at the grid connection: `wye` (three lines and neutral: 230/400 V,"
+        " 120/208 V, 277/480 V), `delta` (three lines, no neutral: 240 V, 480 V) or `split-phase`"
+        " (two lines and neutral, 120/240 V).",
+    )
+    voltage_v: float = Field(
+        230.0,
+        gt=0,
+        le=1000,
+        description="Nominal voltage [V]: line-to-neutral on a `wye` or `split-phase` service (230, 120,"
+        " 277; at most 400), line-to-line on a `delta` service (240, 480).",
+    )
 
 
 class GridSection(_Section):
-    limit_a: float = Field(gt=0, description="Current limit of the grid connection per phase [A].")
+    limit_a: float = Field(gt=0, description="Current limit of the grid connection per line [A].")
     margin_a: float = Field(2.0, ge=0, description="Safety margin kept below every limit [A].")
     limit_kw: float | None = Field(None, gt=0, description="Contracted power limit [kW], optional.")
     meter: str | None = Field(None, description="Id of the meter at the grid connection.")
+    limit_sum: Literal["phasor", "arithmetic"] = Field("phasor", description=LIMIT_SUM_HELP)
 
 
 class ModbusSection(_Section):
@@ -101,26 +122,65 @@ class MeterSection(_Section):
     )
 
 
+class TransformerSection(_Section):
+    """A transformer at the head of a circuit: the circuit's `limit_a`, `margin_a` and `meter` are on
+    its primary side; the chargers and circuits below it are on its secondary bus."""
+
+    connection: Literal["delta-wye", "wye-wye", "split-phase"] = Field(
+        description="`delta-wye` or `wye-wye` (three-phase, wye secondary), or `split-phase` (single-phase,"
+        " centre-tapped secondary: two lines and neutral, 120/240 V)."
+    )
+    ratio: float = Field(
+        gt=0,
+        description="Primary : secondary line-to-line voltage (480 V → 208 V: 2.31; 480 V → 240 V"
+        " split-phase: 2).",
+    )
+    primary: str | None = Field(
+        None,
+        description="`split-phase` only: the two parent lines the primary winding sits across: L1-L2,"
+        " L2-L3 or L3-L1 (default L1-L2; only L1-L2 below a split-phase bus).",
+    )
+    vector_group: Literal["Dyn1", "Dyn11"] | None = Field(
+        None,
+        description="`delta-wye` only: `Dyn1` (default; secondary lags the primary by 30°, ANSI: North"
+        " America) or `Dyn11` (leads by 30°, common in IEC countries). For an unbalanced load it decides"
+        " which primary line carries the most.",
+    )
+
+
 class CircuitSection(_Section):
     id: str = Field(min_length=1, description="Unique id of the feeder or sub-board.")
     parent: str = Field("grid", description="Parent circuit id; `grid` is the connection itself.")
-    limit_a: float = Field(gt=0, description="Current limit per phase [A] (breaker or cable rating).")
+    limit_a: float = Field(
+        gt=0,
+        description="Current limit per line [A] (breaker or cable rating; with a `transformer`: on its primary).",
+    )
     margin_a: float | None = Field(None, ge=0, description="Margin for this node [A]; default `grid.margin_a`.")
     meter: str | None = Field(None, description="Id of a sub-meter measuring this circuit, optional.")
+    transformer: TransformerSection | None = Field(
+        None, description="A transformer feeding this circuit, optional (not allowed on `grid`)."
+    )
+    limit_sum: Literal["phasor", "arithmetic"] = Field("phasor", description=LIMIT_SUM_HELP)
 
 
 class ChargerSection(_Section):
     id: str = Field(min_length=1, description="Charge point id as it connects over OCPP.")
     circuit: str = Field("grid", description="Circuit the charger is wired to.")
     kind: Literal["ac", "dc"] = Field("ac", description="`ac` or `dc`.")
-    phases: int = Field(3, json_schema_extra={"enum": [1, 3]}, description="Wired phases: 1 or 3.")
+    phases: int = Field(
+        3, json_schema_extra={"enum": [1, 3]}, description="Wired phases: 1 (line to neutral or line to line) or 3."
+    )
     phase_rotation: str | None = Field(
         None,
-        description="Grid phase of each charger phase: L1-L2-L3, L2-L3-L1 or L3-L1-L2 (3-phase, default "
-        "L1-L2-L3); L1, L2 or L3 (1-phase, required).",
+        description="Grid line of each charger phase: L1-L2-L3, L2-L3-L1 or L3-L1-L2 (3-phase, default "
+        "L1-L2-L3); for a 1-phase charger (required) L1, L2 or L3 (line to neutral) or L1-L2, L2-L3 or "
+        "L3-L1 (line to line: 208/240 V); a split-phase bus has L1, L2 and L1-L2 only, a delta bus no "
+        "neutral.",
     )
     min_a: float = Field(6.0, gt=0, description="Lowest current per phase while charging [A] (AC).")
-    max_a: float | None = Field(None, gt=0, description="Highest current per phase [A] (AC, required).")
+    max_a: float | None = Field(
+        None, gt=0, description="Highest current per phase [A] (AC, required; line-to-line: the line current)."
+    )
     max_kw: float | None = Field(None, gt=0, description="Highest power [kW] (DC, required).")
     efficiency: float = Field(0.95, gt=0, le=1, description="DC: power delivered / power drawn.")
     power_factor: float = Field(1.0, gt=0, le=1, description="Power factor of the charger's draw.")
@@ -222,7 +282,7 @@ class SiteFile(_Section):
     model_config = ConfigDict(title="depotctl site file (schema v1)")
 
     version: int = Field(1, ge=1, le=1, description="Schema version of this file (1).")
-    site: SiteSection = Field(description="Name, time zone and nominal voltage.")
+    site: SiteSection = Field(description="Name, time zone, supply system and nominal voltage.")
     grid: GridSection = Field(description="The grid connection: the root of the circuit tree.")
     meters: list[MeterSection] = Field(default_factory=list, description="Modbus meters.")
     circuits: list[CircuitSection] = Field(default_factory=list, description="Feeders and sub-boards (flat list).")

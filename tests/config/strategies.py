@@ -13,12 +13,41 @@ from controller.model import site as m
 TRICKY = ["0012", "1e3", "yes", "off", "null", "05:30", "0x1F", "N", "-1", ".5", "~"]
 TIMEZONES = ["Europe/Amsterdam", "Europe/London", "America/New_York", "Australia/Sydney", "UTC"]
 ROT3 = ["L1-L2-L3", "L2-L3-L1", "L3-L1-L2"]
+PAIRS = ["L1-L2", "L2-L3", "L3-L1"]
+VOLTAGES: dict[m.Service, list[float]] = {
+    "wye": [120.0, 230.0, 240.0, 277.0],
+    "delta": [208.0, 240.0, 480.0, 600.0],
+    "split-phase": [110.0, 120.0],
+}
+ONE_PHASE: dict[m.Service, list[str]] = {
+    "wye": ["L1", "L2", "L3", *PAIRS],
+    "delta": PAIRS,
+    "split-phase": ["L1", "L2", "L1-L2"],
+}
+limit_sum: st.SearchStrategy[m.LimitSum] = st.sampled_from(["phasor", "arithmetic"])
 
 ident = st.one_of(st.sampled_from(TRICKY), st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,10}", fullmatch=True))
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20)
 amps = st.floats(min_value=10, max_value=2000, allow_nan=False, allow_infinity=False)
 pos = st.floats(min_value=0.1, max_value=1000, allow_nan=False, allow_infinity=False)
 ratio = st.floats(min_value=0.5, max_value=1.0, allow_nan=False)
+
+
+@st.composite
+def transformers(draw: st.DrawFn, parent_bus: m.Service) -> m.Transformer:
+    """A transformer a circuit on a ``parent_bus`` may have (three-phase ones need three lines, wye-wye a neutral)."""
+    ratio_ = draw(st.floats(min_value=0.5, max_value=5.0, allow_nan=False))
+    connection: m.TransformerConnection = "split-phase"
+    if parent_bus == "wye":
+        connection = draw(st.sampled_from(["delta-wye", "wye-wye", "split-phase"]))
+    elif parent_bus == "delta":  # a wye-wye primary needs a neutral
+        connection = draw(st.sampled_from(["delta-wye", "split-phase"]))
+    if connection == "delta-wye":
+        return m.Transformer(connection, ratio_, vector_group=draw(st.sampled_from(["Dyn1", "Dyn11"])))
+    if connection != "split-phase":
+        return m.Transformer(connection, ratio_)  # `primary` stays the model's default: files cannot set it
+    primary = "L1-L2" if parent_bus == "split-phase" else draw(st.sampled_from(PAIRS))
+    return m.Transformer("split-phase", ratio_, primary)
 
 
 @st.composite
@@ -52,16 +81,24 @@ def sites(draw: st.DrawFn) -> m.Site:
             m.Meter(mid, link, preset, registers, poll, poll * draw(st.integers(1, 10)), signed_currents=signed)
         )
 
+    service: m.Service = draw(st.sampled_from(["wye", "delta", "split-phase"]))
+    bus: dict[str, m.Service] = {"grid": service}  # each node's bus, as controller.model.phasor.node_service
     grid_margin = draw(st.floats(0, 5))
     grid = m.Grid(
         limit_a=draw(amps),
         margin_a=grid_margin,
         limit_kw=draw(st.none() | pos),
         meter=meter_ids[0] if meter_ids else None,
+        limit_sum=draw(limit_sum),
     )
     circuits = []
     for i, cid in enumerate(circuit_ids):
         parent = draw(st.sampled_from(["grid", *circuit_ids[:i]]))
+        transformer = draw(st.none() | transformers(bus[parent]))
+        if transformer is None:
+            bus[cid] = bus[parent]
+        else:
+            bus[cid] = "split-phase" if transformer.connection == "split-phase" else "wye"
         circuits.append(
             m.Circuit(
                 cid,
@@ -69,14 +106,16 @@ def sites(draw: st.DrawFn) -> m.Site:
                 parent,
                 draw(st.none() | st.floats(0, 5)),
                 draw(st.none() | st.sampled_from(meter_ids)) if meter_ids else None,
+                transformer,
+                draw(limit_sum),
             )
         )
     chargers = []
     for chid in charger_ids:
         where = draw(st.sampled_from(["grid", *circuit_ids]))
-        if draw(st.booleans()):
-            phases = draw(st.sampled_from([1, 3]))
-            rot = draw(st.sampled_from(ROT3 if phases == 3 else ["L1", "L2", "L3"]))
+        if draw(st.booleans()) or bus[where] == "split-phase":  # no 3-phase or DC on a split-phase bus
+            phases = 1 if bus[where] == "split-phase" else draw(st.sampled_from([1, 3]))
+            rot = draw(st.sampled_from(ROT3 if phases == 3 else ONE_PHASE[bus[where]]))
             lo = draw(st.floats(6, 16))
             chargers.append(
                 m.Charger(
@@ -136,7 +175,9 @@ def sites(draw: st.DrawFn) -> m.Site:
     tariff = tuple(m.TariffStep(time(t // 60, t % 60), draw(st.floats(-1, 1))) for t in minutes)
     profile = draw(st.sampled_from([0, 1]))
     return m.Site(
-        site=m.SiteInfo(draw(text), draw(st.sampled_from(TIMEZONES)), draw(st.sampled_from([120.0, 230.0, 240.0]))),
+        site=m.SiteInfo(
+            draw(text), draw(st.sampled_from(TIMEZONES)), draw(st.sampled_from(VOLTAGES[service])), service
+        ),
         grid=grid,
         meters=tuple(meters),
         circuits=tuple(circuits),

@@ -12,7 +12,7 @@ from controller.cli import main
 from controller.config import load_site
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-EXAMPLES = ["demo-site.yaml", "workplace-small.yaml", "bus-depot.yaml"]
+EXAMPLES = ["demo-site.yaml", "workplace-small.yaml", "bus-depot.yaml", "us-school-bus-depot.yaml"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
