@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "depotctl needs Python 3.11 or newer on PATH (python3, python3.11 …)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,plot]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,plot,acnsim]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/met_gap.py
 	$(BIN)/python bench/loop.py
+	$(BIN)/python bench/acnsim.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
