@@ -284,7 +284,10 @@ def describe_node_limit(site: Site, node_id: str) -> str:
     how = "phasor sum" if site.node_limit_sum(node_id) == "phasor" else "arithmetic sum"
     where = "line currents"
     if tr is not None:
-        extra = f" across {tr.primary}" if tr.connection == "split-phase" else ""
+        extra = (
+            f" across {tr.primary}" if tr.connection == "split-phase"
+            else f" {tr.vector_group}" if tr.connection == "delta-wye" else ""
+        )
         where = f"primary line currents of a {tr.connection} transformer{extra} (ratio {tr.ratio:g})"
         service_text = f"secondary {service} {node_ln_voltage_v(site, node_id):.0f} V to neutral"
     else:

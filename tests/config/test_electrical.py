@@ -259,7 +259,7 @@ def test_us_example_check_config_shows_limits_and_connections(capsys: pytest.Cap
     head, how = row("lot-a-xfmr")
     assert "limit   180 A/line" in head and "meter lot-a-meter" in head
     assert how.endswith(
-        "primary line currents of a delta-wye transformer (ratio 2.31), phasor sum; bus: secondary wye 120 V to neutral"
+        "primary line currents of a delta-wye transformer Dyn1 (ratio 2.31), phasor sum; bus: secondary wye 120 V to neutral"
     )
     head, how = row("lot-a-panel")
     assert "416/416/416 A  1.04× oversubscribed" in head
