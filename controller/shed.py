@@ -1,9 +1,21 @@
 """Overload shedding for the fast loop: scale chargers down at once when a node is over its limit.
 
 Pure: the daemon (each meter poll) and the simulator call it with what they measured. For every
-node and phase whose load exceeds ``limit − margin``, every charger drawing on that phase below
+node and line whose load exceeds ``limit − margin``, every charger drawing on that line below
 the node is scaled by the same factor so the predicted load fits; an AC charger pushed below its
 minimum current pauses (0 A). Chargers are never raised here — that is the planner's job.
+
+The prediction uses the same phasor arithmetic as the planner and the base load
+(:mod:`controller.daemon.line_loads`): the chargers' currents at the node are phasors (a
+line-to-line charger 30° off its lines, a transformer node on its primary), the rest of the
+line's current is bounded by :func:`~controller.daemon.line_loads.base_line_a`, and the chargers
+keep ``k`` of their draw with ``rest + k·|EV| <= limit − margin`` (``|EV|`` the magnitude of
+their phasor sum, or the sum of their magnitudes on a ``limit_sum: arithmetic`` node, where an
+unmetered node's load is that sum too and ``rest`` is the load less theirs). Where every load on
+the line sits at one angle (a European wye site) that is the old rule: ``rest`` is the load less
+the chargers' draw, and the excess comes off their draw one for one. Elsewhere the bound on the
+rest may be more than it is (the rest's angle is unknown): the shed then takes a little more
+than needed, never less, and the next plan gives it back.
 """
 
 from __future__ import annotations
@@ -11,7 +23,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.model.site import GRID_ID, PHASES, Site, dc_phase_current_a
+from controller.daemon.line_loads import (
+    amps_per_kw,
+    base_line_a,
+    charger_lines,
+    collinear_lines,
+    is_simple,
+    line_units,
+)
+from controller.model.site import GRID_ID, PHASES, Site
 
 PhaseCurrents = tuple[float, float, float]
 
@@ -23,7 +43,8 @@ class ChargerDraw:
     key: str
     charger_id: str
     limit: float
-    draw_a: PhaseCurrents  # measured (or predicted) grid current per phase
+    draw_a: PhaseCurrents  # measured (or predicted) grid current per line
+    phases_used: int | None = None  # phases its vehicle draws on, where known (matters on delta buses)
 
 
 @dataclass(frozen=True)
@@ -43,32 +64,72 @@ def shed(
     node_load_a: Mapping[str, PhaseCurrents],
     draws: list[ChargerDraw],
     usable_a: Mapping[str, PhaseCurrents] | None = None,
+    in_phase_a: Mapping[str, PhaseCurrents] | None = None,
 ) -> tuple[dict[str, float], list[Shed]]:
     """New limits for the sessions that must come down, and the overloads that caused it.
 
-    ``node_load_a``: total measured current per node (grid, circuits) and phase; nodes absent
-    from it are not judged. ``usable_a``: a tighter usable current per node and phase than
+    ``node_load_a``: total measured current per node (grid, circuits) and line; nodes absent
+    from it are not judged. ``usable_a``: a tighter usable current per node and line than
     ``limit − margin`` where one applies (the grid's kW contract, :func:`kw_usable_a`).
+    ``in_phase_a``: per metered node, each line current's component in phase with its voltage
+    (:func:`~controller.daemon.line_loads.in_phase_a`), which bounds the rest of the line exactly.
     """
+    known: list[ChargerDraw] = []
+    at_node: dict[str, dict[str, tuple[complex, complex, complex]]] = {}
+    done: list[bool] = []
+
+    def phasors() -> None:  # each session's line phasors at every node above it, once, when needed
+        if done:
+            return
+        done.append(True)
+        for d in draws:
+            try:
+                ch = site.charger(d.charger_id)
+            except KeyError:  # not in the site file: not shed here
+                continue
+            known.append(d)
+            at_node[d.key] = dict(charger_lines(site, ch, d.draw_a, d.phases_used))
+
     factor: dict[str, float] = {}
     events: list[Shed] = []
+    simple = is_simple(site)
     for node_id, load in node_load_a.items():
         rated = site.node_limit_a(node_id) - site.node_margin_a(node_id)
         tighter = (usable_a or {}).get(node_id)
-        under = {ch.id for ch in site.chargers_under(node_id)}
-        for phase in range(3):
-            usable = rated if tighter is None else min(rated, tighter[phase])
-            excess = load[phase] - usable
+        in_phase = (in_phase_a or {}).get(node_id)
+        arithmetic = site.node_limit_sum(node_id) == "arithmetic"
+        metered = (site.grid.meter if node_id == GRID_ID else site.circuit(node_id).meter) is not None
+        flags = collinear_lines(site, node_id)
+        units = line_units(site, node_id)
+        for line in range(3):
+            usable = rated if tighter is None else min(rated, tighter[line])
+            excess = load[line] - usable
             if excess <= 1e-9:
                 continue
-            events.append(Shed(node_id, phase, load[phase], usable))
-            on_phase = [d for d in draws if d.charger_id in under and d.draw_a[phase] > 0]
-            ev_total = sum(d.draw_a[phase] for d in on_phase)
-            keep = 0.0 if ev_total <= excess else (ev_total - excess) / ev_total
-            for d in on_phase:
+            events.append(Shed(node_id, line, load[line], usable))
+            phasors()
+            on_line: list[tuple[ChargerDraw, complex, float]] = []
+            for d in known:
+                vec = at_node[d.key].get(node_id)
+                if vec is not None and abs(vec[line]) > 1e-9:
+                    # at one angle on this line the magnitude is the draw itself (no rounding)
+                    on_line.append((d, vec[line], d.draw_a[line] if simple else abs(vec[line])))
+            ev = sum((c for _, c, _ in on_line), 0j)
+            ev_a = sum(m for _, _, m in on_line) if arithmetic or flags[line] else abs(ev)
+            if ev_a <= 1e-9:
+                continue
+            if flags[line] or (arithmetic and not metered):  # the rest is the load less theirs, exactly
+                rest = max(0.0, load[line] - ev_a)
+            else:  # a meter's magnitude (or a phasor sum): bound what is not these sessions
+                rest = base_line_a(
+                    load[line], ev, collinear=flags[line], unit=units[line],
+                    in_phase_a=None if in_phase is None else in_phase[line],
+                )
+            keep = max(0.0, min(1.0, (usable - rest) / ev_a))
+            for d, _, _ in on_line:
                 factor[d.key] = min(factor.get(d.key, 1.0), keep)
     new_limits: dict[str, float] = {}
-    for d in draws:
+    for d in known:
         if d.key not in factor:
             continue
         charger = site.charger(d.charger_id)
@@ -78,8 +139,7 @@ def shed(
             target = int(target * 10) / 10  # down to the 0.1 A OCPP grid, never up
             new_limits[d.key] = target if target >= charger.min_a else 0.0
         else:
-            per_kw = dc_phase_current_a(1.0, site.site.voltage_v, charger.efficiency, charger.power_factor)
-            drawn_kw = max(d.draw_a) / per_kw
+            drawn_kw = max(d.draw_a) / amps_per_kw(site, charger)
             new_limits[d.key] = int(min(d.limit, drawn_kw * factor[d.key]) * 10) / 10
     return new_limits, events
 

@@ -228,7 +228,11 @@ def _tree_order(nodes: Sequence[NodeInfo]) -> list[tuple[NodeInfo, int]]:
 
 
 def circuit_label(node: NodeInfo, name_width: int) -> Text:
-    """One line: id, three phase bars against limit − margin, the usable limit and the headroom."""
+    """One line: id, three line bars against limit − margin, the usable limit and the headroom.
+
+    Each bar is a line's current as the node's limit sees it: the magnitude of the phasor sum of
+    the loads behind it (a line-to-line charger 30° off its lines adds less than its amperes), on
+    a transformer node its primary; a ``limit_sum: arithmetic`` node's sum of magnitudes."""
     usable = node.limit_a - node.margin_a
     planned = node.measured_a is None and node.planned_a is not None
     load = node.measured_a if node.measured_a is not None else node.planned_a

@@ -77,3 +77,127 @@ def test_the_grid_kw_contract_is_shed_in_the_fast_loop() -> None:
     assert shed(site, {GRID_ID: grid}, draws) == ({}, [])  # the breaker alone sees no overload
     limits, events = shed(site, {GRID_ID: grid}, draws, tight)
     assert events and limits["CP07:1"] < 32.0 - (150.0 - 150.0 * ratio) + 0.1
+
+
+# --- line-to-line chargers behind a delta-wye transformer (issue 18) -------------------------------
+US = load_site_text(
+    """site: {name: US, timezone: UTC, service: wye, voltage_v: 277}
+grid: {limit_a: 400, margin_a: 4}
+ocpp: {security_profile: 0}
+circuits:
+  - {id: xf, limit_a: 40, margin_a: 2, transformer: {connection: delta-wye, ratio: 2.31}}
+  - {id: panel, parent: xf, limit_a: 200, margin_a: 2}
+chargers:
+  - {id: A1, circuit: panel, phases: 1, phase_rotation: L1-L2, max_a: 48}
+  - {id: A2, circuit: panel, phases: 1, phase_rotation: L1-L2, max_a: 48}
+  - {id: B1, circuit: panel, phases: 1, phase_rotation: L2-L3, max_a: 48}
+  - {id: B2, circuit: panel, phases: 1, phase_rotation: L2-L3, max_a: 48}
+  - {id: C1, circuit: panel, phases: 1, phase_rotation: L3-L1, max_a: 48}
+  - {id: C2, circuit: panel, phases: 1, phase_rotation: L3-L1, max_a: 48}
+  - {id: DC, kind: dc, max_kw: 60, efficiency: 0.94, power_factor: 0.99}
+"""
+).site
+"""A 480Y/277 V service; a 480 → 208Y/120 V delta-wye transformer (40 A on its primary) feeds six
+208 V Level 2 chargers, two on each pair of lines."""
+
+
+def _ll_draw(charger_id: str, amps: float) -> tuple[float, float, float]:
+    out = [0.0, 0.0, 0.0]
+    for ln in US.charger(charger_id).grid_phases:
+        out[ln] = amps
+    return (out[0], out[1], out[2])
+
+
+def _primary_a(amps: dict[str, float]) -> tuple[float, float, float]:
+    from controller.model.phasor import node_line_currents_a
+
+    return node_line_currents_a(US, [(US.charger(c), None, a) for c, a in amps.items()])["xf"]
+
+
+@pytest.mark.parametrize("active", [("A1", "A2", "B1", "B2", "C1", "C2"), ("A1", "A2", "B1")])
+def test_a_delta_wye_primary_over_its_limit_is_shed_to_within_it(active: tuple[str, ...]) -> None:
+    """The load of 208 V chargers on the transformer's primary (a phasor sum through the delta-wye
+    windings) is over 38 A usable; the shed brings it back under, judged the same way."""
+    from controller.daemon.loads import known_loads
+
+    amps = {c: 40.0 for c in active}
+    primary = _primary_a(amps)
+    assert max(primary) > 38.0
+    loads = known_loads(US, {}, {c: _ll_draw(c, a) for c, a in amps.items()})
+    assert loads["xf"] == pytest.approx(primary)
+    draws = [ChargerDraw(f"{c}:1", c, 40.0, _ll_draw(c, 40.0)) for c in active]
+    limits, events = shed(US, {"xf": loads["xf"]}, draws)
+    assert {e.node_id for e in events} == {"xf"}
+    after = {c: limits.get(f"{c}:1", 40.0) for c in active}
+    assert max(_primary_a(after)) <= 38.0 + 1e-9
+    assert max(_primary_a(after)) >= 38.0 - 2.0  # not shed to nothing: the balanced case lands close
+    assert all(v >= 6.0 for v in after.values())
+
+
+def test_a_metered_primary_with_base_load_is_shed_within_its_limit() -> None:
+    """Metered on its primary: the meter's magnitude, the chargers' phasors and the meter's power
+    bound the base; the EVs keep what fits beside it."""
+    import cmath
+    import math
+
+    from controller.daemon import line_loads as ll
+
+    amps = {c: 40.0 for c in ("A1", "A2", "B1", "B2", "C1", "C2")}
+    ev = ll.ev_at_nodes(US, {c: _ll_draw(c, a) for c, a in amps.items()})["xf"].phasor
+    units = ll.line_units(US, "xf")
+    base = [cmath.rect(8.0, math.radians(-25.0)) * u for u in units]
+    line = [base[k] + ev[k] for k in range(3)]
+    meter = (abs(line[0]), abs(line[1]), abs(line[2]))
+    in_phase = tuple((line[k] * units[k].conjugate()).real for k in range(3))
+    draws = [ChargerDraw(f"{c}:1", c, 40.0, _ll_draw(c, 40.0)) for c in amps]
+    for tell in ({"xf": in_phase}, None):
+        limits, _ = shed(US, {"xf": meter}, draws, None, tell)  # type: ignore[arg-type]
+        after = {c: limits.get(f"{c}:1", 40.0) for c in amps}
+        ev_after = ll.ev_at_nodes(US, {c: _ll_draw(c, a) for c, a in after.items()})["xf"].phasor
+        assert max(abs(base[k] + ev_after[k]) for k in range(3)) <= 38.0 + 1e-9
+
+
+def test_an_arithmetic_node_is_shed_on_the_sum_of_magnitudes() -> None:
+    import dataclasses
+
+    from controller.daemon.loads import known_loads
+
+    site = dataclasses.replace(
+        US, circuits=tuple(dataclasses.replace(c, limit_sum="arithmetic") if c.id == "panel" else c
+                           for c in US.circuits)
+    )
+    draws_a = {c: _ll_draw(c, 48.0) for c in ("A1", "B1", "C1")}
+    loads = known_loads(site, {}, draws_a)
+    assert loads["panel"] == pytest.approx((96.0, 96.0, 96.0))  # not 48√3 = 83.1: the sum of magnitudes
+    tight = dataclasses.replace(
+        site, circuits=tuple(dataclasses.replace(c, limit_a=82.0) if c.id == "panel" else c for c in site.circuits)
+    )
+    draws = [ChargerDraw(f"{c}:1", c, 48.0, a) for c, a in draws_a.items()]
+    limits, events = shed(tight, {"panel": loads["panel"]}, draws)
+    assert [e.load_a for e in events] == pytest.approx([96.0] * 3)
+    after = known_loads(tight, {}, {c: _ll_draw(c, limits[f"{c}:1"]) for c in draws_a})
+    assert max(after["panel"]) == pytest.approx(80.0)  # 2 × 40 A: 80 A usable on the sum of magnitudes
+
+
+def test_dc_power_on_a_277_volt_bus() -> None:
+    """A DC charger's kW at the 480Y/277 V bus; the grid's lines also carry the transformer's
+    line-to-line loads (an arc of angles), so the rest of each line is bounded: exactly with the
+    meter's power (here a resistive 380 A), else at the worst angle within ±45°."""
+    from controller.daemon.line_loads import BASE_MAX_ANGLE_DEG
+
+    per_kw = 1000.0 / (0.94 * 0.99 * 3 * 277.0)
+    dc_a = 60 * per_kw
+    draws = [ChargerDraw("dc", "DC", 60.0, (dc_a,) * 3)]
+    load = dc_a + 380.0
+    limits, _ = shed(US, {"grid": (load, load, load)}, draws, None, {"grid": (load, load, load)})
+    keep = 1 - (load - 396.0) / dc_a  # the old rule: the excess off the DC draw, one for one
+    assert limits["dc"] == pytest.approx(int(60 * keep * 10) / 10)
+    load = dc_a + 360.0
+    limits, _ = shed(US, {"grid": (load, load, load)}, draws)
+    assert limits["dc"] > 5.0
+    import cmath
+    import math
+
+    worst_base = cmath.rect(1.0, math.radians(BASE_MAX_ANGLE_DEG))
+    worst_base *= -dc_a * worst_base.real + math.sqrt(load**2 - (dc_a * worst_base.imag) ** 2)
+    assert abs(worst_base + limits["dc"] * per_kw) <= 396.0 + 1e-9

@@ -58,7 +58,7 @@ from controller.chargers.profiles import (
 )
 from controller.chargers.session import CallOutcome, OcppSession
 from controller.chargers.state import AcceptedProfile, ChargerState, Transaction
-from controller.model.site import Charger, Site
+from controller.model.site import GRID_ID, Charger, Site
 
 LOG = logging.getLogger("depotctl.chargers.control")
 
@@ -200,8 +200,8 @@ class Control:
         charger = self._chargers.get(charger_id)
         if charger is not None:
             base = target_for(self.site, charger)
-        else:  # accept_unknown: treat as a 3-phase AC charger at the defaults
-            base = Target(charger_id, voltage_v=self.site.site.voltage_v)
+        else:  # accept_unknown: treat as a 3-phase AC charger on the grid's bus at the defaults
+            base = target_for(self.site, Charger(charger_id, GRID_ID, "ac", 3, "L1-L2-L3"))
         st = self._state_of(charger_id)
         caps = st.capabilities
         extra = set(self.ctl(charger_id).learned)
@@ -244,7 +244,7 @@ class Control:
     def deadband(self, charger_id: str) -> float:
         t = self.target(charger_id)
         db = self.site.control.deadband_a
-        return db * t.voltage_v * 3 / 1000.0 if t.kind == "dc" else db
+        return db * t.full_watts_per_a / 1000.0 if t.kind == "dc" else db
 
     def _event(self, kind: EventKind, charger_id: str, **detail: object) -> None:
         self.emit(ChargerEvent(kind, charger_id, self.clock(), detail))

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from controller.chargers.control import ApplyResult, Control
 from controller.chargers.state import ChargerState, ConnectorState, Reading, Transaction
+from controller.model.phasor import node_service
 from controller.model.site import Charger, Site
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, PhaseCurrents, Plan, SessionState
 
@@ -25,13 +26,52 @@ def _fresh(r: Reading | None, now: datetime, max_age: timedelta) -> float | None
     return r.value if r is not None and now - r.at <= max_age else None
 
 
-def grid_currents(charger: Charger, conn: ConnectorState, now: datetime, max_age: timedelta) -> PhaseCurrents | None:
-    """Measured current on grid L1..L3 (through the charger's phase rotation); ``None`` if not fresh."""
-    own = [_fresh(r, now, max_age) for r in conn.measured.current_a]
+SINGLE_LINE_MAX_A = 1.0
+"""On a delta bus, a three-phase charger whose own L3 reads below this draws between its first two
+lines (a single-phase vehicle: there is no neutral)."""
+
+
+def grid_currents(
+    charger: Charger, conn: ConnectorState, now: datetime, max_age: timedelta, site: Site | None = None
+) -> PhaseCurrents | None:
+    """Measured current on grid L1..L3 (through the charger's phase rotation); ``None`` if not fresh.
+
+    A line-to-line charger (``phase_rotation: L1-L2``) carries one current through both of its
+    lines: it may report it on its L1, on L1 and L2, or without a phase; both lines get the
+    largest of those. A single-phase charger reporting only a phase-less current gets that. With
+    ``site``: on a delta bus (no neutral) a three-phase charger whose vehicle draws on one phase
+    draws between its first two lines, so its L1 current flows in both (the larger reading of the
+    two).
+    """
+    m = conn.measured
+    own = [_fresh(r, now, max_age) for r in m.current_a]
+    unphased = _fresh(m.current_unphased_a, now, max_age) if charger.phases == 1 else None
+    grid = [0.0, 0.0, 0.0]
+    if charger.line_to_line:
+        seen = [v for v in (own[0], own[1], unphased) if v is not None]
+        if not seen:
+            return None
+        for gp in charger.grid_phases[:2]:
+            grid[gp] = max(seen)
+        return (grid[0], grid[1], grid[2])
+    if charger.phases == 1 and own[0] is None:
+        own[0] = unphased
     if all(v is None for v in own[: charger.phases]):
         return None
-    grid = [0.0, 0.0, 0.0]
-    for i, gp in enumerate(charger.grid_phases):
+    wired = charger.grid_phases
+    if (
+        site is not None
+        and charger.kind == "ac"
+        and charger.phases >= 3
+        and len(wired) >= 3
+        and (own[2] or 0.0) < SINGLE_LINE_MAX_A
+        and node_service(site, charger.circuit) == "delta"
+    ):
+        amps = max(own[0] or 0.0, own[1] or 0.0)
+        grid[wired[0]] = grid[wired[1]] = amps
+        grid[wired[2]] += own[2] or 0.0
+        return (grid[0], grid[1], grid[2])
+    for i, gp in enumerate(wired):
         grid[gp] += own[i] or 0.0
     return (grid[0], grid[1], grid[2])
 
@@ -83,7 +123,7 @@ def session_states(
                     phases_used=tx.phases_in_use,
                     ev_max_a=vehicle.max_a if vehicle else None,
                     ev_max_kw=vehicle.max_kw if vehicle else None,
-                    measured_a=grid_currents(charger, conn, now, max_age),
+                    measured_a=grid_currents(charger, conn, now, max_age, site),
                     energy_delivered_kwh=delivered,
                 )
             )

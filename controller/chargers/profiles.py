@@ -25,8 +25,10 @@ now), never from the charger-reported start time.
 Limits are in *planner units* on the way in — A per phase for AC, kW for DC — and leave in the
 charger's rate unit (A, or W for DC and ``power_only`` chargers), rounded down to 0.1 (the 1.6
 schema's ``multipleOf 0.1``; rounding down never exceeds the plan). An AC limit in W is sized by
-the phases in use (:attr:`Target.phases_in_use`, 1 when unknown): a charger that divides W by the
-phases its EV actually uses never lets one phase exceed the A planned for it. Per-charger quirks
+the phases in use (:attr:`Target.phases_in_use`, 1 when unknown) at the W per A of that draw
+(:attr:`Target.w_per_a`, from the site's phasor model: a line-to-line charger's line-to-line
+voltage): a charger that divides W by the phases its EV actually uses never lets one phase
+exceed the A planned for it. Per-charger quirks
 from the site file transform the profile; nothing here does I/O or reads a clock.
 """
 
@@ -39,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from controller.chargers.clock import to_ocpp
+from controller.model.phasor import draw, node_ln_voltage_v
 from controller.model.site import Charger, Site
 
 RateUnit = Literal["A", "W"]
@@ -76,6 +79,11 @@ class Target:
     quirks: frozenset[str] = frozenset()
     phases_in_use: int | None = None
     """Phases the connector's EV draws on (measured, else known); ``None``: unknown, W sized for 1."""
+    w_per_a: tuple[float, ...] = ()
+    """W per A (per phase) of the charger's draw with its EV on 1, 2, … of its phases
+    (:func:`controller.model.phasor.draw`: a line-to-line charger on a 208Y/120 V bus 208, a
+    single-phase EV on a three-phase charger of a 400 V wye bus 230, three phases 3 × 230, a
+    single-phase EV on a delta bus its line-to-line voltage). Empty: ``voltage_v`` × phases."""
 
     @property
     def unit(self) -> RateUnit:
@@ -87,6 +95,20 @@ class Target:
         used = self.phases_in_use if self.phases_in_use is not None and self.phases_in_use >= 1 else 1
         return max(1, min(self.phases, used))
 
+    @property
+    def watts_per_a(self) -> float:
+        """W per A of an AC limit in W, for :attr:`w_phases` phases in use."""
+        if self.w_per_a:
+            return self.w_per_a[min(self.w_phases, len(self.w_per_a)) - 1]
+        return self.voltage_v * self.w_phases
+
+    @property
+    def full_watts_per_a(self) -> float:
+        """W per A of line current with every wired phase drawing (a DC charger's input)."""
+        if self.w_per_a:
+            return self.w_per_a[-1]
+        return self.voltage_v * (3 if self.kind == "dc" else max(1, self.phases))
+
     def with_phases_in_use(self, phases: int | None) -> Target:
         return replace(self, phases_in_use=phases)
 
@@ -94,14 +116,22 @@ class Target:
         return replace(self, quirks=self.quirks | frozenset(extra))
 
 
+def watts_per_a(site: Site, charger: Charger) -> tuple[float, ...]:
+    """W per A of the charger's draw with its EV on 1 … ``phases`` of its phases (DC: all)."""
+    if charger.kind == "dc":
+        return (draw(site, charger).volts_v,)
+    return tuple(draw(site, charger, used).volts_v for used in range(1, max(1, charger.phases) + 1))
+
+
 def target_for(site: Site, charger: Charger, extra_quirks: Iterable[str] = ()) -> Target:
     return Target(
         charger_id=charger.id,
         kind=charger.kind,
         phases=charger.phases,
-        voltage_v=site.site.voltage_v,
+        voltage_v=node_ln_voltage_v(site, charger.circuit),
         min_a=charger.min_a,
         quirks=frozenset(charger.ocpp_quirks) | frozenset(extra_quirks),
+        w_per_a=watts_per_a(site, charger),
     )
 
 
@@ -180,13 +210,15 @@ def effective_planner_limit(target: Target, limit: float) -> float:
 def to_wire(target: Target, planner_limit: float) -> float:
     """Planner units → the charger's rate unit, rounded down to 0.1.
 
-    AC in W: A per phase × voltage × the phases in use (:attr:`Target.w_phases`), so a charger
-    dividing W by the phases its EV uses gives each of them at most the A planned."""
+    AC in W: A per phase × the W per A of the draw with the phases in use (:attr:`Target.w_phases`,
+    1 when unknown; :attr:`Target.watts_per_a`: 208 V for a line-to-line charger on a 208Y/120 V
+    bus, not 3 × 120), so a charger dividing W by the phases its EV uses, at their voltage, gives
+    each of them at most the A planned."""
     value = effective_planner_limit(target, planner_limit)
     if target.kind == "dc":
         wire = value * 1000.0
     elif target.unit == "W":
-        wire = value * target.voltage_v * target.w_phases
+        wire = value * target.watts_per_a
     else:
         wire = value
     return floor_tenth(wire)
@@ -197,7 +229,7 @@ def from_wire(target: Target, wire: float) -> float:
     if target.kind == "dc":
         return wire / 1000.0
     if target.unit == "W":
-        return wire / (target.voltage_v * target.w_phases)
+        return wire / target.watts_per_a
     return wire
 
 

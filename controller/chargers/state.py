@@ -42,6 +42,10 @@ class Measured:
     """Latest meter values of one connector, each with its own timestamp."""
 
     current_a: list[Reading | None] = field(default_factory=lambda: [None, None, None])
+    current_unphased_a: Reading | None = None
+    """``Current.Import`` reported without a phase: the current of a single-phase charger (a
+    line-to-line one may report only this); ambiguous on a multi-phase one, used only for
+    single-phase chargers (:func:`controller.chargers.planning.grid_currents`)."""
     power_w: Reading | None = None
     energy_wh: Reading | None = None
     soc_pct: Reading | None = None
@@ -252,8 +256,8 @@ def apply_meter_values(
 ) -> int:
     """Fold snake_case meter values (as the ``ocpp`` handlers get them) into ``measured``.
 
-    Returns how many sampled values were used. Unknown measurands, non-numeric values and
-    ``Current.Import`` without a phase on a multi-phase report are skipped. Each timestamp feeds
+    Returns how many sampled values were used. Unknown measurands and non-numeric values are
+    skipped; ``Current.Import`` without a phase goes to ``current_unphased_a`` (not a phase). Each timestamp feeds
     ``clock`` (the charger's offset estimate; without one, a fresh estimate for this message
     only) and each reading's ``at`` is its timestamp mapped to our clock, at most
     ``received_at``; older samples never overwrite newer ones.
@@ -296,6 +300,11 @@ def apply_meter_values(
                     old = measured.current_a[idx]
                     if old is None or old.at <= at:
                         measured.current_a[idx] = reading
+                        used += 1
+                elif not phase:
+                    prev = measured.current_unphased_a
+                    if prev is None or prev.at <= at:
+                        measured.current_unphased_a = reading
                         used += 1
                 continue
             if phase and kind != "soc":

@@ -34,8 +34,10 @@ from typing import Protocol
 from controller.chargers.control import ApplyResult, Budget
 from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState, ConnectorState
+from controller.daemon.line_loads import amps_per_kw
 from controller.daemon.sessions import REACTION_S, Sent, reacted
-from controller.model.site import Charger, Site, dc_phase_current_a
+from controller.model.phasor import charger_phasors
+from controller.model.site import Charger, Site
 from controller.model.snapshot import Plan, SessionPlan, SessionState
 
 LOG = logging.getLogger("depotctl.daemon.dispatch")
@@ -304,14 +306,19 @@ class Dispatcher:
                 del self._probing[cid]
 
     def _phases_of(self, charger_id: str) -> set[tuple[str, int]]:
-        """(node, grid phase) pairs the charger loads: every node above it, on its wired phases."""
+        """(node, line) pairs the charger loads: every node above it, on the lines its current
+        reaches there (its wired lines; through a transformer, the primary lines they feed)."""
         site = self.site()
         try:
             ch = site.charger(charger_id)
         except KeyError:
             return {(node, p) for node in site.node_ids() for p in range(3)}
-        phases = range(3) if ch.kind == "dc" else ch.grid_phases
-        return {(node, p) for node in site.ancestors(ch.circuit) for p in phases}
+        return {
+            (node, ln)
+            for node, vec in charger_phasors(site, ch).items()
+            for ln in range(3)
+            if abs(vec[ln]) > 1e-12
+        }
 
     def _blocked_phases(self, charger_ids: Iterable[str]) -> set[tuple[str, int]]:
         out: set[tuple[str, int]] = set()
@@ -374,7 +381,7 @@ class Dispatcher:
                 key = session_id(cid, tx.transaction_id)
                 sent = self.sent.get(key)
                 measured = (
-                    measure(ch, conn_id, conn) if measure is not None else grid_currents(ch, conn, now, max_age)
+                    measure(ch, conn_id, conn) if measure is not None else grid_currents(ch, conn, now, max_age, site)
                 )
                 if sent is None or measured is None:
                     continue
@@ -382,8 +389,7 @@ class Dispatcher:
                     continue  # the reading may predate the limit, or the EV's reaction to it
                 judged = True
                 if ch.kind == "dc":
-                    per_kw = dc_phase_current_a(1.0, site.site.voltage_v, ch.efficiency, ch.power_factor)
-                    over = max(measured) / per_kw > sent.limit + IGNORE_TOLERANCE_KW
+                    over = max(measured) / amps_per_kw(site, ch) > sent.limit + IGNORE_TOLERANCE_KW
                 else:
                     over = max(measured) > sent.limit + IGNORE_TOLERANCE_A
                 over_any = over_any or over

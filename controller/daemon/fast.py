@@ -1,8 +1,9 @@
 """The fast loop: every meter poll, read the meters, judge health, shed an overload at once.
 
 Each cycle: poll every meter concurrently (each read bounded by its hub), take the chargers' own
-fresh meter values, work out the load at every node it is known at (:mod:`.loads`), then in
-order: the fail-safe state machine (a stale or implausible grid meter, a failed planner, broken
+fresh meter values, work out the load at every node it is known at (:mod:`.loads`: each line's
+current as its limit sees it — the phasor sum of what is behind it, on a transformer node its
+primary), then in order: the fail-safe state machine (a stale or implausible grid meter, a failed planner, broken
 storage), the overload shed (a node over ``limit − margin`` → the chargers under it scaled down
 and sent at once, without waiting for the planner), the base load the planner will see, metrics
 and history. The watchdog is petted only when a cycle completes.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState, ConnectorState
 from controller.daemon.dispatch import IGNORE_TOLERANCE_A, IGNORE_TOLERANCE_KW
+from controller.daemon.line_loads import in_phase_a
 from controller.daemon.loads import PhaseCurrents, base_loads, exceeded, known_loads, node_meters
 from controller.daemon.sessions import REACTION_S, budget_grid_a, energy_register_wh, fresh_s, reacted
 from controller.failsafe import CycleHealth, step
@@ -31,7 +33,7 @@ from controller.metrics import (
     observe_grid,
     observe_meter,
 )
-from controller.model.site import PHASES, Charger
+from controller.model.site import PHASES, Charger, Site
 from controller.shed import ChargerDraw, kw_usable_a, shed
 from controller.store import MeterSample, restored_budget
 
@@ -105,15 +107,16 @@ class Measured:
     """Each connector's fresh grid current, worked out once per cycle (the loads, the base-load
     estimate, the shed and the dispatcher all ask for it)."""
 
-    def __init__(self, now: datetime, max_age_s: float) -> None:
+    def __init__(self, now: datetime, max_age_s: float, site: Site | None = None) -> None:
         self.now = now
         self.max_age = timedelta(seconds=max_age_s)
+        self.site = site
         self._memo: dict[tuple[str, int], PhaseCurrents | None] = {}
 
     def __call__(self, ch: Charger, conn_id: int, conn: ConnectorState) -> PhaseCurrents | None:
         key = (ch.id, conn_id)
         if key not in self._memo:
-            self._memo[key] = grid_currents(ch, conn, self.now, self.max_age)
+            self._memo[key] = grid_currents(ch, conn, self.now, self.max_age, self.site)
         return self._memo[key]
 
     def charger(self, ch: Charger, st: ChargerState) -> PhaseCurrents | None:
@@ -128,21 +131,41 @@ class Measured:
         return total
 
 
-def worst_draw_a(d: Daemon, ch: Charger, st: ChargerState, now: datetime, measure: Measured) -> PhaseCurrents:
+def worst_draw_parts_a(
+    d: Daemon, ch: Charger, st: ChargerState, now: datetime, measure: Measured
+) -> tuple[PhaseCurrents, PhaseCurrents]:
     """A connected charger's grid current, connector by connector: measured where fresh, else —
     if the connector may be drawing (a transaction, or a status that is not idle) — what it may
-    draw by its own profiles; never 0 for a connector nothing fresh is known of."""
-    total: PhaseCurrents = (0.0, 0.0, 0.0)
+    draw by its own profiles; never 0 for a connector nothing fresh is known of. In two parts:
+    what is measured (its angle known from the site model) and what is budgeted (only bounded:
+    counted by magnitude at every node above it)."""
+    measured_a: PhaseCurrents = (0.0, 0.0, 0.0)
+    budget_a: PhaseCurrents = (0.0, 0.0, 0.0)
     for conn_id, conn in st.connectors.items():
         if conn_id < 1:
             continue
         measured = measure(ch, conn_id, conn)
         if measured is not None:
-            total = _add3(total, measured)
+            measured_a = _add3(measured_a, measured)
         elif conn.transaction is not None or conn.status not in IDLE_STATUSES:
             b = d.cs.control.connector_budget(ch.id, conn_id, now)
-            total = _add3(total, budget_grid_a(d.site, ch, b.value, b.unit))
-    return total
+            budget_a = _add3(budget_a, budget_grid_a(d.site, ch, b.value, b.unit))
+    return measured_a, budget_a
+
+
+def phases_used(st: ChargerState) -> int | None:
+    """The phases the charger's vehicles draw on, as far as their transactions tell (the most of
+    them; None while any is unknown). It matters only on a delta bus: a single-phase vehicle there
+    draws between two lines."""
+    known: list[int] = []
+    for conn_id, conn in st.connectors.items():
+        tx = conn.transaction
+        if conn_id < 1 or tx is None:
+            continue
+        if tx.phases_known is None:
+            return None
+        known.append(tx.phases_known)
+    return max(known) if known else None
 
 
 def _add3(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:
@@ -190,6 +213,8 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
     now = d.clock()
 
     meter_a: dict[str, PhaseCurrents] = {}
+    in_phase: dict[str, PhaseCurrents] = {}  # per metered node: each line's current in phase with its voltage
+    node_of = {meter: node for node, meter in node_meters(site).items()}
     grid_implausible = False
     for (mid, reader), res in zip(readers.items(), results, strict=True):
         status = reader.status()
@@ -199,6 +224,10 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
             r = status.usable
             meter_a[mid] = (r.current_a[0], r.current_a[1], r.current_a[2])
             d.put(MeterSample(mid, now, meter_a[mid], r.total_power_w))
+            node = node_of.get(mid)
+            got = None if node is None else in_phase_a(site, node, meter_a[mid], r.power_w, r.voltage_v)
+            if node is not None and got is not None:
+                in_phase[node] = got
         if mid == site.grid.meter and isinstance(res.error, Implausible):
             grid_implausible = True
     grid_meter = site.grid.meter
@@ -213,10 +242,12 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
 
     # chargers: measured draws, budgets for those out of contact and those not under control
     max_age = fresh_s(site)
-    measure = Measured(now, max_age)
+    measure = Measured(now, max_age, site)
     d.dispatch.observe_draws(now, max_age, measure)
     draws: dict[str, PhaseCurrents] = {}
-    at_worst: dict[str, PhaseCurrents] = {}  # every charger's draw where measured, else its worst case
+    at_worst: dict[str, PhaseCurrents] = {}  # every charger's draw where measured (its angle known) …
+    at_worst_budget: dict[str, PhaseCurrents] = {}  # … and its worst case where not (by magnitude)
+    used: dict[str, int | None] = {}
     with_session: dict[str, PhaseCurrents] = {}
     unknown_draw: set[str] = set()
     budgets: dict[str, PhaseCurrents] = {}
@@ -226,6 +257,8 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         draw = measure.charger(ch, st) if st is not None and connected else None
         if draw is not None:
             draws[ch.id] = draw
+        if st is not None:
+            used[ch.id] = phases_used(st)
         if st is not None and connected and ch.id in d.dispatch.uncontrolled:
             # not planned: its measured draw stays load (subtracted here, added back as a budget,
             # so metered and unmetered nodes both carry it once); unknown → its maximum
@@ -244,9 +277,9 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
             budgets[ch.id] = offline_budget_a(d, ch, now)
             unknown_draw.add(ch.id)  # it may be drawing; the meters see it, we don't
         if ch.id in budgets:
-            at_worst[ch.id] = budgets[ch.id] if draw is None else _max3(budgets[ch.id], draw)
+            at_worst_budget[ch.id] = budgets[ch.id] if draw is None else _max3(budgets[ch.id], draw)
         elif st is not None:
-            at_worst[ch.id] = worst_draw_a(d, ch, st, now, measure)
+            at_worst[ch.id], at_worst_budget[ch.id] = worst_draw_parts_a(d, ch, st, now, measure)
         observe_charger(d.metrics, ch.id, connected, draw, energy_register_wh(st) if st is not None else None)
         observe_charger_safety(
             d.metrics, ch.id, uncontrolled=ch.id in d.dispatch.uncontrolled,
@@ -255,13 +288,13 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
         )
     _note_load_changes(d, draws)
 
-    loads = known_loads(site, meter_a, at_worst)
+    loads = known_loads(site, meter_a, at_worst, at_worst_budget, used)
     d.measured = loads
     observe_measured(d)
     for node, p, _over in exceeded(site, loads):
         d.exceeded_s[(node, p)] = d.exceeded_s.get((node, p), 0.0) + dt_s
         add_exceeded(d.metrics, node, p, dt_s)
-    d.base_now = base_loads(site, meter_a, with_session)
+    d.base_now = base_loads(site, meter_a, with_session, in_phase, used)
     d.budgets = budgets
     d.hold.add(t_read, _settled(d, d.base_now, unknown_draw, t_read))
     stale_nodes = {node for node, meter in node_meters(site).items() if meter not in meter_a}
@@ -287,7 +320,7 @@ async def fast_cycle(d: Daemon, dt_s: float) -> bool:
             d.replan.set()
 
     # overload shed
-    _shed(d, loads, now, t_read, measure)
+    _shed(d, loads, now, t_read, measure, in_phase)
     return not health.faults()
 
 
@@ -384,12 +417,17 @@ def _note_load_changes(d: Daemon, draws: dict[str, PhaseCurrents]) -> None:
                 reader.note_load_change(d.mono() - lag_s)
 
 
-def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float, measure: Measured) -> None:
+def _shed(
+    d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: float, measure: Measured,
+    in_phase: dict[str, PhaseCurrents] | None = None,
+) -> None:
     """Scale the sessions under an overloaded node down at once (only ever lower, never deadbanded).
 
     Each session counts at the limit it runs under as far as the dispatcher knows (its book, else
     what its connector may draw by the charger's own profiles) and at its measured draw, or that
-    limit where no fresh draw is known — never at the charger-wide worst case."""
+    limit where no fresh draw is known — never at the charger-wide worst case. Loads are line
+    currents as the node's limit sees them (phasor sums, :mod:`controller.shed`); ``in_phase``:
+    per metered node, each line current's part in phase with its voltage, where the meter tells."""
     site = d.site
     draws: list[ChargerDraw] = []
     where: dict[str, tuple[str, int]] = {}
@@ -413,12 +451,12 @@ def _shed(d: Daemon, loads: dict[str, PhaseCurrents], now: datetime, t_read: flo
                 answered.add(sid)
             unit = "kW" if ch.kind == "dc" else "A"
             draw = measured if measured is not None else budget_grid_a(site, ch, limit, unit)
-            draws.append(ChargerDraw(sid, cid, limit, draw))
+            draws.append(ChargerDraw(sid, cid, limit, draw, tx.phases_known))
             where[sid] = (cid, conn_id)
     if not draws:
         return
     tighter = kw_usable_a(site, d.grid_a, d.grid_power_w) if d.grid_a is not None else {}
-    new_limits, events = shed(site, loads, draws, tighter)
+    new_limits, events = shed(site, loads, draws, tighter, in_phase)
     if not events:
         return
     limits = {x.key: x.limit for x in draws}

@@ -3,15 +3,21 @@
 Two questions the control loops ask each meter poll:
 
 * *How much flows through each node now?* (:func:`known_loads`) — a metered node reads its meter;
-  an unmetered node is known from below: the sum of its children's known loads plus the measured
-  currents of the chargers wired directly to it. The fast loop sheds on these.
-* *How much of it is not EV charging?* (:func:`base_loads`) — a metered node's meter minus the
-  measured EV currents below it (never below 0); an unmetered node carries its children's base.
+  an unmetered node is known from below: the phasor sum of the measured currents of the chargers
+  below it (down to the first metered node on the way), plus what its metered children and the
+  chargers whose draw is only bounded (a budget) carry — those by magnitude, their angle unknown.
+  The fast loop sheds on these.
+* *How much of it is not EV charging?* (:func:`base_loads`) — a metered node's meter against the
+  phasor sum of the measured EV currents below it, bounded from above per line
+  (:func:`~controller.daemon.line_loads.base_line_a`: ``meter − |EV|`` where every load on the line
+  sits at one angle, as on a European wye site); an unmetered node carries its children's base.
   Chargers out of contact are added at their worst-case budget (DESIGN §3 rule 2) at every node
   above them. The planner takes these as each node's base load.
 
-Currents are A per grid phase (L1, L2, L3). A metered node whose meter has no usable reading gets
-NaN: the planner then takes that node as full, never as empty.
+Currents are A per line (L1, L2, L3) as each node's limit sees them: a transformer node's on its
+primary. A node whose limit is ``limit_sum: arithmetic`` adds the chargers' magnitudes instead
+of their phasors. A metered node whose meter has no usable reading gets NaN: the planner then
+takes that node as full, never as empty.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from controller.daemon.line_loads import base_at, ev_at_nodes, lift_abs, node_line_a
 from controller.model.site import GRID_ID, Site
 
 PhaseCurrents = tuple[float, float, float]
@@ -39,28 +46,35 @@ def _add(a: PhaseCurrents, b: PhaseCurrents) -> PhaseCurrents:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
-def _own_chargers(site: Site) -> dict[str, list[str]]:
-    own: dict[str, list[str]] = {n: [] for n in site.node_ids()}
-    for ch in site.chargers:
-        own.setdefault(ch.circuit, []).append(ch.id)
-    return own
-
-
 def known_loads(
-    site: Site, meter_a: Mapping[str, PhaseCurrents], charger_a: Mapping[str, PhaseCurrents]
+    site: Site,
+    meter_a: Mapping[str, PhaseCurrents],
+    charger_a: Mapping[str, PhaseCurrents],
+    budget_a: Mapping[str, PhaseCurrents] | None = None,
+    phases_used: Mapping[str, int | None] | None = None,
 ) -> dict[str, PhaseCurrents]:
-    """Measured current per node and phase, for the nodes it is known at.
+    """Measured current per node and line, for the nodes it is known at.
 
     ``meter_a``: usable readings by meter id (stale meters left out); ``charger_a``: each
-    charger's grid-phase current — measured, or its worst case where no fresh reading is known
-    (the caller's to give: a missing charger counts as 0 here). A metered node without a usable
-    reading is not judged itself, and counts at its limit on every phase in the unmetered nodes
+    charger's measured grid current per line (its phasors from the site model:
+    :func:`~controller.daemon.line_loads.draw_vector`); ``budget_a``: a worst case per line for
+    chargers (or the parts of them) whose draw is not known, added by magnitude (the caller's to
+    give: a charger in neither counts as 0 here); ``phases_used``: per charger, the phases its
+    vehicle draws on where known (it matters only on a delta bus). A metered node without a usable
+    reading is not judged itself, and counts at its limit on every line in the unmetered nodes
     above it (full, never empty).
     """
     meters = node_meters(site)
-    own = _own_chargers(site)
+    ev = ev_at_nodes(site, charger_a, phases_used, stop_at=meters)
+    own: dict[str, PhaseCurrents] = {}  # by magnitude, on each node's own bus
+    for cid, amps in (budget_a or {}).items():
+        try:
+            circuit = site.charger(cid).circuit
+        except KeyError:
+            continue
+        own[circuit] = _add(own.get(circuit, ZERO), amps)
     out: dict[str, PhaseCurrents] = {}
-    carried: dict[str, PhaseCurrents] = {}  # what each node puts on its parent
+    carried: dict[str, PhaseCurrents] = {}  # by magnitude: what each node puts on its parent
     for node in reversed(site.node_ids()):  # children before parents
         meter = meters.get(node)
         if meter is not None:
@@ -71,26 +85,33 @@ def known_loads(
                 limit = site.node_limit_a(node)
                 carried[node] = (limit, limit, limit)
             continue
-        kids = site.children(node)
-        total = ZERO
-        for k in kids:
-            total = _add(total, carried[k.id])
-        for cid in own.get(node, ()):
-            total = _add(total, charger_a.get(cid, ZERO))
-        out[node] = carried[node] = total
+        below = own.get(node, ZERO)
+        for k in site.children(node):
+            below = _add(below, carried[k.id])
+        scalar = lift_abs(site, node, below)
+        carried[node] = scalar
+        out[node] = _add(node_line_a(site, node, ev[node]), scalar)
     return out
 
 
 def base_loads(
-    site: Site, meter_a: Mapping[str, PhaseCurrents], charger_a: Mapping[str, PhaseCurrents]
+    site: Site,
+    meter_a: Mapping[str, PhaseCurrents],
+    charger_a: Mapping[str, PhaseCurrents],
+    in_phase_a: Mapping[str, PhaseCurrents] | None = None,
+    phases_used: Mapping[str, int | None] | None = None,
 ) -> dict[str, PhaseCurrents]:
-    """Non-EV current per node and phase, for the planner's ``Snapshot.base_load_a``.
+    """Non-EV current per node and line, for the planner's ``Snapshot.base_load_a``.
 
     ``charger_a``: the measured grid current of the chargers whose sessions are planned (a
-    charger drawing outside a planned session stays in the base).
+    charger drawing outside a planned session stays in the base). ``in_phase_a``: per metered
+    node, each line current's component in phase with its voltage where the meter reports its
+    power per line (:func:`~controller.daemon.line_loads.in_phase_a`; it makes the bound exact on
+    lines whose loads span an arc of angles).
     """
     meters = node_meters(site)
-    under = {n: [ch.id for ch in site.chargers_under(n)] for n in site.node_ids()}
+    ev = ev_at_nodes(site, charger_a, phases_used)
+    in_phase = in_phase_a or {}
     out: dict[str, PhaseCurrents] = {}
     for node in reversed(site.node_ids()):
         meter = meters.get(node)
@@ -99,15 +120,12 @@ def base_loads(
             if reading is None:
                 out[node] = UNKNOWN
                 continue
-            ev = ZERO
-            for cid in under[node]:
-                ev = _add(ev, charger_a.get(cid, ZERO))
-            out[node] = (max(0.0, reading[0] - ev[0]), max(0.0, reading[1] - ev[1]), max(0.0, reading[2] - ev[2]))
+            out[node] = base_at(site, node, reading, ev[node], in_phase.get(node))
         else:
             total = ZERO
             for k in site.children(node):
                 total = _add(total, out[k.id])
-            out[node] = total
+            out[node] = lift_abs(site, node, total)
     return out
 
 
@@ -115,17 +133,21 @@ def add_budgets(
     site: Site, base_a: Mapping[str, PhaseCurrents], budget_a: Mapping[str, PhaseCurrents]
 ) -> dict[str, PhaseCurrents]:
     """``base_a`` plus chargers out of contact at their worst-case grid current, at their node and
-    every node above it (on a metered node this may count part of their draw twice — safe, and
-    only while a charger is out of contact). Budgets are never held: they follow the links."""
+    every node above it, by magnitude (through a transformer: each primary line by the sum of the
+    secondary lines it mixes — never less than the draw's phasors give, whatever its angle). On a
+    metered node this may count part of their draw twice — safe, and only while a charger is out
+    of contact. Budgets are never held: they follow the links."""
     out = dict(base_a)
     for cid, budget in budget_a.items():
         try:
             path = site.ancestors(site.charger(cid).circuit)
         except KeyError:
             continue
+        amps = budget
         for node in path:
+            amps = lift_abs(site, node, amps)
             if node in out:
-                out[node] = _add(out[node], budget)
+                out[node] = _add(out[node], amps)
     return out
 
 

@@ -12,7 +12,7 @@ Pure functions of the central system's charger states, the site and ``now``:
   :func:`~controller.fleet.departure_estimate.planned_departure` (earlier than declared where the
   vehicle habitually leaves early; docs/departures.md).
 * :func:`grid_draw_a` — a charger's measured grid current, from fresh meter values.
-* :func:`budget_grid_a` — a budget (A per phase or kW) as grid current on the charger's phases.
+* :func:`budget_grid_a` — a budget (A per phase or kW) as grid current on the charger's lines.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from controller.chargers.planning import grid_currents, session_id, session_states
 from controller.chargers.state import ChargerState, ConnectorState
+from controller.daemon.line_loads import amps_per_kw
 from controller.fleet.departure_estimate import (
     DEFAULT_RULE,
     DepartureEstimate,
@@ -33,7 +34,7 @@ from controller.fleet.departure_estimate import (
 )
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
 from controller.learn import VEHICLE_LIMITED_GAP_A, learned_max_a
-from controller.model.site import Charger, Site, dc_phase_current_a
+from controller.model.site import Charger, Site
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
 from controller.store.records import DeclaredDeparture
 from controller.store.restore import PastDeparture
@@ -175,7 +176,8 @@ class DepartureHistory:
 def reacted(conn: ConnectorState, sent: Sent, reaction_s: float) -> bool:
     """Every current reading of the connector is newer than the last change of its limit plus the
     vehicle's reaction time: what it shows is the vehicle's answer to that limit."""
-    readings = [r.at for r in conn.measured.current_a if r is not None]
+    m = conn.measured
+    readings = [r.at for r in (*m.current_a, m.current_unphased_a) if r is not None]
     return bool(readings) and min(readings) >= sent.changed_at + timedelta(seconds=reaction_s)
 
 
@@ -191,15 +193,19 @@ def energy_register_wh(st: ChargerState) -> float | None:
     return sum(regs) if regs else None
 
 
-def grid_draw_a(charger: Charger, st: ChargerState, now: datetime, max_age_s: float) -> PhaseCurrents | None:
-    """Measured grid current of all the charger's connectors, or None if none is fresh."""
+def grid_draw_a(
+    charger: Charger, st: ChargerState, now: datetime, max_age_s: float, site: Site | None = None
+) -> PhaseCurrents | None:
+    """Measured grid current of all the charger's connectors, or None if none is fresh (with
+    ``site``: a single-phase vehicle on a delta bus counted on both of its lines, as
+    :func:`~controller.chargers.planning.grid_currents`)."""
     max_age = timedelta(seconds=max_age_s)
     total = [0.0, 0.0, 0.0]
     seen = False
     for connector_id, conn in st.connectors.items():
         if connector_id < 1:
             continue
-        g = grid_currents(charger, conn, now, max_age)
+        g = grid_currents(charger, conn, now, max_age, site)
         if g is None:
             continue
         seen = True
@@ -209,9 +215,10 @@ def grid_draw_a(charger: Charger, st: ChargerState, now: datetime, max_age_s: fl
 
 
 def budget_grid_a(site: Site, charger: Charger, value: float, unit: str) -> PhaseCurrents:
-    """A budget in planner units as grid current: AC on its wired phases, DC on all three."""
+    """A budget in planner units as grid current: AC on its wired lines (a line-to-line charger's
+    current flows in both of its lines), DC on all three at its bus's voltage."""
     if unit == "kW":
-        a = dc_phase_current_a(value, site.site.voltage_v, charger.efficiency, charger.power_factor)
+        a = value * amps_per_kw(site, charger)
         return (a, a, a)
     out = [0.0, 0.0, 0.0]
     for gp in charger.grid_phases:
@@ -287,7 +294,7 @@ def plan_sessions(
                 updates["departure_at"] = planned_at
         ch = chargers[s.charger_id]
         cap = _learned_cap(
-            site.site.voltage_v, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id),
+            site, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id),
             site.failsafe.dc_kw if ch.kind == "dc" else site.failsafe.charger_a,
         )
         if cap is None:
@@ -307,7 +314,7 @@ def plan_sessions(
 
 
 def _learned_cap(
-    voltage_v: float, charger: Charger, s: SessionState, sent: Sent | None, conn: ConnectorState,
+    site: Site, charger: Charger, s: SessionState, sent: Sent | None, conn: ConnectorState,
     now: datetime, prev: float | None, failsafe: float,
 ) -> float | None:
     """The vehicle's own maximum (planner units) when it draws clearly less than its limit.
@@ -323,9 +330,7 @@ def _learned_cap(
         return prev
     if not reacted(conn, sent, REACTION_S):
         return prev  # the reading may predate the limit (or the vehicle's reaction to it)
-    per_unit = 1.0 if charger.kind == "ac" else dc_phase_current_a(
-        1.0, voltage_v, charger.efficiency, charger.power_factor
-    )
+    per_unit = 1.0 if charger.kind == "ac" else amps_per_kw(site, charger)
     drawn_a = max(s.measured_a)
     if prev is None and abs(drawn_a - failsafe * per_unit) <= VEHICLE_LIMITED_GAP_A:
         return None

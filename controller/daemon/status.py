@@ -1,4 +1,11 @@
-"""The daemon's status as the API, ``depotctl status`` and the demo show it."""
+"""The daemon's status as the API, ``depotctl status`` and the demo show it.
+
+Per node and line: the measured current (the fast loop's :func:`~controller.daemon.loads.known_loads`:
+a meter's reading, else the phasor sum of the chargers below — on a transformer node its primary),
+the planned one (the plan's first slot, summed the same way), the limit, the margin and the
+headroom. The Prometheus gauges ``depot_circuit_load_amperes`` and
+``depot_circuit_headroom_amperes`` carry the same figures (:func:`controller.daemon.fast.observe_measured`).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from controller.api.models import (
 from controller.chargers.planning import session_id
 from controller.daemon.plan_loop import eta
 from controller.daemon.sessions import energy_register_wh, fresh_s, grid_draw_a
+from controller.model.phasor import draw
 from controller.model.site import GRID_ID, Site
 from controller.model.snapshot import SessionPlan
 from controller.stats import percentile
@@ -30,11 +38,17 @@ if TYPE_CHECKING:
     from controller.daemon.core import Daemon
 
 
-def _kwh_per_unit_h(site: Site, sp: SessionPlan) -> float:
-    """Energy per hour per unit of limit: A per phase × phases × V, or kW."""
+def _kwh_per_unit_h(site: Site, sp: SessionPlan, phases_used: int | None) -> float:
+    """Energy per hour per unit of limit: kW, or A per phase × the W per A of the charger's draw
+    (:func:`controller.model.phasor.draw`: 208 V for a line-to-line charger on a 208Y/120 V bus,
+    3 × 230 V for a three-phase vehicle on a 400 V wye one)."""
     if sp.kind == "dc":
         return 1.0
-    return max(1, len(sp.grid_phases)) * site.site.voltage_v / 1000.0
+    try:
+        ch = site.charger(sp.charger_id)
+    except KeyError:
+        return max(1, len(sp.grid_phases)) * site.site.voltage_v / 1000.0
+    return draw(site, ch, phases_used).volts_v / 1000.0
 
 
 def build_status(d: Daemon) -> StatusResponse:
@@ -103,7 +117,8 @@ def build_status(d: Daemon) -> StatusResponse:
                     source = sp.limit.source if sp is not None else source
                 eta_at: datetime | None = None
                 if sp is not None and plan is not None and need:
-                    eta_at = eta(sp.schedule, plan.horizon_end, _kwh_per_unit_h(site, sp), need)
+                    per_unit = _kwh_per_unit_h(site, sp, s.phases_used if s is not None else None)
+                    eta_at = eta(sp.schedule, plan.horizon_end, per_unit, need)
                 sessions.append(
                     SessionInfo(
                         session_id=sid,
@@ -119,7 +134,7 @@ def build_status(d: Daemon) -> StatusResponse:
                         eta=eta_at,
                     )
                 )
-        draw = grid_draw_a(ch, st, now, max_age) if st is not None and st.connected else None
+        drawn = grid_draw_a(ch, st, now, max_age, site) if st is not None and st.connected else None
         u = d.dispatch.uncontrolled.get(ch.id)
 
         chargers.append(
@@ -133,7 +148,7 @@ def build_status(d: Daemon) -> StatusResponse:
                 limit=limit,
                 unit="kW" if ch.kind == "dc" else "A",
                 limit_source=source,
-                current_a=list(draw) if draw is not None else None,
+                current_a=list(drawn) if drawn is not None else None,
                 energy_wh=energy_register_wh(st) if st is not None else None,
                 sessions=sessions,
                 uncontrolled=UncontrolledInfo(reason=u.reason, since=u.since) if u is not None else None,

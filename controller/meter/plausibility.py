@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.model.site import Site
+from controller.model.phasor import node_ln_voltage_v, node_service
+from controller.model.site import GRID_ID, Site
 
 NOMINAL_V = 230.0
 MIN_V_AT_230 = 180.0
@@ -21,28 +22,46 @@ CURRENT_FACTOR = 2.0
 
 @dataclass(frozen=True)
 class Bounds:
-    """What a reading may show: |current| ≤ ``max_current_a``, voltage within [min, max]."""
+    """What a reading may show: |current| ≤ ``max_current_a``, voltage within [min, max] on the
+    lines in ``voltage_lines`` (1-based; a split-phase bus has no L3 voltage to judge)."""
 
     max_current_a: float
     min_voltage_v: float
     max_voltage_v: float
+    voltage_lines: tuple[int, ...] = (1, 2, 3)
 
 
-def bounds_for(limit_a: float, voltage_v: float = NOMINAL_V) -> Bounds:
-    """2 × the connection limit; 180–270 V scaled to the site's nominal voltage."""
+def bounds_for(limit_a: float, voltage_v: float = NOMINAL_V, max_voltage_v: float | None = None) -> Bounds:
+    """2 × the connection limit; 180–270 V scaled to the nominal voltage (``max_voltage_v``: a
+    higher nominal for the top of the range, where a meter may report either of two voltages)."""
     k = voltage_v / NOMINAL_V
-    return Bounds(CURRENT_FACTOR * limit_a, MIN_V_AT_230 * k, MAX_V_AT_230 * k)
+    top = (max_voltage_v if max_voltage_v is not None else voltage_v) / NOMINAL_V
+    return Bounds(CURRENT_FACTOR * limit_a, MIN_V_AT_230 * k, MAX_V_AT_230 * top)
 
 
 def site_bounds(site: Site, meter_id: str) -> Bounds:
-    """Bounds for a meter: the limit of the node it measures (the grid when it measures none)."""
+    """Bounds for a meter: the limit of the node it measures (the grid when it measures none), the
+    voltage of the bus it sits on — a transformer node's meter is on its primary (the parent's bus),
+    a sub-meter below a transformer on the secondary. A delta bus has no neutral: its meter may
+    report line-to-neutral (to a virtual star point) or line-to-line voltages, so both pass; a
+    split-phase bus's L3 voltage is not judged."""
     limit = site.grid.limit_a
+    node = GRID_ID
     if site.grid.meter != meter_id:
         for circuit in site.circuits:
             if circuit.meter == meter_id:
                 limit = circuit.limit_a
+                node = circuit.id
                 break
-    return bounds_for(limit, site.site.voltage_v)
+    bus = site.circuit(node).parent if node != GRID_ID and site.transformer(node) is not None else node
+    ln_v = node_ln_voltage_v(site, bus)
+    service = node_service(site, bus)
+    if service == "delta":
+        return bounds_for(limit, ln_v, ln_v * math.sqrt(3.0))
+    bounds = bounds_for(limit, ln_v)
+    if service == "split-phase":
+        return Bounds(bounds.max_current_a, bounds.min_voltage_v, bounds.max_voltage_v, (1, 2))
+    return bounds
 
 
 def check_finite(values: Mapping[str, float | None]) -> str | None:
@@ -64,7 +83,7 @@ def check_ranges(values: Mapping[str, float | None], bounds: Bounds) -> str | No
         current = values.get(f"current_l{phase}_a")
         if current is not None and abs(current) > bounds.max_current_a:
             return f"current_l{phase}_a {current:.1f} A beyond {bounds.max_current_a:g} A (2 × the limit)"
-        voltage = values.get(f"voltage_l{phase}_v")
+        voltage = values.get(f"voltage_l{phase}_v") if phase in bounds.voltage_lines else None
         if voltage is not None and not bounds.min_voltage_v <= voltage <= bounds.max_voltage_v:
             return f"voltage_l{phase}_v {voltage:.1f} V outside {bounds.min_voltage_v:.0f}–{bounds.max_voltage_v:.0f} V"
     return None

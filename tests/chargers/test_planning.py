@@ -41,6 +41,62 @@ def test_session_states_map_phases_and_energy() -> None:
     assert s2.measured_a is None and s2.vehicle_id is None and s2.priority == 10
 
 
+def test_a_line_to_line_charger_counts_its_current_in_both_of_its_lines() -> None:
+    """A 208 V charger on L2-L3 reports its one current on its L1, on L1 and L2, or without a
+    phase; grid L2 and L3 both carry it (the larger reading)."""
+    from controller.chargers.planning import grid_currents
+    from controller.chargers.state import ConnectorState
+    from controller.config import load_site_text
+
+    site = load_site_text(
+        """site: {name: US, timezone: UTC, service: wye, voltage_v: 120}
+grid: {limit_a: 200}
+ocpp: {security_profile: 0}
+chargers:
+  - {id: L2, phases: 1, phase_rotation: L2-L3, max_a: 48}
+  - {id: N, phases: 1, phase_rotation: L3, max_a: 16}
+"""
+    ).site
+    ch = site.charger("L2")
+    age = timedelta(seconds=30)
+    for current_a, unphased, want in [
+        ([Reading(16.0, T0), None, None], None, (0.0, 16.0, 16.0)),
+        ([Reading(16.0, T0), Reading(15.8, T0), None], None, (0.0, 16.0, 16.0)),
+        ([None, None, None], Reading(12.0, T0), (0.0, 12.0, 12.0)),
+        ([Reading(3.0, T0 - timedelta(minutes=5)), None, None], None, None),  # stale: unknown
+    ]:
+        conn = ConnectorState()
+        conn.measured.current_a = current_a
+        conn.measured.current_unphased_a = unphased
+        assert grid_currents(ch, conn, T0, age, site) == want
+        assert grid_currents(ch, conn, T0, age) == want  # nothing about the service needed
+    one = ConnectorState()
+    one.measured.current_unphased_a = Reading(9.0, T0)
+    assert grid_currents(site.charger("N"), one, T0, age) == (0.0, 0.0, 9.0)  # a 120 V charger's one value
+
+
+def test_a_single_phase_car_on_a_three_phase_charger_on_a_delta_bus_draws_on_two_lines() -> None:
+    from controller.chargers.planning import grid_currents
+    from controller.chargers.state import ConnectorState
+    from controller.config import load_site_text
+
+    site = load_site_text(
+        """site: {name: IT, timezone: UTC, service: delta, voltage_v: 230}
+grid: {limit_a: 200}
+ocpp: {security_profile: 0}
+chargers: [{id: X, phases: 3, phase_rotation: L2-L3-L1, max_a: 32}]
+"""
+    ).site
+    ch = site.charger("X")
+    age = timedelta(seconds=30)
+    conn = ConnectorState()
+    conn.measured.current_a = [Reading(16.0, T0), Reading(0.0, T0), Reading(0.0, T0)]
+    assert grid_currents(ch, conn, T0, age, site) == (0.0, 16.0, 16.0)  # charger L1, L2 = grid L2, L3
+    assert grid_currents(ch, conn, T0, age) == (0.0, 16.0, 0.0)  # without the site: as reported
+    conn.measured.current_a = [Reading(16.0, T0), Reading(16.0, T0), Reading(16.0, T0)]
+    assert grid_currents(ch, conn, T0, age, site) == (16.0, 16.0, 16.0)  # a three-phase car
+
+
 async def test_push_plan_applies_each_session_on_its_connector() -> None:
     from controller.chargers.planning import push_plan
     from controller.model.snapshot import Limit, Plan, SessionPlan, SessionState, SolveStats

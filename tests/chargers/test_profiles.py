@@ -268,3 +268,72 @@ def test_the_schema_check_rejects_bad_date_times() -> None:
     for bad in ("2026-01-01 00:00:00", "2026-01-01T00:00:00", "yesterday"):
         with pytest.raises(jsonschema.ValidationError):
             validate("1.6", "BootNotification", "response", {**good, "currentTime": bad})
+
+
+# --- W per A from the site's phasor model (issue 18) ---------------------------------------------
+def _site(service: str, voltage_v: float, chargers: str) -> object:
+    from controller.config import load_site_text
+
+    return load_site_text(
+        f"""site: {{name: T, timezone: UTC, service: {service}, voltage_v: {voltage_v}}}
+grid: {{limit_a: 400}}
+ocpp: {{security_profile: 0}}
+chargers:
+{chargers}
+"""
+    ).site
+
+
+def test_w_for_a_line_to_line_charger_is_amps_times_its_208_volts() -> None:
+    """A 208 V Level 2 charger between L1 and L2 of a 208Y/120 V service: W = A × 208, not
+    A × 120 (a third of the power it may draw) nor A × 3 × 120 (a charger dividing that by its
+    208 V would draw 1.7 × the A planned)."""
+    import math
+
+    from controller.chargers.profiles import from_wire, target_for, to_wire
+    from controller.model.site import Site
+
+    site = _site("wye", 120, "  - {id: L2, phases: 1, phase_rotation: L1-L2, max_a: 48}")
+    assert isinstance(site, Site)
+    t = target_for(site, site.charger("L2"), ["power_only"])
+    v_ll = 120 * math.sqrt(3)  # 207.8 V
+    assert t.w_per_a == pytest.approx((v_ll,))
+    for phases in (None, 1, 3):  # a single-phase charger: whatever is said of its EV's phases
+        tp = t.with_phases_in_use(phases)
+        assert to_wire(tp, 16.0) == floor_tenth(16.0 * v_ll)
+        assert to_wire(tp, 16.0) / v_ll <= 16.0  # it never draws more than planned at its voltage
+        assert from_wire(tp, to_wire(tp, 16.0)) == pytest.approx(16.0, abs=0.001)
+        spec = control_profile(tp, now=NOW, limit=16, ttl_s=60)
+        assert spec.unit == "W" and spec.periods[0].phases == 1
+    # 240 V split-phase: A × 240
+    split = _site("split-phase", 120, "  - {id: L2, phases: 1, phase_rotation: L1-L2, max_a: 40}")
+    assert isinstance(split, Site)
+    assert to_wire(target_for(split, split.charger("L2"), ["power_only"]), 32.0) == pytest.approx(32 * 240.0)
+
+
+def test_w_for_a_single_phase_car_on_a_three_phase_charger_on_a_delta_service() -> None:
+    """240 V delta (no neutral): a single-phase car draws between two lines at 240 V, a
+    three-phase one 3 × 138.6 V per A. Unknown phases: sized for one (the worst case still holds:
+    a charger dividing the W by 3 × 138.6 V for a three-phase car gives each phase less)."""
+    import math
+
+    from controller.chargers.profiles import target_for, to_wire
+    from controller.model.site import Site
+
+    site = _site("delta", 240, "  - {id: X, phases: 3, max_a: 32}")
+    assert isinstance(site, Site)
+    t = target_for(site, site.charger("X"), ["power_only"])
+    ln = 240 / math.sqrt(3)
+    assert t.w_per_a == pytest.approx((240.0, 240.0, 3 * ln))
+    assert to_wire(t, 16.0) == floor_tenth(16 * 240.0)  # unknown: one phase, line to line
+    assert to_wire(t.with_phases_in_use(1), 16.0) == floor_tenth(16 * 240.0)
+    assert to_wire(t.with_phases_in_use(3), 16.0) == floor_tenth(16 * 3 * ln)
+    for used_w in (240.0, 3 * ln):  # what a charger may divide by, for the EV it really has
+        assert to_wire(t, 16.0) / used_w <= 16.0 + 1e-9
+    # a European wye site is unchanged: 230 V per phase in use
+    eu = _site("wye", 230, "  - {id: E, phases: 3, max_a: 32}\n  - {id: D, kind: dc, max_kw: 50}")
+    assert isinstance(eu, Site)
+    te = target_for(eu, eu.charger("E"), ["power_only"])
+    assert te.w_per_a == pytest.approx((230.0, 460.0, 690.0))
+    assert to_wire(te.with_phases_in_use(3), 16.0) == 16 * 230 * 3
+    assert target_for(eu, eu.charger("D")).full_watts_per_a == pytest.approx(690.0)

@@ -158,7 +158,7 @@ def test_meter_values_parsing_is_defensive() -> None:
                     {"value": "10.5", "measurand": "Current.Import", "phase": "L1-N"},
                     {"value": "nan", "measurand": "Current.Import", "phase": "L2"},
                     {"value": "x", "measurand": "Current.Import", "phase": "L3"},
-                    {"value": "1", "measurand": "Current.Import"},  # no phase: skipped
+                    {"value": "1", "measurand": "Current.Import"},  # no phase: kept apart from the phases
                     {"value": "3", "measurand": "Voltage", "phase": "L1"},
                     {"value": "55", "measurand": "SoC"},
                     {"value": "12", "unit": "Wh"},  # default measurand: energy
@@ -172,8 +172,9 @@ def test_meter_values_parsing_is_defensive() -> None:
         T0 + timedelta(seconds=20),
         clock,
     )
-    assert used == 4
+    assert used == 5
     assert m.currents() == (10.5, 2.0, None)
+    assert m.current_unphased_a is not None and m.current_unphased_a.value == 1.0
     assert m.soc_pct is not None and m.soc_pct.value == 55 and m.energy_wh is not None and m.energy_wh.value == 12
     apply_meter_values(
         m,

@@ -44,3 +44,33 @@ def test_uncontrolled_chargers_are_not_planned() -> None:
     sessions = plan_sessions(SITE, _states(10.0), T0, departure_of=lambda v, t: None, sent={}, learned={},
                              uncontrolled=frozenset({"CP07"}))
     assert sessions == ()
+
+
+def test_budgets_and_learnt_caps_of_line_to_line_and_dc_chargers_at_their_bus_voltage() -> None:
+    """Issue 18: a DC charger's kW as line current at its bus's voltage (480Y/277 V: 3 × 277 V per
+    A, not the site's 230 V default), a 208 V charger's budget on both of its lines; a 208 V
+    vehicle drawing 20 A on a 32 A limit, reported on its L1 only, learns a 21 A cap."""
+    from controller.config.loader import load_site_text
+    from controller.daemon.sessions import budget_grid_a
+
+    site = load_site_text(
+        """site: {name: US, timezone: UTC, service: wye, voltage_v: 277}
+grid: {limit_a: 600}
+ocpp: {security_profile: 0}
+circuits: [{id: xf, limit_a: 180, transformer: {connection: delta-wye, ratio: 2.31}}]
+chargers:
+  - {id: L2, circuit: xf, phases: 1, phase_rotation: L3-L1, max_a: 48}
+  - {id: DC, kind: dc, max_kw: 60, efficiency: 1.0, power_factor: 1.0}
+"""
+    ).site
+    a = 1000.0 / (3 * 277.0)
+    assert budget_grid_a(site, site.charger("DC"), 60.0, "kW") == (60 * a, 60 * a, 60 * a)
+    assert budget_grid_a(site, site.charger("L2"), 32.0, "A") == (32.0, 0.0, 32.0)
+    st = ChargerState("L2", connected=True)
+    conn = st.connectors.setdefault(1, ConnectorState(status="Charging"))
+    conn.transaction = Transaction("T1", 1, None, None, T0 - timedelta(hours=1))
+    conn.measured.current_a = [Reading(20.0, T0), None, None]
+    learned: dict[str, float] = {}
+    sent = {"L2:T1": Sent(32.0, T0 - timedelta(seconds=REACTION_S + 10))}
+    (s,) = plan_sessions(site, {"L2": st}, T0, departure_of=lambda v, t: None, sent=sent, learned=learned)
+    assert s.measured_a == (20.0, 0.0, 20.0) and s.ev_max_a == 21.0
