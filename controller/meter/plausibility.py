@@ -71,6 +71,19 @@ def check_finite(values: Mapping[str, float | None]) -> str | None:
     return None
 
 
+def fill_absent_lines(values: Mapping[str, float | None], bounds: Bounds) -> dict[str, float | None]:
+    """A split-phase bus has no L3: a meter there may leave L3's current and power unavailable
+    (they are 0 A and 0 W, not unknown). Any other line's missing current still rejects the reading."""
+    out = dict(values)
+    for line in (1, 2, 3):
+        if line in bounds.voltage_lines:
+            continue
+        for name in (f"current_l{line}_a", f"power_l{line}_w"):
+            if out.get(name) is None:
+                out[name] = 0.0
+    return out
+
+
 def check_required(values: Mapping[str, float | None]) -> str | None:
     for phase in (1, 2, 3):
         if values.get(f"current_l{phase}_a") is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from controller.meter import sunspec
 from controller.meter.errors import ConnectFailed, Implausible, MeterError, NotConnected
 from controller.meter.hub import Clock, ModbusHub
-from controller.meter.plausibility import Bounds, check_values, is_frozen
+from controller.meter.plausibility import Bounds, check_values, fill_absent_lines, is_frozen
 from controller.meter.reading import MeterReading, RawRegisters, build_reading, decode_registers
 from controller.meter.registers import RegisterMap, signs_currents, static_map_for
 from controller.model.site import Meter
@@ -159,7 +159,7 @@ class MeterReader:
         if key != self._last_raw:
             self._last_raw = key
             self._raw_changed_at = now
-        values = decode_registers(register_map, raw)
+        values = fill_absent_lines(decode_registers(register_map, raw), self.bounds)
         signed = signs_currents(self.meter, register_map)
         reason = check_values(values, self.bounds, signed_currents=signed, meter_id=self.meter.id)
         if reason is None and is_frozen(now, self._raw_changed_at, self.meter.stale_after_s, self._load_changed_at):

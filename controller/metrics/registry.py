@@ -121,15 +121,17 @@ class DepotMetrics:
         # --- circuits (from the last plan) -------------------------------------------------
         self.circuit_limit = Gauge(
             "depot_circuit_limit_amperes",
-            "Usable current limit of a circuit node per phase [A]: rated limit minus margin (circuit=grid is the "
+            "Usable current limit of a circuit node per line [A]: rated limit minus margin (circuit=grid is the "
             "connection).", ["circuit", "phase"], registry=r)
         self.circuit_load = Gauge(
             "depot_circuit_load_amperes",
-            "Planned first-slot load of a circuit node per phase [A]: base load plus EV current.",
+            "Planned first-slot load of a circuit node per line [A]: base load plus EV current, the magnitude of "
+            "the phasor sum (a transformer node on its primary).",
             ["circuit", "phase"], registry=r)
         self.circuit_headroom = Gauge(
             "depot_circuit_headroom_amperes",
-            "Usable limit minus planned load of a circuit node per phase [A]; negative means overloaded.",
+            "Usable limit minus planned load of a circuit node per line [A] (phasor magnitudes); negative means "
+            "overloaded.",
             ["circuit", "phase"], registry=r)
 
         # --- chargers ----------------------------------------------------------------------

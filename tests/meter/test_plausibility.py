@@ -7,7 +7,7 @@ import math
 import pytest
 
 from controller.config import load_site
-from controller.meter.plausibility import bounds_for, check_values, is_frozen, site_bounds
+from controller.meter.plausibility import bounds_for, check_values, fill_absent_lines, is_frozen, site_bounds
 
 GOOD = {
     "current_l1_a": 10.0,
@@ -98,6 +98,13 @@ chargers: [{id: L2, circuit: panel, phases: 1, phase_rotation: L1-L2, max_a: 48}
     sp = site_bounds(us, "sp-meter")
     assert check_values({**at_120, "voltage_l3_v": 0.0}, sp) is None  # no L3 on a split-phase bus
     assert check_values({**at_120, "voltage_l2_v": 0.0}, sp) is not None
+    # a split-phase meter may leave L3's current and power unavailable: 0 A there, not unknown
+    no_l3 = {**at_120, "current_l3_a": None, "power_l3_w": None, "voltage_l3_v": None}
+    assert check_values(no_l3, sp) is not None  # as decoded
+    filled = fill_absent_lines(no_l3, sp)
+    assert check_values(filled, sp) is None and filled["current_l3_a"] == 0.0
+    assert check_values(fill_absent_lines({**no_l3, "current_l2_a": None}, sp), sp) is not None
+    assert fill_absent_lines(no_l3, panel)["current_l3_a"] is None  # a three-phase bus: unknown stays unknown
 
     delta = load_site_text(
         """site: {name: D, timezone: UTC, service: delta, voltage_v: 480}
