@@ -271,11 +271,15 @@ def _data(tmp_path: Path) -> Path:
 
 def test_the_bench_runs_a_day_and_reports_what_acnsim_reported(tmp_path: Path) -> None:
     cmd = [sys.executable, str(ROOT / "bench" / "acnsim.py"), "--days", "caltech-2019-07-16",
-           "--algorithms", "llf,depotctl", "--data", str(_data(tmp_path)), "--json"]
+           "--algorithms", "llf,depotctl", "--facet-step", "60", "--data", str(_data(tmp_path)), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
-    rows = {r["algorithm"]: r for r in json.loads(proc.stdout)}
+    out = json.loads(proc.stdout)
+    rows = {r["algorithm"]: r for r in out if r["facet_step_deg"] is None}
     assert set(rows) == {"llf", "depotctl"}
+    coarse = [r for r in out if r["facet_step_deg"] == 60.0]
+    assert len(coarse) == 1 and coarse[0]["algorithm"] == "depotctl" and coarse[0]["infeasible"] == 0
+    assert coarse[0]["planner"]["mean_rows"] < rows["depotctl"]["planner"]["mean_rows"]  # fewer facets
     for r in rows.values():
         # a, b, c, d kept; e at a station caltech_acn has not; f overlaps a; g too short; h another day
         assert r["sessions"] == 4 and r["requested_kwh"] == pytest.approx(83.0)
