@@ -1,15 +1,26 @@
 """The usual load-management heuristics, for comparison with the planner.
 
-All respect every node and phase of the circuit tree (limit − margin − base load) and the AC
+All respect every node and line of the circuit tree (limit − margin − base load) and the AC
 minimum current: ``equal_share`` fills every vehicle up at the same rate until a breaker or the
 vehicle's maximum stops it (max-min fair, what most load managers do); ``edf`` serves vehicles in
 order of departure, each taking all it can (earliest deadline first); ``llf`` does the same in
 order of laxity (least laxity first): laxity = time to departure − remaining energy / maximum rate,
 the slack a vehicle has before it can no longer be met even at full rate.
+
+Phasor limits, exactly: each demand carries its line current phasor per A at every node and line
+it loads (:attr:`Demand.coefs`, from :func:`controller.model.phasor.charger_phasors`: a
+line-to-line charger 30° off its lines, a transformer's primary through its matrix), and the
+rule is ``|Σ coef × current| ≤ limit − margin − |base|`` per node and line. The base load's angle
+is not known to a controller (a meter reports magnitudes), so its magnitude is taken off the room:
+safe whatever its angle. Within that room nothing is approximated: a demand's largest current
+that keeps a sum inside its circle is the root of a quadratic (:func:`headroom_a`), and the fair
+share grows every active demand until a circle or a cap stops it. Where every coefficient on a
+line is real and positive (a European wye site) this is the arithmetic rule it always was.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,9 +44,17 @@ class Demand:
     nodes: tuple[str, ...]  # the charger's circuit and every ancestor up to the grid
     need_kwh: float = 0.0  # energy still wanted
     max_kw: float = 0.0  # its rate at cap_a (0: unknown, then laxity is the time to the deadline)
+    coefs: tuple[tuple[Key, complex], ...] = ()
+    """Per (node, line): its line current phasor there per A of its own current. Empty: 1 on every
+    line of ``phases`` at every node of ``nodes`` (loads in phase: the arithmetic sum)."""
+
+    def coef_map(self) -> dict[Key, complex]:
+        if self.coefs:
+            return dict(self.coefs)
+        return {(n, p): 1 + 0j for n in self.nodes for p in self.phases}
 
     def uses(self) -> list[Key]:
-        return [(n, p) for n in self.nodes for p in self.phases]
+        return list(self.coef_map())
 
     @property
     def latest_start(self) -> datetime:
@@ -59,28 +78,48 @@ def residual_a(site: Site, base_a: Mapping[str, PhaseCurrents]) -> dict[Key, flo
     return room
 
 
+def headroom_a(acc: complex, coef: complex, room_a: float) -> float:
+    """The largest ``t ≥ 0`` with ``|acc + coef × t| ≤ room_a`` (0 when ``acc`` is already outside)."""
+    cc = abs(coef) ** 2
+    if cc <= 1e-18:
+        return math.inf
+    outside = abs(acc) ** 2 - room_a**2
+    if outside > 1e-6:
+        return 0.0
+    b = (acc * coef.conjugate()).real
+    return max(0.0, (-b + math.sqrt(max(0.0, b * b - cc * outside))) / cc)
+
+
 def _fill(demands: list[Demand], room: dict[Key, float]) -> dict[str, float]:
-    """Max-min fair progressive filling."""
+    """Max-min fair progressive filling: every active demand grows by the same current until a
+    cap, or a node line's circle, stops it (there: the demands whose growth would push the sum
+    out; one whose phasor points back inside may go on)."""
     alloc = {d.key: 0.0 for d in demands}
-    left = dict(room)
+    coefs = {d.key: d.coef_map() for d in demands}
+    acc: dict[Key, complex] = dict.fromkeys(room, 0j)
     active = {d.key: d for d in demands if d.cap_a > 1e-9}
     while active:
-        users: dict[Key, int] = {}
-        for d in active.values():
-            for k in d.uses():
-                users[k] = users.get(k, 0) + 1
+        total: dict[Key, complex] = {}
+        for key in active:
+            for k, c in coefs[key].items():
+                total[k] = total.get(k, 0j) + c
         step = min(d.cap_a - alloc[d.key] for d in active.values())
-        for k, count in users.items():
-            step = min(step, left[k] / count)
+        for k, c in total.items():
+            step = min(step, headroom_a(acc[k], c, room[k]))
         step = max(step, 0.0)
-        for d in active.values():
-            alloc[d.key] += step
-            for k in d.uses():
-                left[k] -= step
-        saturated = {k for k, v in left.items() if v <= 1e-9}
+        for key in active:
+            alloc[key] += step
+            for k, c in coefs[key].items():
+                acc[k] += c * step
+        before = len(active)
         for key, d in list(active.items()):
-            if alloc[key] >= d.cap_a - 1e-9 or any(k in saturated for k in d.uses()):
+            if alloc[key] >= d.cap_a - 1e-9 or any(
+                abs(acc[k]) >= room[k] - 1e-9 and (acc[k] * c.conjugate()).real >= -1e-12
+                for k, c in coefs[key].items()
+            ):
                 del active[key]
+        if len(active) == before and step <= 1e-12:
+            break  # nothing can grow (numerically at every boundary)
     return alloc
 
 
@@ -100,15 +139,16 @@ def equal_share(demands: list[Demand], room: dict[Key, float]) -> dict[str, floa
 
 def _greedy(demands: list[Demand], room: dict[Key, float], order: Callable[[Demand], datetime]) -> dict[str, float]:
     """Serve the demands in ``order``, each taking all it can (none below its minimum)."""
-    left = dict(room)
+    acc: dict[Key, complex] = dict.fromkeys(room, 0j)
     alloc: dict[str, float] = {}
     for d in sorted(demands, key=lambda d: (order(d), d.key)):
-        give = min([d.cap_a, *(left[k] for k in d.uses())])
+        coefs = d.coef_map()
+        give = min([d.cap_a, *(headroom_a(acc[k], c, room[k]) for k, c in coefs.items())])
         if give < d.min_a or give <= 1e-9:
             give = 0.0
         alloc[d.key] = give
-        for k in d.uses():
-            left[k] -= give
+        for k, c in coefs.items():
+            acc[k] += c * give
     return alloc
 
 

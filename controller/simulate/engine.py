@@ -4,7 +4,7 @@ Each step of ``step_s``: sessions arrive and leave; the policy decides (every
 ``control.plan_every_s``, and at once after an arrival, a departure or a shed) exactly as the
 daemon's plan loop would; limits are dispatched as the daemon sends them (0.1 steps, AC below its
 minimum = pause); the fast loop sheds when a node would be over ``limit − margin``; the vehicles
-draw what their charger allows and they accept; every node and phase is scored against its
+draw what their charger allows and they accept; every node and line is scored against its
 breaker limit (margin not counted). A session that departs after the scenario's end is simulated
 up to the end: its energy counts, and it is neither met nor missed (``SessionOutcome.past_end``).
 
@@ -13,10 +13,18 @@ keeps them per vehicle from the scenario's ``history:`` and from its sessions as
 policy that uses them (``lp`` by default, ``departure_history=``) is shown each session's
 departure as :func:`~controller.fleet.departure_estimate.planned_departure` makes it — earlier
 than declared for a vehicle that habitually leaves early — and the others the declared one.
+
+Loads are phasor sums (:mod:`controller.model.phasor`): each node's line current is the magnitude
+of its base load (in phase with its lines' voltages to neutral) plus every session's line phasors
+(:func:`~controller.model.phasor.charger_phasors`: a line-to-line charger 30° off its lines, a
+transformer node on its primary). That magnitude is what the fast loop measures, what a node's
+meter reports and what the violation count scores: the engine's *phasor monitor*.
 """
 
 from __future__ import annotations
 
+import cmath
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -24,7 +32,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from controller.fleet.departure_estimate import DepartureSample, planned_departure
-from controller.model.site import GRID_ID, Site
+from controller.model.phasor import Vec3, charger_phasors, line_angles_deg, node_service, transformer_matrix
+from controller.model.site import GRID_ID, Charger, Site
 from controller.shed import ChargerDraw, shed
 from controller.simulate.forecast import day_ahead
 from controller.simulate.policies import LiveView, PlannerPolicy, Policy, View
@@ -37,28 +46,59 @@ ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
 BASE_WINDOW_S = 5 * 60  # the controller's base-load forecast: the maximum over this window
 
 
-def node_base_a(scenario: Scenario, t: datetime) -> dict[str, PhaseCurrents]:
-    """True non-EV current per node and phase: its own profile, else the sum of its children's."""
+def _units(site: Site, bus: str) -> Vec3:
+    a = [cmath.rect(1.0, math.radians(deg)) for deg in line_angles_deg(node_service(site, bus))]
+    return (a[0], a[1], a[2])
+
+
+def node_base_phasors(scenario: Scenario, t: datetime) -> dict[str, Vec3]:
+    """True non-EV line current phasors per node [A], as its meter would see them: its own
+    profile (in phase with the lines of its measuring bus — a transformer node's primary is on its
+    parent's bus), else the sum of its children's (through its transformer, if it has one)."""
     local = scenario.local(t)
     site = scenario.site
-    out: dict[str, PhaseCurrents] = {}
+    out: dict[str, Vec3] = {}
 
-    def base(node: str) -> PhaseCurrents:
+    def base(node: str) -> Vec3:
         if node in out:
             return out[node]
+        bus = GRID_ID if node == GRID_ID else site.circuit(node).parent
+        profile = None
         if node == GRID_ID and (scenario.base_load.daily or scenario.base_load.dated):
-            value = scenario.base_load.at(local)
+            profile = scenario.base_load.at(local)
         elif node in scenario.circuit_base_load:
-            value = scenario.circuit_base_load[node].at(local)
+            profile = scenario.circuit_base_load[node].at(local)
+        if profile is not None:
+            u = _units(site, bus)
+            value: Vec3 = (u[0] * profile[0], u[1] * profile[1], u[2] * profile[2])
         else:
             kids = [base(c.id) for c in site.children(node)]
-            value = (sum(k[0] for k in kids), sum(k[1] for k in kids), sum(k[2] for k in kids))
+            value = (sum((k[0] for k in kids), 0j), sum((k[1] for k in kids), 0j), sum((k[2] for k in kids), 0j))
+            tr = site.transformer(node)
+            if tr is not None and any(abs(x) > 0 for x in value):
+                m = transformer_matrix(tr, node_service(site, bus))
+                value = (
+                    m[0][0] * value[0] + m[0][1] * value[1] + m[0][2] * value[2],
+                    m[1][0] * value[0] + m[1][1] * value[1] + m[1][2] * value[2],
+                    m[2][0] * value[0] + m[2][1] * value[1] + m[2][2] * value[2],
+                )
         out[node] = value
         return value
 
     for node in site.node_ids():
         base(node)
     return out
+
+
+def node_base_a(scenario: Scenario, t: datetime) -> dict[str, PhaseCurrents]:
+    """True non-EV current per node and line [A]: the magnitudes of :func:`node_base_phasors`
+    (its own profile, else the sum of its children's)."""
+    return {n: magnitudes(v) for n, v in node_base_phasors(scenario, t).items()}
+
+
+def magnitudes(v: Vec3) -> PhaseCurrents:
+    """|I| of each line [A], to 1 nA (a sum of unit phasors at ±120° is exact to that, not to the last bit)."""
+    return (round(abs(v[0]), 9), round(abs(v[1]), 9), round(abs(v[2]), 9))
 
 
 def metered_nodes(scenario: Scenario) -> tuple[str, ...]:
@@ -75,6 +115,12 @@ class _Live:
     limit: float = 0.0
     draw_a: PhaseCurrents = ZERO
     has_drawn: bool = False
+    per_a: dict[str, Vec3] = field(default_factory=dict)  # line phasors per A at each node above it
+
+    @property
+    def amps(self) -> float:
+        """Its line current now [A] (per phase for a three-phase draw)."""
+        return max(self.draw_a)
 
 
 @dataclass
@@ -159,7 +205,6 @@ def run(
     peak: dict[str, list[float]] = {n: [0.0, 0.0, 0.0] for n in site.node_ids()}
     decision_ms: list[float] = []
     series: dict[str, list[object]] = {"t": [], "grid_a": [], "energy": []}
-    under = {n: {ch.id for ch in site.chargers_under(n)} for n in site.node_ids()}
     next_decision = scenario.start
     replan = True
     t = scenario.start
@@ -179,10 +224,13 @@ def run(
             outcome = SessionOutcome(
                 s.key, s.charger_id, s.vehicle_id, s.arrive.astimezone(tz), s.depart.astimezone(tz), s.energy_kwh
             )
-            live[s.key] = _Live(s, SimVehicle.for_session(site, s), outcome)
+            vehicle = SimVehicle.for_session(site, s)
+            per_a = session_phasors(site, site.charger(s.charger_id), vehicle.phases_used)
+            live[s.key] = _Live(s, vehicle, outcome, per_a=per_a)
             replan = True
 
-        base = node_base_a(scenario, t)
+        base_ph = node_base_phasors(scenario, t)
+        base = {n: magnitudes(v) for n, v in base_ph.items()}
         believed = window.add(t, {n: base[n] for n in metered})
 
         # plan loop
@@ -216,12 +264,18 @@ def run(
         for lv in live.values():
             lv.draw_a = lv.vehicle.draw_a(lv.limit, lv.outcome.delivered_kwh)
 
-        # fast loop: measured load at metered nodes; unmetered circuits are judged on what the
-        # daemon knows there too (chargers' own meter values plus metered sub-circuits)
+        # fast loop: the load at every node as a meter there would report it (each line's phasor
+        # magnitude; unmetered circuits are judged on it too, as the daemon does from the
+        # chargers' own meter values plus metered sub-circuits)
         if policy.sheds and live:
-            measured = {n: _load(base[n], live.values(), under[n]) for n in site.node_ids()}
-            draws = [ChargerDraw(k, lv.session.charger_id, lv.limit, lv.draw_a) for k, lv in live.items()]
-            new_limits, events = shed(site, measured, draws)
+            totals = node_phasors_a(base_ph, live.values())
+            measured = {n: magnitudes(v) for n, v in totals.items()}
+            in_phase = {n: in_phase_a(site, n, totals[n]) for n in metered}  # meters' power per line
+            draws = [
+                ChargerDraw(k, lv.session.charger_id, lv.limit, lv.draw_a, lv.vehicle.phases_used)
+                for k, lv in live.items()
+            ]
+            new_limits, events = shed(site, measured, draws, in_phase_a=in_phase)
             if events:
                 for key, value in new_limits.items():
                     lv = live[key]
@@ -235,8 +289,9 @@ def run(
             if any(a > 0 for a in lv.draw_a):
                 lv.has_drawn = True
             lv.outcome.delivered_kwh += lv.vehicle.energy_kwh(lv.draw_a, dt_s)
+        loads = node_loads_a(base_ph, live.values())
         for node in site.node_ids():
-            load = _load(base[node], live.values(), under[node])
+            load = loads[node]
             limit = site.node_limit_a(node)
             for p in range(3):
                 peak[node][p] = max(peak[node][p], load[p])
@@ -249,7 +304,7 @@ def run(
                     violations.where[label] = violations.where.get(label, 0.0) + excess * dt_s
         if keep_series:
             series["t"].append(t)
-            series["grid_a"].append(_load(base[GRID_ID], live.values(), under[GRID_ID]))
+            series["grid_a"].append(loads[GRID_ID])
             series["energy"].append({k: lv.outcome.delivered_kwh for k, lv in live.items()})
         n_steps += 1
         t += step
@@ -289,10 +344,33 @@ def run(
     return result
 
 
-def _load(base: PhaseCurrents, lives: Iterable[_Live], chargers: set[str]) -> PhaseCurrents:
-    total = list(base)
+def node_phasors_a(base: dict[str, Vec3], lives: Iterable[_Live]) -> dict[str, Vec3]:
+    """Each node's line current phasors [A]: its base phasors plus every session's draw."""
+    sums = {n: [v[0], v[1], v[2]] for n, v in base.items()}
     for lv in lives:
-        if lv.session.charger_id in chargers:
+        amps = lv.amps
+        if amps <= 0.0:
+            continue
+        for node, vec in lv.per_a.items():
+            acc = sums[node]
             for p in range(3):
-                total[p] += lv.draw_a[p]
-    return (total[0], total[1], total[2])
+                acc[p] += vec[p] * amps
+    return {n: (v[0], v[1], v[2]) for n, v in sums.items()}
+
+
+def node_loads_a(base: dict[str, Vec3], lives: Iterable[_Live]) -> dict[str, PhaseCurrents]:
+    """Each node's line current magnitudes [A]: its base phasors plus every session's draw."""
+    return {n: magnitudes(v) for n, v in node_phasors_a(base, lives).items()}
+
+
+def in_phase_a(site: Site, node: str, currents: Vec3) -> PhaseCurrents:
+    """Each line current's component in phase with its voltage to neutral [A], as a meter that
+    reports its power per line gives it (its measuring bus: a transformer node's primary)."""
+    u = _units(site, GRID_ID if node == GRID_ID else site.circuit(node).parent)
+    out = [(currents[p] * u[p].conjugate()).real for p in range(3)]
+    return (out[0], out[1], out[2])
+
+
+def session_phasors(site: Site, charger: Charger, phases_used: int) -> dict[str, Vec3]:
+    """Line phasors per A at every node above ``charger`` for a session on ``phases_used`` phases."""
+    return charger_phasors(site, charger, phases_used if charger.kind == "ac" else None)

@@ -8,11 +8,22 @@ can deliver; its schedule is then executed by the same engine as the other polic
 The second bound, :func:`solve_max_met`, is the most departures any controller could meet: the
 same model (:func:`build_model`, the same relaxations) with a binary "met" per session that departs
 within the scenario, solved as a MILP with a time limit; it says when the bound is not proven.
+
+Phasor limits: each node line's current is ``|B + Σ c_s x_s|`` (the true base phasor B, each
+session's line phasor per A c_s: :func:`controller.model.phasor.charger_phasors`), kept at most
+``limit − margin``. The model takes the *outer* polygon of that circle: one tangent row
+``Re((B + Σ c_s x_s) · conj d) ≤ limit − margin`` per direction d, the directions spaced at most
+:data:`OUTER_STEP_DEG` apart over the arc where the sum can lie (one exact row where every load and
+the base sit at one angle — the arithmetic case of a European wye site). An outer polygon is a
+relaxation, so both bounds stay upper bounds; it lets the sum reach at most
+``1 / cos(OUTER_STEP_DEG / 2)`` of the room (+0.10 % at 5°): that is the bound's slack, and the
+most the optimum's executed schedule can go over ``limit − margin`` (inside any margin above 0.1 %).
 """
 
 from __future__ import annotations
 
 import bisect
+import cmath
 import dataclasses
 import itertools
 import math
@@ -24,9 +35,10 @@ from typing import Any
 import highspy
 import numpy as np
 
+from controller.model.phasor import charger_phasors, node_ln_voltage_v
 from controller.model.site import GRID_ID
 from controller.planner.highs import new_highs
-from controller.simulate.engine import node_base_a
+from controller.simulate.engine import node_base_phasors
 from controller.simulate.policies import View, to_limit
 from controller.simulate.result import MET_TOLERANCE, MET_TOLERANCE_KWH, MetBound
 from controller.simulate.scenario import Scenario, ScenarioSession
@@ -34,6 +46,37 @@ from controller.simulate.vehicles import TAPER_FLOOR, TAPER_FROM_SOC, SimVehicle
 
 GRID_SLOT_MIN = 15
 EARLY_WEIGHT = 1e-4  # among optimal schedules, prefer delivering earlier
+OUTER_STEP_DEG = 5.0
+"""Largest angle between two tangent rows of a phasor limit's outer polygon (overshoot ≤ 0.10 %)."""
+
+
+def outer_directions(phasors: list[complex], step_deg: float = OUTER_STEP_DEG) -> list[complex]:
+    """Unit directions whose tangent rows ``Re(z · conj d) ≤ R`` hold for every ``|z| ≤ R`` and,
+    for ``z`` a non-negative combination of ``phasors``, bound ``|z|`` by ``R / cos(step / 2)``.
+
+    The combinations lie in the arc the phasors' angles span: one direction when they share one
+    angle (exact), tangents at both ends of the arc and at most ``step_deg`` apart between, the
+    whole circle when the arc is 180° or wider.
+    """
+    raw = sorted({round(math.degrees(cmath.phase(c)) % 360.0, 9) % 360.0 for c in phasors if abs(c) > 1e-12})
+    angles = [a for i, a in enumerate(raw) if i == 0 or a - raw[i - 1] > 1e-7]
+    if len(angles) > 1 and angles[0] + 360.0 - angles[-1] <= 1e-7:
+        angles.pop()  # 359.99999999° is 0°
+    if not angles:
+        return []
+    gaps = [(angles[(i + 1) % len(angles)] - a) % 360.0 for i, a in enumerate(angles)]
+    if len(angles) == 1:
+        gaps = [360.0]
+    widest = max(range(len(gaps)), key=lambda i: gaps[i])
+    width = 360.0 - gaps[widest]
+    if width <= 1e-6:
+        return [cmath.rect(1.0, math.radians(angles[0]))]
+    if width >= 180.0:
+        count = max(3, math.ceil(360.0 / step_deg))
+        return [cmath.rect(1.0, math.radians(k * 360.0 / count)) for k in range(count)]
+    start = angles[(widest + 1) % len(angles)]
+    count = math.ceil(width / step_deg - 1e-9) + 1
+    return [cmath.rect(1.0, math.radians(start + k * width / (count - 1))) for k in range(count)]
 
 
 @dataclass
@@ -177,9 +220,10 @@ class _Model:
 
 
 def build_model(scenario: Scenario, begin: datetime, delivered: dict[str, float]) -> _Model:
-    """Perfect knowledge of arrivals, real departures, needs and the true base load; node, phase and
-    grid-kW limits (less the margins); the vehicles' caps and taper (as a linear bound); no AC
-    minimum current. Every schedule the engine can run within the limits is feasible here."""
+    """Perfect knowledge of arrivals, real departures, needs and the true base load; node-line
+    phasor limits (the outer polygon, :func:`outer_directions`) and the grid-kW limit (less the
+    margins); the vehicles' caps and taper (as a linear bound); no AC minimum current. Every
+    schedule the engine can run within the limits is feasible here."""
     site = scenario.site
     bounds = slot_boundaries(scenario, begin)
     n_slots = len(bounds) - 1
@@ -196,7 +240,7 @@ def build_model(scenario: Scenario, begin: datetime, delivered: dict[str, float]
     m = _Model(bounds, sessions, needs, np.zeros((n, n_slots)))
     for i, (s, v) in enumerate(zip(sessions, vehicles, strict=True)):
         cap = v.max_a if v.kind == "ac" else v.max_kw * v.a_per_kw
-        per_a_h = (v.voltage_v * len(v.grid_phases) / 1000) if v.kind == "ac" else 1.0 / v.a_per_kw
+        per_a_h = (v.volts_v / 1000) if v.kind == "ac" else 1.0 / v.a_per_kw
         arrive, depart = engine_time(scenario, s.arrive), engine_time(scenario, s.depart)
         for k in range(n_slots):
             present = arrive <= bounds[k] and bounds[k + 1] <= depart
@@ -228,28 +272,39 @@ def build_model(scenario: Scenario, begin: datetime, delivered: dict[str, float]
             for k in range(n_slots):
                 if m.upper[m.x_col(i, k)] > 0:
                     m.add_row([(m.x_col(i, k), 1.0), (m.e_col(i, k), slope)], -np.inf, rhs)
-    # node and phase limits, every slot, against the true base load at the slot's start
-    users: dict[tuple[str, int], list[int]] = {}
+    # node-line phasor limits, every slot, against the true base load at the slot's start
+    users: dict[tuple[str, int], list[tuple[int, complex]]] = {}
     for i, v in enumerate(vehicles):
-        for node in site.ancestors(site.charger(sessions[i].charger_id).circuit):
-            for p in v.grid_phases:
-                users.setdefault((node, p), []).append(i)
+        ch = site.charger(sessions[i].charger_id)
+        for node, vec in charger_phasors(site, ch, v.phases_used if v.kind == "ac" else None).items():
+            for p in range(3):
+                if abs(vec[p]) > 1e-12:
+                    users.setdefault((node, p), []).append((i, vec[p]))
     grid_kw = site.grid.limit_kw
+    grid_v = node_ln_voltage_v(site, GRID_ID)
     for k in range(n_slots):
-        base = node_base_a(scenario, bounds[k])
+        base = node_base_phasors(scenario, bounds[k])
         for (node, p), members in users.items():
-            room = site.node_limit_a(node) - site.node_margin_a(node) - base[node][p]
-            m.add_row([(m.x_col(i, k), 1.0) for i in members], -np.inf, max(0.0, room))
+            room = site.node_limit_a(node) - site.node_margin_a(node)
+            b = base[node][p]
+            directions = outer_directions([b, *(c for _, c in members)])
+            if len(directions) == 1:  # every load and the base at one angle: the exact arithmetic row
+                # (magnitudes rounded: unit phasors at ±120° are 1 to the last bit or two)
+                entries = [(m.x_col(i, k), round(abs(c), 12)) for i, c in members]
+                m.add_row(entries, -np.inf, max(0.0, room - round(abs(b), 9)))
+                continue
+            for d in directions:
+                m.add_row(
+                    [(m.x_col(i, k), (c * d.conjugate()).real) for i, c in members],
+                    -np.inf,
+                    max(0.0, room - (b * d.conjugate()).real),
+                )
         if grid_kw is not None and n:
-            base_kw = sum(base[GRID_ID]) * site.site.voltage_v / 1000
+            base_kw = sum(abs(a) for a in base[GRID_ID]) * grid_v / 1000
             entries = []
             for i, v in enumerate(vehicles):
                 ch = site.charger(sessions[i].charger_id)
-                per_a_kw = (
-                    v.voltage_v * len(v.grid_phases) / 1000
-                    if v.kind == "ac"
-                    else 3 * v.voltage_v * ch.power_factor / 1000
-                )
+                per_a_kw = v.volts_v / 1000 if v.kind == "ac" else v.volts_v * ch.power_factor / 1000
                 entries.append((m.x_col(i, k), per_a_kw))
             m.add_row(entries, -np.inf, max(0.0, grid_kw - base_kw))
     return m

@@ -3,6 +3,12 @@
 Every policy sees the same :class:`View` (what the daemon would know at that moment: measured
 base load as a recent maximum, declared departures, delivered energy, measured draws) and returns
 a limit per session: A per phase for AC, kW for DC.
+
+A ↔ kW goes through the charger's own connection (:func:`controller.model.phasor.draw`): a 208 V
+line-to-line charger takes 208 W per A, a DC charger behind a transformer its secondary's voltage.
+The heuristics are handed each session's line phasors per A at every node above it
+(:func:`controller.model.phasor.charger_phasors`), so that they keep every node's phasor limit
+(:mod:`controller.simulate.allocate`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from controller.learn import learned_max_a
-from controller.model.site import Charger, Site, dc_phase_current_a
+from controller.model.phasor import charger_phasors, draw
+from controller.model.site import Charger, Site
 from controller.model.snapshot import SessionState, Snapshot
 from controller.planner import PlannerState, plan
 from controller.simulate import allocate
 from controller.simulate.scenario import ScenarioSession
+from controller.simulate.vehicles import dc_a_per_kw
 
 PhaseCurrents = tuple[float, float, float]
 
@@ -101,14 +109,14 @@ def session_cap_a(
         caps = [c for c in (ch.max_a, ev_max_a) if c is not None]
         return min(caps) if caps else 0.0
     kws = [k for k in (ch.max_kw, ev_max_kw) if k is not None]
-    return dc_phase_current_a(min(kws), site.site.voltage_v, ch.efficiency, ch.power_factor) if kws else 0.0
+    return min(kws) * dc_a_per_kw(site, ch) if kws else 0.0
 
 
 def to_limit(site: Site, charger: Charger, current_a: float) -> float:
     """Per-phase grid current → the charger's limit unit (A for AC, kW for DC)."""
     if charger.kind == "ac":
         return current_a
-    return current_a / dc_phase_current_a(1.0, site.site.voltage_v, charger.efficiency, charger.power_factor)
+    return current_a / dc_a_per_kw(site, charger)
 
 
 def _deadline(view: View, lv: LiveView) -> datetime:
@@ -122,31 +130,28 @@ def _demands(view: View, learned: dict[str, float]) -> list[allocate.Demand]:
         ch = lv.charger
         if lv.delivered_kwh >= lv.session.energy_kwh - 1e-6:
             continue  # the vehicle is done
-        phases = ch.grid_phases[: lv.session.ev_phases] if ch.kind == "ac" and lv.measured_a else ch.grid_phases
-        if ch.kind == "dc":
-            phases = (0, 1, 2)
+        # the phases the controller believes it uses: measured once it draws, else every wired one
+        used = min(lv.session.ev_phases, max(1, ch.phases)) if ch.kind == "ac" and lv.measured_a else None
+        d = draw(view.site, ch, used if ch.kind == "ac" else None)
+        per_a = charger_phasors(view.site, ch, used if ch.kind == "ac" else None)
         cap_a = session_cap_a(view.site, lv, learned)
         out.append(
             allocate.Demand(
                 key=lv.key,
                 charger=ch,
-                phases=phases,
+                phases=d.lines,
                 cap_a=cap_a,
                 min_a=ch.min_a if ch.kind == "ac" else 0.0,
                 deadline=_deadline(view, lv),
                 nodes=view.site.ancestors(ch.circuit),
                 need_kwh=lv.session.energy_kwh - lv.delivered_kwh,
-                max_kw=_max_kw(view.site, ch, cap_a, len(phases)),
+                max_kw=to_limit(view.site, ch, cap_a) if ch.kind == "dc" else cap_a * d.volts_v / 1000,
+                coefs=tuple(
+                    ((node, p), vec[p]) for node, vec in per_a.items() for p in range(3) if abs(vec[p]) > 1e-12
+                ),
             )
         )
     return out
-
-
-def _max_kw(site: Site, charger: Charger, cap_a: float, n_phases: int) -> float:
-    """The rate at ``cap_a`` per phase on ``n_phases`` (the phases the controller believes it uses) [kW]."""
-    if charger.kind == "dc":
-        return to_limit(site, charger, cap_a)
-    return cap_a * site.site.voltage_v * n_phases / 1000
 
 
 def _limits(view: View, alloc: Mapping[str, float]) -> dict[str, float]:

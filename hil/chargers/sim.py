@@ -11,7 +11,9 @@ The charger has its own clock (:meth:`SimCharger.charger_now`: the injected cloc
 drift): every timestamp it sends and every judgement of a profile uses it. Hostile behaviours,
 each selectable per charger (:class:`SimOptions`; the defaults are the spec's worst case where the
 field differs): clock ahead/behind/drifting; W limits turned into A by the phases the EV actually
-uses; the end of a schedule (fall back vs hold the last period); rejecting every profile;
+uses, and (``w_voltage_v``) by a wrong voltage — a 208 V line-to-line charger dividing by 120 V;
+a line-to-line charger's current reported on both lines, as ``L1-L2``, on L1 only or without a
+phase (``ll_current_report``); the end of a schedule (fall back vs hold the last period); rejecting every profile;
 accepting but ignoring limits; slow, late or missing answers to SetChargingProfile; a reboot that
 loses every profile (:meth:`SimCharger.reboot`), or losing them on every reconnect; every quirk in
 the site schema's ``KNOWN_QUIRKS``; dropping the link. The EV (:mod:`hil.ev`) reacts to every
@@ -58,6 +60,8 @@ def _utc_now() -> datetime:
 
 
 ALL_MEASURANDS = ("Current.Import", "Power.Active.Import", "Energy.Active.Import.Register", "SoC")
+LineToLineReport = Literal["both_lines", "line_pair", "first_line", "no_phase"]
+"""How a line-to-line charger reports its current in ``Current.Import`` (see :class:`SimOptions`)."""
 
 
 @dataclass
@@ -116,6 +120,24 @@ class SimOptions:
     resume_after_reboot: bool = True
     """After :meth:`SimCharger.reboot`, an EV still plugged in starts a new transaction at once
     (plug-and-charge / cached authorisation), before any profile was re-installed."""
+    # --- line-to-line chargers (North American Level 2: 208 V or 240 V between two lines) ------
+    line_to_line: bool = False
+    """A single-phase charger between two lines (``phases`` 1, ``voltage_v`` the line-to-line
+    voltage): its EV's one current flows out on the charger's L1 and back on its L2, so both carry
+    it (:meth:`SimCharger.draw_a`, :meth:`SimCharger.allowed_a`); an A limit is that current, a W
+    limit is divided by the line-to-line voltage."""
+    ll_current_report: LineToLineReport = "both_lines"
+    """How a line-to-line charger reports ``Current.Import``: ``"both_lines"`` (phase ``L1`` and
+    ``L2``, each with the current: what the spec's phase means — the current on that line),
+    ``"line_pair"`` (one value with phase ``L1-L2``, seen in the field), ``"first_line"`` (``L1``
+    only: firmware written for line-to-neutral chargers, also seen; nothing is said about L2) or
+    ``"no_phase"`` (one value without a phase — the spec's "overall value", common on
+    single-phase firmware). The last two are the worst a central system gets."""
+    w_voltage_v: float | None = None
+    """The voltage the firmware divides a W limit by, per phase in use (and reports W schedules
+    with); ``None``: its real ``voltage_v``. Seen in the field on 208 V line-to-line chargers:
+    ``120`` (the voltage to neutral: 1.73 × the current the W meant — the worst), ``230``
+    (European firmware) or ``240`` (the split-phase nominal)."""
 
 
 @dataclass
@@ -192,6 +214,17 @@ class SimCharger:
         """The charger's own clock: the injected clock + ``clock_offset_s`` + the drift so far."""
         return self._charger_time(self.clock())
 
+    def w_voltage_v(self) -> float:
+        """The voltage its firmware converts W limits with [V] (``w_voltage_v``, else ``voltage_v``)."""
+        return self.o.w_voltage_v if self.o.w_voltage_v is not None else self.o.voltage_v
+
+    def _on_lines(self, a: float, phases: int) -> tuple[float, float, float]:
+        """A current per phase in use on the charger's own L1..L3: a line-to-line charger's one
+        current is on its L1 and its L2."""
+        if self.o.line_to_line:
+            return (a, a, 0.0)
+        return (a, a if phases >= 2 else 0.0, a if phases >= 3 else 0.0)
+
     def _share(self) -> int:
         """Connectors sharing a ChargePointMax: those with a transaction (at least 1)."""
         return max(1, sum(1 for c in self.connectors.values() if c.tx is not None))
@@ -202,7 +235,7 @@ class SimCharger:
 
     def _composite_at(self, c: Connector, true_now: datetime) -> Composite:
         st = self.store  # the options may be changed while running
-        st.schedule_end, st.w_conversion, st.voltage_v = self.o.schedule_end, self.o.w_conversion, self.o.voltage_v
+        st.schedule_end, st.w_conversion, st.voltage_v = self.o.schedule_end, self.o.w_conversion, self.w_voltage_v()
         st.ignores_charge_point_max = "ignores_charge_point_max" in self.o.quirks
         return st.composite(self._charger_time(true_now), c.connector_id, c.tx, self._ev_phases(c), self._share())
 
@@ -248,8 +281,7 @@ class SimCharger:
         if c.ev is None:
             return (0.0, 0.0, 0.0)
         offered, phases = self._offer_at(c, self.clock())
-        value = offered or 0.0
-        return (value, value if phases >= 2 else 0.0, value if phases >= 3 else 0.0)
+        return self._on_lines(offered or 0.0, phases)
 
     def _ev_for(self, c: Connector, phases: int) -> EvParams:
         assert c.ev is not None
@@ -295,6 +327,8 @@ class SimCharger:
         c = self.connectors[connector_id]
         if c.ev is None or c.ev_state is None:
             return (0.0, 0.0, 0.0)
+        if self.o.line_to_line:
+            return self._on_lines(c.ev_state.draw_a, 1)
         return grid_currents(self._ev_for(c, self.phases_in_use(connector_id)), c.ev_state)
 
     def sample(self, connector_id: int) -> dict[str, float]:
@@ -302,12 +336,26 @@ class SimCharger:
         self.update()
         c = self.connectors[connector_id]
         cur = self.draw_a(connector_id)
-        out = {f"Current.Import.{ph}": cur[i] for i, ph in enumerate(("L1", "L2", "L3")[: self.o.phases])}
-        out["Power.Active.Import"] = sum(cur) * self.o.voltage_v
+        if self.o.line_to_line:
+            out = self._line_to_line_currents(cur[0])
+            out["Power.Active.Import"] = cur[0] * self.o.voltage_v
+        else:
+            out = {f"Current.Import.{ph}": cur[i] for i, ph in enumerate(("L1", "L2", "L3")[: self.o.phases])}
+            out["Power.Active.Import"] = sum(cur) * self.o.voltage_v
         out["Energy.Active.Import.Register"] = c.energy_wh
         if c.ev_state is not None:
             out["SoC"] = c.ev_state.soc_pct
         return out
+
+    def _line_to_line_currents(self, a: float) -> dict[str, float]:
+        mode = self.o.ll_current_report
+        if mode == "line_pair":
+            return {"Current.Import.L1-L2": a}
+        if mode == "first_line":
+            return {"Current.Import.L1": a}
+        if mode == "no_phase":
+            return {"Current.Import": a}
+        return {"Current.Import.L1": a, "Current.Import.L2": a}
 
     def composite_periods(
         self, connector_id: int, start: datetime, duration_s: int, unit: str | None = "A"
@@ -320,7 +368,7 @@ class SimCharger:
             self.store, start, duration_s, connector_id, c.tx, self.o.max_a, phases=phases, cp_max_share=self._share()
         )
         if unit == "W":
-            return [(o, round(v * self.o.voltage_v * phases, 1)) for o, v in periods]
+            return [(o, round(v * self.w_voltage_v() * phases, 1)) for o, v in periods]
         return periods
 
     # --- profile acceptance (quirks and misbehaviour) -----------------------------------------

@@ -1,10 +1,12 @@
 """One simulated meter (one unit id): the values the rig sets, the register image, misbehaviour.
 
 The rig sets per-phase base load and EV currents and the voltages; powers are computed
-(``V × I × power_factor``, import positive). The register image is rebuilt from that state on every
-read, unless the meter is frozen. Faults on command: ``silent`` (never answers), ``exception``
-(answers with a Modbus exception code), ``nan`` (NaN in every float, the largest value in every
-integer), ``freeze`` (keeps serving the last image), ``slow`` (answers after ``delay_s``).
+(``V × I × power_factor × phase_pf``, import positive; ``phase_pf`` is each line's own cos φ, e.g.
+a line-to-line load's current sits 30° off its line's voltage to neutral). The register image is
+rebuilt from that state on every read, unless the meter is frozen. Faults on command: ``silent``
+(never answers), ``exception`` (answers with a Modbus exception code), ``nan`` (NaN in every
+float, the largest value in every integer), ``freeze`` (keeps serving the last image), ``slow``
+(answers after ``delay_s``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class MeterState:
     ev_a: Phase3 = (0.0, 0.0, 0.0)
     voltage_v: Phase3 = (230.0, 230.0, 230.0)
     power_factor: float = 1.0
+    phase_pf: Phase3 = (1.0, 1.0, 1.0)
+    """Each line's cos φ (current against its voltage to neutral), times ``power_factor``."""
     import_kwh: float = 0.0
     export_kwh: float = 0.0
 
@@ -48,8 +52,8 @@ class MeterState:
 
     @property
     def power_w(self) -> Phase3:
-        i, v, pf = self.current_a, self.voltage_v, self.power_factor
-        return (v[0] * i[0] * pf, v[1] * i[1] * pf, v[2] * i[2] * pf)
+        i, v, pf, k = self.current_a, self.voltage_v, self.power_factor, self.phase_pf
+        return (v[0] * i[0] * pf * k[0], v[1] * i[1] * pf * k[1], v[2] * i[2] * pf * k[2])
 
     def advance(self, dt_s: float) -> None:
         """Integrate the energy counters over ``dt_s`` seconds at the present power."""
@@ -98,11 +102,21 @@ class SimMeter:
 
     # --- the rig's controls ---------------------------------------------------------------
 
-    def set_load(self, base_a: Sequence[float] | None = None, ev_a: Sequence[float] | None = None) -> None:
+    def set_load(
+        self,
+        base_a: Sequence[float] | None = None,
+        ev_a: Sequence[float] | None = None,
+        phase_pf: Sequence[float] | None = None,
+    ) -> None:
+        """The currents it measures: ``base_a`` + ``ev_a`` per line [A] (the rig passes each line's
+        phasor magnitude as base + the rest, which may be negative where EV current partly cancels
+        the base), and each line's cos φ."""
         if base_a is not None:
             self.state.base_a = (float(base_a[0]), float(base_a[1]), float(base_a[2]))
         if ev_a is not None:
             self.state.ev_a = (float(ev_a[0]), float(ev_a[1]), float(ev_a[2]))
+        if phase_pf is not None:
+            self.state.phase_pf = (float(phase_pf[0]), float(phase_pf[1]), float(phase_pf[2]))
 
     def set_voltage(self, voltage_v: Sequence[float]) -> None:
         self.state.voltage_v = (float(voltage_v[0]), float(voltage_v[1]), float(voltage_v[2]))

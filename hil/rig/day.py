@@ -22,9 +22,10 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from controller.model.phasor import draw
 from controller.model.site import GRID_ID, Charger, Site, Vehicle
 from hil.ev import EvParams
-from hil.rig.plant import ZERO, Phase3, max_power_kw, meter_nodes
+from hil.rig.plant import ZERO, Phase3, max_power_kw, meter_nodes, sim_voltage_v
 
 VERSION_16 = "1.6"
 VERSION_201 = "2.0.1"
@@ -211,13 +212,16 @@ def _tagged_vehicles(site: Site) -> list[Vehicle]:
     return [v for v in site.vehicles if v.id_tags]
 
 
-def _ac_ev(site: Site, vehicle: Vehicle | None, rng: random.Random, one_phase: bool) -> EvParams:
-    v = site.site.voltage_v
+def _ac_ev(site: Site, charger: Charger, vehicle: Vehicle | None, rng: random.Random, one_phase: bool) -> EvParams:
+    """An AC car for ``charger``: a registered vehicle's maximum power in A at the charger's own
+    W per A (a 208 V line-to-line charger: 208 W per A), at the charger's voltage."""
     phases = 1 if one_phase else 3
+    used = min(phases, max(1, charger.phases))
+    v = sim_voltage_v(site, charger)
     if vehicle is not None and vehicle.max_a is not None:
         max_a = vehicle.max_a
     elif vehicle is not None and vehicle.max_kw is not None:
-        max_a = vehicle.max_kw * 1000.0 / (v * phases)
+        max_a = vehicle.max_kw * 1000.0 / draw(site, charger, used).volts_v
     else:
         max_a = rng.choice((16.0, 32.0, 32.0))
     battery = vehicle.battery_kwh if vehicle is not None and vehicle.battery_kwh else rng.choice((60.0, 75.0, 90.0))
@@ -291,7 +295,7 @@ def demo_day(site: Site, duration_s: float = 180.0, *, seed: int = 7) -> RigDay:
         else:
             one_phase = not one_phase_done and ch.phases == 3 and vehicle is None
             one_phase_done = one_phase_done or one_phase
-            ev = _ac_ev(site, vehicle, rng, one_phase)
+            ev = _ac_ev(site, ch, vehicle, rng, one_phase)
         draft = Visit(ch.id, arrive, depart, ev, 0.0, soc, tag, 1, ev_max_kw, vehicle.id if vehicle else None)
         share = IMPOSSIBLE_SHARE if i == impossible else rng.uniform(*NEED_SHARE)
         need = round(max(0.01, share * max_energy_kwh(site, draft)), 2)

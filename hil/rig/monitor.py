@@ -2,10 +2,13 @@
 
 Two checks per step, on what the rig knows to be true and what the controller believes:
 
-* **(a) overload** — per node and grid phase, the measured load (the rig's truth,
-  :meth:`hil.rig.Rig.loads`) against the node's *rated* limit (``site.node_limit_a``: the margin is
-  the controller's reserve, the breaker trips at the rating). An excursion counts as a violation
-  once it has lasted longer than ``reaction_allowance_s`` (EV reaction time + meter poll + 2 s).
+* **(a) overload** — per node and line, the measured load (the rig's truth,
+  :meth:`hil.rig.Rig.loads`: each line's current as the magnitude of the phasor sum of the loads
+  behind it — line-to-line chargers 30° off their lines, a transformer node on its primary, see
+  :mod:`hil.rig.plant`: the rig's *phasor monitor*) against the node's *rated* limit
+  (``site.node_limit_a``: the margin is the controller's reserve, the breaker trips at the rating).
+  An excursion counts as a violation once it has lasted longer than ``reaction_allowance_s`` (EV
+  reaction time + meter poll + 2 s).
 * **(b) over budget** — per charger and grid phase, the charger-side limit (what the charger lets
   its EVs draw now by its own profiles, its own clock and its EVs' phases,
   :meth:`hil.chargers.sim.SimCharger.allowed_a`, summed over its connectors and mapped to grid
@@ -19,6 +22,9 @@ Two checks per step, on what the rig knows to be true and what the controller be
 :class:`SafetyMonitor` is the pure part: feed it one :class:`Sample` per step (:meth:`observe`),
 read :attr:`SafetyMonitor.violations`. :func:`sample_world` builds a sample from a rig and a
 daemon (read-only: nothing is sent, nothing awaited), :func:`watch` samples at a fixed period.
+:func:`allowed_loads_a` is what every node would carry if every EV drew what its charger allows
+(the limits the controller gave, as phasor sums: the check that the limits themselves respect
+each node's phasor limit).
 Times are seconds on a monotonic scale chosen by the caller. Units: A per phase throughout.
 """
 
@@ -33,7 +39,7 @@ from typing import TYPE_CHECKING, Literal
 from controller.daemon.fast import offline_budget_a
 from controller.daemon.sessions import budget_grid_a
 from controller.model.site import PHASES, Site
-from hil.rig.plant import ZERO, Phase3, add, charger_grid_currents
+from hil.rig.plant import ZERO, Phase3, add, charger_grid_currents, node_loads
 
 if TYPE_CHECKING:
     from controller.daemon.core import Daemon
@@ -225,6 +231,20 @@ def charger_side_a(rig: Rig, charger_id: str, site: Site) -> Phase3:
     for connector in sim.connectors:
         total = add(total, sim.allowed_a(connector))
     return charger_grid_currents(site.charger(charger_id), total)
+
+
+def allowed_loads_a(rig: Rig, site: Site) -> dict[str, Phase3]:
+    """Node → each line's current magnitude [A] if every EV drew what its charger allows now
+    (:meth:`~hil.chargers.sim.SimCharger.allowed_a`, its own profiles, clock and phases) on top of
+    the rig's own base loads: phasor sums, as :meth:`hil.rig.Rig.loads`."""
+    allowed: dict[str, Phase3] = {}
+    for ch in site.chargers:
+        sim = rig.sim(ch.id)
+        total = ZERO
+        for connector in sim.connectors:
+            total = add(total, sim.allowed_a(connector))
+        allowed[ch.id] = total
+    return node_loads(site, rig.own_base(), allowed)
 
 
 def controller_budget_a(daemon: Daemon, charger_id: str, now: datetime) -> tuple[Phase3 | None, str]:

@@ -8,9 +8,12 @@ charger (the day's OCPP version; AC: the site's ``max_a``, phases, connectors an
 
 * the **coupling** every ``tick_s``: every EV is advanced to now, every node's load is its own base
   (the day's, or :meth:`Rig.set_base`) plus its children's plus its chargers' draws through their
-  phase rotation (:func:`~hil.rig.plant.node_loads`), every simulated meter is set to its node's
-  base and EV currents (site voltage on every phase; an ``invert`` meter sees export), and the
-  ground truth accumulates (:class:`~hil.rig.plant.GroundTruth`);
+  phase rotation, each line the magnitude of a phasor sum (line-to-line chargers, transformer
+  primaries: :func:`~hil.rig.plant.node_phasors`), every simulated meter is set to its node's
+  line-current magnitudes (the base, and the rest as EV current) with each line's power factor
+  (a line-to-line load is 30° off its lines) at its measuring frame's voltage to neutral (a meter
+  on a transformer node sits on the primary; an ``invert`` meter sees export), and the ground
+  truth accumulates (:class:`~hil.rig.plant.GroundTruth`);
 * the **day**: each visit plugs in at its ``arrive_s`` (retried while its charger is offline),
   2.0.1 chargers pass the vehicle's announcement on (NotifyEVChargingNeeds), and it leaves at its
   ``depart_s`` with what it got (a charger offline then ends the session locally).
@@ -32,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from controller.meter.registers import RegisterMap, static_map_for
-from controller.model.site import PHASES, Site
+from controller.model.site import GRID_ID, PHASES, Site
 from hil.chargers.sim import SimCharger, SimOptions
 from hil.meter import MeterSimServer, SimMeter
 from hil.rig.config import LOOPBACK, default_ocpp_url, endpoint
@@ -42,8 +45,12 @@ from hil.rig.plant import (
     GroundTruth,
     Phase3,
     add,
+    magnitudes,
     meter_nodes,
+    meter_voltages_v,
     node_loads,
+    node_phasors,
+    power_factors,
     sim_ev,
     sim_max_a,
     sim_phases,
@@ -141,6 +148,7 @@ class Rig:
     def _build_meters(self, host: str, ports: Mapping[str, int]) -> None:
         groups: dict[str, list[SimMeter]] = {}
         framers: dict[str, Literal["tcp", "rtu"]] = {}
+        placed = meter_nodes(self.site)
         for m in self.site.meters:
             if m.modbus.serial is not None:
                 LOG.warning("meter %s is on serial line %s: not simulated", m.id, m.modbus.serial)
@@ -151,7 +159,7 @@ class Rig:
             if preset is None:
                 continue
             sim = SimMeter(m.modbus.unit, preset)
-            sim.set_voltage((self.site.site.voltage_v,) * 3)
+            sim.set_voltage(meter_voltages_v(self.site, placed.get(m.id, GRID_ID)))
             if m.invert:
                 sim.state.power_factor = -1.0  # mounted the other way round: it sees export
             key = endpoint(m)
@@ -177,6 +185,7 @@ class Rig:
             connectors=ch.connectors,
             quirks=frozenset(ch.ocpp_quirks),
             tick_s=self.tick_s,
+            line_to_line=ch.line_to_line,
         )
         return replace(options, **self._sim_overrides.get(charger_id, {}))
 
@@ -382,7 +391,8 @@ class Rig:
         return out
 
     def loads(self) -> dict[str, Phase3]:
-        """The truth now: node → total current on grid L1..L3 [A] (base noise as of the last tick)."""
+        """The truth now: node → magnitude of each line's current [A], the phasor sum of its loads
+        (a transformer node: on its primary; base noise as of the last tick)."""
         return node_loads(self.site, self._flicker(self.own_base(), fresh=False), self.charger_draws())
 
     @property
@@ -399,11 +409,17 @@ class Rig:
             m.state.advance(dt)
         self._last_t = t
         base, draws = self._flicker(self.own_base(t), fresh=self.noise_a > 0), self.charger_draws()
-        base_tot = node_loads(self.site, base, {})
-        ev_tot = node_loads(self.site, {}, draws)
-        self._loads = {n: add(base_tot[n], ev_tot[n]) for n in base_tot}
+        base_ph = node_phasors(self.site, base, {})
+        ev_ph = node_phasors(self.site, {}, draws)
+        total = {n: (b[0] + ev_ph[n][0], b[1] + ev_ph[n][1], b[2] + ev_ph[n][2]) for n, b in base_ph.items()}
+        self._loads = {n: magnitudes(v) for n, v in total.items()}
         for meter_id, node in self._meter_nodes.items():
-            self._meters[meter_id].set_load(base_a=base_tot[node], ev_a=ev_tot[node])
+            base_a, load_a = magnitudes(base_ph[node]), self._loads[node]
+            self._meters[meter_id].set_load(
+                base_a=base_a,
+                ev_a=(load_a[0] - base_a[0], load_a[1] - base_a[1], load_a[2] - base_a[2]),
+                phase_pf=power_factors(self.site, node, total[node]),
+            )
         for node, phase, over, since in self.truth.observe(self._loads, t):
             limit = self.truth.limits[node]
             where = f"{node} {PHASES[phase]}"
