@@ -29,7 +29,11 @@ Each period: a :class:`Snapshot` at the simulator's time (the start, made timezo
 amp-periods at the EVSE's voltage, the driver's *estimated* departure (what every ACN-Sim
 algorithm is given), energy delivered, the session's own maximum rate where the session has one —
 and the plan's first-slot limit per station, rounded *down* to a pilot the EVSE accepts
-(:func:`round_down_pilot`). The planner's state is kept between periods.
+(:func:`round_down_pilot`); then what rounding took is given back where the network's exact
+constraints allow it — a station still below its planned limit goes up to the first accepted
+pilot at or above it, the largest loss first (:func:`fill_rounding_room`; on JPL 2020-02-11 with
+the garage's real EVSEs this is one more vehicle fully served). The planner's state is kept
+between periods.
 
 Not honoured: a session's ``min_rates`` (the ACN-Sim default is 0) and schedules beyond the
 current period (``max_recompute`` is 1: the planner is asked again every period).
@@ -222,6 +226,51 @@ def round_down_pilot(value_a: float, continuous: bool, allowed: Sequence[float])
     return best
 
 
+def next_pilot_up(value_a: float, continuous: bool, allowed: Sequence[float]) -> float | None:
+    """The smallest pilot the EVSE accepts above ``value_a`` (None: none above, or continuous)."""
+    if continuous:
+        return None
+    above = [float(a) for a in allowed if float(a) > value_a + PILOT_TOLERANCE_A]
+    return min(above) if above else None
+
+
+def fill_rounding_room(
+    site: Site, pilots_a: dict[str, float], wanted_a: dict[str, float], steps: dict[str, float | None],
+    caps_a: dict[str, float],
+) -> dict[str, float]:
+    """Give back what rounding down to discrete pilots took, where every constraint allows it.
+
+    Station by station, the largest loss first (``wanted_a`` − pilot), a station still below what
+    the planner wanted is raised to its next accepted pilot (``steps``: the first one at or above
+    the planner's value) when that stays within its own cap and keeps every constraint's phasor
+    magnitude within its limit. The exact constraints are checked, not the planner's polygon, so
+    nothing here can exceed a limit.
+    """
+    out = dict(pilots_a)
+    cons = [(c, max(0.0, c.limit_a - c.margin_a)) for c in site.constraints]
+    sums = [sum((complex(coef) * out.get(cid, 0.0) for cid, coef in c.terms), 0j) for c, _ in cons]
+    terms = [dict(c.terms) for c, _ in cons]
+    for _ in range(2):
+        moved = False
+        order = sorted(out, key=lambda k: (-(wanted_a.get(k, 0.0) - out[k]), k))
+        for station in order:
+            up = steps.get(station)
+            if up is None or up > caps_a.get(station, 0.0) + PILOT_TOLERANCE_A:
+                continue
+            if out[station] >= wanted_a.get(station, 0.0) - PILOT_TOLERANCE_A:
+                continue  # it has what the planner wanted (or the planner holds it at 0)
+            delta = up - out[station]
+            new = [
+                total + complex(t[station]) * delta if station in t else total
+                for total, t in zip(sums, terms, strict=True)
+            ]
+            if all(abs(v) <= lim + 1e-6 for v, (_, lim) in zip(new, cons, strict=True)):
+                sums, out[station], moved = new, up, True
+        if not moved:
+            break
+    return out
+
+
 @dataclass(frozen=True)
 class PeriodRecord:
     """One period's planning, for benches and tests."""
@@ -335,14 +384,22 @@ class DepotctlAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         result, self.state = plan(snapshot, self.state, self.solvers)
         self.last_plan = result
         planned = {sp.session_id: sp.limit.value for sp in result.sessions}
-        out: dict[str, list[float]] = {}
         limits: dict[str, float] = {}
+        pilots: dict[str, float] = {}
+        caps: dict[str, float] = {}
+        levels: dict[str, tuple[bool, list[float]]] = {}
         for s in active_sessions:
             station = str(s.station_id)
             limit_a = float(planned.get(str(s.session_id), 0.0))
             continuous, allowed = iface.allowable_pilot_signals(station)
+            levels[station] = (bool(continuous), [float(a) for a in allowed])
             limits[station] = limit_a
-            out[station] = [round_down_pilot(limit_a, bool(continuous), allowed)]
+            pilots[station] = round_down_pilot(limit_a, bool(continuous), allowed)
+            rates = list(s.max_rates)
+            caps[station] = min(float(iface.max_pilot_signal(station)), float(rates[0]) if rates else math.inf)
+        steps = {k: next_pilot_up(v, *levels[k]) for k, v in pilots.items()}
+        pilots = fill_rounding_room(site, pilots, limits, steps, caps)
+        out = {k: [v] for k, v in pilots.items()}
         if self.keep_records:
             pilots = {k: v[0] for k, v in out.items()}
             record = PeriodRecord(int(iface.current_time), len(active_sessions), result.stats, limits, pilots)
