@@ -259,9 +259,8 @@ def make_algorithm(name: str) -> Any:
 
 
 def set_facet_step(step_deg: float) -> None:
-    """The planner reads the polygon's step as ``phasor.facets``'s default argument."""
-    phasor.FACET_STEP_DEG = step_deg
-    phasor.facets.__defaults__ = (step_deg,)
+    """The planner reads the polygon's step, ``phasor.FACET_STEP_DEG``, at every call of ``phasor.facets``."""
+    phasor.FACET_STEP_DEG = step_deg  # read by phasor.facets at each call
 
 
 def run(key: str, d: Day, algorithm: str, data: Path, real_evse: bool, facet_step: float | None = None) -> Row:
