@@ -154,6 +154,8 @@ def _circuit_dict(c: m.Circuit) -> dict[str, Any]:
             out["transformer"]["primary"] = tr.primary
         if tr.connection == "delta-wye":  # nor `vector_group` to any other
             out["transformer"]["vector_group"] = tr.vector_group
+        if tr.connection == "wye-wye" and not tr.primary_neutral:  # the default (tied) goes unsaid
+            out["transformer"]["primary_neutral"] = False
     return out
 
 

@@ -44,7 +44,10 @@ def circuit_model(c: CircuitSection) -> m.Circuit:
     tr = c.transformer
     transformer = None
     if tr is not None:
-        transformer = m.Transformer(tr.connection, tr.ratio, tr.primary or "L1-L2", tr.vector_group or "Dyn1")
+        transformer = m.Transformer(
+            tr.connection, tr.ratio, tr.primary or "L1-L2", tr.vector_group or "Dyn1",
+            True if tr.primary_neutral is None else tr.primary_neutral,
+        )
     return m.Circuit(c.id, c.limit_a, c.parent, c.margin_a, c.meter, transformer, c.limit_sum)
 
 
@@ -174,6 +177,11 @@ def _check_transformers(sf: SiteFile, site: m.Site, error: Report, warn: Report)
             continue
         at: Path = ("circuits", i, "transformer")
         parent_service = phasor.node_service(site, c.parent)
+        if tr.primary_neutral is not None and tr.connection != "wye-wye":
+            error(
+                (*at, "primary_neutral"),
+                f"`primary_neutral` is for a wye-wye transformer only, not {tr.connection}",
+            )
         if tr.vector_group is not None and tr.connection != "delta-wye":
             error(
                 (*at, "vector_group"),
@@ -193,14 +201,14 @@ def _check_transformers(sf: SiteFile, site: m.Site, error: Report, warn: Report)
                     f"{bus_origin(site, c.parent)} (lines L1, L2 only)",
                 )
                 continue
-            if tr.connection == "wye-wye" and parent_service == "delta":
+            if tr.connection == "wye-wye" and parent_service == "delta" and tr.primary_neutral is not False:
                 # without a primary neutral the secondary's zero-sequence current cannot flow on the
                 # primary: each primary line carries (I − I0) / ratio, not I / ratio, so a limit on it
                 # would be planned too low on the lines the unbalanced load is not on
                 error(
                     (*at, "connection"),
-                    f"a wye-wye transformer needs a neutral on its primary and {bus_origin(site, c.parent)}, "
-                    "which has none (use delta-wye)",
+                    f"a wye-wye transformer's primary star point needs a neutral and {bus_origin(site, c.parent)}, "
+                    "which has none: say `primary_neutral: false` (a floating star) or use delta-wye",
                 )
                 continue
         elif tr.primary is not None and not _primary_ok(

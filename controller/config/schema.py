@@ -146,6 +146,12 @@ class TransformerSection(_Section):
         " America) or `Dyn11` (leads by 30°, common in IEC countries). For an unbalanced load it decides"
         " which primary line carries the most.",
     )
+    primary_neutral: bool | None = Field(
+        None,
+        description="`wye-wye` only: true (default) when the primary star point is tied to the parent's"
+        " neutral (YNyn); false when it floats (Yyn, and always below a delta bus): then the primary lines"
+        " carry the secondary currents less their zero-sequence part.",
+    )
 
 
 class CircuitSection(_Section):

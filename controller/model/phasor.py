@@ -118,20 +118,26 @@ def _ll_factor(service: Service) -> float:
     return 2.0 if service == "split-phase" else SQRT3
 
 
+def pair_signature(site: Site, circuit_id: str, p: int, q: int) -> Vec3:
+    """Line phasors per A of a current drawn between lines ``p`` and ``q`` of a circuit's bus."""
+    service = node_service(site, circuit_id)
+    v = _line_voltage(service, p) - _line_voltage(service, q)
+    u = v / abs(v)
+    out = [0j, 0j, 0j]
+    out[p] += u
+    out[q] -= u
+    return (out[0], out[1], out[2])
+
+
 def signature(site: Site, charger: Charger, phases_used: int | None = None) -> Vec3:
     """Line current phasors per A of the charger's line current, in the frame of its own bus."""
     d = draw(site, charger, phases_used)
+    if d.line_to_line:
+        return pair_signature(site, charger.circuit, d.lines[0], d.lines[1])
     service = node_service(site, charger.circuit)
     out = [0j, 0j, 0j]
-    if d.line_to_line:
-        p, q = d.lines[0], d.lines[1]
-        v = _line_voltage(service, p) - _line_voltage(service, q)
-        u = v / abs(v)
-        out[p] += u
-        out[q] -= u
-    else:
-        for p in d.lines:
-            out[p] += _line_voltage(service, p)
+    for p in d.lines:
+        out[p] += _line_voltage(service, p)
     return (out[0], out[1], out[2])
 
 
@@ -142,9 +148,12 @@ def transformer_matrix(tr: Transformer, parent_service: Service) -> tuple[Vec3, 
     in phase with the primary voltages (the transformer's own 30° shift is absorbed in the frame).
     """
     ratio = tr.ratio if tr.ratio > 0 else 1.0
-    if tr.connection == "wye-wye":
+    if tr.connection == "wye-wye" and tr.primary_neutral:  # YNyn: I / ratio
         w = complex(1.0 / ratio)
         return ((w, 0j, 0j), (0j, w, 0j), (0j, 0j, w))
+    if tr.connection == "wye-wye":  # Yyn, floating primary star: (I − I0) / ratio, I0 = (Ia+Ib+Ic)/3
+        d, o = complex(2.0 / (3.0 * ratio)), complex(-1.0 / (3.0 * ratio))
+        return ((d, o, o), (o, d, o), (o, o, d))
     if tr.connection == "delta-wye" and tr.vector_group == "Dyn11":  # A winding on leg a: I_A = I_a − I_c
         k = _unit(30.0) / (SQRT3 * ratio)
         return ((k, 0j, -k), (-k, k, 0j), (0j, -k, k))
@@ -273,8 +282,20 @@ def facets(coefs: Sequence[complex], step_deg: float | None = None) -> tuple[Fac
     return tuple(Facet(_unit(start + (k + 0.5) * chord), scale) for k in range(count))
 
 
-def facet_coefficient(c: complex, facet: Facet) -> float:
-    return max(0.0, (c * facet.direction.conjugate()).real)
+def facet_coefficient(c: complex, facet: Facet, spread_rad: float = 0.0) -> float:
+    """The largest projection on the facet's direction of ``c`` turned by up to ±``spread_rad``
+    (a load whose current may sit up to acos(power factor) off its voltage), never negative."""
+    if spread_rad <= 0.0:
+        return max(0.0, (c * facet.direction.conjugate()).real)
+    off = abs(cmath.phase(c * facet.direction.conjugate()))
+    return abs(c) * max(0.0, math.cos(max(0.0, off - spread_rad)))
+
+
+def spread_ends(c: complex, spread_rad: float) -> tuple[complex, ...]:
+    """``c`` and its two extreme turns: what the facets' arc must hold for a load of that spread."""
+    if spread_rad <= 0.0:
+        return (c,)
+    return (c * cmath.rect(1.0, -spread_rad), c, c * cmath.rect(1.0, spread_rad))
 
 
 def describe_node_limit(site: Site, node_id: str) -> str:

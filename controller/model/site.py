@@ -127,6 +127,11 @@ class Transformer:
     ratio: float
     primary: str = "L1-L2"
     vector_group: Literal["Dyn1", "Dyn11"] = "Dyn1"
+    primary_neutral: bool = True
+    """wye-wye only: the primary star point is tied to the parent's neutral (YNyn: each primary line
+    carries its secondary line's current / ratio). ``False``: floating (Yyn; the only choice on a
+    delta parent): the secondary's zero-sequence current cannot flow on the primary, whose lines
+    carry (I − I0) / ratio."""
     """delta-wye only: ``Dyn1`` (secondary lags the primary by 30°: ANSI, North America; primary
     line A carries secondary a − b) or ``Dyn11`` (leads by 30°: common in IEC countries; A carries
     a − c). For an unbalanced load it decides which primary line carries the most."""

@@ -92,7 +92,8 @@ class SessionPlan:
     as its source (``circuit feeder-a L2``, ``grid L1``, ``grid kW``, ``charger max``,
     ``vehicle max``, ``departure met``, ``min current: paused``, ``tariff``, ...).
     ``schedule`` is ``(start, limit)`` per slot over the horizon, in the same unit.
-    ``current_a`` is the planned first-slot grid current per phase L1..L3.
+    ``current_a`` is the planned first-slot current per line L1..L3 at the charger's own bus (below
+    a transformer: its secondary; the nodes' loads in ``Plan.nodes`` are what each limit sees).
     """
 
     session_id: str

@@ -54,6 +54,8 @@ class SessionParams:
     # other draws the session may turn out to have (a three-phase plan for a car that may use one
     # phase): every limit row holds for each of them as well
     alt_phasors: tuple[NodePhasors, ...] = ()
+    # how far [rad] the current may sit off the angle in ``phasors``: acos(charger power factor)
+    spread_rad: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -156,17 +158,17 @@ class Instance:
         """The limit rows for the lines some session loads, in tree order (parents first, then by
         line), then the site's explicit constraints."""
         # sessions with the same draw (charger connection, phases, unit) share every coefficient
-        kinds: dict[tuple[NodePhasors, tuple[NodePhasors, ...]], list[int]] = {}
+        kinds: dict[tuple[NodePhasors, tuple[NodePhasors, ...], float], list[int]] = {}
         for s, p in enumerate(self.sessions):
-            kinds.setdefault((p.phasors, p.alt_phasors), []).append(s)
+            kinds.setdefault((p.phasors, p.alt_phasors, p.spread_rad), []).append(s)
         members = [np.array(v, dtype=np.int64) for v in kinds.values()]
-        groups: dict[tuple[str, int], list[tuple[int, complex]]] = {}
-        for k, (main, alts) in enumerate(kinds):
+        groups: dict[tuple[str, int], list[tuple[int, complex, float]]] = {}
+        for k, (main, alts, spread) in enumerate(kinds):
             for variant in (main, *alts):
                 for node, vec in variant:
                     for ln in range(3):
                         if abs(vec[ln]) > 1e-12:
-                            groups.setdefault((node, ln), []).append((k, vec[ln]))
+                            groups.setdefault((node, ln), []).append((k, vec[ln], spread))
         order = {node: i for i, node in enumerate(self.node_ids)}
         cols: list[dict[int, float]] = []  # per row: kind → coefficient
         scale: list[float] = []
@@ -178,11 +180,17 @@ class Instance:
             items = groups[(node, ln)]
             label = node_label(node, ln)
             arithmetic = self.site.node_limit_sum(node) == "arithmetic"
-            rows = (phasor.Facet(1 + 0j, 1.0),) if arithmetic else phasor.facets([c for _, c in items])
+            rows = (phasor.Facet(1 + 0j, 1.0),) if arithmetic else phasor.facets([c for _, c, _ in items])
+            # one angle: its exact row is the sum of magnitudes, safe at any angle (a spread changes nothing)
+            exact = len(rows) == 1 and rows[0].scale == 1.0
+            if not exact and any(sp > 0.0 for *_, sp in items):
+                # loads at several angles, some of them only known within ±acos(pf): the arc must
+                # hold every angle they may take, and each row the largest projection in their range
+                rows = phasor.facets([e for _, c, sp in items for e in phasor.spread_ends(c, sp)])
             for j, f in enumerate(rows):
                 col: dict[int, float] = {}
-                for k, c in items:  # the largest of a session's possible draws
-                    v = abs(c) if arithmetic else phasor.facet_coefficient(c, f)
+                for k, c, sp in items:  # the largest of a session's possible draws
+                    v = abs(c) if arithmetic else phasor.facet_coefficient(c, f, sp)
                     if v > 1e-12:
                         col[k] = max(col.get(k, 0.0), v)
                 cols.append(col)
@@ -200,15 +208,15 @@ class Instance:
             by_charger.setdefault(p.charger.id, []).append(s)
         explicit: list[dict[int, float]] = []
         for con in self.site.constraints:
-            items = [
+            given = [  # the coefficients as the constraint gives them (no power-factor spread)
                 (s, complex(coef) * self.sessions[s].amps_per_unit)
                 for cid, coef in con.terms for s in by_charger.get(cid, ())
             ]
             room = max(0.0, con.limit_a - con.margin_a)
             label = f"limit {con.id}"
-            for k, f in enumerate(phasor.facets([c for _, c in items])):
+            for k, f in enumerate(phasor.facets([c for _, c in given])):
                 col = {}
-                for s, c in items:
+                for s, c in given:
                     col[s] = col.get(s, 0.0) + (c * f.direction.conjugate()).real
                 explicit.append({s: v for s, v in col.items() if v > 1e-12})
                 scale.append(f.scale)
@@ -373,13 +381,22 @@ def _session_params(
     phases = d.lines
     used = s.phases_used if ch.kind == "ac" else None
     phasors = _scaled(phasor.charger_phasors(site, ch, used), amps_per_unit)
-    alt: tuple[NodePhasors, ...] = ()
-    if ch.kind == "ac" and (used is None or used < 1) and len(d.lines) > 1 and not ch.line_to_line:
+    alts: list[NodePhasors] = []
+    three_phase_ac = ch.kind == "ac" and len(full.lines) > 1 and not ch.line_to_line
+    if three_phase_ac and (used is None or used < 1):
         # the vehicle may turn out to use one phase: on a delta bus it then draws between two
         # lines, at another angle than the three-phase draw planned — the rows hold for both
         one = _scaled(phasor.charger_phasors(site, ch, 1), amps_per_unit)
         if one != phasors:
-            alt = (one,)
+            alts.append(one)
+    if three_phase_ac and (used is None or used <= 1) and len(full.lines) == 3 \
+            and phasor.node_service(site, ch.circuit) == "delta":
+        # on a delta bus a one-phase car draws between the charger's first line and the one its
+        # N terminal is wired to: the second by convention, the third if the installer chose so
+        first, third = full.lines[0], full.lines[2]
+        other = phasor.lift(site, ch.circuit, phasor.pair_signature(site, ch.circuit, first, third))
+        alts.append(_scaled(other, amps_per_unit))
+    alt = tuple(alts)
     max_unit = max(0.0, max_unit)
     if ch.kind == "ac" and max_unit < min_unit - 1e-9:
         max_unit, max_source = 0.0, f"{max_source} below charger min"
@@ -425,6 +442,7 @@ def _session_params(
         battery_kwh=(None if s.battery_kwh is None else _finite_pos(s.battery_kwh))
         or (_finite_pos(veh.battery_kwh) if veh else None),
         phasors=phasors, alt_phasors=alt,
+        spread_rad=math.acos(ch.power_factor) if 0.0 < ch.power_factor < 1.0 else 0.0,
     )
 
 

@@ -277,28 +277,31 @@ def _bindings(
 
 def _line_loads_a(inst: Instance, x0: FloatArray) -> dict[str, tuple[float, float, float]]:
     """Each node's planned EV line currents [A], as phasor magnitudes (as summed under the node's
-    ``limit_sum``: an arithmetic node adds magnitudes)."""
-    sums: dict[str, list[complex]] = {node: [0j, 0j, 0j] for node in inst.node_ids}
-    mags: dict[str, list[float]] = {node: [0.0, 0.0, 0.0] for node in inst.node_ids}
-    for p, v in zip(inst.sessions, x0.tolist(), strict=True):
-        if v <= 0.0:
-            continue
-        for node, vec in p.phasors:
-            acc, mag = sums.get(node), mags.get(node)
-            if acc is None or mag is None:
+    ``limit_sum``: an arithmetic node adds magnitudes). A session that may draw otherwise than
+    planned (a car whose phase count is unknown) counts at the larger of its draws: per line, the
+    largest of the sums with every session at its planned draw and at each alternative."""
+    n_var = 1 + max((len(p.alt_phasors) for p in inst.sessions), default=0)
+    out: dict[str, list[float]] = {node: [0.0, 0.0, 0.0] for node in inst.node_ids}
+    for v in range(n_var):
+        sums: dict[str, list[complex]] = {node: [0j, 0j, 0j] for node in inst.node_ids}
+        mags: dict[str, list[float]] = {node: [0.0, 0.0, 0.0] for node in inst.node_ids}
+        for p, x in zip(inst.sessions, x0.tolist(), strict=True):
+            if x <= 0.0:
                 continue
+            draw = p.alt_phasors[v - 1] if 0 < v <= len(p.alt_phasors) else p.phasors
+            for node, vec in draw:
+                acc, mag = sums.get(node), mags.get(node)
+                if acc is None or mag is None:
+                    continue
+                for ln in range(3):
+                    acc[ln] += vec[ln] * x
+                    mag[ln] += abs(vec[ln]) * x
+        for node in inst.node_ids:
+            arithmetic = inst.site.node_limit_sum(node) == "arithmetic"
             for ln in range(3):
-                acc[ln] += vec[ln] * v
-                mag[ln] += abs(vec[ln]) * v
-    out: dict[str, tuple[float, float, float]] = {}
-    for node in inst.node_ids:
-        if inst.site.node_limit_sum(node) == "arithmetic":
-            m = mags[node]
-            out[node] = (m[0], m[1], m[2])
-        else:
-            c = sums[node]
-            out[node] = (abs(c[0]), abs(c[1]), abs(c[2]))
-    return out
+                value = mags[node][ln] if arithmetic else abs(sums[node][ln])
+                out[node][ln] = max(out[node][ln], value)
+    return {node: (v[0], v[1], v[2]) for node, v in out.items()}
 
 
 def _schedules(

@@ -259,7 +259,8 @@ def test_us_example_check_config_shows_limits_and_connections(capsys: pytest.Cap
     head, how = row("lot-a-xfmr")
     assert "limit   180 A/line" in head and "meter lot-a-meter" in head
     assert how.endswith(
-        "primary line currents of a delta-wye transformer Dyn1 (ratio 2.31), phasor sum; bus: secondary wye 120 V to neutral"
+        "primary line currents of a delta-wye transformer Dyn1 (ratio 2.31), phasor sum; "
+        "bus: secondary wye 120 V to neutral"
     )
     head, how = row("lot-a-panel")
     assert "416/416/416 A  1.04× oversubscribed" in head
@@ -288,3 +289,19 @@ def test_readme_excerpt_is_what_check_config_prints(capsys: pytest.CaptureFixtur
     assert len(shown) >= 8
     for line in shown:
         assert line in printed, line
+
+
+def test_a_floating_wye_wye_primary_is_allowed_below_a_delta_service() -> None:
+    """A wye-wye transformer whose primary star point floats (Yyn) needs no neutral on its parent."""
+    from controller.config import load_site_text
+
+    site = load_site_text(
+        """site: {name: T, timezone: America/Chicago, service: delta, voltage_v: 480}
+grid: {limit_a: 400}
+ocpp: {security_profile: 0}
+circuits:
+  - {id: xfmr-a, limit_a: 180, transformer: {connection: wye-wye, ratio: 2.31, primary_neutral: false}}
+"""
+    ).site
+    tr = site.transformer("xfmr-a")
+    assert tr is not None and tr.connection == "wye-wye" and not tr.primary_neutral

@@ -131,3 +131,16 @@ def test_polygon_is_inside_the_circle_and_close_to_it(seed: int) -> None:
         assert abs(z) / load <= 1.0 + 1e-9
     if spread < 180.0:
         assert all(f.scale >= math.cos(math.radians(7.5)) - 1e-12 for f in rows)
+
+
+def test_wye_wye_primary_with_and_without_its_neutral() -> None:
+    """10 A line-to-neutral on secondary L1, ratio 2. Star point tied (YNyn): 5 A on primary L1 only.
+    Floating (Yyn): the zero-sequence part I0 = 10/3 A cannot flow on the primary, whose lines carry
+    (I − I0) / 2: 3.33 A on L1 and 1.67 A on L2 and L3."""
+    for tied, expected in ((True, (5.0, 0.0, 0.0)), (False, (10.0 / 3.0, 5.0 / 3.0, 5.0 / 3.0))):
+        s = Site(
+            site=SiteInfo("t", "UTC", 230.0), grid=Grid(400.0),
+            circuits=(Circuit("t1", 100.0, transformer=Transformer("wye-wye", 2.0, primary_neutral=tied)),),
+            chargers=(Charger("a", "t1", "ac", 1, "L1", max_a=16.0),),
+        )
+        assert node_line_currents_a(s, [(s.charger("a"), None, 10.0)])["t1"] == pytest.approx(expected)
