@@ -406,19 +406,36 @@ def in_phase_a(
     return (out[0], out[1], out[2])
 
 
+LAG_SAMPLES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
 def base_at(
-    site: Site, node: str, meter_a: PhaseCurrents, ev: NodeEv, in_phase: PhaseCurrents | None = None
+    site: Site, node: str, meter_a: PhaseCurrents, ev: NodeEv, in_phase: PhaseCurrents | None = None,
+    ev_low: NodeEv | None = None,
 ) -> PhaseCurrents:
-    """A metered node's base load per line: :func:`base_line_a` on each of its lines."""
+    """A metered node's base load per line: :func:`base_line_a` on each of its lines.
+
+    ``ev_low``: the EV currents as last reported, where ``ev`` counts sessions whose limit just
+    went up at their new limit (their draw is somewhere between the two until a newer reading
+    comes). On a line whose loads sit at one angle ``meter − EV`` is then taken at the larger EV,
+    the lower of the two possible bases; on a line of several angles the same rule is the least
+    bound along the way from one EV to the other — taking the larger EV alone would read the part
+    of it not drawn yet as a base load of that size in the opposite direction, held for the base
+    window (measured on a delta-wye primary: 0 → 14.5 A after each raise)."""
     geo = _geometry(site)
     flags = geo.collinear[node]
     units = geo.units[node]
-    out = [
-        max(0.0, meter_a[ln] - ev.arith[ln]) if flags[ln] else base_line_a(
-            meter_a[ln], ev.phasor[ln], collinear=False, unit=units[ln],
-            in_phase_a=None if in_phase is None else in_phase[ln],
-        )
-        for ln in range(3)
-    ]
+    out = []
+    for ln in range(3):
+        if flags[ln]:
+            out.append(max(0.0, meter_a[ln] - ev.arith[ln]))
+            continue
+        phase_a = None if in_phase is None else in_phase[ln]
+        high = ev.phasor[ln]
+        low = high if ev_low is None else ev_low.phasor[ln]
+        out.append(min(
+            base_line_a(meter_a[ln], low + t * (high - low), collinear=False, unit=units[ln], in_phase_a=phase_a)
+            for t in (LAG_SAMPLES if low != high else (1.0,))
+        ))
     return (out[0], out[1], out[2])
 

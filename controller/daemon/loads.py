@@ -100,6 +100,7 @@ def base_loads(
     charger_a: Mapping[str, PhaseCurrents],
     in_phase_a: Mapping[str, PhaseCurrents] | None = None,
     phases_used: Mapping[str, int | None] | None = None,
+    charger_low_a: Mapping[str, PhaseCurrents] | None = None,
 ) -> dict[str, PhaseCurrents]:
     """Non-EV current per node and line, for the planner's ``Snapshot.base_load_a``.
 
@@ -107,10 +108,13 @@ def base_loads(
     charger drawing outside a planned session stays in the base). ``in_phase_a``: per metered
     node, each line current's component in phase with its voltage where the meter reports its
     power per line (:func:`~controller.daemon.line_loads.in_phase_a`; it makes the bound exact on
-    lines whose loads span an arc of angles).
+    lines whose loads span an arc of angles). ``charger_low_a``: the same chargers' currents as
+    last reported, where ``charger_a`` counts a session whose limit just went up at that limit
+    (:func:`~controller.daemon.line_loads.base_at`).
     """
     meters = node_meters(site)
     ev = ev_at_nodes(site, charger_a, phases_used)
+    ev_low = None if charger_low_a is None else ev_at_nodes(site, charger_low_a, phases_used)
     in_phase = in_phase_a or {}
     out: dict[str, PhaseCurrents] = {}
     for node in reversed(site.node_ids()):
@@ -120,7 +124,8 @@ def base_loads(
             if reading is None:
                 out[node] = UNKNOWN
                 continue
-            out[node] = base_at(site, node, reading, ev[node], in_phase.get(node))
+            low = None if ev_low is None else ev_low[node]
+            out[node] = base_at(site, node, reading, ev[node], in_phase.get(node), low)
         else:
             total = ZERO
             for k in site.children(node):
