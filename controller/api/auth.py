@@ -17,10 +17,11 @@ page sends the token it was given.
 The file is read at start (a bad file stops the start) and again on SIGHUP (:meth:`Auth.reload`;
 a bad file then is logged and the previous tokens stay in force).
 
-Routes get the caller through the :meth:`Auth.reader` / :meth:`Auth.writer` dependencies (which
-also put the bearer scheme into the OpenAPI document). ``GET /api/v1/status`` comes from
-:func:`controller.api.app.create_app`, so it is guarded by a small ASGI middleware
-(:func:`protect_status`) that sets :data:`CALLER` for :meth:`Auth.scoped_status`.
+Routes get the caller through the :func:`reader` / :func:`writer` dependencies (which also put
+the bearer scheme into the OpenAPI document), checked by the app's :class:`Auth`
+(:func:`install_auth`). ``GET /api/v1/status`` comes from :func:`controller.api.app.create_app`,
+so it is guarded by a small ASGI middleware (:func:`protect_status`) that sets :data:`CALLER` for
+:meth:`Auth.scoped_status`.
 """
 
 from __future__ import annotations
@@ -189,27 +190,6 @@ class Auth:
             raise AuthError(403, f"the API is read-only: no api.tokens_file is configured; {SETUP_HINT}")
         raise AuthError(403, f"token {principal.name!r} has role {principal.role}, which may only read")
 
-    # --- FastAPI dependencies -------------------------------------------------------------------
-    async def reader(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    ) -> Principal:
-        """Dependency: any authenticated caller (viewer, fleet, admin)."""
-        del credentials  # declared for the OpenAPI document; the header is parsed here
-        return self.authenticate(request.headers.get("authorization"))
-
-    async def writer(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    ) -> Principal:
-        """Dependency: a caller that may write (fleet within its scope, admin)."""
-        del credentials
-        principal = self.authenticate(request.headers.get("authorization"))
-        self.require_write(principal)
-        return principal
-
     # --- the status document --------------------------------------------------------------------
     def scoped_status(self, status: StatusProvider, site: Callable[[], Site]) -> StatusProvider:
         """``status`` limited to the current caller's (:data:`CALLER`) vehicles: sessions of other
@@ -224,6 +204,40 @@ class Auth:
             return filter_status(answer, caller, site())
 
         return provider
+
+
+def auth_of(request: Request) -> Auth:
+    """The :class:`Auth` of the app serving ``request`` (``app.state.auth``, :func:`install_auth`)."""
+    auth: Auth = request.app.state.auth
+    return auth
+
+
+def install_auth(app: FastAPI, auth: Auth) -> None:
+    """Check every route's callers with ``auth`` (the :func:`reader` / :func:`writer` dependencies)
+    and put ``GET /api/v1/status`` behind it (:func:`protect_status`)."""
+    app.state.auth = auth
+    protect_status(app, auth)
+
+
+async def reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    """Dependency: any authenticated caller (viewer, fleet, admin)."""
+    del credentials  # declared for the OpenAPI document; the header is parsed here
+    return auth_of(request).authenticate(request.headers.get("authorization"))
+
+
+async def writer(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    """Dependency: a caller that may write (fleet within its scope, admin)."""
+    del credentials
+    auth = auth_of(request)
+    principal = auth.authenticate(request.headers.get("authorization"))
+    auth.require_write(principal)
+    return principal
 
 
 def filter_status(status: StatusResponse, principal: Principal, site: Site) -> StatusResponse:

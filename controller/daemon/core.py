@@ -1,19 +1,29 @@
 """The daemon: one asyncio process tying meters, planner and chargers together (``depotctl run``).
 
+:class:`Daemon` is the composition root: it builds the parts, wires each to the narrow ports of
+the others (:mod:`.ports`) and runs the lifecycle. The parts, each the one writer of its state:
+
+* ``cs`` — the OCPP central system (the chargers' state, the charger-side book of profiles);
+* ``dispatch`` (:mod:`.dispatch`) — the book of what each session was sent, and the rules for
+  changing it; ``failsafe`` (:mod:`.safety`) — the fail-safe state;
+* ``fast`` (:mod:`.fast`) — the **fast loop**, every meter poll: read every meter, judge health
+  (the fail-safe state machine), shed at once on an overload, feed metrics and history; it
+  publishes an :class:`~.ports.Observation`; ``budgets`` (:mod:`.draws`) — what chargers whose
+  draw is not measured may draw;
+* ``plans`` (:mod:`.plan_loop`) — the **plan loop**, every ``control.plan_every_s`` and at once on
+  an arrival, a departure, a connection change, a shed or a reload: build the Snapshot, plan (in
+  a worker process that keeps the HiGHS model warm, ``planning``, :mod:`.planning`), dispatch;
+  it publishes a :class:`~.ports.PlanOutcome`;
+* ``sessions`` (:mod:`.history`) — the open sessions and the chargers' link state, from the
+  central system's events; ``fleet`` (:mod:`.fleet`) — departures, schedules, the API's fleet
+  face; ``recorder`` (:mod:`.record`) — the history store; ``watchdog`` (:mod:`.watchdog`) — systemd.
+
 Lifecycle: :meth:`Daemon.run` opens the history store and restores what a previous run left
-(open sessions, accepted profiles), starts the OCPP central system, the meters, ``/metrics``, the
-API and the background jobs, then runs two loops until SIGTERM:
-
-* the **fast loop** (:mod:`.fast`), every meter poll: read every meter, judge health (the
-  fail-safe state machine), shed at once on an overload, feed metrics and history;
-* the **plan loop** (:mod:`.plan_loop`), every ``control.plan_every_s`` and at once on an
-  arrival, a departure, a connection change, a shed or a reload: build the Snapshot, plan (in a
-  worker process that keeps the HiGHS model warm, so the fast loop and OCPP keep running and
-  keep their GIL), dispatch.
-
-Decision priority, top to bottom: fail-safe → overload shed → plan → idle.
-SIGHUP re-reads the site file (a bad file is logged and the old one kept); SIGTERM stops
-planning, leaves every charger on its fail-safe limit, flushes storage and exits 0.
+(open sessions, accepted profiles, departures), starts the central system, the meters,
+``/metrics``, the API and the background jobs (:mod:`.jobs`), then runs the two loops until
+SIGTERM. Decision priority, top to bottom: fail-safe → overload shed → plan → idle. SIGHUP
+re-reads the site file (a bad file is logged and the old one kept); SIGTERM stops planning,
+leaves every charger on its fail-safe limit, flushes storage and exits 0.
 """
 
 from __future__ import annotations
@@ -24,40 +34,42 @@ import gc
 import logging
 import signal
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from controller.api.models import StatusResponse
 from controller.chargers.clock import utc_now
-from controller.chargers.control import ApplyResult
-from controller.chargers.events import ChargerEvent
-from controller.chargers.planning import session_id
 from controller.chargers.server import CentralSystem
-from controller.chargers.state import ChargerState
 from controller.config.loader import load_site
+from controller.daemon import fast, jobs, plan_loop
 from controller.daemon.dispatch import Dispatcher
-from controller.daemon.fast import RESTORED_MARGIN_S, plan_stalled
-from controller.daemon.fleet import FleetService
-from controller.daemon.history import OpenSession, seed_transactions, session_started, session_stopped
-from controller.daemon.loads import BaseHold, PhaseCurrents
-from controller.daemon.plan_loop import Planning
-from controller.failsafe import FailsafeState, Transition, starting
-from controller.fleet.departures import DepartureNeed
+from controller.daemon.draws import RESTORED_MARGIN_S, ChargerBudgets
+from controller.daemon.fleet import FleetPorts, FleetService
+from controller.daemon.history import SessionBook, seed_transactions
+from controller.daemon.planning import Planning
+from controller.daemon.record import PushHistory, StoreRecorder
+from controller.daemon.safety import FailsafeGuard
+from controller.daemon.status import StatusFace, build_status
+from controller.daemon.watchdog import Watchdog
+from controller.failsafe import FailsafeState
 from controller.meter.hub import quiet_pymodbus
 from controller.meter.meters import SiteMeters
 from controller.metrics import DepotMetrics
 from controller.metrics.server import MetricsServer, start_metrics_server
-from controller.metrics.update import count_push, observe_failsafe, observe_site
+from controller.metrics.update import observe_site
 from controller.model.site import PHASES, Site
-from controller.model.snapshot import Plan, SessionState
+from controller.model.snapshot import Plan
 from controller.planner.worker import PlanWorker
 from controller.sdnotify import Notifier
-from controller.store import ChargerRecord, ChargerStatus, Event, Restored, Store, accepted_profile, restore
-from controller.store.records import EventKind
+from controller.store import ChargerRecord, Restored
+
+if TYPE_CHECKING:
+    from controller.api.auth import Auth
+    from controller.api.server import ApiServer
 
 LOG = logging.getLogger("depotctl.daemon")
 BASE_HOLD_S = 60.0
@@ -65,16 +77,6 @@ BASE_HOLD_S = 60.0
 between the grid meter (every second) and the chargers' own meter values (every
 ``ocpp.meter_sample_s``), and a load that comes and goes."""
 STOP_PUSH_S = 5.0
-
-
-@dataclass
-class LoopStats:
-    cycles: int = 0
-    cycle_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
-    shed_ms: deque[float] = field(default_factory=lambda: deque(maxlen=500))
-    sheds: int = 0
-    last_shed_at: datetime | None = None
-    plans: int = 0
 
 
 @dataclass
@@ -92,65 +94,100 @@ class DaemonOptions:
     """Plan in a worker process (the product); off: in a thread of the daemon, as before."""
 
 
+@dataclass(frozen=True)
+class LoopCounts:
+    """How many plans and overload sheds so far (the demo's summary)."""
+
+    plans: int
+    sheds: int
+    cycles: int
+
+
 class Daemon:
     def __init__(self, site: Site, config_path: str | Path, options: DaemonOptions | None = None) -> None:
         self.options = options or DaemonOptions()
         self.clock = self.options.clock
         self.mono = self.options.monotonic
-        self.site = site
+        self.site = site  # the site file in force (a reload replaces it)
         self.config_path = Path(config_path)
         self.config_loaded_at = self.clock()
         self.started_at = self.clock()
         self.notifier = self.options.notifier or Notifier()
         self.metrics = DepotMetrics()
-        self.fs: FailsafeState = starting(self.clock())
-        self.last_plan: Plan | None = None
-        self.last_sessions: tuple[SessionState, ...] = ()
-        self.learned: dict[str, float] = {}  # per session: the vehicle's own maximum, learnt
-        self.hold = BaseHold(self.options.base_hold_s)
-        self.measured: dict[str, PhaseCurrents] = {}
-        self.grid_a: PhaseCurrents | None = None
-        self.grid_power_w: float | None = None
-        self.stats = LoopStats()
-        self.exceeded_s: dict[tuple[str, int], float] = {}
-        self.planner_failed = False
-        self.last_plan_mono = self.mono()  # the plan loop's liveness (fast.plan_stalled)
-        self.open_sessions: dict[str, OpenSession] = {}
-        self.restored = Restored()
-        self.replan = asyncio.Event()
+        self.replan = asyncio.Event()  # set: plan now (read by the plan loop)
         self.stop_event = asyncio.Event()
         self.reload_event = asyncio.Event()
-        self.ready = False
-        self.store: Store | None = None
-        self.cs = CentralSystem(site, clock=self.clock, emit=self._on_charger_event)
-        self.dispatch = Dispatcher(
-            control=self.cs.control,
-            states=self.cs.states,
-            site=lambda: self.site,
-            clock=self.clock,
-            observe=self._observe_push,
-            request_replan=self.replan.set,
-        )
-        self.fleet = FleetService(self)
-        self.meters = SiteMeters(site, clock=self.mono)
-        self.metrics_server: MetricsServer | None = None
-        self.api_server: object | None = None
+        self.meters = SiteMeters(site, clock=self.mono)  # replaced on a reload that changes them
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="depotctl-plan")
         self.planning = Planning(PlanWorker() if self.options.plan_in_worker else None, self.executor, self.mono)
-        self._watchdog_every_s = _watchdog_interval_s()
-        self._last_watchdog = 0.0
+        self._build_parts()
+        self.fleet = FleetService(FleetPorts(
+            site=self._site, clock=self.clock, recorder=self.recorder, replan=self.replan.set,
+            states=self.cs.states, sessions=self.sessions, outcome=lambda: self.plans.outcome, status=self.status,
+        ))
+        self.plans = plan_loop.PlanLoop(self._plan_ports())
+        self.watchdog = Watchdog(self.notifier, self.mono, self.plans.stalled)
+        self.fast = fast.FastLoop(self._fast_ports(), self.options.base_hold_s)
+        self.status_face = self._status_face()
+        self.auth: Auth | None = None  # the API's tokens, once it serves
+        self.api_server: ApiServer | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.scheduler: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[object]] = set()
-        self.ev_total_a: dict[str, float] = {}  # per metered node: the chargers' draw last noted
-        self.base_now: dict[str, PhaseCurrents] = {}
-        self.stale_nodes: set[str] = set()  # metered nodes whose meter has no usable reading
-        self.budgets: dict[str, PhaseCurrents] = {}  # chargers out of contact, worst case
-        self.unsettled_since: dict[str, float] = {}  # metered node → since when a draw below is unknown
-        self.at_risk_vehicles: set[str] = set()
-        self.risk_reported: set[str] = set()  # vehicles whose at-risk departure was logged
-        self.upcoming: list[DepartureNeed] = []
-        self.link_state: dict[str, tuple[bool, bool]] = {}  # charger → (connected, faulted) last stored
-        self.scheduler: Any = None
+
+    # --- wiring -------------------------------------------------------------------------------
+    def _site(self) -> Site:
+        return self.site
+
+    def _build_parts(self) -> None:
+        self.recorder = StoreRecorder(self.clock)
+        self.cs = CentralSystem(self.site, clock=self.clock, emit=lambda ev: self.sessions.on_event(ev))
+        self.dispatch = Dispatcher(
+            control=self.cs.control, states=self.cs.states, site=self._site, clock=self.clock,
+            observe=PushHistory(self.recorder, self.metrics, self.clock), request_replan=self.replan.set,
+        )
+        self.failsafe = FailsafeGuard(
+            self.clock(), recorder=self.recorder, metrics=self.metrics, notifier=self.notifier,
+            enter=lambda reason: self.spawn(self.dispatch.failsafe(reason)), leave=self.replan.set,
+        )
+        self.sessions = SessionBook(self.cs.states, self.recorder, self.dispatch.session_ended, self.replan.set)
+        self.budgets = ChargerBudgets(self._site, self.cs.states, self.cs.control)
+
+    def _plan_ports(self) -> plan_loop.PlanPorts:
+        return plan_loop.PlanPorts(
+            site=self._site, clock=self.clock, mono=self.mono, states=self.cs.states, dispatch=self.dispatch,
+            fleet=self.fleet, observation=lambda: self.fast.observation, planner=self.planning,
+            failsafe=self.failsafe, sessions=self.sessions, recorder=self.recorder, metrics=self.metrics,
+            wake=self.replan, stop=self.stop_event,
+        )
+
+    def _fast_ports(self) -> fast.FastPorts:
+        return fast.FastPorts(
+            site=self._site, clock=self.clock, mono=self.mono, meters=lambda: self.meters, states=self.cs.states,
+            budgets=self.budgets, dispatch=self.dispatch, failsafe=self.failsafe, plans=self.plans,
+            recorder=self.recorder, storage_broken=lambda: self.recorder.broken, metrics=self.metrics,
+            spawn=self.spawn, replan=self.replan.set, cycle_done=self.watchdog.cycle_done, stop=self.stop_event,
+        )
+
+    def _status_face(self) -> StatusFace:
+        return StatusFace(
+            site=self._site, clock=self.clock, run=self, failsafe=self.failsafe,
+            observed=lambda: self.fast.observation, loop=self.fast.stats, plans=self.plans,
+            planning=self.planning, meters=lambda: self.meters.status(), states=self.cs.states,
+            failsafe_installed=self.cs.control.failsafe_installed, dispatch=self.dispatch,
+            delivered_kwh=self.sessions.delivered_kwh, store=lambda: self.recorder.store,
+        )
+
+    def _job_ports(self) -> jobs.JobPorts:
+        return jobs.JobPorts(
+            site=self._site, clock=self.clock, recorder=self.recorder, upcoming=self.fleet.upcoming,
+            replan=self.replan.set,
+        )
+
+    def status(self) -> StatusResponse:
+        """The status now (the API's, ``depotctl status``'s and the demo's)."""
+        return build_status(self.status_face)
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -165,16 +202,12 @@ class Daemon:
         if self.options.serve_api:
             await self._start_api()
         self._init_series()
-        observe_failsafe(self.metrics, True, self.fs.reason)
-        from controller.daemon.fast import fast_loop
-        from controller.daemon.jobs import start_jobs
-        from controller.daemon.plan_loop import plan_loop
-
-        self.scheduler = start_jobs(self)
+        self.failsafe.publish()
+        self.scheduler = jobs.start_jobs(self._job_ports())
         self.planning.start()  # spawns the planner process; it imports while the rest starts
         self._tasks = [
-            asyncio.create_task(fast_loop(self), name="fast loop"),
-            asyncio.create_task(plan_loop(self), name="plan loop"),
+            asyncio.create_task(fast.fast_loop(self.fast), name="fast loop"),
+            asyncio.create_task(plan_loop.plan_loop(self.plans), name="plan loop"),
         ]
         gc.collect()
         gc.freeze()  # the start-up objects never die: keep the collector off them (less loop lag)
@@ -190,27 +223,29 @@ class Daemon:
         try:
             await self.start()
             while not self.stop_event.is_set():
-                reload_wait = asyncio.create_task(self.reload_event.wait())
-                stop_wait = asyncio.create_task(self.stop_event.wait())
-                done, _pending = await asyncio.wait(
-                    [reload_wait, stop_wait, *self._tasks], return_when=asyncio.FIRST_COMPLETED
-                )
-                for waiter in (reload_wait, stop_wait):
-                    if waiter not in done:
-                        waiter.cancel()
-                for task in self._tasks:
-                    if task in done and not task.cancelled() and task.exception() is not None:
-                        LOG.critical("%s died", task.get_name(), exc_info=task.exception())
-                        self.stop_event.set()
-                if self.reload_event.is_set() and not self.stop_event.is_set():
-                    self.reload_event.clear()
-                    await self.reload()
+                await self._serve_until_event()
         finally:
             await self.stop()
             if self.options.handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
         return 0
+
+    async def _serve_until_event(self) -> None:
+        """Wait for a reload, a stop or a loop's end; reload, or stop when a loop died."""
+        reload_wait = asyncio.create_task(self.reload_event.wait())
+        stop_wait = asyncio.create_task(self.stop_event.wait())
+        done, _pending = await asyncio.wait([reload_wait, stop_wait, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (reload_wait, stop_wait):
+            if waiter not in done:
+                waiter.cancel()
+        for task in self._tasks:
+            if task in done and not task.cancelled() and task.exception() is not None:
+                LOG.critical("%s died", task.get_name(), exc_info=task.exception())
+                self.stop_event.set()
+        if self.reload_event.is_set() and not self.stop_event.is_set():
+            self.reload_event.clear()
+            await self.reload()
 
     def request_stop(self) -> None:
         self.stop_event.set()
@@ -235,68 +270,64 @@ class Daemon:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
         try:
-            await asyncio.wait_for(self.dispatch_failsafe("controller stopping"), STOP_PUSH_S)
+            await asyncio.wait_for(self.dispatch.failsafe("controller stopping"), STOP_PUSH_S)
         except TimeoutError:
             LOG.warning("stopping: not every charger confirmed its fail-safe limit within %.0f s", STOP_PUSH_S)
-        self.record_event("info", "controller stopped")
-        for cid, (_, faulted) in list(self.link_state.items()):
-            self._link_state(cid, False, faulted, self.clock())
+        self.recorder.event("info", "controller stopped")
+        self.sessions.all_offline(self.clock())
         await self.cs.stop()
         await self.meters.close()
         if self.api_server is not None:
             with contextlib.suppress(Exception):
-                await self.api_server.stop()  # type: ignore[attr-defined]
+                await self.api_server.stop()
         if self.metrics_server is not None:
             self.metrics_server.stop()
-        if self.store is not None:
-            await self.store.aclose()
+        await self.recorder.close()
         await asyncio.to_thread(self.planning.close)  # bounded: asks, then terminates, then kills
         self.executor.shutdown(wait=False, cancel_futures=True)
         LOG.info("stopped")
 
     async def _start_api(self) -> None:
-        from controller.api.app import create_app
-        from controller.api.auth import Auth, protect_status
-        from controller.api.fleet_routes import fleet_router, install_error_handlers
+        from controller.api.assemble import daemon_app
+        from controller.api.auth import Auth
         from controller.api.server import ApiServer
-        from controller.daemon.status import build_status
 
         auth = Auth.load(self.site)  # a bad api.tokens_file: TokensFileError (an OSError), nothing served
-        self.fleet.auth = auth  # re-read on SIGHUP (reload)
-        status = auth.scoped_status(lambda: build_status(self), lambda: self.site)
-        app = create_app(status, routers=[fleet_router(self.fleet, auth)])
-        protect_status(app, auth)
-        install_error_handlers(app)
-        server = ApiServer(app, self.site.api.listen)
+        self.auth = auth  # re-read on SIGHUP (reload)
+        server = ApiServer(daemon_app(self.status, self.fleet, auth), self.site.api.listen)
         await server.start()
         self.api_server = server
         LOG.info("API on %s", server.url)
 
     def _open_store(self) -> None:
-        path = Path(self.site.storage.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.restored = restore(path, self.clock())
-        self.store = Store(path)
         now = self.clock()
-        known = {ch.id for ch in self.site.chargers}
+        restored = self.recorder.open(self.site.storage.path, now)
+        self._restore(restored, now)
+        for warning in self.fleet.restore(restored, now):  # departures and schedules set through the API
+            LOG.warning("restoring departures: %s", warning)
+        for ch in self.site.chargers:
+            self.recorder.put(
+                ChargerRecord(ch.id, ch.circuit, ch.kind, ch.phases, ch.connectors, ch.max_a, ch.max_kw, now)
+            )
+            self.sessions.link(ch.id, False, False, now)  # nothing is connected to a controller that was down
+        self.recorder.event("info", f"controller started (config {self.config_path})")
+
+    def _restore(self, restored: Restored, now: datetime) -> None:
+        """What the chargers accepted before the restart (budgeted until it has surely ended) and
+        the sessions still open."""
         margin = timedelta(seconds=RESTORED_MARGIN_S)
-        for cid, by_connector in self.restored.in_force.items():
+        for cid, by_connector in restored.in_force.items():
             for connector, profiles in by_connector.items():
                 for p in profiles:  # still in force on the charger, perhaps: budget it after a reconnect too
                     schedule = p.planner_schedule
                     if p.is_failsafe or p.valid_until is None or schedule is None or now >= p.valid_until + margin:
                         continue
                     self.cs.control.note_restored(cid, connector, max(schedule), p.valid_until + margin)
-        for book in seed_transactions(self.cs.state, self.restored.open_sessions, known):
-            self.open_sessions[book.start.session_id] = book
-        if self.restored.open_sessions:
-            LOG.info("restored %d open session(s) from %s", len(self.open_sessions), path)
-        for warning in self.fleet.restore(now):  # departures and schedules set through the API
-            LOG.warning("restoring departures: %s", warning)
-        for ch in self.site.chargers:
-            self.put(ChargerRecord(ch.id, ch.circuit, ch.kind, ch.phases, ch.connectors, ch.max_a, ch.max_kw, now))
-            self._link_state(ch.id, False, False, now)  # nothing is connected to a controller that was down
-        self.record_event("info", f"controller started (config {self.config_path})")
+        self.budgets.restore(restored)
+        known = {ch.id for ch in self.site.chargers}
+        self.sessions.seed(seed_transactions(self.cs.state, restored.open_sessions, known))
+        if restored.open_sessions:
+            LOG.info("restored %d open session(s) from %s", len(self.sessions.open), self.site.storage.path)
 
     # --- reload -------------------------------------------------------------------------------
     async def reload(self) -> bool:
@@ -306,7 +337,7 @@ class Daemon:
             loaded = load_site(self.config_path)
         except Exception as exc:  # the loader reports every problem in its message
             LOG.error("reload of %s refused, still running on the previous file:\n%s", self.config_path, exc)
-            self.record_event("config_reload", f"refused: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+            self.recorder.event("config_reload", f"refused: {str(exc).splitlines()[0] if str(exc) else exc!r}")
             self.notifier.ready("reload refused: running on the previous site file")
             return False
         new = loaded.site
@@ -321,14 +352,15 @@ class Daemon:
                 LOG.warning("reload: %s changed (%s → %s): takes effect at the next restart", what, a, b)
         self.site = new
         self.cs.reload(new)
-        self.fleet.reload_tokens(new)  # api.tokens_file: a bad one is logged, the old tokens stay
+        if self.auth is not None:
+            self.auth.reload(new)  # api.tokens_file: a bad one is logged, the old tokens stay
         if old.meters != new.meters:
             old_meters, self.meters = self.meters, SiteMeters(new, clock=self.mono)
             await old_meters.close()
         self.planning.reset()  # the model's shape may have changed; the held base load stays
         self.config_loaded_at = self.clock()
         self._init_series()
-        self.record_event("config_reload", f"applied {self.config_path}")
+        self.recorder.event("config_reload", f"applied {self.config_path}")
         LOG.info("reloaded %s", self.config_path)
         self.replan.set()
         self.notifier.ready("reloaded")
@@ -343,119 +375,21 @@ class Daemon:
             for phase in PHASES:
                 self.metrics.limit_exceeded.labels(node, phase)
 
-    # --- fail-safe ----------------------------------------------------------------------------
-    def note_transition(self, tr: Transition) -> None:
-        kind: EventKind = "failsafe_enter" if tr.to == "failsafe" else "failsafe_exit"
-        if tr.to == "failsafe":
-            LOG.error("FAIL-SAFE: %s — every charger to its fail-safe limit", tr.reason)
-        else:
-            LOG.warning("back to normal control (%s)", tr.reason)
-        self.record_event(kind, tr.reason)
-        observe_failsafe(self.metrics, tr.to == "failsafe", tr.reason)
-        self.notifier.status(f"fail-safe: {tr.reason}" if tr.to == "failsafe" else "normal")
+    # --- read-only views of the parts, for the demo and the rig (controller/demo.py, hil/) ------
+    @property
+    def last_plan(self) -> Plan | None:
+        outcome = self.plans.outcome
+        return outcome.plan if outcome is not None else None
 
-    async def dispatch_failsafe(self, reason: str) -> None:
-        """Every running session to min(what it may draw, its fail-safe limit): never a raise."""
-        await self.dispatch.failsafe(reason)
+    @property
+    def fs(self) -> FailsafeState:
+        return self.failsafe.state
 
-    def _observe_push(self, charger_id: str, connector: int, limit: float, result: ApplyResult) -> None:
-        """Metrics and history of one push (called by the dispatcher)."""
-        if result.status != "unchanged" and result.status != "superseded":
-            count_push(self.metrics, charger_id, result.status)
-        if result.status == "accepted" and result.spec is not None:
-            self.put(accepted_profile(charger_id, result.spec, self.clock()))
-        elif result.status == "rejected":
-            self.record_event("reject", f"profile rejected: {result.detail}", charger_id=charger_id)
+    @property
+    def measured(self) -> dict[str, tuple[float, float, float]]:
+        """Per node, the current the fast loop last measured it to carry (where known)."""
+        return dict(self.fast.observation.loads_a)
 
-    # --- departures ---------------------------------------------------------------------------
-    def departure_of(self, vehicle_id: str, after: datetime) -> DepartureNeed | None:
-        return self.fleet.departure_of(vehicle_id, after)
-
-    # --- charger events (called synchronously from the OCPP receive loops) --------------------
-    def _on_charger_event(self, ev: ChargerEvent) -> None:
-        kind = ev.kind
-        st0 = self.cs.states.get(ev.charger_id)
-        if kind == "failsafe_installed" and st0 is not None and st0.failsafe is not None:
-            self.put(accepted_profile(ev.charger_id, st0.failsafe.spec, st0.failsafe.accepted_at))
-        if kind in ("connected", "disconnected", "booted", "ev_needs", "transaction_started", "transaction_ended"):
-            self.replan.set()
-        st = self.cs.states.get(ev.charger_id)
-        if kind in ("connected", "disconnected", "status") and st is not None:
-            self._link_state(ev.charger_id, st.connected, _faulted(st), ev.at)
-        connector = int(ev.detail.get("connector", 1) or 1)
-        if kind == "transaction_started" and st is not None:
-            book = session_started(st, connector, ev.at)
-            if book is not None:
-                self.open_sessions[book.start.session_id] = book
-                self.put(book.start)
-        elif kind == "transaction_ended":
-            sid = session_id(ev.charger_id, str(ev.detail.get("transaction_id")))
-            self._end_session(sid, ev.at, _opt_float(ev.detail.get("meter_stop_wh")))
-        elif kind == "status" and st is not None:
-            status = str(ev.detail.get("status", ""))
-            conn = st.connectors.get(connector)
-            if status in ("Available", "Unavailable", "Faulted") and conn is not None and conn.transaction is not None:
-                sid = session_id(ev.charger_id, conn.transaction.transaction_id)
-                if sid in self.open_sessions and self.open_sessions[sid].restored:
-                    # a session restored from history that ended while we were away
-                    conn.transaction = None
-                    self._end_session(sid, ev.at, None)
-                    self.replan.set()
-        elif kind == "profile_rejected":
-            self.record_event("reject", str(ev.detail.get("reason", "")), charger_id=ev.charger_id)
-
-    def _link_state(self, charger_id: str, connected: bool, faulted: bool, at: datetime) -> None:
-        """History of each charger's link and fault state (availability in the daily report)."""
-        if self.link_state.get(charger_id) != (connected, faulted):
-            self.link_state[charger_id] = (connected, faulted)
-            self.put(ChargerStatus(charger_id, at, connected, faulted))
-
-    def _end_session(self, sid: str, at: datetime, meter_stop_wh: float | None) -> None:
-        book = self.open_sessions.pop(sid, None)
-        self.dispatch.session_ended(sid)
-        if book is not None:
-            self.put(session_stopped(book, at, meter_stop_wh))
-
-    # --- history ------------------------------------------------------------------------------
-    def put(self, record: object) -> None:
-        if self.store is not None:
-            self.store.put(record)  # type: ignore[arg-type]
-
-    def record_event(
-        self, kind: EventKind, detail: str, *, charger_id: str | None = None, circuit_id: str | None = None
-    ) -> None:
-        self.put(Event(self.clock(), kind, detail, charger_id, circuit_id))
-
-    # --- systemd ------------------------------------------------------------------------------
-    def cycle_done(self, good: bool, completed: bool = True) -> None:
-        """A fast-loop cycle ended: pet the watchdog if it completed (an exception is a fault, never
-        followed by a ping) and the plan loop is alive; READY after the first good one."""
-        now = self.mono()
-        if completed and not plan_stalled(self, now) and now - self._last_watchdog >= self._watchdog_every_s:
-            self.notifier.watchdog()
-            self._last_watchdog = now
-        if good and not self.ready:
-            self.ready = True
-            self.notifier.ready("first good control cycle")
-            LOG.info("ready: first good control cycle")
-
-
-def _watchdog_interval_s() -> float:
-    import os
-
-    try:
-        usec = int(os.environ.get("WATCHDOG_USEC", "0"))
-    except ValueError:
-        usec = 0
-    return usec / 2_000_000.0 if usec > 0 else 1.0
-
-
-def _faulted(st: ChargerState) -> bool:
-    return any(c.status == "Faulted" for c in st.connectors.values())
-
-
-def _opt_float(v: object) -> float | None:
-    try:
-        return None if v is None else float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+    @property
+    def stats(self) -> LoopCounts:
+        return LoopCounts(self.plans.plans, self.fast.stats.sheds, self.fast.stats.cycles)

@@ -15,28 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from controller.api.models import ChargerInfo, StatusResponse
 from controller.chargers.planning import session_id
+from controller.chargers.state import ChargerState
+from controller.daemon.ports import Clock, PlanOutcome, Recorder
 from controller.daemon.sessions import DepartureHistory
 from controller.fleet.book import FleetBook, FleetError, Problem, ScheduleEntry
 from controller.fleet.csv_import import parse_schedules_csv
-from controller.fleet.departures import DepartureNeed, OneOff, energy_to_deliver_kwh, next_departure
+from controller.fleet.departures import DepartureNeed, OneOff, energy_to_deliver_kwh, expand, next_departure
 from controller.model.site import Site, Vehicle
 from controller.reports import DailyReport, daily_report
-from controller.store import SessionStart
+from controller.store import Restored
 from controller.store.schema import BUSY_TIMEOUT_S
 from controller.store.sink import from_unix
-
-if TYPE_CHECKING:
-    from controller.api.auth import Auth
-    from controller.api.models import ChargerInfo
-    from controller.daemon.core import Daemon
 
 HISTORY_DAYS = 7.0
 """``GET /sessions?active=false`` reaches this many days back [d]."""
@@ -66,34 +64,51 @@ class Readiness:
     planned_departure_at: datetime | None = None  # what the plan uses when history moved it earlier
 
 
+class VehicleSessions(Protocol):
+    """The open sessions' book, told which vehicle a running session is."""
+
+    def assign(self, sid: str, charger_id: str, connector: int, vehicle_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class FleetPorts:
+    site: Callable[[], Site]
+    clock: Clock
+    recorder: Recorder
+    replan: Callable[[], None]
+    states: Mapping[str, ChargerState]  # the central system's chargers (a vehicle assigned to its session)
+    sessions: VehicleSessions
+    outcome: Callable[[], PlanOutcome | None]  # the plan loop's last
+    status: Callable[[], StatusResponse]
+
+
 class FleetService:
-    def __init__(self, d: Daemon) -> None:
-        self.d = d
+    def __init__(self, ports: FleetPorts) -> None:
+        self.ports = ports
         self.book = FleetBook()
-        self.auth: Auth | None = None  # the API's tokens, set when the API starts
         # the vehicles' declared vs actual departures (SQLite ``departure_history``); the plan
         # loop passes it to plan_sessions, which plans against it
-        self.departures = DepartureHistory(put=lambda record: self.d.put(record))
+        self.departures = DepartureHistory(put=ports.recorder.put)
 
     @property
     def site(self) -> Site:
-        return self.d.site
+        return self.ports.site()
+
+    def now(self) -> datetime:
+        """The daemon's clock (the API dates "today" and the vehicles' one-offs by it)."""
+        return self.ports.clock()
 
     def scoped_site(self, scope: Collection[str] | None) -> Site:
         """The site with only the vehicles in ``scope`` (the site itself for None)."""
+        site = self.ports.site()
         if scope is None:
-            return self.d.site
-        return replace(self.d.site, vehicles=tuple(v for v in self.d.site.vehicles if v.id in scope))
-
-    def reload_tokens(self, site: Site) -> None:
-        """Re-read the API's tokens file (SIGHUP); a bad file is logged and the old tokens stay."""
-        if self.auth is not None:
-            self.auth.reload(site)
+            return site
+        return replace(site, vehicles=tuple(v for v in site.vehicles if v.id in scope))
 
     # --- wiring -------------------------------------------------------------------------------
-    def restore(self, now: datetime) -> list[str]:
-        restored = self.d.restored
-        self.book, warnings = FleetBook.from_records(self.d.site, restored.departures, now)
+    def restore(self, restored: Restored, now: datetime) -> list[str]:
+        """The book and the departure history as the store kept them; returns what could not be restored."""
+        self.book, warnings = FleetBook.from_records(self.ports.site(), restored.departures, now)
         self.departures.seed(
             restored.departure_history,
             restored.open_declared,
@@ -102,30 +117,34 @@ class FleetService:
         return warnings
 
     def departure_of(self, vehicle_id: str, after: datetime) -> DepartureNeed | None:
-        return next_departure(self.book.site_with_schedules(self.d.site), vehicle_id, after, self.one_offs(after))
+        return next_departure(self.book.site_with_schedules(self.ports.site()), vehicle_id, after, self.one_offs(after))
 
     def one_offs(self, now: datetime) -> list[OneOff]:
         return self.book.one_offs(now)
 
+    def upcoming(self, now: datetime, until: datetime) -> list[DepartureNeed]:
+        """Every vehicle's departures from ``now`` to ``until`` (schedules and one-offs)."""
+        return expand(self.book.site_with_schedules(self.ports.site()), now, until, self.one_offs(now))
+
     def _changed(self) -> None:
-        now = self.d.clock()
+        now = self.ports.clock()
         for record in self.book.records(now):
-            self.d.put(record)
-        self.d.replan.set()
+            self.ports.recorder.put(record)
+        self.ports.replan()
 
     # --- vehicles and departures --------------------------------------------------------------
     def vehicle(self, vehicle_id: str) -> Vehicle:
         try:
-            return self.d.site.vehicle(vehicle_id)
+            return self.ports.site().vehicle(vehicle_id)
         except KeyError:
             raise FleetError([Problem("vehicle", f"unknown vehicle {vehicle_id!r}")]) from None
 
     def readiness(self, vehicle: Vehicle) -> Readiness:
-        d = self.d
-        now = d.clock()
-        plan = d.last_plan
-        planned = {sp.session_id: sp for sp in plan.sessions} if plan is not None else {}
-        sessions = {s.session_id: s for s in d.last_sessions if s.vehicle_id == vehicle.id}
+        now = self.ports.clock()
+        outcome = self.ports.outcome()
+        planned = {sp.session_id: sp for sp in outcome.plan.sessions} if outcome is not None else {}
+        last = outcome.sessions if outcome is not None else ()
+        sessions = {s.session_id: s for s in last if s.vehicle_id == vehicle.id}
         dep = self.departure_of(vehicle.id, now)
         for sid, s in sessions.items():
             sp = planned.get(sid)
@@ -152,14 +171,14 @@ class FleetService:
         target_soc_pct: float | None,
         priority: int | None = None,
     ) -> OneOff:
-        one_off = self.book.set_departure(self.d.site, vehicle_id, at, energy_kwh, target_soc_pct, priority,
-                                          self.d.clock())
+        one_off = self.book.set_departure(self.ports.site(), vehicle_id, at, energy_kwh, target_soc_pct, priority,
+                                          self.ports.clock())
         self._changed()
         return one_off
 
     def clear_departure(self, vehicle_id: str) -> bool:
         self.vehicle(vehicle_id)
-        removed = self.book.clear_departure(vehicle_id, self.d.clock())
+        removed = self.book.clear_departure(vehicle_id, self.ports.clock())
         if removed:
             self._changed()
         return removed
@@ -169,11 +188,11 @@ class FleetService:
         return [e for e in self.book.schedules() if scope is None or e.vehicle_id in scope]
 
     def put_schedules(self, entries: list[ScheduleEntry], scope: Collection[str] | None = None) -> None:
-        self.book.put_schedules(self.scoped_site(scope), entries, now=self.d.clock(), vehicles=scope)
+        self.book.put_schedules(self.scoped_site(scope), entries, now=self.ports.clock(), vehicles=scope)
         self._changed()
 
     def delete_schedules(self, scope: Collection[str] | None = None) -> int:
-        n = self.book.delete_schedules(now=self.d.clock(), vehicles=scope)
+        n = self.book.delete_schedules(now=self.ports.clock(), vehicles=scope)
         if n:
             self._changed()
         return n
@@ -187,9 +206,9 @@ class FleetService:
     # --- chargers and sessions ----------------------------------------------------------------
     def assign(self, charger_id: str, vehicle_id: str) -> str | None:
         """Say which vehicle is on ``charger_id`` (its running session takes it at once)."""
-        d = self.d
-        self.book.assign(d.site, charger_id, vehicle_id)
-        st = d.cs.states.get(charger_id)
+        p = self.ports
+        self.book.assign(p.site(), charger_id, vehicle_id)
+        st = p.states.get(charger_id)
         sid = None
         if st is not None:
             for conn_id, conn in st.connectors.items():
@@ -197,29 +216,21 @@ class FleetService:
                 if conn_id >= 1 and tx is not None:
                     tx.vehicle_id = vehicle_id
                     sid = session_id(charger_id, tx.transaction_id)
-                    book = d.open_sessions.get(sid)
-                    if book is not None:
-                        book.start = SessionStart(sid, charger_id, conn_id, vehicle_id, book.start.started_at,
-                                                  book.start.energy_need_kwh)
-                        d.put(book.start)  # upserted by session id
-        d.record_event("info", f"vehicle {vehicle_id} assigned to charger {charger_id}", charger_id=charger_id)
-        d.replan.set()
+                    p.sessions.assign(sid, charger_id, conn_id, vehicle_id)
+        p.recorder.event("info", f"vehicle {vehicle_id} assigned to charger {charger_id}", charger_id=charger_id)
+        p.replan()
         return sid
 
     def chargers(self) -> list[ChargerInfo]:
         """Every charger of the site as the status shows it (connection, limit, draw, sessions)."""
-        from controller.daemon.status import build_status
-
-        return build_status(self.d).chargers
+        return self.ports.status().chargers
 
     def sessions(self, active: bool = True) -> list[dict[str, Any]]:
         """The running sessions, each as a status ``SessionInfo`` dict plus its ``charger_id``.
 
         ``active`` is kept for callers; the history is :meth:`recent_sessions` (it reads SQLite).
         """
-        from controller.daemon.status import build_status
-
-        status = build_status(self.d)
+        status = self.ports.status()
         out = []
         for ch in status.chargers:
             for s in ch.sessions:
@@ -227,15 +238,15 @@ class FleetService:
         return out
 
     async def daily_report(self, day: date, scope: Collection[str] | None = None) -> DailyReport:
-        d = self.d
+        site = self.ports.site()
         return await asyncio.to_thread(
             daily_report,
-            d.site.storage.path,
+            site.storage.path,
             day,
-            ZoneInfo(d.site.site.timezone),
+            ZoneInfo(site.site.timezone),
             vehicles=frozenset(scope) if scope is not None else None,
-            grid_meter=d.site.grid.meter,
-            now=d.clock(),
+            grid_meter=site.grid.meter,
+            now=self.ports.clock(),
         )
 
     async def recent_sessions(self, days: float = HISTORY_DAYS) -> list[dict[str, Any]]:
@@ -246,8 +257,8 @@ class FleetService:
         Each dict: ``session_id``, ``charger_id``, ``connector``, ``vehicle_id``, ``started_at``,
         ``stopped_at`` (aware UTC or None), ``energy_need_kwh``, ``energy_kwh``, ``met_departure``.
         """
-        since = self.d.clock() - timedelta(days=days)
-        return await asyncio.to_thread(_read_history, Path(self.d.site.storage.path), since.timestamp())
+        since = self.ports.clock() - timedelta(days=days)
+        return await asyncio.to_thread(_read_history, Path(self.ports.site().storage.path), since.timestamp())
 
 
 def _read_history(path: Path, since: float) -> list[dict[str, Any]]:

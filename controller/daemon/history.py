@@ -1,21 +1,32 @@
-"""Charger events → history records and the daemon's own session book (pure bookkeeping).
+"""Charger events → history records and the daemon's own session book.
 
-The central system reports transactions as events; the daemon keeps, per open session, what it
-needs when the session ends (meter start, the energy the vehicle asked for) and writes
-``SessionStart`` / ``SessionStop`` records. After a restart the open sessions come back from
-SQLite (:func:`seed_transactions`) so a transaction that started before the restart keeps its id,
-vehicle and start time.
+The central system reports transactions as events; :class:`SessionBook` keeps, per open session,
+what it needs when the session ends (meter start, the energy the vehicle asked for, what was
+delivered at the last plan) and writes ``SessionStart`` / ``SessionStop`` records, and per charger
+its link and fault state (``ChargerStatus``: availability in the daily report). After a restart
+the open sessions come back from SQLite (:func:`seed_transactions`) so a transaction that started
+before the restart keeps its id, vehicle and start time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from controller.chargers.events import ChargerEvent
 from controller.chargers.planning import session_id
 from controller.chargers.state import ChargerState, Transaction
+from controller.daemon.ports import Recorder
+from controller.store import ChargerStatus, accepted_profile
 from controller.store.records import SessionStart, SessionStop
+
+LOG = logging.getLogger("depotctl.daemon")
+REPLAN_EVENTS = frozenset(
+    {"connected", "disconnected", "booted", "ev_needs", "transaction_started", "transaction_ended"}
+)
+"""Charger events after which the plan is made again at once."""
 
 MET_TOLERANCE = 0.005  # a departure counts as met within 0.5 % of the energy asked for
 MET_TOLERANCE_KWH = 0.1
@@ -83,3 +94,114 @@ def session_stopped(book: OpenSession, at: datetime, meter_stop_wh: float | None
         met = delivered >= book.requested_kwh - max(MET_TOLERANCE_KWH, MET_TOLERANCE * book.requested_kwh)
     s = book.start
     return SessionStop(s.session_id, s.charger_id, s.connector, s.vehicle_id, at, delivered, met)
+
+
+class SessionBook:
+    """The open sessions and each charger's link state, from the central system's events.
+
+    ``states``: the central system's chargers (read; a restored session that ended while the
+    daemon was away is taken off its connector here); ``session_ended``: the dispatcher forgets
+    what it sent the session; ``replan``: plan now. Only the daemon's event loop touches it.
+    """
+
+    def __init__(
+        self,
+        states: Mapping[str, ChargerState],
+        recorder: Recorder,
+        session_ended: Callable[[str], None],
+        replan: Callable[[], None],
+    ) -> None:
+        self.states = states
+        self.recorder = recorder
+        self.session_ended = session_ended
+        self.replan = replan
+        self.open: dict[str, OpenSession] = {}
+        self.link_state: dict[str, tuple[bool, bool]] = {}  # charger → (connected, faulted) last stored
+
+    def seed(self, opened: Iterable[OpenSession]) -> None:
+        for book in opened:
+            self.open[book.start.session_id] = book
+
+    # --- what others read and tell ----------------------------------------------------------------
+    def delivered_kwh(self, sid: str) -> float | None:
+        book = self.open.get(sid)
+        return None if book is None else book.delivered_kwh
+
+    def note_progress(self, sid: str, delivered_kwh: float, requested_kwh: float | None) -> None:
+        """A plan's view of the session: delivered so far and (with a departure) what it asked for
+        in all (``None``: left as it was)."""
+        book = self.open.get(sid)
+        if book is not None:
+            book.delivered_kwh = delivered_kwh
+            if requested_kwh is not None:
+                book.requested_kwh = requested_kwh
+
+    def assign(self, sid: str, charger_id: str, connector: int, vehicle_id: str) -> None:
+        """The session's vehicle is ``vehicle_id`` (upserted in history by session id)."""
+        book = self.open.get(sid)
+        if book is not None:
+            book.start = SessionStart(sid, charger_id, connector, vehicle_id, book.start.started_at,
+                                      book.start.energy_need_kwh)
+            self.recorder.put(book.start)
+
+    def link(self, charger_id: str, connected: bool, faulted: bool, at: datetime) -> None:
+        """History of each charger's link and fault state (availability in the daily report)."""
+        if self.link_state.get(charger_id) != (connected, faulted):
+            self.link_state[charger_id] = (connected, faulted)
+            self.recorder.put(ChargerStatus(charger_id, at, connected, faulted))
+
+    def all_offline(self, at: datetime) -> None:
+        """Every charger known as disconnected (the daemon stops)."""
+        for cid, (_, faulted) in list(self.link_state.items()):
+            self.link(cid, False, faulted, at)
+
+    # --- charger events (called synchronously from the OCPP receive loops) ------------------------
+    def on_event(self, ev: ChargerEvent) -> None:
+        kind = ev.kind
+        st = self.states.get(ev.charger_id)
+        if kind == "failsafe_installed" and st is not None and st.failsafe is not None:
+            self.recorder.put(accepted_profile(ev.charger_id, st.failsafe.spec, st.failsafe.accepted_at))
+        if kind in REPLAN_EVENTS:
+            self.replan()
+        if kind in ("connected", "disconnected", "status") and st is not None:
+            self.link(ev.charger_id, st.connected, _faulted(st), ev.at)
+        connector = int(ev.detail.get("connector", 1) or 1)
+        if kind == "transaction_started" and st is not None:
+            book = session_started(st, connector, ev.at)
+            if book is not None:
+                self.open[book.start.session_id] = book
+                self.recorder.put(book.start)
+        elif kind == "transaction_ended":
+            sid = session_id(ev.charger_id, str(ev.detail.get("transaction_id")))
+            self._end(sid, ev.at, _opt_float(ev.detail.get("meter_stop_wh")))
+        elif kind == "status" and st is not None:
+            self._status(st, connector, str(ev.detail.get("status", "")), ev.at)
+        elif kind == "profile_rejected":
+            self.recorder.event("reject", str(ev.detail.get("reason", "")), charger_id=ev.charger_id)
+
+    def _status(self, st: ChargerState, connector: int, status: str, at: datetime) -> None:
+        conn = st.connectors.get(connector)
+        if status in ("Available", "Unavailable", "Faulted") and conn is not None and conn.transaction is not None:
+            sid = session_id(st.charger_id, conn.transaction.transaction_id)
+            if sid in self.open and self.open[sid].restored:
+                # a session restored from history that ended while we were away
+                conn.transaction = None
+                self._end(sid, at, None)
+                self.replan()
+
+    def _end(self, sid: str, at: datetime, meter_stop_wh: float | None) -> None:
+        book = self.open.pop(sid, None)
+        self.session_ended(sid)
+        if book is not None:
+            self.recorder.put(session_stopped(book, at, meter_stop_wh))
+
+
+def _faulted(st: ChargerState) -> bool:
+    return any(c.status == "Faulted" for c in st.connectors.values())
+
+
+def _opt_float(v: object) -> float | None:
+    try:
+        return None if v is None else float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

@@ -11,36 +11,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from controller.fleet.departures import expand
+from controller.daemon.ports import Clock, Recorder
+from controller.fleet.departures import DepartureNeed
+from controller.model.site import Site
 from controller.store import purge, rollup_daily
-
-if TYPE_CHECKING:
-    from controller.daemon.core import Daemon
 
 LOG = logging.getLogger("depotctl.daemon.jobs")
 
 
-def start_jobs(d: Daemon) -> Any:
-    tz = ZoneInfo(d.site.site.timezone)
+@dataclass(frozen=True)
+class JobPorts:
+    site: Callable[[], Site]
+    clock: Clock
+    recorder: Recorder
+    upcoming: Callable[[datetime, datetime], list[DepartureNeed]]  # the fleet's departures in a window
+    replan: Callable[[], None]
+
+
+def start_jobs(p: JobPorts) -> Any:
+    tz = ZoneInfo(p.site().site.timezone)
     scheduler = AsyncIOScheduler(timezone=tz, event_loop=asyncio.get_running_loop())
-    now = d.clock()
+    now = p.clock()
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
-    scheduler.add_job(retention, "cron", hour=3, minute=17, args=[d], id="retention", **common)
-    scheduler.add_job(retention, "date", run_date=now + timedelta(seconds=30), args=[d], id="retention-start")
-    scheduler.add_job(rollup, "cron", hour=0, minute=10, args=[d], id="rollup", **common)
-    scheduler.add_job(departures, "interval", hours=1, args=[d], id="departures", next_run_time=now, **common)
+    scheduler.add_job(retention, "cron", hour=3, minute=17, args=[p], id="retention", **common)
+    scheduler.add_job(retention, "date", run_date=now + timedelta(seconds=30), args=[p], id="retention-start")
+    scheduler.add_job(rollup, "cron", hour=0, minute=10, args=[p], id="rollup", **common)
+    scheduler.add_job(departures, "interval", hours=1, args=[p], id="departures", next_run_time=now, **common)
     scheduler.start()
     return scheduler
 
 
-async def retention(d: Daemon) -> None:
-    path, days, now = d.site.storage.path, d.site.storage.retention_days, d.clock()
+async def retention(p: JobPorts) -> None:
+    site = p.site()
+    path, days, now = site.storage.path, site.storage.retention_days, p.clock()
     try:
         deleted = await asyncio.to_thread(purge, path, days, now, pause_s=0.01)
     except Exception as exc:
@@ -49,24 +60,24 @@ async def retention(d: Daemon) -> None:
     total = sum(deleted.values())
     if total:
         LOG.info("retention: deleted %d rows older than %d days (%s)", total, days, deleted)
-        d.record_event("info", f"retention deleted {total} rows older than {days} days")
+        p.recorder.event("info", f"retention deleted {total} rows older than {days} days")
 
 
-async def rollup(d: Daemon) -> None:
-    today = d.clock().date()
+async def rollup(p: JobPorts) -> None:
+    today = p.clock().date()
     try:
-        await asyncio.to_thread(rollup_daily, d.site.storage.path, today - timedelta(days=1), today)
+        await asyncio.to_thread(rollup_daily, p.site().storage.path, today - timedelta(days=1), today)
     except Exception as exc:
         LOG.error("daily roll-up failed: %s", exc)
 
 
-async def departures(d: Daemon) -> None:
-    now = d.clock()
-    upcoming = expand(d.fleet.book.site_with_schedules(d.site), now, now + timedelta(hours=24), d.fleet.one_offs(now))
-    d.upcoming = upcoming
+async def departures(p: JobPorts) -> list[DepartureNeed]:
+    """Log the next 24 h of departures and re-plan; returns them."""
+    now = p.clock()
+    upcoming = p.upcoming(now, now + timedelta(hours=24))
     if upcoming:
-        LOG.info(
-            "departures in the next 24 h: %s",
-            ", ".join(f"{n.vehicle_id} {n.at.astimezone(ZoneInfo(d.site.site.timezone)):%a %H:%M}" for n in upcoming),
-        )
-    d.replan.set()
+        tz = ZoneInfo(p.site().site.timezone)
+        listed = ", ".join(f"{n.vehicle_id} {n.at.astimezone(tz):%a %H:%M}" for n in upcoming)
+        LOG.info("departures in the next 24 h: %s", listed)
+    p.replan()
+    return upcoming

@@ -34,7 +34,7 @@ from controller.fleet.departure_estimate import (
 )
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
 from controller.learn import VEHICLE_LIMITED_GAP_A, learned_max_a
-from controller.model.site import Charger, Site
+from controller.model.site import Charger, Site, Vehicle
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
 from controller.store.records import DeclaredDeparture
 from controller.store.restore import PastDeparture
@@ -254,37 +254,9 @@ def plan_sessions(
     chargers = {ch.id: ch for ch in site.chargers}
     out = []
     for s in session_states(site, connected, now):
-        st = connected[s.charger_id]
-        conn = st.connectors[s.connector]
-        tx = conn.transaction
+        conn = connected[s.charger_id].connectors[s.connector]
         vehicle = vehicles.get(s.vehicle_id) if s.vehicle_id else None
-        soc_r = conn.measured.soc_pct
-        soc = soc_r.value if soc_r is not None and (now - soc_r.at).total_seconds() <= SOC_MAX_AGE_S else None
-        updates: dict[str, object] = {}
-        if soc is not None and 0.0 <= soc <= 100.0:
-            updates["soc_pct"] = soc
-        if vehicle is not None and vehicle.battery_kwh:
-            updates["battery_kwh"] = vehicle.battery_kwh
-        announced = tx is not None and (tx.departure_at is not None or tx.energy_need_kwh is not None)
-        if vehicle is not None and not announced:
-            need = departure_of(vehicle.id, now)
-            if need is not None:
-                updates["departure_at"] = need.at
-                if need.priority is not None:
-                    updates["priority"] = need.priority
-                energy = energy_to_deliver_kwh(need, vehicle, soc if "soc_pct" in updates else None)
-                if energy is not None:
-                    # a schedule's energy_kwh is for the whole stay; a SoC target is what remains
-                    if need.energy_kwh is not None:
-                        energy = max(0.0, energy - s.energy_delivered_kwh)
-                    updates["energy_need_kwh"] = energy
-        stated = updates.get("departure_at", s.departure_at) is not None or (
-            updates.get("energy_need_kwh", s.energy_need_kwh) is not None
-        )
-        if not stated:
-            # nothing stated (no schedule, no departure set, nothing from the EV): best effort,
-            # after every session whose driver, fleet manager or EV said when and how much
-            updates["priority"] = max(s.priority, BEST_EFFORT_PRIORITY)
+        updates = _stated(s, conn, vehicle, now, departure_of)
         declared_at = updates.get("departure_at", s.departure_at)
         if departures is not None and s.vehicle_id is not None and isinstance(declared_at, datetime):
             planned_at = departures.plan_against(
@@ -292,25 +264,70 @@ def plan_sessions(
             )
             if planned_at != declared_at:
                 updates["departure_at"] = planned_at
-        ch = chargers[s.charger_id]
-        cap = _learned_cap(
-            site, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id),
-            site.failsafe.dc_kw if ch.kind == "dc" else site.failsafe.charger_a,
-        )
-        if cap is None:
-            learned.pop(s.session_id, None)
-        else:
-            learned[s.session_id] = cap
-            if ch.kind == "ac" and (s.ev_max_a is None or cap < s.ev_max_a):
-                updates["ev_max_a"] = cap
-            elif ch.kind == "dc" and (s.ev_max_kw is None or cap < s.ev_max_kw):
-                updates["ev_max_kw"] = cap
+        updates |= _learned(site, chargers[s.charger_id], s, conn, now, sent, learned)
         out.append(replace(s, **updates) if updates else s)  # type: ignore[arg-type]
     for sid in [k for k in learned if k not in {x.session_id for x in out}]:
         del learned[sid]
     if departures is not None:
         departures.follow(states, now)
     return tuple(out)
+
+
+def _stated(
+    s: SessionState, conn: ConnectorState, vehicle: Vehicle | None, now: datetime, departure_of: DepartureLookup
+) -> dict[str, object]:
+    """What is known of the session beyond OCPP: its state of charge, its vehicle's battery, and —
+    unless the EV announced its own — the vehicle's next departure and its energy need; a session
+    nobody stated anything for is best effort."""
+    tx = conn.transaction
+    soc_r = conn.measured.soc_pct
+    soc = soc_r.value if soc_r is not None and (now - soc_r.at).total_seconds() <= SOC_MAX_AGE_S else None
+    updates: dict[str, object] = {}
+    if soc is not None and 0.0 <= soc <= 100.0:
+        updates["soc_pct"] = soc
+    if vehicle is not None and vehicle.battery_kwh:
+        updates["battery_kwh"] = vehicle.battery_kwh
+    announced = tx is not None and (tx.departure_at is not None or tx.energy_need_kwh is not None)
+    if vehicle is not None and not announced:
+        need = departure_of(vehicle.id, now)
+        if need is not None:
+            updates["departure_at"] = need.at
+            if need.priority is not None:
+                updates["priority"] = need.priority
+            energy = energy_to_deliver_kwh(need, vehicle, soc if "soc_pct" in updates else None)
+            if energy is not None:
+                # a schedule's energy_kwh is for the whole stay; a SoC target is what remains
+                if need.energy_kwh is not None:
+                    energy = max(0.0, energy - s.energy_delivered_kwh)
+                updates["energy_need_kwh"] = energy
+    stated = updates.get("departure_at", s.departure_at) is not None or (
+        updates.get("energy_need_kwh", s.energy_need_kwh) is not None
+    )
+    if not stated:
+        # nothing stated (no schedule, no departure set, nothing from the EV): best effort,
+        # after every session whose driver, fleet manager or EV said when and how much
+        updates["priority"] = max(s.priority, BEST_EFFORT_PRIORITY)
+    return updates
+
+
+def _learned(
+    site: Site, ch: Charger, s: SessionState, conn: ConnectorState, now: datetime, sent: Mapping[str, Sent],
+    learned: dict[str, float],
+) -> dict[str, object]:
+    """The vehicle's learnt maximum as the session's own (noted in ``learned``), where it is lower."""
+    cap = _learned_cap(
+        site, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id),
+        site.failsafe.dc_kw if ch.kind == "dc" else site.failsafe.charger_a,
+    )
+    if cap is None:
+        learned.pop(s.session_id, None)
+        return {}
+    learned[s.session_id] = cap
+    if ch.kind == "ac" and (s.ev_max_a is None or cap < s.ev_max_a):
+        return {"ev_max_a": cap}
+    if ch.kind == "dc" and (s.ev_max_kw is None or cap < s.ev_max_kw):
+        return {"ev_max_kw": cap}
+    return {}
 
 
 def _learned_cap(

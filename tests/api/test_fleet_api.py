@@ -193,12 +193,12 @@ def test_assign_a_vehicle_to_a_charger(live: Live) -> None:
 
 def test_session_history_of_the_last_7_days(live: Live) -> None:
     now = live.now()
-    live.daemon.put(SessionStart("CP02:H-1", "CP02", 1, "BUS-01", now - timedelta(days=2), 100.0))
-    live.daemon.put(SessionStop("CP02:H-1", "CP02", 1, "BUS-01", now - timedelta(days=2) + timedelta(hours=5), 96.5,
-                                False))
-    live.daemon.put(SessionStart("CP02:H-0", "CP02", 1, "VAN-01", now - timedelta(days=9), None))
-    live.daemon.put(SessionStop("CP02:H-0", "CP02", 1, "VAN-01", now - timedelta(days=9) + timedelta(hours=1), 5.0,
-                                None))
+    record = live.daemon.recorder.put
+    two_days, nine_days = now - timedelta(days=2), now - timedelta(days=9)
+    record(SessionStart("CP02:H-1", "CP02", 1, "BUS-01", two_days, 100.0))
+    record(SessionStop("CP02:H-1", "CP02", 1, "BUS-01", two_days + timedelta(hours=5), 96.5, False))
+    record(SessionStart("CP02:H-0", "CP02", 1, "VAN-01", nine_days, None))
+    record(SessionStop("CP02:H-0", "CP02", 1, "VAN-01", nine_days + timedelta(hours=1), 5.0, None))
     deadline = time.monotonic() + 5.0
     while True:  # the store writes in batches, off the control path
         history = live.call("GET", "/api/v1/sessions?active=false", ADMIN).json()

@@ -71,12 +71,12 @@ async def test_a_stalled_plan_loop_is_a_fault(tmp_path: Path, monkeypatch: pytes
         stall = asyncio.Event()
         real = plan_loop.plan_cycle
 
-        async def stuck(d: object) -> object:
+        async def stuck(loop: plan_loop.PlanLoop) -> object:
             await stall.wait()  # a planner that never returns
-            return await real(d)  # type: ignore[arg-type]
+            return await real(loop)
 
         monkeypatch.setattr(plan_loop, "plan_cycle", stuck)
-        periods = fast.PLAN_STALL_PERIODS * r.daemon.site.control.plan_every_s
+        periods = plan_loop.PLAN_STALL_PERIODS * r.daemon.site.control.plan_every_s
 
         async def failsafe() -> bool:
             status = await r.status()

@@ -385,7 +385,8 @@ async def test_chargers_with_a_wrong_clock_charge_at_their_planned_limit(tmp_pat
                 problems.append(f"{what}: nothing planned")
             elif off:
                 problems.append(f"{what} does not hold its planned limit (t, holds, planned; None: none): {off[:3]}")
-        learned = getattr(r.daemon, "learned", {})
+        assert r.daemon is not None
+        learned = r.daemon.plans.learned
         false_max = {k: v for k, v in learned.items() if v <= FAILSAFE_A + 1.0}
         if false_max:
             problems.append(f"vehicle maximum learnt from a fail-safe draw: {false_max}")

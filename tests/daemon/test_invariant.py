@@ -506,8 +506,8 @@ class World:
             d.cs._server = None
         await d.cs.control.close()  # cancels fail-safe retries (nothing sent)
         await d.meters.close()
-        if d.store is not None:
-            await asyncio.to_thread(kill_store, d.store)
+        if d.recorder.store is not None:
+            await asyncio.to_thread(kill_store, d.recorder.store)
         d.executor.shutdown(wait=False, cancel_futures=True)
         if d.planning.worker is not None:
             d.planning.worker.kill()  # a killed daemon's planner process dies with it (its pipe closes)

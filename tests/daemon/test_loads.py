@@ -86,13 +86,15 @@ def test_a_load_change_is_dated_back_by_the_chargers_reporting_lag() -> None:
     """Review: a meter that showed a change before the chargers' OCPP readings caught up was taken
     for frozen (on the grid meter: the whole site in fail-safe). The move is dated a sample
     interval (+1 s) earlier than it was noticed."""
-    from types import SimpleNamespace
-
-    from controller.daemon.fast import _note_load_changes
+    from controller.daemon.readings import note_load_changes
 
     noted: list[float] = []
-    reader = SimpleNamespace(note_load_change=noted.append)
-    d = SimpleNamespace(site=SITE, ev_total_a={}, meters=SimpleNamespace(readers={"grid-meter": reader}),
-                        mono=lambda: 100.0)
-    _note_load_changes(d, {"CP01": (16.0, 16.0, 16.0)})  # type: ignore[arg-type]
+
+    class Reader:
+        def note_load_change(self, t_s: float) -> None:
+            noted.append(t_s)
+
+    totals: dict[str, float] = {}
+    note_load_changes(SITE, {"grid-meter": Reader()}, {"CP01": (16.0, 16.0, 16.0)}, totals, lambda: 100.0)
     assert noted == [100.0 - SITE.ocpp.meter_sample_s - 1.0]
+    assert totals["grid"] == 48.0
