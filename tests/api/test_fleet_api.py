@@ -1,7 +1,10 @@
 """The fleet API against a real daemon: departures, schedules, CSV import, assignments, reports.
 
-One daemon for the module (in a thread of its own, see :func:`tests.api.test_roles.live_daemon`);
-each test uses its own vehicle or cleans up after itself, so the order does not matter.
+One daemon for the module per instant (in a thread of its own, see
+:func:`tests.api.test_roles.live_daemon`): every test runs with the daemon's clock pinned at each of
+:data:`tests.daemon.clocks.INSTANTS` — a weekday afternoon, Monday 00:30, both 2026 DST change
+days — never at the wall clock's. Each test uses its own vehicle or cleans up after itself, so the
+order does not matter.
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ import pytest
 
 from controller.daemon.core import Daemon
 from controller.store import SessionStart, SessionStop
-from tests.api.test_roles import TOKENS, TZ, Answer, Live, fleet_site, live_daemon, tomorrow_at
+from tests.api.test_roles import TOKENS, Answer, Live, fleet_site, live_daemon
+from tests.daemon.clocks import INSTANTS, TZ, local_iso, next_at, pinned_clock, tomorrow_at
 
 ADMIN = TOKENS["admin"]
 ACME = TOKENS["fleet-acme"]
 
 
+@pytest.fixture(scope="module", params=list(INSTANTS))
+def instant(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with live_daemon(fleet_site(tmp_path_factory.mktemp("fleet-api"))) as running:
+def live(instant: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    site = fleet_site(tmp_path_factory.mktemp(f"fleet-api-{instant}"))
+    with live_daemon(site, pinned_clock(INSTANTS[instant])) as running:
         yield running
 
 
@@ -41,7 +52,7 @@ def _problems(answer: Answer) -> dict[str, str]:
 
 
 def test_departure_set_get_delete_round_trip_with_readiness(live: Live) -> None:
-    at = tomorrow_at(5, 30)
+    at = local_iso(next_at(live.now(), 5, 30))  # before the next weekday 06:30, or on its day: it comes first
     answer = live.call("PUT", "/api/v1/vehicles/VAN-01/departure", ACME, json_body={"at": at, "energy_kwh": 40})
     assert answer.status == 200, answer.body
     body = answer.json()
@@ -68,6 +79,51 @@ def test_departure_set_get_delete_round_trip_with_readiness(live: Live) -> None:
     assert again.status == 200 and again.json()["removed"] is False
 
 
+NEXT_0530 = {
+    "wednesday-1400": "2026-12-10T05:30:00+01:00",  # tomorrow
+    "monday-0030": "2026-12-07T05:30:00+01:00",  # today, before the weekday 06:30
+    "dst-spring-0130": "2026-03-29T05:30:00+02:00",  # today, past the jump: summer time
+    "dst-autumn-0130": "2026-10-25T05:30:00+01:00",  # today, past the fall back: winter time
+}
+VAN_01_SCHEDULED = {  # VAN-01: mon–fri 06:30 in the site file
+    "wednesday-1400": "2026-12-10T06:30:00+01:00",  # Thursday
+    "monday-0030": "2026-12-07T06:30:00+01:00",  # this very Monday, not tomorrow
+    "dst-spring-0130": "2026-03-30T06:30:00+02:00",  # a Sunday: Monday's, in summer time
+    "dst-autumn-0130": "2026-10-26T06:30:00+01:00",  # a Sunday: Monday's, in winter time
+}
+AT_0230_DAILY = {  # a run-time schedule "daily 02:30"
+    "wednesday-1400": "2026-12-10T02:30:00+01:00",
+    "monday-0030": "2026-12-07T02:30:00+01:00",
+    "dst-spring-0130": "2026-03-29T03:30:00+02:00",  # 02:30 does not exist that night: moved forward by the gap
+    "dst-autumn-0130": "2026-10-25T02:30:00+02:00",  # 02:30 happens twice that night: the first one
+}
+DAY_HOURS = {"wednesday-1400": 24.0, "monday-0030": 24.0, "dst-spring-0130": 23.0, "dst-autumn-0130": 25.0}
+
+
+def test_departures_at_fixed_instants(live: Live, instant: str) -> None:
+    """At each instant: the next 05:30 one-off, the next scheduled weekday departure and a recurring
+    02:30 schedule land where the site's calendar puts them, with the offset in force then."""
+    at = local_iso(next_at(live.now(), 5, 30))
+    answer = live.call("PUT", "/api/v1/vehicles/VAN-02/departure", ADMIN, json_body={"at": at, "energy_kwh": 10})
+    assert answer.status == 200, answer.body
+    assert answer.json()["one_off"]["at"] == NEXT_0530[instant]
+    live.call("DELETE", "/api/v1/vehicles/VAN-02/departure", ADMIN)
+
+    van_01 = live.call("GET", "/api/v1/vehicles/VAN-01", ADMIN).json()["departure"]
+    assert (van_01["at"], van_01["source"]) == (VAN_01_SCHEDULED[instant], "schedule")
+
+    entries = [{"vehicle": "VAN-03", "days": "daily", "at": "02:30", "energy_kwh": 5}]
+    assert live.call("PUT", "/api/v1/schedules", ADMIN, json_body=entries).status == 200
+    try:
+        van_03 = live.call("GET", "/api/v1/vehicles/VAN-03", ADMIN).json()["departure"]
+        assert (van_03["at"], van_03["rule"]) == (AT_0230_DAILY[instant], "daily 02:30")
+    finally:
+        assert live.call("DELETE", "/api/v1/schedules", ADMIN).json() == {"removed": 1}
+
+    report = live.call("GET", "/api/v1/reports/daily", ADMIN).json()  # today's, site-local
+    assert (report["date"], report["hours"]) == (live.now().date().isoformat(), DAY_HOURS[instant])
+
+
 def test_departure_with_an_offset_and_a_target_soc(live: Live) -> None:
     day = (live.now() + timedelta(days=2)).date()
     answer = live.call(
@@ -84,25 +140,27 @@ def test_departure_with_an_offset_and_a_target_soc(live: Live) -> None:
 
 
 def test_bad_departures_are_422_with_field_and_reason(live: Live) -> None:
+    now = live.now()
+
     def put(vehicle: str, body: object) -> Answer:
         return live.call("PUT", f"/api/v1/vehicles/{vehicle}/departure", ADMIN, json_body=body)
 
     past = _problems(put("VAN-03", {"at": "2020-03-01T05:00", "energy_kwh": 10}))
     assert "in the past" in past["at"]
-    assert "above 0" in _problems(put("VAN-03", {"at": tomorrow_at(5), "energy_kwh": 0}))["energy_kwh"]
-    assert "above 0" in _problems(put("VAN-03", {"at": tomorrow_at(5), "energy_kwh": -5}))["energy_kwh"]
-    above = _problems(put("VAN-03", {"at": tomorrow_at(5), "energy_kwh": 61}))["energy_kwh"]
+    assert "above 0" in _problems(put("VAN-03", {"at": tomorrow_at(5, now=now), "energy_kwh": 0}))["energy_kwh"]
+    assert "above 0" in _problems(put("VAN-03", {"at": tomorrow_at(5, now=now), "energy_kwh": -5}))["energy_kwh"]
+    above = _problems(put("VAN-03", {"at": tomorrow_at(5, now=now), "energy_kwh": 61}))["energy_kwh"]
     assert "battery capacity" in above and "60" in above
     far = (live.now() + timedelta(days=8)).strftime("%Y-%m-%dT%H:%M")
     assert "7 days" in _problems(put("VAN-03", {"at": far, "energy_kwh": 10}))["at"]
     both = _problems(put("VAN-03", {"at": "soon", "energy_kwh": 10, "target_soc_pct": 80}))
     assert "ISO 8601" in both["at"] and "not both" in both["energy_kwh"]
     # FastAPI's own validation: the same shape, the field path and the reason
-    typed = _problems(put("VAN-03", {"at": tomorrow_at(5), "energy_kwh": "lots", "colour": "red"}))
+    typed = _problems(put("VAN-03", {"at": tomorrow_at(5, now=now), "energy_kwh": "lots", "colour": "red"}))
     assert "valid number" in typed["energy_kwh"] and typed["colour"] == "unknown field"
     assert "Field required" in _problems(put("VAN-03", {"energy_kwh": 10}))["at"]
 
-    unknown = put("NOPE-1", {"at": tomorrow_at(5), "energy_kwh": 10})
+    unknown = put("NOPE-1", {"at": tomorrow_at(5, now=now), "energy_kwh": 10})
     assert unknown.status == 404 and unknown.json() == {"detail": "unknown vehicle 'NOPE-1'"}
     assert live.call("GET", "/api/v1/vehicles/VAN-03", ADMIN).json()["one_offs"] == []  # nothing was set
 

@@ -18,12 +18,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -34,20 +33,11 @@ from controller.config.loader import load_site
 from controller.daemon.core import Daemon, DaemonOptions
 from controller.fleet.tokens import token_sha256
 from hil.rig import free_port
+from tests.daemon.clocks import PINNED_AT, TZ, pinned_clock, tomorrow_at
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo-site.yaml"
-TZ = ZoneInfo("Europe/Amsterdam")  # the demo site's
 START_TIMEOUT_S = 20.0
-PINNED_AT = datetime(2026, 12, 9, 14, 0, tzinfo=TZ)
-"""Where the test daemons' clocks start: a Wednesday afternoon, after every weekday departure in the
-demo site (so "tomorrow 05:30" is the next departure), far from a DST change."""
-
-
-def pinned_clock(start: datetime = PINNED_AT, monotonic: Callable[[], float] = time.monotonic) -> Clock:
-    """A clock that starts at ``start`` and runs at the pace of ``monotonic`` (never the wall clock)."""
-    t0 = monotonic()
-    start_utc = start.astimezone(UTC)
-    return lambda: start_utc + timedelta(seconds=monotonic() - t0)
+__all__ = ["PINNED_AT", "TZ", "pinned_clock", "tomorrow_at"]  # the clocks, for the other fleet-API tests
 
 # --- support shared by the fleet-API tests ------------------------------------------------------------
 
@@ -199,12 +189,6 @@ def live_daemon(site_path: Path, clock: Clock | None = None) -> Iterator[Live]:
         loops[0].call_soon_threadsafe(daemon.request_stop)
         thread.join(15)
         assert not thread.is_alive(), "the daemon did not stop within 15 s"
-
-
-def tomorrow_at(hh: int, mm: int = 0, now: datetime = PINNED_AT) -> str:
-    """Site-local ISO date-time of the day after ``now`` at ``hh:mm`` (always ahead, within 7 days)."""
-    day = now.astimezone(TZ).date() + timedelta(days=1)
-    return f"{day.isoformat()}T{hh:02d}:{mm:02d}"
 
 
 # --- the matrix -------------------------------------------------------------------------------------------

@@ -20,11 +20,13 @@ from typing import Any
 
 import yaml
 
+from controller.chargers.clock import utc_now
 from controller.config.loader import load_site, load_site_text
 from controller.daemon.core import Daemon, DaemonOptions
 from controller.model.site import Site
 from hil.ev import EvParams
 from hil.rig import BaseStep, Rig, RigDay, Visit, free_port, rig_site_text
+from tests.daemon.clocks import pinned_clock
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo-site.yaml"
 FAST = {"ocpp": {"profile_ttl_s": 12, "meter_sample_s": 1}, "control": {"plan_every_s": 3}}
@@ -181,19 +183,21 @@ async def rigged(
     same depot) on free ports, the rig playing ``day``, a daemon on it, every charger connected.
 
     ``rig_options``: more :class:`~hil.rig.Rig` keywords (``sim_options`` for hostile chargers,
-    ``noise_a``, ``tick_s``, ``seed``). ``clock``: one clock for the rig, its chargers and (unless
-    ``options`` says otherwise, or ``process``) the in-process daemon — e.g. a pinned one.
+    ``noise_a``, ``tick_s``, ``seed``). ``clock``: one clock for the rig, its chargers and the
+    in-process daemon (unless ``options`` names its own); by default one pinned at
+    :data:`~tests.daemon.clocks.PINNED_AT` — never the wall clock. A daemon ``process`` runs on the
+    machine's clock, and so does the rig then (its chargers' clocks must agree with the daemon's).
     ``options``: the in-process daemon's options (default: no signal handlers).
     """
     site0 = rig_site(overrides)
     extra: dict[str, Any] = dict(rig_options or {})
+    if not process:
+        own = options.clock if options is not None and options.clock is not utc_now else None
+        clock = clock or own or pinned_clock()
+        options = replace(options or DaemonOptions(handle_signals=False), clock=own or clock)
     if clock is not None:
         extra.setdefault("clock", clock)
     rig = Rig(site0, day or feeder_b_day(), meter_ports={"127.0.0.1:15020": 0}, **extra)
-    if options is None:
-        options = DaemonOptions(handle_signals=False)
-        if clock is not None:
-            options = replace(options, clock=clock)
     await rig.start()
     try:
         site_path, ports = write_site(tmp, rig, overrides)

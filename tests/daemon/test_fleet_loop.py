@@ -13,10 +13,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hil.rig import BaseStep, RigDay, Visit
-from tests.api.test_roles import TOKENS, TZ, call, fleet_site, tomorrow_at, write_tokens
+from tests.api.test_roles import TOKENS, call, fleet_site, write_tokens
+from tests.daemon.clocks import DST_SPRING, MONDAY_0030, TZ, Clock, pinned_clock, tomorrow_at
 from tests.daemon.rigged import (
     FAST,
     Rigged,
@@ -75,11 +77,15 @@ def _limit(r: Rigged) -> float:
     return -1.0 if value is None else value
 
 
-async def test_a_departure_change_moves_the_limit_within_one_plan_cycle(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", [MONDAY_0030, DST_SPRING], ids=["monday-0030", "dst-spring-0130"])
+async def test_a_departure_change_moves_the_limit_within_one_plan_cycle(tmp_path: Path, start: datetime) -> None:
+    """At Monday 00:30 (VAN-01's weekday departure at 06:30 still ahead today) and on the spring DST
+    day (an hour from now is two on the wall clock): a one-off in two hours, then in one."""
     tokens = {"api": {"tokens_file": str(write_tokens(tmp_path / "tokens.yaml"))}}
     overrides = deep_merge(json.loads(json.dumps(FAST)), tokens)
+    clock: Clock = pinned_clock(start)
     with bearer_everywhere(ADMIN):
-        async with rigged(tmp_path, van_day(), overrides=overrides) as r:
+        async with rigged(tmp_path, van_day(), overrides=overrides, clock=clock) as r:
 
             async def normal() -> bool:
                 return not (await r.status())["failsafe"]["active"]
@@ -87,7 +93,7 @@ async def test_a_departure_change_moves_the_limit_within_one_plan_cycle(tmp_path
             await wait_async(normal, 20, "normal control")
 
             # its target state of charge is below what it has: nothing to deliver, the limit drops
-            soon = (datetime.now(TZ) + timedelta(hours=2)).isoformat(timespec="minutes")
+            soon = (clock() + timedelta(hours=2)).astimezone(TZ).isoformat(timespec="minutes")
             await _api(r, "PUT", "/api/v1/vehicles/VAN-01/departure", {"at": soon, "target_soc_pct": 20})
 
             async def met() -> bool:
@@ -98,7 +104,7 @@ async def test_a_departure_change_moves_the_limit_within_one_plan_cycle(tmp_path
             assert (ready["charger_id"], ready["need_kwh"], ready["will_be_ready"]) == ("CP01", 0.0, True)
 
             # now it must leave in an hour with 95 %: far more than it can get, so the most it can take
-            sooner = datetime.now(TZ) + timedelta(hours=1)
+            sooner = (clock() + timedelta(hours=1)).astimezone(TZ)
             t0 = time.monotonic()
             body = {"at": sooner.isoformat(timespec="minutes"), "target_soc_pct": 95}
             await _api(r, "PUT", "/api/v1/vehicles/VAN-01/departure", body)
@@ -135,14 +141,15 @@ def _wait_up(url: str, timeout_s: float = 20.0) -> None:
 
 def test_a_restart_keeps_the_departure(tmp_path: Path) -> None:
     """``depotctl run`` as a process: set a departure and a schedule, SIGTERM, start again on the same
-    storage, and both are back (no rig needed: the meters are stale, the API answers anyway)."""
+    storage, and both are back (no rig needed: the meters are stale, the API answers anyway). The
+    process runs on the machine's clock: "tomorrow" is the day after the daemon's own ``now``."""
     site = fleet_site(tmp_path)
     url = _api_url(site)
     log = tmp_path / "daemon.log"
-    at = tomorrow_at(5, 45)
     proc = start_process(site, log)
     try:
         _wait_up(url)
+        at = tomorrow_at(5, 45, _daemon_now(url))
         answer = call(url, "PUT", "/api/v1/vehicles/BUS-01/departure", token=TOKENS["fleet-bus"],
                       json_body={"at": at, "energy_kwh": 150, "priority": 1})
         assert answer.status == 200, answer.body
@@ -154,6 +161,13 @@ def test_a_restart_keeps_the_departure(tmp_path: Path) -> None:
         assert [(o["at"][:16], o["energy_kwh"], o["priority"]) for o in vehicle["one_offs"]] == [(at, 150, 1)]
     finally:
         stop_process(proc)
+
+
+def _daemon_now(url: str) -> datetime:
+    """The daemon's own clock, from its status."""
+    status = call(url, "GET", "/api/v1/status", token=TOKENS["viewer"])
+    assert status.status == 200, status.body
+    return datetime.fromisoformat(status.json()["now"])
 
 
 def _api_url(site: Path) -> str:
