@@ -100,7 +100,6 @@ class LoopCounts:
 
     plans: int
     sheds: int
-    cycles: int
 
 
 class Daemon:
@@ -392,4 +391,4 @@ class Daemon:
 
     @property
     def stats(self) -> LoopCounts:
-        return LoopCounts(self.plans.plans, self.fast.stats.sheds, self.fast.stats.cycles)
+        return LoopCounts(self.plans.plans, self.fast.stats.sheds)

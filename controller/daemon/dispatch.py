@@ -123,7 +123,6 @@ class Dispatcher(UncontrolledRules):
     _drawn: dict[str, list[tuple[datetime, tuple[float, float, float]]]] = field(default_factory=dict)
     _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
     _probing: dict[str, asyncio.Task[str]] = field(default_factory=dict)  # uncontrolled charger → its probe
-    blocked_raises: int = 0
 
     # --- what a session may draw now -------------------------------------------------------------
     def session_key(self, charger_id: str, connector: int) -> str | None:
@@ -275,7 +274,6 @@ class Dispatcher(UncontrolledRules):
             if self._newer_than(sp.session_id, snapshot_at):
                 continue  # a shed landed while this plan waited
             if self._is_raise(sp, connectors) and blocked & self._phases_of(sp.charger_id):
-                self.blocked_raises += 1
                 continue  # the next plan, once the decreases it depends on are done
             sendable.append(sp)
         if failed:

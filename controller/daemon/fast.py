@@ -169,7 +169,7 @@ class FastLoop:
         base_now = base_loads(site, meters.meter_a, chargers.with_session, meters.in_phase, chargers.used)
         held = self.hold.add(t_read, self._settled(site, base_now, chargers.unknown_draw, t_read))
         grid_a, grid_power_w = meters.grid
-        self.observation = Observation(now, loads, base_now, held, chargers.budgets, grid_a, grid_power_w)
+        self.observation = Observation(loads, base_now, held, chargers.budgets, grid_a, grid_power_w)
         self._note_stale(site, meters.meter_a)
 
         health = CycleHealth(

@@ -49,7 +49,7 @@ class Recorder(Protocol):
 
 @dataclass(frozen=True)
 class Observation:
-    """What the fast loop made of its last cycle.
+    """What the fast loop made of its last cycle (empty before the first).
 
     ``loads_a``: per node, the current it is measured to carry (where known: a meter, or the
     chargers below it), as its limit sees it; ``base_a``: per node, the load that is not EV
@@ -59,7 +59,6 @@ class Observation:
     worst case; ``grid_a`` / ``grid_power_w``: the grid meter's reading, None when it has none.
     """
 
-    at: datetime | None = None
     loads_a: Mapping[str, PhaseCurrents] = field(default_factory=dict)
     base_a: Mapping[str, PhaseCurrents] = field(default_factory=dict)
     held_a: Mapping[str, PhaseCurrents] = field(default_factory=dict)
