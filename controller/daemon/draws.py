@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from controller.chargers.control import Budget
 from controller.chargers.planning import grid_currents, session_id
@@ -159,9 +159,19 @@ def phases_used(st: ChargerState) -> int | None:
     return max(known) if known else None
 
 
+class EvEstimate(NamedTuple):
+    """A charger's planned sessions' draw for the base-load subtraction: ``high`` counts a session
+    whose limit just went up at that limit, ``low`` at its last reading (its draw is between the
+    two until a newer reading comes); ``known``: every session's draw has been reported."""
+
+    high: PhaseCurrents
+    known: bool
+    low: PhaseCurrents
+
+
 def ev_estimate(
     site: Site, sent_book: Mapping[str, Sent], ch: Charger, st: ChargerState, now: datetime, measure: Measured
-) -> tuple[PhaseCurrents, bool] | None:
+) -> EvEstimate | None:
     """What the charger's planned sessions draw now, for the base-load subtraction.
 
     A charger's meter values arrive every ``ocpp.meter_sample_s``, the grid meter's every second:
@@ -172,9 +182,10 @@ def ev_estimate(
     or, after a limit went *down* and the vehicle had time to react, at the smaller: else the
     old, higher reading would hide base load and the next plan would undo the shed.
     ``sent_book``: the dispatcher's book (session → what it was sent).
-    Returns the estimate and whether every session's draw is known, or None without sessions.
+    Returns the estimate (:class:`EvEstimate`), or None without sessions.
     """
     total: PhaseCurrents = ZERO
+    total_low: PhaseCurrents = ZERO
     any_session = False
     known = True
     for conn_id, conn in st.connectors.items():
@@ -184,12 +195,15 @@ def ev_estimate(
         any_session = True
         measured = measure(ch, conn_id, conn)
         known = known and measured is not None
-        est = measured or ZERO
+        reading = measured or ZERO
+        est = reading
         sent = sent_book.get(session_id(ch.id, tx.transaction_id))
         if sent is not None:
-            est = _bounded_by_sent(site, ch, conn, sent, est, measured is not None, now)
+            est = _bounded_by_sent(site, ch, conn, sent, reading, measured is not None, now)
         total = add3(total, est)
-    return (total, known) if any_session else None
+        # a raise not drawn yet counts at the fresh reading (no reading: as high, as before)
+        total_low = add3(total_low, min3(est, reading) if measured is not None else est)
+    return EvEstimate(total, known, total_low) if any_session else None
 
 
 def _bounded_by_sent(

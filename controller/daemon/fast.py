@@ -133,6 +133,7 @@ class _ChargerRound:
     at_worst_budget: dict[str, PhaseCurrents] = field(default_factory=dict)  # … worst case where not
     used: dict[str, int | None] = field(default_factory=dict)
     with_session: dict[str, PhaseCurrents] = field(default_factory=dict)
+    with_session_low: dict[str, PhaseCurrents] = field(default_factory=dict)  # raises not drawn yet at the reading
     unknown_draw: set[str] = field(default_factory=set)
     budgets: dict[str, PhaseCurrents] = field(default_factory=dict)
 
@@ -166,7 +167,9 @@ class FastLoop:
         observe_measured(p.metrics, site, loads)
         for node, ph, _over in exceeded(site, loads):
             add_exceeded(p.metrics, node, ph, dt_s)
-        base_now = base_loads(site, meters.meter_a, chargers.with_session, meters.in_phase, chargers.used)
+        base_now = base_loads(
+            site, meters.meter_a, chargers.with_session, meters.in_phase, chargers.used, chargers.with_session_low
+        )
         held = self.hold.add(t_read, self._settled(site, base_now, chargers.unknown_draw, t_read))
         grid_a, grid_power_w = meters.grid
         self.observation = Observation(loads, base_now, held, chargers.budgets, grid_a, grid_power_w)
@@ -200,14 +203,14 @@ class FastLoop:
             if st is not None and connected and ch.id in p.dispatch.uncontrolled:
                 # not planned: its measured draw stays load (subtracted here, added back as a budget,
                 # so metered and unmetered nodes both carry it once); unknown → its maximum
-                out.with_session[ch.id] = draw or (0.0, 0.0, 0.0)
+                out.with_session[ch.id] = out.with_session_low[ch.id] = draw or (0.0, 0.0, 0.0)
                 out.budgets[ch.id] = p.dispatch.uncontrolled_budget_a(
                     ch.id, now, draw, p.budgets.profiles_a(ch, now), p.budgets.max_a(ch)
                 )
             elif st is not None and connected:
                 est = ev_estimate(site, p.dispatch.sent, ch, st, now, measure)
                 if est is not None:
-                    out.with_session[ch.id], known = est
+                    out.with_session[ch.id], known, out.with_session_low[ch.id] = est
                     if not known:
                         out.unknown_draw.add(ch.id)
             if not connected:
