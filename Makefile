@@ -32,7 +32,7 @@ lint: $(STAMP)
 DURATION ?= 180
 
 demo: $(STAMP)
-	$(BIN)/depotctl demo --duration $(DURATION)
+	$(BIN)/python -m hil.demo --duration $(DURATION)
 
 bench: $(STAMP)
 	$(BIN)/python bench/planner.py
@@ -42,6 +42,17 @@ bench: $(STAMP)
 	$(BIN)/python bench/met_gap.py
 	$(BIN)/python bench/loop.py
 	$(BIN)/python bench/acnsim.py
+
+# requirements.txt: the runtime dependencies ([project.dependencies]) locked, each pinned with its
+# hashes, for the depot PC's service install (README, "Running as a service"); uv's name for a locked
+# requirements file. One universal resolution for Python 3.11+ on every platform (x86_64 and aarch64
+# Linux alike); pins already in the file are kept where the ranges still allow them, and
+# `make lock UPGRADE=1` takes the newest. tests/test_lock.py checks it against pyproject.toml.
+# `make install` and `make test` install from the ranges in pyproject.toml, not from this file.
+.PHONY: lock
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --quiet --no-config --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade) -o requirements.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import NoReturn
 
 from controller import __version__
@@ -29,10 +30,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.simulate.cli",
     "controller.meter.probe",
     "controller.status_cli",
-    "controller.demo",
     "controller.fleet.cli",
     "controller.fleet.depart_cli",
 )
+RIG_COMMAND_MODULES: tuple[str, ...] = ("hil.demo",)
+"""Sub-commands of the test rig (``depotctl demo``): registered only where the rig is importable —
+a source checkout; the wheel ships ``controller`` alone, and its ``depotctl`` offers no ``demo``."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,7 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
+    for module in RIG_COMMAND_MODULES:
+        rig = _rig_module(module)
+        if rig is not None:
+            rig.register(sub)
     return parser
+
+
+def _rig_module(name: str) -> ModuleType | None:
+    """The rig's module ``name``, or None where the rig is not importable (an installed wheel)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        top = name.partition(".")[0]
+        if exc.name is not None and (exc.name == top or name.startswith(exc.name + ".") or exc.name == name):
+            return None
+        raise  # the rig is there but something it needs is not: a broken checkout, say so
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "controller"
 ABOVE_THE_ROOT = {"controller.daemon.core", "controller.daemon.cli"}
@@ -171,11 +169,6 @@ def test_no_import_circle_in_controller() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rig separation lands in the next piece: controller/simulate/vehicles.py imports hil.ev, "
-    "controller/demo.py and controller/demo_view.py import hil.rig",
-)
 def test_nothing_in_controller_imports_the_rig() -> None:
     found = [
         f"{imp.source}:{imp.line} imports {imp.target}"

@@ -55,14 +55,12 @@ from controller.daemon.record import PushHistory, StoreRecorder
 from controller.daemon.safety import FailsafeGuard
 from controller.daemon.status import StatusFace, build_status
 from controller.daemon.watchdog import Watchdog
-from controller.failsafe import FailsafeState
 from controller.meter.hub import quiet_pymodbus
 from controller.meter.meters import SiteMeters
 from controller.metrics import DepotMetrics
 from controller.metrics.server import MetricsServer, start_metrics_server
 from controller.metrics.update import observe_site
 from controller.model.site import PHASES, Site
-from controller.model.snapshot import Plan
 from controller.planner.worker import PlanWorker
 from controller.sdnotify import Notifier
 from controller.store import ChargerRecord, Restored
@@ -92,14 +90,6 @@ class DaemonOptions:
     base_hold_s: float = BASE_HOLD_S
     plan_in_worker: bool = True
     """Plan in a worker process (the product); off: in a thread of the daemon, as before."""
-
-
-@dataclass(frozen=True)
-class LoopCounts:
-    """How many plans and overload sheds so far (the demo's summary)."""
-
-    plans: int
-    sheds: int
 
 
 class Daemon:
@@ -373,22 +363,3 @@ class Daemon:
             self.metrics.overload_sheds.labels(node)
             for phase in PHASES:
                 self.metrics.limit_exceeded.labels(node, phase)
-
-    # --- read-only views of the parts, for the demo and the rig (controller/demo.py, hil/) ------
-    @property
-    def last_plan(self) -> Plan | None:
-        outcome = self.plans.outcome
-        return outcome.plan if outcome is not None else None
-
-    @property
-    def fs(self) -> FailsafeState:
-        return self.failsafe.state
-
-    @property
-    def measured(self) -> dict[str, tuple[float, float, float]]:
-        """Per node, the current the fast loop last measured it to carry (where known)."""
-        return dict(self.fast.observation.loads_a)
-
-    @property
-    def stats(self) -> LoopCounts:
-        return LoopCounts(self.plans.plans, self.fast.stats.sheds)

@@ -59,7 +59,7 @@ from controller.metrics import (
 from controller.model.site import Charger, Site
 
 LOG = logging.getLogger("depotctl.daemon.fast")
-__all__ = ["RESTORED_MARGIN_S", "FastLoop", "FastPorts", "fast_loop", "offline_budget_a"]
+__all__ = ["RESTORED_MARGIN_S", "FastLoop", "FastPorts", "fast_loop"]
 
 
 class FastDispatch(Protocol):
@@ -330,14 +330,3 @@ def cycle_failed(loop: FastLoop, failing_s: float) -> None:
         return
     if transition is not None:
         p.failsafe.apply(transition)
-
-
-class _HasBudgets(Protocol):
-    @property
-    def budgets(self) -> ChargerBudgets: ...
-
-
-def offline_budget_a(d: _HasBudgets, ch: Charger, now: datetime) -> PhaseCurrents:
-    """Worst-case grid current of a charger out of contact. Kept for ``hil/rig/monitor.py``, which
-    passes the daemon; new code asks the part itself: ``daemon.budgets.offline_a(ch, now)``."""
-    return d.budgets.offline_a(ch, now)

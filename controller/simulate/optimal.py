@@ -260,7 +260,7 @@ def build_model(scenario: Scenario, begin: datetime, delivered: dict[str, float]
             m.add_row(
                 [(m.e_col(i, k), 1.0), (m.e_col(i, k - 1), -1.0), (m.x_col(i, k - 1), -m.kwh_per_a[i, k - 1])], 0.0, 0.0
             )
-        # taper (hil.ev's model), soc_k = (start + E[k]) / battery, linear in E:
+        # taper (controller.simulate.ev's model), soc_k = (start + E[k]) / battery, linear in E:
         #   DC: share = 1 − (1−floor)(soc − from)/(1 − from) down to the floor at 100 % — exact;
         #   AC: share = max(min/cap, (1 − soc)/(1 − from)) — convex in soc, so the chord from
         #       (from, 1) to (100 %, min/cap) lies above it: the tightest linear bound, still a bound.

@@ -1,7 +1,8 @@
 """The vehicle at the end of the cable in a simulation: what it draws under a limit, and its energy.
 
-The battery behaviour is the rig's EV model (:mod:`hil.ev`): full rate up to 80 % state of charge,
-then tapering (AC: linearly down to the 6 A minimum, DC: down to 10 % of its power) until full.
+The battery behaviour is the EV model (:mod:`controller.simulate.ev`, the rig's too): full rate up
+to 80 % state of charge, then tapering (AC: linearly down to the 6 A minimum, DC: down to 10 % of
+its power) until full.
 The reaction delay of a few seconds is below the simulator's step and left out here.
 
 Power per A comes from the charger's connection (:func:`controller.model.phasor.draw`): a 208 V
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 
 from controller.model.phasor import draw, node_ln_voltage_v
 from controller.model.site import Charger, Site, dc_phase_current_a
+from controller.simulate.ev import EvParams, dc_max_kw, ev_max_a
 from controller.simulate.scenario import ScenarioSession
-from hil.ev import EvParams, dc_max_kw, ev_max_a
 
 PhaseCurrents = tuple[float, float, float]
-TAPER_FROM_SOC = 0.8  # above this state of charge the accepted current falls (hil.ev's default) …
+TAPER_FROM_SOC = 0.8  # above this state of charge the accepted current falls (the EV model's default) …
 TAPER_FLOOR = 0.1  # … to this share at 100 % (DC; an AC vehicle keeps its 6 A minimum)
 
 

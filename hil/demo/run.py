@@ -1,4 +1,4 @@
-"""``depotctl demo``: the whole simulated depot with the real daemon, live in the terminal.
+"""The demo's run: the whole simulated depot with the real daemon, live in the terminal.
 
 One asyncio loop runs the :class:`~hil.rig.Rig` (simulated meters over Modbus TCP, chargers over
 OCPP, EVs and the wiring between them) playing :func:`~hil.rig.demo_day`, and the real
@@ -9,13 +9,13 @@ second with a demo panel under it; without a terminal (or with ``--no-live``) on
 printed every 10 s instead. At the end (``--duration`` reached or Ctrl-C) both are stopped and the
 ground truth is reported: energy, departures, per node the worst load and any time above rating.
 
-Exit status: 0 after a run, 1 when the rig or the daemon could not start or the daemon died, 2 for
-a bad site file or argument.
+:meth:`Demo.run` returns the exit status: 0 after a run, 1 when the rig or the daemon could not
+start or the daemon died (the command, :mod:`hil.demo.command`, answers 2 for a bad site file or
+argument).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -29,23 +29,30 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-import controller
 from controller.config import load_site
-from controller.config.reading import read_or_report
+from controller.daemon.core import Daemon, DaemonOptions
+from controller.fleet.book import FleetError
 from controller.model.site import Site
+from controller.view import render_status
+from hil.demo.view import (
+    DaemonReport,
+    DemoFrame,
+    FitHeight,
+    NodeTruth,
+    agenda,
+    demo_panel,
+    status_line,
+    summary_lines,
+    upcoming,
+)
+from hil.rig import Rig, RigEvent, demo_day, free_port, rig_site_text
+from hil.rig.config import endpoint
 
-if TYPE_CHECKING:
-    from controller.daemon.core import Daemon
-    from hil.rig import Rig, RigEvent
-
-EXIT_USAGE = 2
 EXIT_FAILED = 1
-DEFAULT_CONFIG = Path("config") / "demo-site.yaml"
 DEFAULT_DAY_S = 300.0
 """Length of the rig's day when the demo runs until Ctrl-C [s]."""
 LINE_EVERY_S = 10.0
@@ -61,15 +68,6 @@ CONNECT_S = 20.0
 LOGGED_EVENTS = frozenset({"base", "depart"})
 """Rig events printed as they happen without a live view (the rest are in the summary)."""
 LOG = logging.getLogger("depotctl.demo")
-
-
-def default_config() -> Path:
-    """``config/demo-site.yaml`` in the current directory, else next to the installed package."""
-    here = DEFAULT_CONFIG
-    if here.exists():
-        return here
-    beside = Path(controller.__file__).resolve().parents[1] / DEFAULT_CONFIG
-    return beside if beside.exists() else here
 
 
 # ---------------------------------------------------------------- what the demo notes
@@ -91,11 +89,12 @@ class Tracker:
 
     def sample(self, d: Daemon, t_s: float) -> None:
         """Look at the daemon: a new plan, a fail-safe entry or exit."""
-        plan = d.last_plan
+        outcome = d.plans.outcome
+        plan = outcome.plan if outcome is not None else None
         if plan is not None and plan is not self._plan:
             self._plan = plan
             self.plan_ms.append(plan.stats.total_ms)
-        active = d.fs.active
+        active = d.failsafe.state.active
         if active != self._active:
             if not active and self.normal_after_s is None:
                 self.normal_after_s = t_s
@@ -186,9 +185,6 @@ class Demo:
             self.out(f"t {ev.t_s:5.0f} s  {ev.kind:<7} {ev.text}")
 
     async def _run(self, tmp: Path) -> int:
-        from hil.rig import Rig, demo_day, free_port, rig_site_text
-        from hil.rig.config import endpoint
-
         site = self.site
         day = demo_day(site, self.duration_s or DEFAULT_DAY_S, seed=self.seed)
         ports = {"ocpp": free_port(), "api": free_port(), "metrics": free_port()}
@@ -209,8 +205,6 @@ class Demo:
                               api_port=ports["api"], metrics_port=ports["metrics"], storage_path=tmp / "depot.db"),
                 encoding="utf-8",
             )
-            from controller.daemon.core import Daemon, DaemonOptions
-
             daemon = Daemon(load_site(path).site, path, DaemonOptions(handle_signals=False))
             api, metrics = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['metrics']}"
             self.urls = (f"{api}/api/v1/status", f"{metrics}/metrics")
@@ -231,13 +225,10 @@ class Demo:
             return code or EXIT_FAILED
         self.out(f"stopped after {rig.t_s():.1f} s ({self.stop_reason or 'duration reached'})"
                  + ("" if stopped else f"; the daemon did not stop within {STOP_BOUND_S:g} s"))
-        from controller.daemon.status import build_status
-        from controller.demo_view import DaemonReport, summary_lines
-
         report = DaemonReport(
-            plans=daemon.stats.plans, plan_ms=tuple(self.tracker.plan_ms), sheds=daemon.stats.sheds,
+            plans=daemon.plans.plans, plan_ms=tuple(self.tracker.plan_ms), sheds=daemon.fast.stats.sheds,
             failsafe_episodes=self.tracker.failsafe_episodes, normal_after_s=self.tracker.normal_after_s,
-            status=build_status(daemon),
+            status=daemon.status(),
         )
         for line in summary_lines(rig.summary(), report):
             self.out(line)
@@ -251,8 +242,6 @@ class Demo:
         departure route calls too (called once the daemon runs: its start restores the book from
         storage). Anonymous tags stay unknown: the planner assumes the default dwell for them.
         """
-        from controller.fleet.book import FleetError
-
         known = {v.id for v in self.site.vehicles}
         for visit in rig.day.visits:
             if visit.vehicle_id is None or visit.vehicle_id not in known:
@@ -293,9 +282,6 @@ class Demo:
 
     async def _watch(self, daemon: Daemon, daemon_task: asyncio.Task[int]) -> None:
         """Until the duration, Ctrl-C or the daemon's end: sample, redraw, print status lines."""
-        from controller.daemon.status import build_status
-        from controller.demo_view import agenda, status_line
-
         assert self.rig is not None
         events = agenda(self.rig.day)
         end = self.duration_s if self.duration_s > 0 else math.inf
@@ -314,12 +300,12 @@ class Demo:
                     self.page = self._frame(daemon, events)
                 elif view is None and now >= next_line:
                     next_line = now + LINE_EVERY_S
-                    self.out(status_line(build_status(daemon), t, self.duration_s))
+                    self.out(status_line(daemon.status(), t, self.duration_s))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), POLL_S)
             self.tracker.sample(daemon, self.t_s())
             if not self.live and not daemon_task.done():
-                self.out(status_line(build_status(daemon), self.t_s(), self.duration_s))
+                self.out(status_line(daemon.status(), self.t_s(), self.duration_s))
         for line in self.tracker.errors:
             self.out(line)
 
@@ -330,10 +316,6 @@ class Demo:
                     screen=True, redirect_stdout=False, redirect_stderr=False)
 
     def _frame(self, daemon: Daemon, events: list[tuple[float, str]]) -> RenderableType:
-        from controller.daemon.status import build_status
-        from controller.demo_view import DemoFrame, FitHeight, NodeTruth, demo_panel, upcoming
-        from controller.view import render_status
-
         assert self.rig is not None
         rig, t = self.rig, self.t_s()
         loads, exceeded = rig.loads(), rig.exceeded_s
@@ -347,7 +329,7 @@ class Demo:
             metrics_url=self.urls[1], notes=tuple(self.tracker.notes),
         )
         panel = demo_panel(frame)
-        return FitHeight(render_status(build_status(daemon), extra=panel), panel)
+        return FitHeight(render_status(daemon.status(), extra=panel), panel)
 
     async def _stop_daemon(self, task: asyncio.Task[int] | None, daemon: Daemon | None) -> bool:
         """Stop the daemon (it leaves every charger on its fail-safe limit), bounded; False on timeout."""
@@ -372,31 +354,4 @@ def _stderr_handler() -> logging.Handler:
     return handler
 
 
-# ---------------------------------------------------------------- the command
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    if args.duration < 0:
-        print("depotctl demo: --duration must be 0 (until Ctrl-C) or more seconds", file=sys.stderr)
-        return EXIT_USAGE
-    path = Path(args.config) if args.config else default_config()
-    loaded = read_or_report(load_site, str(path), "nothing started")
-    if loaded is None:
-        return EXIT_USAGE
-    console = Console()
-    demo = Demo(path, loaded.site, duration_s=args.duration, seed=args.seed, console=console,
-                live=console.is_terminal and not args.no_live)
-    return asyncio.run(demo.run())
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the simulated depot with the real controller, live in the terminal")
-    p.add_argument("--config", metavar="FILE", help=f"site file (default {DEFAULT_CONFIG})")
-    p.add_argument("--duration", type=float, default=0.0, metavar="S",
-                   help="seconds to run, also the length of the simulated day (default 0: until Ctrl-C)")
-    p.add_argument("--seed", type=int, default=7, metavar="N", help="seed of the simulated day (default 7)")
-    p.add_argument("--no-live", action="store_true", help="print a status line every 10 s instead of the live view")
-    p.set_defaults(func=_cmd_demo)
-
-
-__all__ = ["Demo", "Tracker", "default_config", "register"]
+__all__ = ["EXIT_FAILED", "Demo", "Tracker"]

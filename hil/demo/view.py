@@ -3,7 +3,7 @@ logs, and the end-of-run report.
 
 Everything here is a pure function of plain data (a :class:`DemoFrame` snapshot, a
 :class:`~controller.api.models.StatusResponse`, a :class:`~hil.rig.RigSummary`), so
-:mod:`controller.demo` builds the data in the event loop and rich renders it in its own thread.
+:mod:`hil.demo.run` builds the data in the event loop and rich renders it in its own thread.
 Currents in A per phase (L1, L2, L3), times in seconds since the rig started.
 """
 

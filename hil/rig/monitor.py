@@ -13,7 +13,7 @@ Two checks per step, on what the rig knows to be true and what the controller be
   its EVs draw now by its own profiles, its own clock and its EVs' phases,
   :meth:`hil.chargers.sim.SimCharger.allowed_a`, summed over its connectors and mapped to grid
   phases through its phase rotation) against what the controller budgets for it (connected:
-  ``Control.budget``; out of contact: the fast loop's ``offline_budget_a``), with ``tolerance_a``
+  ``Control.budget``; out of contact: ``ChargerBudgets.offline_a``, the daemon's ``budgets``), with ``tolerance_a``
   for the 0.1 A rounding of profiles. An excursion counts once it has lasted longer than
   ``grace_s`` (a change just sent: the OCPP call timeout). Chargers the controller marks
   uncontrolled are budgeted at what they draw: only (a) holds for them; while no controller runs
@@ -36,7 +36,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from controller.daemon.fast import offline_budget_a
 from controller.daemon.sessions import budget_grid_a
 from controller.model.site import PHASES, Site
 from hil.rig.plant import ZERO, Phase3, add, charger_grid_currents, node_loads
@@ -259,7 +258,7 @@ def controller_budget_a(daemon: Daemon, charger_id: str, now: datetime) -> tuple
     if st is not None and st.connected:
         b = daemon.cs.control.budget(charger_id, now)
         return budget_grid_a(site, ch, b.value, b.unit), f"connected: {b.value:g} {b.unit}, {b.source}"
-    return offline_budget_a(daemon, ch, now), "out of contact"
+    return daemon.budgets.offline_a(ch, now), "out of contact"
 
 
 def sample_world(rig: Rig, daemon: Daemon | None, site: Site, t_s: float) -> Sample:
@@ -280,7 +279,7 @@ def sample_world(rig: Rig, daemon: Daemon | None, site: Site, t_s: float) -> Sam
             continue
         budget, basis = controller_budget_a(daemon, ch.id, now)
         chargers.append(ChargerSample(ch.id, allowed, budget, basis, draw, nodes))
-    believed = dict(daemon.measured) if daemon is not None else {}
+    believed = dict(daemon.fast.observation.loads_a) if daemon is not None else {}
     return Sample(t_s, loads, limits, tuple(chargers), believed)
 
 

@@ -255,7 +255,8 @@ async def settled(
     since: list[float] = []
 
     def quiet() -> bool:
-        plan = {sp.charger_id: sp.limit.value for sp in d.last_plan.sessions} if d.last_plan else {}
+        outcome = d.plans.outcome
+        plan = {sp.charger_id: sp.limit.value for sp in outcome.plan.sessions} if outcome is not None else {}
         ok = want(plan)
         for cid in chargers:
             sim = r.rig.sim(cid)

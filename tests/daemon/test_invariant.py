@@ -268,7 +268,7 @@ class World:
         assert not offline, f"chargers not connected: {offline}"
         await wait_for(lambda: all(r.plugged for r in rig.visits), 30, "every EV plugged in")
         d = self.daemon
-        await wait_for(lambda: not d.fs.active, 30, "normal control")
+        await wait_for(lambda: not d.failsafe.state.active, 30, "normal control")
         self.note(f"started: {len(VISITS)} EVs charging, normal control")
 
     async def _new_daemon(self) -> Daemon:

@@ -1,4 +1,5 @@
-"""``depotctl demo``: the whole simulated depot with the real daemon, and what it prints."""
+"""The demo (``make demo``: ``python -m hil.demo``; ``depotctl demo`` in a source checkout): the whole
+simulated depot with the real daemon, and what it prints."""
 
 from __future__ import annotations
 
@@ -18,19 +19,19 @@ from controller.cli import main
 from controller.config import load_site
 from controller.daemon import plan_loop as plan_loop_module
 from controller.daemon.core import Daemon
-from controller.demo import Demo
-from controller.demo_view import DemoFrame, FitHeight, NodeTruth, agenda, demo_panel, status_line, upcoming
+from hil.demo.run import Demo
+from hil.demo.view import DemoFrame, FitHeight, NodeTruth, agenda, demo_panel, status_line, upcoming
 from hil.ev import EvParams
 from hil.rig import BaseStep, Rig, RigDay, RigEvent, Visit
 from tests.api.samples import full_status, sparse_status
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NODES = ("grid", "feeder-a", "board-a1", "feeder-b")
 
 
 def test_demo_runs_the_depot_and_reports_the_ground_truth() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "controller.cli", "demo", "--duration", "25", "--no-live"],
+        [sys.executable, "-m", "hil.demo", "--duration", "25", "--no-live"],  # what `make demo` runs
         cwd=ROOT, capture_output=True, text=True, timeout=90,
     )
     out = proc.stdout + proc.stderr

@@ -166,7 +166,7 @@ async def line_to_line_loop(tmp: Path, sim_options: dict[str, dict[str, Any]] | 
 def _sample(loop: Loop) -> Sample:
     """One step of the monitor, and the check on the limits themselves once the daemon plans."""
     sample = sample_world(loop.rig, loop.daemon, loop.site, loop.rig.t_s())
-    if loop.daemon.last_plan is not None and not loop.daemon.fs.active:
+    if loop.daemon.plans.outcome is not None and not loop.daemon.failsafe.state.active:
         loop.primary_a.append(max(sample.loads_a["xfmr"]))
         for node, amps in allowed_loads_a(loop.rig, loop.site).items():
             rating = loop.site.node_limit_a(node)
@@ -191,7 +191,7 @@ async def _wait(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
 async def _run(loop: Loop) -> None:
     rig, daemon = loop.rig, loop.daemon
     await _wait(lambda: all(v.plugged for v in rig.visits), 20, "every EV plugged in")
-    await _wait(lambda: daemon.last_plan is not None and not daemon.fs.active, 20, "normal control")
+    await _wait(lambda: daemon.plans.outcome is not None and not daemon.failsafe.state.active, 20, "normal control")
     await _wait(lambda: any(max(d) > 6.5 for d in rig.charger_draws().values()), 20, "an EV above its fail-safe")
     await asyncio.sleep(RUN_S)
 
