@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from controller.config import load_site_text
-from controller.shed import ChargerDraw, shed
+from controller.rules.shed import ChargerDraw, shed
 
 SITE = load_site_text(
     """site: {name: T, timezone: UTC}
@@ -64,7 +64,7 @@ def test_the_grid_kw_contract_is_shed_in_the_fast_loop() -> None:
     contract: the grid's usable current per phase shrinks by the power's ratio, the chargers shed."""
     from controller.config.loader import load_site
     from controller.model.site import GRID_ID
-    from controller.shed import KW_MARGIN, kw_usable_a
+    from controller.rules.shed import KW_MARGIN, kw_usable_a
 
     site = load_site("config/demo-site.yaml").site
     assert site.grid.limit_kw == 105
@@ -118,7 +118,7 @@ def _primary_a(amps: dict[str, float]) -> tuple[float, float, float]:
 def test_a_delta_wye_primary_over_its_limit_is_shed_to_within_it(active: tuple[str, ...]) -> None:
     """The load of 208 V chargers on the transformer's primary (a phasor sum through the delta-wye
     windings) is over 38 A usable; the shed brings it back under, judged the same way."""
-    from controller.daemon.loads import known_loads
+    from controller.rules.loads import known_loads
 
     amps = {c: 40.0 for c in active}
     primary = _primary_a(amps)
@@ -140,7 +140,7 @@ def test_a_metered_primary_with_base_load_is_shed_within_its_limit() -> None:
     import cmath
     import math
 
-    from controller.daemon import line_loads as ll
+    from controller.rules import line_loads as ll
 
     amps = {c: 40.0 for c in ("A1", "A2", "B1", "B2", "C1", "C2")}
     ev = ll.ev_at_nodes(US, {c: _ll_draw(c, a) for c, a in amps.items()})["xf"].phasor
@@ -160,7 +160,7 @@ def test_a_metered_primary_with_base_load_is_shed_within_its_limit() -> None:
 def test_an_arithmetic_node_is_shed_on_the_sum_of_magnitudes() -> None:
     import dataclasses
 
-    from controller.daemon.loads import known_loads
+    from controller.rules.loads import known_loads
 
     site = dataclasses.replace(
         US, circuits=tuple(dataclasses.replace(c, limit_sum="arithmetic") if c.id == "panel" else c
@@ -183,7 +183,7 @@ def test_dc_power_on_a_277_volt_bus() -> None:
     """A DC charger's kW at the 480Y/277 V bus; the grid's lines also carry the transformer's
     line-to-line loads (an arc of angles), so the rest of each line is bounded: exactly with the
     meter's power (here a resistive 380 A), else at the worst angle within ±45°."""
-    from controller.daemon.line_loads import BASE_MAX_ANGLE_DEG
+    from controller.rules.line_base import BASE_MAX_ANGLE_DEG
 
     per_kw = 1000.0 / (0.94 * 0.99 * 3 * 277.0)
     dc_a = 60 * per_kw

@@ -33,7 +33,6 @@ from controller.daemon.draws import (
     max3,
     phases_used,
 )
-from controller.daemon.loads import BaseHold, base_loads, exceeded, known_loads, node_meters
 from controller.daemon.overload import shed_order
 from controller.daemon.ports import (
     Clock,
@@ -47,7 +46,6 @@ from controller.daemon.ports import (
 from controller.daemon.readings import note_load_changes, observe_measured, read_meters
 from controller.daemon.sessions import Sent, energy_register_wh, fresh_s
 from controller.daemon.uncontrolled import Uncontrolled
-from controller.failsafe import CycleHealth, Transition
 from controller.meter.meters import SiteMeters
 from controller.metrics import (
     DepotMetrics,
@@ -57,6 +55,8 @@ from controller.metrics import (
     observe_charger_safety,
 )
 from controller.model.site import Charger, Site
+from controller.rules.failsafe import CycleHealth, Transition
+from controller.rules.loads import BaseHold, base_loads, exceeded, known_loads, node_meters
 
 LOG = logging.getLogger("depotctl.daemon.fast")
 __all__ = ["RESTORED_MARGIN_S", "FastLoop", "FastPorts", "fast_loop"]
@@ -243,7 +243,7 @@ class FastLoop:
         would show that draw as base load, so its sample is left out — for at most the hold window,
         after which the conservative value is taken (a charger that never reports must not freeze
         the base). Right after a start, when nothing is held yet, the planner takes the value now,
-        unreported draw included (:func:`~controller.daemon.loads.with_unknown`)."""
+        unreported draw included (:func:`~controller.rules.loads.with_unknown`)."""
         out = dict(base)
         for node in node_meters(site):
             if any(ch.id in unknown_draw for ch in site.chargers_under(node)):

@@ -3,7 +3,7 @@
 Each session counts at the limit it runs under as far as the dispatcher knows (its book, else
 what its connector may draw by the charger's own profiles) and at its measured draw, or that
 limit where no fresh draw is known — never at the charger-wide worst case. Loads are line
-currents as the node's limit sees them (phasor sums, :mod:`controller.shed`); ``in_phase``: per
+currents as the node's limit sees them (phasor sums, :mod:`controller.rules.shed`); ``in_phase``: per
 metered node, each line current's part in phase with its voltage, where the meter tells.
 
 Only ever lower, never deadbanded; the fast loop (:mod:`.fast`) sends the order at once.
@@ -21,7 +21,7 @@ from controller.daemon.draws import Measured
 from controller.daemon.sessions import REACTION_S, Sent, budget_grid_a, reacted
 from controller.daemon.uncontrolled import IGNORE_TOLERANCE_A
 from controller.model.site import Site
-from controller.shed import ChargerDraw, Shed, kw_usable_a, shed
+from controller.rules.shed import ChargerDraw, Shed, kw_usable_a, shed
 
 PhaseCurrents = tuple[float, float, float]
 

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from controller.chargers.state import ChargerState
-from controller.daemon.loads import add_budgets, with_unknown
 from controller.daemon.planning import Planning, PlanRecord, PlanSummary, worker_timeout_s
 from controller.daemon.ports import Clock, FailsafeView, Monotonic, Observation, PlanOutcome, Recorder
 from controller.daemon.readings import observe_measured
@@ -34,6 +33,7 @@ from controller.fleet.departures import DepartureNeed
 from controller.metrics import DepotMetrics, observe_plan, set_departure_at_risk
 from controller.model.site import Site
 from controller.model.snapshot import Plan, SessionState, Snapshot
+from controller.rules.loads import add_budgets, with_unknown
 from controller.store import allocations_from_plan
 
 LOG = logging.getLogger("depotctl.daemon.plan")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from controller.failsafe import FailsafeState
 from controller.model.snapshot import Plan, SessionState
+from controller.rules.failsafe import FailsafeState
 from controller.store.records import EventKind, Record
 
 PhaseCurrents = tuple[float, float, float]
@@ -54,7 +54,7 @@ class Observation:
     ``loads_a``: per node, the current it is measured to carry (where known: a meter, or the
     chargers below it), as its limit sees it; ``base_a``: per node, the load that is not EV
     charging now (NaN where the node's meter has no reading); ``held_a``: the base load held over
-    the hold window (what the planner is given, :class:`~controller.daemon.loads.BaseHold`);
+    the hold window (what the planner is given, :class:`~controller.rules.loads.BaseHold`);
     ``budgets_a``: per charger whose draw is not planned (out of contact, uncontrolled), its
     worst case; ``grid_a`` / ``grid_power_w``: the grid meter's reading, None when it has none.
     """

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from controller.daemon.line_loads import in_phase_a
-from controller.daemon.loads import node_meters
 from controller.daemon.ports import Monotonic, PhaseCurrents, Recorder
 from controller.meter.errors import Implausible
 from controller.meter.reader import MeterReader, PollResult
 from controller.metrics import DepotMetrics, observe_grid, observe_meter
 from controller.model.site import PHASES, Site
+from controller.rules.line_base import in_phase_a
+from controller.rules.loads import node_meters
 from controller.store import MeterSample
 
 LOAD_CHANGE_A = 2.0  # the chargers' summed draw moving this much tells a frozen meter apart

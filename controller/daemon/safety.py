@@ -1,8 +1,8 @@
 """The fail-safe state in force, and what a change of it does (the state machine itself is pure:
-:mod:`controller.failsafe`).
+:mod:`controller.rules.failsafe`).
 
 :class:`FailsafeGuard` is the one writer of the fail-safe state: the fast loop steps it every
-cycle with what the cycle found (:class:`~controller.failsafe.CycleHealth`). Entering fail-safe is
+cycle with what the cycle found (:class:`~controller.rules.failsafe.CycleHealth`). Entering fail-safe is
 logged, recorded, shown in the metrics and to systemd, and sends every charger its fail-safe limit
 (``enter``, in the background); leaving it asks for a plan at once (``leave``). Everything else
 reads the state through :class:`~controller.daemon.ports.FailsafeView`.
@@ -15,9 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from controller.daemon.ports import Recorder
-from controller.failsafe import CycleHealth, FailsafeState, Transition, starting, step
 from controller.metrics import DepotMetrics
 from controller.metrics.update import observe_failsafe
+from controller.rules.failsafe import CycleHealth, FailsafeState, Transition, starting, step
 from controller.sdnotify import Notifier
 from controller.store.records import EventKind
 

@@ -6,7 +6,7 @@ Pure functions of the central system's charger states, the site and ``now``:
   charger, completed with what the daemon knows beyond OCPP: the vehicle's next departure and its
   energy need from the fleet schedule (unless the EV announced its own, ISO 15118), its state of
   charge and battery size, and a learned per-vehicle maximum when it draws clearly less than it
-  is allowed (:mod:`controller.learn`).
+  is allowed (:mod:`controller.rules.learn`).
 * :class:`DepartureHistory` — per vehicle, its recent sessions' declared vs actual departure, and
   per running session the departure declared for it; :func:`plan_sessions` plans against
   :func:`~controller.fleet.departure_estimate.planned_departure` (earlier than declared where the
@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 
 from controller.chargers.planning import grid_currents, session_id, session_states
 from controller.chargers.state import ChargerState, ConnectorState
-from controller.daemon.line_loads import amps_per_kw
 from controller.fleet.departure_estimate import (
     DEFAULT_RULE,
     DepartureEstimate,
@@ -33,9 +32,10 @@ from controller.fleet.departure_estimate import (
     planned_departure,
 )
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
-from controller.learn import VEHICLE_LIMITED_GAP_A, learned_max_a
 from controller.model.site import Charger, Site, Vehicle
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
+from controller.rules.learn import VEHICLE_LIMITED_GAP_A, learned_max_a
+from controller.rules.line_loads import amps_per_kw
 from controller.store.records import DeclaredDeparture
 from controller.store.restore import PastDeparture
 

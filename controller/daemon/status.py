@@ -1,6 +1,6 @@
 """The daemon's status as the API, ``depotctl status`` and the demo show it.
 
-Per node and line: the measured current (the fast loop's :func:`~controller.daemon.loads.known_loads`:
+Per node and line: the measured current (the fast loop's :func:`~controller.rules.loads.known_loads`:
 a meter's reading, else the phasor sum of the chargers below — on a transformer node its primary),
 the planned one (the plan's first slot, summed the same way), the limit, the margin and the
 headroom. The Prometheus gauges ``depot_circuit_load_amperes`` and

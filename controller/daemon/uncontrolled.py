@@ -23,9 +23,9 @@ from typing import Protocol
 
 from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState, ConnectorState
-from controller.daemon.line_loads import amps_per_kw
 from controller.daemon.sessions import Sent, reacted
 from controller.model.site import Charger, Site
+from controller.rules.line_loads import amps_per_kw
 
 LOG = logging.getLogger("depotctl.daemon.dispatch")
 

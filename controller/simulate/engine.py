@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from controller.fleet.departure_estimate import DepartureSample, planned_departure
 from controller.model.phasor import Vec3, charger_phasors, line_angles_deg, node_service, transformer_matrix
 from controller.model.site import GRID_ID, Charger, Site
-from controller.shed import ChargerDraw, shed
+from controller.rules.shed import ChargerDraw, shed
 from controller.simulate.forecast import day_ahead
 from controller.simulate.policies import LiveView, PlannerPolicy, Policy, View
 from controller.simulate.result import SessionOutcome, SimResult, Violations

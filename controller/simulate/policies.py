@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from controller.learn import learned_max_a
 from controller.model.phasor import charger_phasors, draw
 from controller.model.site import Charger, Site
 from controller.model.snapshot import SessionState, Snapshot
 from controller.planner import PlannerState, plan
+from controller.rules.learn import learned_max_a
 from controller.simulate import allocate
 from controller.simulate.scenario import ScenarioSession
 from controller.simulate.vehicles import dc_a_per_kw
@@ -75,7 +75,7 @@ def vehicle_max(
 ) -> tuple[float | None, float | None]:
     """What the controller knows of the vehicle's highest current [A] and power [kW]: a
     registered vehicle's figures, lowered to what the car is seen to draw below its limit — the
-    daemon's rule (``controller.learn.learned_max_a``, sticky in ``learned``, per session key, A
+    daemon's rule (``controller.rules.learn.learned_max_a``, sticky in ``learned``, per session key, A
     per phase), so no policy is told the car's maximum the field would not tell it."""
     ev_max_a, ev_max_kw = known_vehicle_max(site, lv.session.vehicle_id)
     memo = learned if learned is not None else {}

@@ -216,7 +216,7 @@ RECORD_KINDS: tuple[type[Record], ...] = (
 
 
 class TransitionLike(Protocol):
-    """The shape of ``controller.failsafe.Transition`` (the store may import only the model)."""
+    """The shape of ``controller.rules.failsafe.Transition`` (the store may import only the model)."""
 
     @property
     def to(self) -> str: ...

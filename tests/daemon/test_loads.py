@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from controller.config.loader import load_site
-from controller.daemon.loads import BaseHold, add_budgets, base_loads, exceeded, known_loads, node_meters, with_unknown
+from controller.rules.loads import BaseHold, add_budgets, base_loads, exceeded, known_loads, node_meters, with_unknown
 
 SITE = load_site("config/demo-site.yaml").site
 # demo-site: grid (meter grid-meter) → feeder-a (unmetered) → board-a1; feeder-b (feeder-b-meter)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from controller.failsafe import Transition
 from controller.model import Limit, NodeLoad, PhaseCurrents, Plan, SessionPlan, SolveStats
+from controller.rules.failsafe import Transition
 from controller.store import (
     SCHEMA_VERSION,
     AcceptedProfile,

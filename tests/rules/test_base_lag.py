@@ -6,9 +6,9 @@ from __future__ import annotations
 import cmath
 import math
 
-from controller.daemon import line_loads as ll
-from controller.daemon.loads import base_loads
-from tests.daemon.test_line_loads import LL_DRAW, US
+from controller.rules import line_loads as ll
+from controller.rules.loads import base_loads
+from tests.rules.test_line_loads import LL_DRAW, US
 
 
 def _scaled(amps: float, chargers: str = "AC") -> dict[str, tuple[float, float, float]]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controller.failsafe import CycleHealth, starting, step
+from controller.rules.failsafe import CycleHealth, starting, step
 
 T0 = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 GOOD = CycleHealth()

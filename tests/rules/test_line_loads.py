@@ -9,10 +9,11 @@ import random
 import pytest
 
 from controller.config import load_site, load_site_text
-from controller.daemon import line_loads as ll
-from controller.daemon.loads import add_budgets, base_loads, known_loads
 from controller.model import phasor
 from controller.model.site import Site
+from controller.rules import line_base as lb
+from controller.rules import line_loads as ll
+from controller.rules.loads import add_budgets, base_loads, known_loads
 
 US = load_site_text(
     """site: {name: US, timezone: UTC, service: wye, voltage_v: 277}
@@ -134,22 +135,22 @@ def test_the_naive_base_understates_a_base_at_an_angle_to_the_ev_current() -> No
     # the planner may turn the mix to the L3-L1 chargers (−30°) at the same 20 A: the line then
     # carries 30 A where meter − |EV| + 20 says 26.5
     assert abs(b + cmath.rect(20.0, math.radians(-30.0))) == pytest.approx(30.0)
-    with_power = ll.base_line_a(m, e, collinear=False, in_phase_a=(b + e).real)
-    without = ll.base_line_a(m, e, collinear=False)
+    with_power = lb.base_line_a(m, e, collinear=False, in_phase_a=(b + e).real)
+    without = lb.base_line_a(m, e, collinear=False)
     assert with_power == pytest.approx(10.0)  # the other phasor consistent with it sits at −60°
     assert 10.0 - 1e-9 <= without < 13.0  # the worst angle within ±45° consistent with 26.5 A
     # EV-dominated: no base at all under 100 A of 208 V chargers is no base, not 100 A
     e = cmath.rect(100.0, math.radians(30.0))
-    assert ll.base_line_a(100.0, e, collinear=False, in_phase_a=e.real) == pytest.approx(0.0, abs=1e-6)
-    assert ll.base_line_a(100.0, e, collinear=False) == pytest.approx(0.0, abs=1e-6)
+    assert lb.base_line_a(100.0, e, collinear=False, in_phase_a=e.real) == pytest.approx(0.0, abs=1e-6)
+    assert lb.base_line_a(100.0, e, collinear=False) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_the_base_bound_holds_for_every_base_within_its_assumed_angle() -> None:
     rng = random.Random(18)
     for _ in range(3000):
-        b, e, line = _truth(rng, ll.BASE_MAX_ANGLE_DEG)
-        with_power = ll.base_line_a(abs(line), e, collinear=False, in_phase_a=line.real)
-        without = ll.base_line_a(abs(line), e, collinear=False)
+        b, e, line = _truth(rng, lb.BASE_MAX_ANGLE_DEG)
+        with_power = lb.base_line_a(abs(line), e, collinear=False, in_phase_a=line.real)
+        without = lb.base_line_a(abs(line), e, collinear=False)
         assert with_power >= abs(b) - 1e-6 and without >= abs(b) - 1e-6
         assert with_power <= without + 1e-6  # the power only ever narrows it
         assert with_power >= abs(line) - abs(e) - 1e-9
@@ -160,7 +161,7 @@ def test_beyond_the_assumed_angle_the_bound_is_never_below_meter_minus_ev() -> N
     for _ in range(2000):
         _b, e, line = _truth(rng, 180.0)  # export, capacitive, …: the fast loop's shed covers these
         for in_phase in (line.real, None):
-            assert ll.base_line_a(abs(line), e, collinear=False, in_phase_a=in_phase) >= abs(line) - abs(e) - 1e-9
+            assert lb.base_line_a(abs(line), e, collinear=False, in_phase_a=in_phase) >= abs(line) - abs(e) - 1e-9
 
 
 def test_base_loads_on_a_metered_delta_wye_transformer_keep_the_primary_safe() -> None:
@@ -195,11 +196,11 @@ def test_base_loads_on_a_metered_delta_wye_transformer_keep_the_primary_safe() -
 
 
 def test_in_phase_from_a_meters_power_and_voltage() -> None:
-    got = ll.in_phase_a(US, "xf", (10.0, 10.0, 10.0), (2770.0, -1385.0, 0.0), (277.0, 277.0, 277.0))
+    got = lb.in_phase_a(US, "xf", (10.0, 10.0, 10.0), (2770.0, -1385.0, 0.0), (277.0, 277.0, 277.0))
     assert got == pytest.approx((10.0, -5.0, 0.0))
-    assert ll.in_phase_a(US, "xf", (10.0, 10.0, 10.0), None) is None
+    assert lb.in_phase_a(US, "xf", (10.0, 10.0, 10.0), None) is None
     # no voltage reported: the bus's nominal line-to-neutral voltage (the primary's, 277 V)
-    assert ll.in_phase_a(US, "xf", (10.0, 10.0, 10.0), (2770.0, 0.0, 0.0)) == pytest.approx((10.0, 0.0, 0.0))
+    assert lb.in_phase_a(US, "xf", (10.0, 10.0, 10.0), (2770.0, 0.0, 0.0)) == pytest.approx((10.0, 0.0, 0.0))
     delta = load_site_text(
         """site: {name: D, timezone: UTC, service: delta, voltage_v: 240}
 grid: {limit_a: 200}
@@ -207,7 +208,7 @@ ocpp: {security_profile: 0}
 chargers: [{id: X, phases: 3, max_a: 32}]
 """
     ).site
-    assert ll.in_phase_a(delta, "grid", (10.0, 10.0, 10.0), (1000.0, 1000.0, 1000.0)) is None  # no neutral
+    assert lb.in_phase_a(delta, "grid", (10.0, 10.0, 10.0), (1000.0, 1000.0, 1000.0)) is None  # no neutral
 
 
 def test_dc_amps_per_kw_at_the_bus_voltage() -> None:

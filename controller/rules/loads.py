@@ -9,7 +9,7 @@ Two questions the control loops ask each meter poll:
   The fast loop sheds on these.
 * *How much of it is not EV charging?* (:func:`base_loads`) — a metered node's meter against the
   phasor sum of the measured EV currents below it, bounded from above per line
-  (:func:`~controller.daemon.line_loads.base_line_a`: ``meter − |EV|`` where every load on the line
+  (:func:`~controller.rules.line_base.base_line_a`: ``meter − |EV|`` where every load on the line
   sits at one angle, as on a European wye site); an unmetered node carries its children's base.
   Chargers out of contact are added at their worst-case budget (DESIGN §3 rule 2) at every node
   above them. The planner takes these as each node's base load.
@@ -27,8 +27,9 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controller.daemon.line_loads import base_at, ev_at_nodes, lift_abs, node_line_a
 from controller.model.site import GRID_ID, Site
+from controller.rules.line_base import base_at
+from controller.rules.line_loads import ev_at_nodes, lift_abs, node_line_a
 
 PhaseCurrents = tuple[float, float, float]
 ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
@@ -57,7 +58,7 @@ def known_loads(
 
     ``meter_a``: usable readings by meter id (stale meters left out); ``charger_a``: each
     charger's measured grid current per line (its phasors from the site model:
-    :func:`~controller.daemon.line_loads.draw_vector`); ``budget_a``: a worst case per line for
+    :func:`~controller.rules.line_loads.draw_vector`); ``budget_a``: a worst case per line for
     chargers (or the parts of them) whose draw is not known, added by magnitude (the caller's to
     give: a charger in neither counts as 0 here); ``phases_used``: per charger, the phases its
     vehicle draws on where known (it matters only on a delta bus). A metered node without a usable
@@ -107,10 +108,10 @@ def base_loads(
     ``charger_a``: the measured grid current of the chargers whose sessions are planned (a
     charger drawing outside a planned session stays in the base). ``in_phase_a``: per metered
     node, each line current's component in phase with its voltage where the meter reports its
-    power per line (:func:`~controller.daemon.line_loads.in_phase_a`; it makes the bound exact on
+    power per line (:func:`~controller.rules.line_base.in_phase_a`; it makes the bound exact on
     lines whose loads span an arc of angles). ``charger_low_a``: the same chargers' currents as
     last reported, where ``charger_a`` counts a session whose limit just went up at that limit
-    (:func:`~controller.daemon.line_loads.base_at`).
+    (:func:`~controller.rules.line_base.base_at`).
     """
     meters = node_meters(site)
     ev = ev_at_nodes(site, charger_a, phases_used)

@@ -6,9 +6,9 @@ the node is scaled by the same factor so the predicted load fits; an AC charger 
 minimum current pauses (0 A). Chargers are never raised here — that is the planner's job.
 
 The prediction uses the same phasor arithmetic as the planner and the base load
-(:mod:`controller.daemon.line_loads`): the chargers' currents at the node are phasors (a
+(:mod:`controller.rules.line_loads`): the chargers' currents at the node are phasors (a
 line-to-line charger 30° off its lines, a transformer node on its primary), the rest of the
-line's current is bounded by :func:`~controller.daemon.line_loads.base_line_a`, and the chargers
+line's current is bounded by :func:`~controller.rules.line_base.base_line_a`, and the chargers
 keep ``k`` of their draw with ``rest + k·|EV| <= limit − margin`` (``|EV|`` the magnitude of
 their phasor sum, or the sum of their magnitudes on a ``limit_sum: arithmetic`` node, where an
 unmetered node's load is that sum too and ``rest`` is the load less theirs). Where every load on
@@ -23,15 +23,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from controller.daemon.line_loads import (
+from controller.model.site import GRID_ID, PHASES, Site
+from controller.rules.line_base import base_line_a
+from controller.rules.line_loads import (
     amps_per_kw,
-    base_line_a,
     charger_lines,
     collinear_lines,
     is_simple,
     line_units,
 )
-from controller.model.site import GRID_ID, PHASES, Site
 
 PhaseCurrents = tuple[float, float, float]
 
@@ -72,7 +72,7 @@ def shed(
     from it are not judged. ``usable_a``: a tighter usable current per node and line than
     ``limit − margin`` where one applies (the grid's kW contract, :func:`kw_usable_a`).
     ``in_phase_a``: per metered node, each line current's component in phase with its voltage
-    (:func:`~controller.daemon.line_loads.in_phase_a`), which bounds the rest of the line exactly.
+    (:func:`~controller.rules.line_base.in_phase_a`), which bounds the rest of the line exactly.
     """
     known: list[ChargerDraw] = []
     at_node: dict[str, dict[str, tuple[complex, complex, complex]]] = {}

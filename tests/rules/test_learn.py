@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from controller.learn import observed_max_a
+from controller.rules.learn import observed_max_a
 
 
 def test_a_vehicle_following_its_limit_is_not_limited() -> None:
