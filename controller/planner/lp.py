@@ -5,7 +5,6 @@ Columns (in this order):
   u[s, k]  shortfall of session s, K pieces of need/K each with growing cost (fairness)
   d+[s], d-[s]  deviation of the first-slot decision from the previous plan (stability)
   z[c]     largest shortfall fraction in priority class c (fairness within a class)
-  e[j, t]  stage 2 only: the energy session taper[j] has had by the end of slot t (taper rows)
 Rows:
   line rows   (row, slot): per node-line (and per facet of its phasor polygon, see
               Instance.line_rows) the EV current under the node <= room (limit - margin - base)
@@ -14,10 +13,6 @@ Rows:
   stab rows   (session): x[s,0] - d+ + d- = previous first-slot decision   (free without one)
   fair rows   (session): sum_k u[s,k] - request[s] z[class(s)] <= 0   (request = delivered + need;
               free for tiny requests)
-  taper rows  stage 2 of departures first only, per session with a known state of charge whose
-              battery can reach its taper before it leaves (see "The battery's taper" below):
-              e[j,t] = e[j,t-1] + kwh[s,t] x[s,t]; per slot t >= 1, the slot's energy at most what
-              the battery takes from the state of charge the plan itself has given it
 
 The objective realises the order of the issue with weights: shortfall (by priority rank, convex in
 the shortfall fraction so it is shared in proportion to need) >> tariff >> earliness >> stability.
@@ -39,11 +34,10 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.planner.highs import new_highs
-from controller.planner.instance import TAPER_FLOOR, TAPER_FROM_SOC_PCT, Instance, SessionParams, taper_caps
+from controller.planner.instance import Instance, taper_caps
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 INF = highspy.kHighsInf
 
 SEGMENTS = 4
@@ -77,33 +71,18 @@ class Layout:
     # rebuild the model
     row_coef: bytes = b""
     kw_per_unit: tuple[float, ...] = ()
-    # stage 2's taper rows (:func:`with_taper`): the sessions that have them (ascending), per such
-    # session whether it also has chord rows (its state of charge is below the taper's start) and
-    # its slots up to its departure; their coefficients are sent by :func:`_update`
-    taper: tuple[int, ...] = ()
-    taper_chord: tuple[bool, ...] = ()
-    taper_len: tuple[int, ...] = ()
 
     @property
     def n_x(self) -> int:
         return self.n * self.t
 
     @property
-    def n_e(self) -> int:
-        """Cumulative-energy columns: one per taper session and slot up to its departure."""
-        return sum(self.taper_len)
-
-    @property
     def n_cols(self) -> int:
-        return self.n_x + self.n * SEGMENTS + 2 * self.n + self.n_classes + self.n_e
+        return self.n_x + self.n * SEGMENTS + 2 * self.n + self.n_classes
 
     @property
     def z_col0(self) -> int:
         return self.n_x + self.n * SEGMENTS + 2 * self.n
-
-    @property
-    def e_col0(self) -> int:
-        return self.z_col0 + self.n_classes
 
     @property
     def n_node_rows(self) -> int:
@@ -126,20 +105,8 @@ class Layout:
         return self.stab_row0 + self.n
 
     @property
-    def taper_row0(self) -> int:
-        return self.fair_row0 + self.n
-
-    def taper_blocks(self) -> IntArray:
-        """First row of each taper session's block — L definition rows (e), L-1 tangent rows,
-        with ``taper_chord`` L-1 chord rows (L = its ``taper_len``) — and the end of the last."""
-        per = [ln + (2 if c else 1) * (ln - 1) for c, ln in zip(self.taper_chord, self.taper_len, strict=True)]
-        out = np.zeros(len(per) + 1, dtype=np.int64)
-        np.cumsum(np.array(per, dtype=np.int64), out=out[1:])
-        return out + self.taper_row0
-
-    @property
     def n_rows(self) -> int:
-        return int(self.taper_blocks()[-1]) if self.taper else self.fair_row0 + self.n
+        return self.fair_row0 + self.n
 
 
 @dataclass
@@ -153,7 +120,6 @@ class LpData:
     kwh: FloatArray  # (n, t) energy per unit decision in each slot
     presence: FloatArray  # (n, t)
     z_coef: FloatArray  # (n,) whole request in the fair rows (z column coefficient, negated)
-    taper: TaperData | None = None  # the taper rows' numbers (stage 2; None without them)
 
 
 @dataclass
@@ -200,275 +166,6 @@ def layout_for(inst: Instance) -> Layout:
     )
 
 
-# --- The battery's taper: stage 2's rows --------------------------------------------------------
-#
-# Above TAPER_FROM_SOC_PCT (start; rho = 1 - start) the battery accepts, as a share of max_unit,
-#   DC: 1 - (1 - floor) (soc - start) / rho    (down to TAPER_FLOOR at full: a line, exact)
-#   AC: max(min/max, (1 - soc) / rho)           (the on-board charger holds its minimum current)
-# and its state of charge rises with the energy the plan itself delivers. With r = 1 - soc and g
-# the DC floor (0 for AC), a battery taking all it accepts follows dq/dt = -(1-g) (P / (B rho)) q,
-# q = r + g rho / (1-g), P = max_unit x kWh per unit-hour, B the battery: from q at a slot's start
-# it takes, in a slot whose full-rate energy is M kwh_t (k_t = M kwh_t / (B rho)),
-#   E_t = B q (1 - exp(-(1-g) k_t))                              (the "tangent" row)
-# — linear in the energy e delivered before the slot (q = q0 - e / B): exact in the taper, for
-# a limit that follows the acceptance within the slot (as a re-plan every cycle does). The slot is
-# integrated exactly rather than capped at its start or midpoint: with hourly slots either cap
-# promises more than the battery takes. Started below the taper the slot's energy is concave in r
-# and the tangent overstates it in the slot where the taper begins, so a session below the taper
-# also gets a "chord" row: the line from r = rho (the tangent's energy) to r = rho (1 + k_t) (full
-# rate all slot) lies below the exact curve. AC: max(min, line) is convex in soc, so no single
-# linear row is both safe and able to fill the battery (the line alone tends to 0 at full); either
-# tangent is safe on its own in any slot — the rows, or x <= min — so each slot takes one: x <= min
-# from the slot in which stage 1's schedule starts at or above soc_c (where the line meets the
-# minimum), the rows before.
-#
-# Only stage 2's sessions that stage 1 does not meet get the rows; stage 1 (the knapsack and the
-# MILP) and the met sessions keep the caps along the fastest charge from now (taper_caps), so a met
-# set stage 1 finds is one stage 2 can hold. Measured with bench/quality.py (2026-12-07, 21
-# scenarios; every simulated session has a battery and a state of charge, the ACN days included):
-# - the rows in every stage (stage 1 with x <= min for a met session's last hours): the LP parks
-#   vehicles at 80 % and leaves every taper to the last hours with no slack — exact in the model,
-#   missed in the simulation: 426 departures met against 443, +65 kWh;
-# - the rows for stage 2's unmet sessions (this code): 436 against 443 (-1 on six scenarios, -2 on
-#   one, +1 on one), +60 kWh (staggered-evening 132.0 -> 142.3 kWh, 4 met either way); a session
-#   kept low for later capacity is further from its need when the knapsack next looks at it.
-#   Noise: a 0.5 % change of EARLY_W moves single scenarios by up to 2 and the total by 2 (443 ->
-#   441 without the rows, 436 -> 439 with them): -4 to -7 is not noise;
-# - the rows only for sessions that could not be met even alone: the same -1 on four ACN days.
-# Hence off by default (TAPER_ROWS): the mechanism and its tests stay for a change of objective.
-
-TAPER_ROWS = False  # stage 2's unmet sessions get the taper rows (see above: off, measured)
-TAPER_START = TAPER_FROM_SOC_PCT / 100.0
-TAPER_RHO = 1.0 - TAPER_START
-
-
-def _floor_share(p: SessionParams) -> float:
-    """AC: the minimum current as a share of the maximum (the taper's floor); DC: TAPER_FLOOR."""
-    if p.kind == "ac":
-        return min(1.0, p.min_unit / p.max_unit) if p.max_unit > 0 else 1.0
-    return TAPER_FLOOR
-
-
-def _soc0(p: SessionParams) -> float | None:
-    """Present state of charge (0..1) of a session whose taper can be modelled, else None."""
-    if p.soc_pct is None or p.battery_kwh is None or p.battery_kwh <= 0 or p.max_unit <= 0:
-        return None
-    return min(1.0, max(0.0, p.soc_pct / 100.0))
-
-
-def with_taper(inst: Instance, layout: Layout) -> Layout:
-    """``layout`` with taper rows for every session that can use them: state of charge and battery
-    known, a need that takes the battery past the taper's start and a stay long enough to get there
-    at full rate (rows only up to its departure); not an AC session at its minimum current's share
-    already (its caps are exact then)."""
-    if inst.grid.count < 2 or not any(_soc0(p) is not None for p in inst.sessions):
-        return layout
-    presence = inst.grid.presence(inst.departure_s)
-    hours = (presence * inst.grid.hours[None, :]).sum(axis=1)
-    here = presence > 1e-9
-    length = np.where(here.any(axis=1), inst.grid.count - np.argmax(here[:, ::-1], axis=1), 0)
-    taper: list[int] = []
-    chord: list[bool] = []
-    lens: list[int] = []
-    for i, p in enumerate(inst.sessions):
-        soc = _soc0(p)
-        if soc is None or p.need_kwh <= 1e-9 or length[i] < 2:
-            continue
-        b = float(p.battery_kwh or 0.0)
-        if soc + p.need_kwh / b <= TAPER_START + 1e-9:
-            continue  # stops before the taper
-        if soc + p.max_unit * p.kwh_per_unit_h * float(hours[i]) / b <= TAPER_START + 1e-9:
-            continue  # cannot reach it before leaving
-        if p.kind == "ac" and soc >= 1.0 - _floor_share(p) * TAPER_RHO - 1e-12:
-            continue  # at the minimum current's share already
-        taper.append(i)
-        chord.append(soc < TAPER_START)
-        lens.append(int(length[i]))
-    return replace(layout, taper=tuple(taper), taper_chord=tuple(chord), taper_len=tuple(lens))
-
-
-@dataclass
-class TaperData:
-    """The taper rows' numbers per taper session j (``Layout.taper[j]``) and slot t; the rows of
-    slot t (1 <= t < taper_len[j]) are on where ``on`` (see :func:`taper_for_unmet`)."""
-
-    sess: IntArray  # (k,) session index
-    row0: IntArray  # (k + 1,) first row of each block (Layout.taper_blocks)
-    chord: BoolArray  # (k,)
-    length: IntArray  # (k,) slots with rows (up to the departure)
-    alpha: FloatArray  # (k, t) tangent row t: coefficient of e[t-1] (column 0 unused)
-    beta: FloatArray  # (k, t) tangent row t: right-hand side
-    alpha_c: FloatArray  # (k, t) chord row t
-    beta_c: FloatArray  # (k, t)
-    kwh: FloatArray  # (k, t) energy per unit (the rows' and the definition rows' coefficient)
-    room: FloatArray  # (k,) what the battery holds above its state of charge [kWh]
-    e_floor: FloatArray  # (k,) AC: energy until soc_c (the minimum current's share); inf: none
-    on: BoolArray  # (k,) rows on (an unmet session in stage 2)
-    floor: BoolArray  # (k, t) AC: slot t takes x <= min instead of the rows
-
-
-def taper_coefficients(inst: Instance, layout: Layout, kwh: FloatArray) -> TaperData:
-    """The taper rows of every session in ``layout.taper`` (all off)."""
-    t = layout.t
-    sess = np.array(layout.taper, dtype=np.int64)
-    k = len(sess)
-    length = np.array(layout.taper_len, dtype=np.int64)
-    alpha, beta = np.zeros((k, t)), np.zeros((k, t))
-    alpha_c, beta_c = np.zeros((k, t)), np.zeros((k, t))
-    room = np.zeros(k)
-    e_floor = np.full(k, np.inf)
-    for j, s in enumerate(layout.taper):
-        p = inst.sessions[s]
-        soc = _soc0(p)
-        assert soc is not None
-        b = float(p.battery_kwh or 0.0)
-        g = 0.0 if p.kind == "ac" else TAPER_FLOOR
-        r0 = 1.0 - soc
-        room[j] = b * r0
-        full = p.max_unit * kwh[s, 1 : length[j]]  # full-rate energy of each slot
-        on = full > 1e-12
-        c = -np.expm1(-(1.0 - g) * full / (b * TAPER_RHO))
-        alpha[j, 1 : length[j]] = np.where(on, c, 0.0)
-        beta[j, 1 : length[j]] = np.where(on, c * b * (r0 + g * TAPER_RHO / (1.0 - g)), 0.0)
-        if layout.taper_chord[j]:
-            e_rho = c * b * TAPER_RHO / (1.0 - g)
-            slope = np.where(on, np.clip(1.0 - e_rho / np.where(on, full, 1.0), 0.0, 1.0), 0.0)
-            alpha_c[j, 1 : length[j]] = slope
-            beta_c[j, 1 : length[j]] = np.where(on, e_rho + b * slope * (r0 - TAPER_RHO), 0.0)
-        if p.kind == "ac" and p.min_unit > 0:
-            e_floor[j] = b * max(0.0, r0 - _floor_share(p) * TAPER_RHO)
-    return TaperData(sess, layout.taper_blocks(), np.array(layout.taper_chord, dtype=bool), length, alpha, beta,
-                     alpha_c, beta_c, kwh[sess].copy(), room, e_floor, np.zeros(k, dtype=bool),
-                     np.zeros((k, t), dtype=bool))
-
-
-def _extend_taper(inst: Instance, data: LpData, layout: Layout) -> LpData:
-    """``data`` (no taper rows) with the taper columns and rows of ``layout``, every row off."""
-    base = data.layout
-    assert not base.taper and layout.taper
-    tp = taper_coefficients(inst, layout, data.kwh)
-    n_e = layout.n_e
-    extra_rows = layout.n_rows - base.n_rows
-    row_lower = np.concatenate([data.row_lower, np.full(extra_rows, -INF)])
-    row_upper = np.concatenate([data.row_upper, np.full(extra_rows, INF)])
-    for j, ln in enumerate(tp.length.tolist()):  # the definition rows of e: = 0
-        r0 = int(tp.row0[j])
-        row_lower[r0 : r0 + ln] = 0.0
-        row_upper[r0 : r0 + ln] = 0.0
-    return replace(
-        data, layout=layout, col_lower=np.concatenate([data.col_lower, np.zeros(n_e)]),
-        col_upper=np.concatenate([data.col_upper, np.full(n_e, INF)]),
-        cost=np.concatenate([data.cost, np.zeros(n_e)]), row_lower=row_lower, row_upper=row_upper, taper=tp,
-    )
-
-
-def taper_for_unmet(inst: Instance, data: LpData, met: BoolArray, x: FloatArray) -> LpData:
-    """Stage 2: every taper session that ``met`` leaves out trades its fastest-charge caps for the
-    rows (never more than its battery holds); an AC one takes x <= min instead from the slot in
-    which ``x`` (stage 1's schedule) starts at or above soc_c. The met keep their caps."""
-    tp = data.taper
-    if tp is None:
-        return data
-    lay = data.layout
-    t = lay.t
-    on = ~met[tp.sess]
-    e_start = np.cumsum(tp.kwh * x[tp.sess], axis=1) - tp.kwh * x[tp.sess]
-    finite = np.isfinite(tp.e_floor)
-    floor = (e_start >= np.where(finite, tp.e_floor, 0.0)[:, None] - 1e-9) & finite[:, None]
-    floor[:, 0] = False
-    col_upper = data.col_upper.copy()
-    row_upper = data.row_upper.copy()
-    x_up = col_upper[: lay.n_x].reshape(lay.n, t)
-    e_off = np.concatenate([[0], np.cumsum(tp.length)]) + lay.e_col0
-    for j, s in enumerate(tp.sess.tolist()):
-        if not on[j]:
-            continue
-        ln = int(tp.length[j])
-        p = inst.sessions[s]
-        here = data.presence[s, 1:ln] > 1e-9
-        x_up[s, 1:ln] = np.where(here, np.where(floor[j, 1:ln], p.min_unit, p.max_unit), 0.0)
-        live = here & (tp.kwh[j, 1:ln] > 1e-12) & ~floor[j, 1:ln]
-        r_tan = int(tp.row0[j]) + ln
-        row_upper[r_tan : r_tan + ln - 1] = np.where(live, tp.beta[j, 1:ln], INF)
-        if tp.chord[j]:
-            r_ch = r_tan + ln - 1
-            row_upper[r_ch : r_ch + ln - 1] = np.where(live, tp.beta_c[j, 1:ln], INF)
-        col_upper[e_off[j] : e_off[j + 1]] = tp.room[j] * (1.0 + 1e-9) + 1e-9
-    return replace(data, col_upper=col_upper, row_upper=row_upper, taper=replace(tp, on=on, floor=floor))
-
-
-def _taper_entries(layout: Layout, tp: TaperData) -> tuple[IntArray, IntArray, FloatArray]:
-    """The taper rows' matrix entries (row, column, value), sorted by column then row; the same
-    positions for the same layout (zeros included), so :func:`_update` can compare values."""
-    t = layout.t
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    e_col = layout.e_col0
-    for j, s in enumerate(tp.sess.tolist()):
-        ln = int(tp.length[j])
-        lm = ln - 1
-        slots = np.arange(ln, dtype=np.int64)
-        r_def = int(tp.row0[j])
-        r_tan = r_def + ln
-        r_ch = r_tan + lm
-        kw = tp.kwh[j, :ln]
-        x_col = s * t + slots
-        # x[s, t]: definition row t, tangent row t (t >= 1), chord row t (t >= 1)
-        parts_r = [r_def + slots, r_tan + slots[1:] - 1]
-        parts_c = [x_col, x_col[1:]]
-        parts_v = [-kw, kw[1:]]
-        if tp.chord[j]:
-            parts_r.append(r_ch + slots[1:] - 1)
-            parts_c.append(x_col[1:])
-            parts_v.append(kw[1:])
-        # e[j, u]: definition rows u and u+1, the tangent and chord rows of slot u+1
-        e = e_col + slots
-        u = slots[:lm]
-        parts_r += [r_def + slots, r_def + u + 1, r_tan + u]
-        parts_c += [e, e[:lm], e[:lm]]
-        parts_v += [np.ones(ln), -np.ones(lm), tp.alpha[j, 1:ln]]
-        if tp.chord[j]:
-            parts_r.append(r_ch + u)
-            parts_c.append(e[:lm])
-            parts_v.append(tp.alpha_c[j, 1:ln])
-        rows.append(np.concatenate(parts_r))
-        cols.append(np.concatenate(parts_c))
-        vals.append(np.concatenate(parts_v))
-        e_col += ln
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    v = np.concatenate(vals)
-    order = np.lexsort((r, c))
-    return r[order], c[order], v[order]
-
-
-def _append_entries(
-    start: IntArray, index: IntArray, value: FloatArray, n_cols: int, cols: IntArray, rows: IntArray,
-    vals: FloatArray,
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """Column-wise arrays with entries (rows, cols, vals) — sorted by column, then row, every row
-    below a column's existing ones — appended at the end of their columns; columns past the given
-    ones (``n_cols`` in all) get only appended entries."""
-    old_counts = np.zeros(n_cols, dtype=np.int64)
-    old_counts[: len(start) - 1] = np.diff(start)
-    extra = np.bincount(cols, minlength=n_cols).astype(np.int64)
-    new_start = np.zeros(n_cols + 1, dtype=np.int64)
-    np.cumsum(old_counts + extra, out=new_start[1:])
-    new_index = np.empty(int(new_start[-1]), dtype=np.int64)
-    new_value = np.empty(int(new_start[-1]), dtype=np.float64)
-    col_of = np.repeat(np.arange(len(start) - 1), np.diff(start))
-    pos = new_start[col_of] + (np.arange(len(index)) - start[col_of])
-    new_index[pos] = index
-    new_value[pos] = value
-    first = np.zeros(n_cols + 1, dtype=np.int64)
-    np.cumsum(extra, out=first[1:])
-    pos = new_start[cols] + old_counts[cols] + (np.arange(len(cols)) - first[cols])
-    new_index[pos] = rows
-    new_value[pos] = vals
-    return new_start, new_index, new_value
-
-
 def priority_weights(priorities: list[int]) -> FloatArray:
     """Shortfall weight per session: each better priority rank dominates the next."""
     ranks = sorted(set(priorities))
@@ -481,9 +178,6 @@ def priority_weights(priorities: list[int]) -> FloatArray:
 
 
 def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
-    if layout.taper:  # stage 1's arrays, then the taper rows (all off)
-        base = replace(layout, taper=(), taper_chord=(), taper_len=())
-        return _extend_taper(inst, lp_data(inst, base, prev), layout)
     n, t = layout.n, layout.t
     g = inst.grid
     ss = inst.sessions
@@ -641,14 +335,11 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
         counts_x, np.full(n * SEGMENTS, 2, dtype=np.int64), np.ones(2 * n, dtype=np.int64),
         np.bincount(classes, minlength=lay.n_classes).astype(np.int64),
     ])
-    start = np.zeros(lay.n_cols - lay.n_e + 1, dtype=np.int64)
+    start = np.zeros(lay.n_cols + 1, dtype=np.int64)
     np.cumsum(counts, out=start[1:])
     index = np.concatenate([idx_x, idx_u, idx_d, idx_z])
     value = np.concatenate([val_x, np.ones(2 * n * SEGMENTS), val_d, val_z])
-    if data.taper is None:
-        return start, index, value
-    t_rows, t_cols, t_vals = _taper_entries(lay, data.taper)
-    return _append_entries(start, index, value, lay.n_cols, t_cols, t_rows, t_vals)
+    return start, index, value
 
 
 def _new_highs(time_limit_s: float) -> Any:
@@ -716,14 +407,6 @@ def _update(model: LpModel, data: LpData) -> None:
     for r, c, v in zip(row_idx, col_idx, data.kwh[sess, slot].tolist(), strict=True):
         change(r, c, v)
     model.kwh = data.kwh
-    t_vals: FloatArray | None = None
-    if data.taper is not None:
-        t_rows, t_cols, t_vals = _taper_entries(lay, data.taper)
-        old_t = ex.get("taper_vals")
-        diff = np.arange(len(t_vals)) if old_t is None or len(old_t) != len(t_vals) else (
-            np.nonzero(np.abs(old_t - t_vals) > 1e-12)[0])
-        for r, c, v in zip(t_rows[diff].tolist(), t_cols[diff].tolist(), t_vals[diff].tolist(), strict=True):
-            change(r, c, v)
     old_z = ex.get("z_coef")
     z_sess = np.arange(lay.n) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0]
     if len(z_sess):
@@ -732,15 +415,13 @@ def _update(model: LpModel, data: LpData) -> None:
         col_idx = (lay.z_col0 + classes[z_sess]).tolist()
         for r, c, v in zip(row_idx, col_idx, (-data.z_coef[z_sess]).tolist(), strict=True):
             change(r, c, v)
-    _remember(model, data, t_vals)
+    _remember(model, data)
 
 
-def _remember(model: LpModel, data: LpData, taper_vals: FloatArray | None = None) -> None:
-    if taper_vals is None and data.taper is not None:
-        taper_vals = _taper_entries(data.layout, data.taper)[2]
+def _remember(model: LpModel, data: LpData) -> None:
     model.extra.update(
         z_coef=data.z_coef, col_lower=data.col_lower, col_upper=data.col_upper, cost=data.cost,
-        row_lower=data.row_lower, row_upper=data.row_upper, taper_vals=taper_vals,
+        row_lower=data.row_lower, row_upper=data.row_upper,
     )
     model.extra.pop("x_lo", None)
     model.extra.pop("x_up", None)
@@ -816,12 +497,7 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     columns capped at what ``x`` left, a tolerance), and the shortfall of the rest costs its
     priority weight per kWh — so total energy is maximised — and, at equal energy, the unmet
     closest to their need come first (``NEAR_EPS``; measured against sharing the shortfall in
-    proportion to need as the tie-break: fewer departures met on five of eight ACN days). With
-    ``TAPER_ROWS`` the sessions left unmet plan with the taper rows (:func:`taper_for_unmet`)."""
-    if TAPER_ROWS and not data.layout.taper:
-        with_rows = with_taper(inst, data.layout)
-        if with_rows.taper:
-            data = _extend_taper(inst, data, with_rows)
+    proportion to need as the tie-break: fewer departures met on five of eight ACN days)."""
     lay = data.layout
     n = lay.n
     need = data.row_lower[lay.energy_row0 : lay.energy_row0 + n]
@@ -854,7 +530,7 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     col_upper = data.col_upper.copy()
     u_up = col_upper[u0 : u0 + n * SEGMENTS].reshape(n, SEGMENTS)
     u_up[met] = (short[met] / SEGMENTS + 1e-9)[:, None]
-    return taper_for_unmet(inst, replace(data, cost=cost, col_upper=col_upper), met, x)
+    return replace(data, cost=cost, col_upper=col_upper)
 
 
 def _kept_or_built(
@@ -870,43 +546,17 @@ def _kept_or_built(
     built_with = basis_from.extra.pop("matrix", None) if basis_from is not None else None
     if same and built_with is not None and built_with[0] is data.kwh:
         start, index, value = built_with[1:]  # the stage the basis comes from was just built cold
-    elif built_with is not None and built_with[0] is data.kwh and data.taper is not None and (
-            basis_from is not None and basis_from.layout == _without_taper(data.layout)):
-        t_rows, t_cols, t_vals = _taper_entries(data.layout, data.taper)  # stage 2: stage 1's + the taper's
-        start0, index0, value0 = built_with[1:]
-        start, index, value = _append_entries(start0, index0, value0, data.layout.n_cols, t_cols, t_rows, t_vals)
     else:
         start, index, value = matrix(inst, data)
     h = _new_highs(time_limit_s)
     _pass(h, data, start, index, value)
     if same and basis_from is not None:
         h.setBasis(basis_from.highs.getBasis())
-    elif basis_from is not None and data.taper is not None and basis_from.layout == _without_taper(data.layout):
-        h.setBasis(_with_taper_basis(basis_from.highs.getBasis(), data.layout))
     built = LpModel(h, data.layout, data.kwh)
     _remember(built, data)
     if basis_from is None:
         built.extra["matrix"] = (data.kwh, start, index, value)  # for the next stage's cold build
     return built
-
-
-def _without_taper(layout: Layout) -> Layout:
-    return replace(layout, taper=(), taper_chord=(), taper_len=())
-
-
-def _with_taper_basis(basis: Any, layout: Layout) -> Any:
-    """Stage 1's basis extended to stage 2's taper columns and rows: every e column basic, its
-    definition row at its bound (e follows x), every tangent and chord row's slack basic."""
-    out = highspy.HighsBasis()
-    out.col_status = list(basis.col_status) + [highspy.HighsBasisStatus.kBasic] * layout.n_e
-    rows = list(basis.row_status)
-    blocks = layout.taper_blocks()
-    for j, ln in enumerate(layout.taper_len):
-        rows += [highspy.HighsBasisStatus.kLower] * ln
-        rows += [highspy.HighsBasisStatus.kBasic] * int(blocks[j + 1] - blocks[j] - ln)
-    out.row_status = rows
-    out.valid = True
-    return out
 
 
 def _solve_once(
