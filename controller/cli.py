@@ -29,9 +29,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.daemon.cli",
     "controller.simulate.cli",
     "controller.meter.probe",
-    "controller.status_cli",
+    "controller.client.status",
     "controller.fleet.cli",
-    "controller.fleet.depart_cli",
+    "controller.client.depart",
 )
 RIG_COMMAND_MODULES: tuple[str, ...] = ("hil.demo",)
 """Sub-commands of the test rig (``depotctl demo``): registered only where the rig is importable —

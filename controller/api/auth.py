@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.api.app import STATUS_PATH, StatusProvider
 from controller.api.models import ChargerInfo, StatusResponse
-from controller.api.server import parse_listen
+from controller.config.listen import parse_listen
 from controller.config.problems import ConfigError
 from controller.fleet.tokens import Principal, TokenFile, load_tokens
 from controller.model import Site
@@ -83,7 +83,7 @@ class AuthError(HTTPException):
 def is_loopback_listen(listen: str) -> bool:
     """Whether ``api.listen`` only accepts connections from this machine (127.0.0.0/8, ::1, localhost)."""
     try:
-        host, _ = parse_listen(listen)
+        host, _ = parse_listen(listen, "api.listen")
     except ValueError:
         return False
     if host == "localhost":

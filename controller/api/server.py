@@ -24,12 +24,11 @@ from typing import Any
 
 import uvicorn
 
-from controller.listen import parse_listen as shared_parse_listen
+from controller.config.listen import local_url, parse_listen
 
 log = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT_S = 10.0
-_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 class ApiBindError(OSError):
@@ -41,19 +40,6 @@ class ApiBindError(OSError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
-
-
-def parse_listen(listen: str, what: str = "api.listen") -> tuple[str, int]:
-    """``"127.0.0.1:8080"`` / ``"[::1]:8080"`` / ``":8080"`` → ``(host, port)``; host ``""`` = every
-    address, port 0 = any free port. Raises ``ValueError`` naming ``what``."""
-    return shared_parse_listen(listen, what)
-
-
-def local_url(host: str, port: int) -> str:
-    """``http://HOST:PORT`` to reach a server bound to ``host`` from this machine: a wildcard
-    (``""``, ``0.0.0.0``, ``::``) becomes the loopback address of its family."""
-    host = _LOOPBACK.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -114,7 +100,7 @@ class ApiServer:
 
     def __init__(self, app: Any, listen: str) -> None:
         self.listen = listen
-        self.host, self._requested_port = parse_listen(listen)
+        self.host, self._requested_port = parse_listen(listen, "api.listen")
         self._config = uvicorn.Config(
             app,
             host=self.host or "0.0.0.0",

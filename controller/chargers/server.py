@@ -53,6 +53,7 @@ from controller.chargers.session import MEASURANDS, OcppSession, SessionContext
 from controller.chargers.state import ChargerState
 from controller.chargers.v16 import V16Session
 from controller.chargers.v201 import V201Session
+from controller.config.listen import parse_listen
 from controller.model.site import Site
 
 LOG = logging.getLogger("depotctl.chargers.server")
@@ -65,11 +66,6 @@ def server_ssl_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLCo
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert_file), str(key_file))
     return ctx
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 class _Link:
@@ -103,8 +99,8 @@ class CentralSystem:
         self.clock = clock
         self._emit = emit
         self.ssl_context = ssl_context
-        listen_host, listen_port = split_listen(site.ocpp.listen)
-        self.host = listen_host if host is None else host
+        listen_host, listen_port = parse_listen(site.ocpp.listen, "ocpp.listen")
+        self.host = (listen_host or "0.0.0.0") if host is None else host
         self._port = listen_port if port is None else port
         self.boot_grace_s = boot_grace_s
         self.frame_hook = frame_hook

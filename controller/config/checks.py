@@ -14,13 +14,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.config.electrical import PAIRS, ROTATIONS_3P, check_electrical, electrical_site
+from controller.config.listen import is_fixed_address
 from controller.config.schema import KNOWN_PRESETS, KNOWN_QUIRKS, REGISTER_VALUES, SLOT_MINUTES, SiteFile
 from controller.config.yaml_source import Path
 from controller.model import phasor
 from controller.model.site import Charger, Site
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
 
 Report = Callable[[Path, str], None]
 
@@ -260,8 +260,7 @@ def _check_vehicles_and_schedules(sf: SiteFile, error: Report) -> None:
 
 def _check_services(sf: SiteFile, error: Report, warn: Report) -> None:
     for section, listen in (("ocpp", sf.ocpp.listen), ("api", sf.api.listen), ("metrics", sf.metrics.listen)):
-        match = _LISTEN.match(listen)
-        if match is None or not 0 < int(match["port"]) < 65536:
+        if not is_fixed_address(listen, f"{section}.listen"):
             error((section, "listen"), f"expected HOST:PORT, got {listen!r}")
     if not sf.ocpp.path.startswith("/"):
         error(("ocpp", "path"), f"must start with '/', got {sf.ocpp.path!r}")

@@ -5,7 +5,7 @@ dashboard (``config/grafana/depotctl.json``) and the alert rules (``config/prome
 """
 
 from controller.metrics.registry import CONTRACT_NAMES, EXTRA_NAMES, DepotMetrics
-from controller.metrics.server import MetricsServer, parse_listen, start_metrics_server
+from controller.metrics.server import MetricsServer, start_metrics_server
 from controller.metrics.update import (
     add_exceeded,
     count_push,
@@ -37,7 +37,6 @@ __all__ = [
     "observe_meter",
     "observe_plan",
     "observe_site",
-    "parse_listen",
     "set_departure_at_risk",
     "start_metrics_server",
 ]

@@ -16,17 +16,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from controller.listen import parse_listen as shared_parse_listen
+from controller.config.listen import parse_listen
 
 METRICS_PATH = "/metrics"
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``"127.0.0.1:9464"`` / ``"[::1]:9464"`` / ``":9464"`` → ``(host, port)``; host ``""`` = every address."""
-    return shared_parse_listen(listen, "metrics.listen")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -90,7 +85,7 @@ def start_metrics_server(registry: CollectorRegistry, listen: str) -> MetricsSer
     Raises ``OSError`` when the address cannot be bound (in use, not local), ``ValueError`` on a
     malformed ``listen``. From asyncio, stop it with ``await asyncio.to_thread(server.stop)``.
     """
-    host, port = parse_listen(listen)
+    host, port = parse_listen(listen, "metrics.listen")
     httpd = make_server(host, port, metrics_app(registry), _server_class(host), handler_class=_QuietHandler)
     bound_port = int(httpd.server_address[1])
     thread = threading.Thread(

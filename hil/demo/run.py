@@ -4,7 +4,7 @@ One asyncio loop runs the :class:`~hil.rig.Rig` (simulated meters over Modbus TC
 OCPP, EVs and the wiring between them) playing :func:`~hil.rig.demo_day`, and the real
 :class:`~controller.daemon.core.Daemon` on a copy of the site file re-pointed at the rig — every
 port a free loopback port, storage in a temporary directory — so the demo runs beside a real
-daemon or another demo. The status page (:func:`controller.view.render_status`) is redrawn twice a
+daemon or another demo. The status page (:func:`controller.client.view.render_status`) is redrawn twice a
 second with a demo panel under it; without a terminal (or with ``--no-live``) one status line is
 printed every 10 s instead. At the end (``--duration`` reached or Ctrl-C) both are stopped and the
 ground truth is reported: energy, departures, per node the worst load and any time above rating.
@@ -33,11 +33,11 @@ from pathlib import Path
 from rich.console import Console, RenderableType
 from rich.live import Live
 
+from controller.client.view import render_status
 from controller.config import load_site
 from controller.daemon.core import Daemon, DaemonOptions
 from controller.fleet.book import FleetError
 from controller.model.site import Site
-from controller.view import render_status
 from hil.demo.view import (
     DaemonReport,
     DemoFrame,

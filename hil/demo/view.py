@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from controller.api.models import StatusResponse
+from controller.client.view_format import load_style
 from controller.stats import percentile
-from controller.view import load_style
 from hil.rig import RigDay, RigEvent, RigSummary
 
 Phase3 = tuple[float, float, float]

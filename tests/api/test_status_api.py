@@ -18,7 +18,8 @@ import pytest
 from controller import __version__
 from controller.api.app import STATUS_PATH, StatusUnavailable, create_app
 from controller.api.models import StatusResponse, UncontrolledInfo
-from controller.api.server import ApiBindError, ApiServer, local_url, parse_listen
+from controller.api.server import ApiBindError, ApiServer
+from controller.config.listen import local_url, parse_listen
 from tests.api.samples import NOW, aget, full_status, serving, sparse_status
 
 Receive = Callable[[], Any]
@@ -217,14 +218,14 @@ async def test_ipv6_loopback() -> None:
     ],
 )
 def test_parse_listen_and_local_url(listen: str, expected: tuple[str, int], url: str) -> None:
-    assert parse_listen(listen) == expected
+    assert parse_listen(listen, "api.listen") == expected
     assert local_url(*expected) == url
 
 
 @pytest.mark.parametrize("listen", ["8080", "host:port", "127.0.0.1:70000", "::1:8080"])
 def test_parse_listen_rejects(listen: str) -> None:
     with pytest.raises(ValueError, match=r"api\.listen"):
-        parse_listen(listen)
+        parse_listen(listen, "api.listen")
 
 
 async def test_the_real_daemon_says_which_chargers_are_under_control(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from controller.metrics import DepotMetrics, observe_failsafe, parse_listen, start_metrics_server
+from controller.config.listen import parse_listen
+from controller.metrics import DepotMetrics, observe_failsafe, start_metrics_server
 from controller.model import Metrics
 from tests.metrics.scrape import scrape
 
@@ -22,13 +23,13 @@ from tests.metrics.scrape import scrape
     (Metrics().listen, ("127.0.0.1", 9464)),
 ])
 def test_parse_listen(listen: str, expected: tuple[str, int]) -> None:
-    assert parse_listen(listen) == expected
+    assert parse_listen(listen, "metrics.listen") == expected
 
 
 @pytest.mark.parametrize("listen", ["9464", "host:port", "127.0.0.1:70000"])
 def test_parse_listen_rejects(listen: str) -> None:
     with pytest.raises(ValueError, match=r"metrics\.listen"):
-        parse_listen(listen)
+        parse_listen(listen, "metrics.listen")
 
 
 def test_serves_metrics_only_at_its_path_and_stops() -> None:

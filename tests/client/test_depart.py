@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
-from controller.fleet.depart_cli import next_occurrence
+from controller.client.depart import next_occurrence
 from controller.fleet.departures import local_instant
 from hil.rig import free_port
 from tests.api.test_roles import TOKENS, TZ, Live, fleet_site, live_daemon

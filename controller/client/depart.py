@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from controller.client.api import ApiClient, Refused, Unreachable, add_connection_options, client_from_args
 from controller.fleet.book import format_days, parse_days, parse_hhmm
-from controller.fleet.client import ApiClient, Refused, Unreachable, add_connection_options, client_from_args
 from controller.fleet.departures import local_instant
 
 EXIT_FAILED = 1

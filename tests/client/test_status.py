@@ -14,7 +14,7 @@ import yaml
 
 from controller.api.app import create_app
 from controller.cli import main
-from controller.status_cli import url_for_listen
+from controller.client.api import url_for_listen
 from tests.api.samples import FAILSAFE_REASON, full_status, serving
 from tests.api.test_status_api import REJECTED, safety_status
 

@@ -9,7 +9,8 @@ from rich.console import Console, RenderableType
 from rich.panel import Panel
 
 from controller.api.models import NodeInfo, StatusResponse
-from controller.view import duration, render_status
+from controller.client.view import render_status
+from controller.client.view_format import duration
 from tests.api.samples import FAILSAFE_REASON, empty_status, full_status, sparse_status
 
 
