@@ -20,7 +20,7 @@ from controller.api.models import ChargerInfo
 from controller.fleet.book import ScheduleEntry
 from controller.fleet.departures import DepartureNeed, OneOff
 from controller.model import Site, Vehicle
-from controller.reports import DailyReport
+from controller.store.report import DailyReport
 
 
 class ReadinessView(Protocol):

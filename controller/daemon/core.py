@@ -53,6 +53,7 @@ from controller.daemon.history import SessionBook, seed_transactions
 from controller.daemon.planning import Planning
 from controller.daemon.record import PushHistory, StoreRecorder
 from controller.daemon.safety import FailsafeGuard
+from controller.daemon.sdnotify import Notifier
 from controller.daemon.status import StatusFace, build_status
 from controller.daemon.watchdog import Watchdog
 from controller.meter.hub import quiet_pymodbus
@@ -62,7 +63,6 @@ from controller.metrics.server import MetricsServer, start_metrics_server
 from controller.metrics.update import observe_site
 from controller.model.site import PHASES, Site
 from controller.planner.worker import PlanWorker
-from controller.sdnotify import Notifier
 from controller.store import ChargerRecord, Restored
 
 if TYPE_CHECKING:

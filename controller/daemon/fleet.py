@@ -31,8 +31,8 @@ from controller.fleet.book import FleetBook, FleetError, Problem, ScheduleEntry
 from controller.fleet.csv_import import parse_schedules_csv
 from controller.fleet.departures import DepartureNeed, OneOff, energy_to_deliver_kwh, expand, next_departure
 from controller.model.site import Site, Vehicle
-from controller.reports import DailyReport, daily_report
 from controller.store import Restored
+from controller.store.report import DailyReport, daily_report
 from controller.store.schema import BUSY_TIMEOUT_S
 from controller.store.sink import from_unix
 

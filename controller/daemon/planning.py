@@ -17,11 +17,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from controller.daemon.stats import percentile
 from controller.model.site import Control
 from controller.model.snapshot import Plan, Snapshot
 from controller.planner import PlannerState, plan
 from controller.planner.worker import PlanWorker, WorkerFailed
-from controller.stats import percentile
 
 LOG = logging.getLogger("depotctl.daemon.plan")
 

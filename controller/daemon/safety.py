@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from controller.daemon.ports import Recorder
+from controller.daemon.sdnotify import Notifier
 from controller.metrics import DepotMetrics
 from controller.metrics.update import observe_failsafe
 from controller.rules.failsafe import CycleHealth, FailsafeState, Transition, starting, step
-from controller.sdnotify import Notifier
 from controller.store.records import EventKind
 
 LOG = logging.getLogger("depotctl.daemon")

@@ -41,11 +41,11 @@ from controller.daemon.plan_loop import eta
 from controller.daemon.planning import PlanRecord, PlanSummary
 from controller.daemon.ports import Clock, FailsafeView, Observation, PlanOutcome, PlanResults
 from controller.daemon.sessions import energy_register_wh, fresh_s, grid_draw_a
+from controller.daemon.stats import percentile
 from controller.meter.reader import MeterStatus
 from controller.model.phasor import draw
 from controller.model.site import GRID_ID, Charger, Site
 from controller.model.snapshot import Plan, SessionPlan, SessionState
-from controller.stats import percentile
 from controller.store import Store
 
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from controller.daemon.ports import Monotonic
-from controller.sdnotify import Notifier
+from controller.daemon.sdnotify import Notifier
 
 LOG = logging.getLogger("depotctl.daemon")
 

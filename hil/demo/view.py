@@ -23,7 +23,7 @@ from rich.text import Text
 
 from controller.api.models import StatusResponse
 from controller.client.view_format import load_style
-from controller.stats import percentile
+from controller.daemon.stats import percentile
 from hil.rig import RigDay, RigEvent, RigSummary
 
 Phase3 = tuple[float, float, float]

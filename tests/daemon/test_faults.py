@@ -12,7 +12,7 @@ import pytest
 import controller.daemon.fast as fast
 import controller.daemon.plan_loop as plan_loop
 from controller.daemon.core import DaemonOptions
-from controller.sdnotify import Notifier
+from controller.daemon.sdnotify import Notifier
 from tests.daemon.rigged import rigged, steady, wait_async, wait_for
 
 FAILSAFE_A = 6.0

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controller.reports import CSV_COLUMNS, UNKNOWN_VEHICLE, ChargerDay, DailyReport, daily_report, day_bounds
 from controller.store import ChargerRecord, MeterSample, Record, SessionStart, SessionStop, Store
 from controller.store.records import ChargerStatus
+from controller.store.report import CSV_COLUMNS, UNKNOWN_VEHICLE, ChargerDay, DailyReport, daily_report, day_bounds
 from controller.store.schema import SCHEMA_VERSION, _v1, open_database
 
 AMS = ZoneInfo("Europe/Amsterdam")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from controller.sdnotify import Notifier
+from controller.daemon.sdnotify import Notifier
 
 
 def test_without_systemd_every_call_is_a_quiet_no_op() -> None:
