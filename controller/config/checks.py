@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.config.electrical import PAIRS, ROTATIONS_3P, check_electrical, electrical_site
 from controller.config.listen import is_fixed_address
-from controller.config.schema import KNOWN_PRESETS, KNOWN_QUIRKS, REGISTER_VALUES, SLOT_MINUTES, SiteFile
+from controller.config.schema import KNOWN_QUIRKS, REGISTER_VALUES, SLOT_MINUTES, SiteFile
 from controller.config.yaml_source import Path
 from controller.model import phasor
+from controller.model.presets import PRESET_NAMES
 from controller.model.site import Charger, Site
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -106,8 +107,8 @@ def _check_meters(sf: SiteFile, error: Report, warn: Report) -> None:
     for i, m in enumerate(sf.meters):
         if (m.preset is None) == (m.registers is None):
             error(("meters", i), "give exactly one of `preset` or `registers`")
-        if m.preset is not None and m.preset not in KNOWN_PRESETS:
-            error(("meters", i, "preset"), f"unknown preset {m.preset!r}; known: {', '.join(KNOWN_PRESETS)}")
+        if m.preset is not None and m.preset not in PRESET_NAMES:
+            error(("meters", i, "preset"), f"unknown preset {m.preset!r}; known: {', '.join(PRESET_NAMES)}")
         for name in m.registers or {}:
             if name not in REGISTER_VALUES:
                 error(("meters", i, "registers", name), f"unknown value {name!r}; known: {', '.join(REGISTER_VALUES)}")

@@ -11,18 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.model.presets import PRESET_NAMES
 from controller.model.site import REGISTER_VALUES as REGISTER_VALUES  # re-exported: the schema names them
 
-KNOWN_PRESETS: tuple[str, ...] = (
-    "eastron-sdm630",
-    "carlo-gavazzi-em24",
-    "carlo-gavazzi-em340",
-    "janitza-umg96rm",
-    "schneider-iem3000",
-    "abb-b23",
-    "siemens-pac2200",
-    "sunspec",
-)
 SIGNED_CURRENT_PRESETS: tuple[str, ...] = ("carlo-gavazzi-em24", "carlo-gavazzi-em340", "sunspec")
 """Presets whose meters may report signed phase currents (``signed_currents: true`` in the preset
 file, which is the truth; a test keeps the two equal)."""
@@ -105,7 +96,7 @@ class RegisterSection(_Section):
 
 class MeterSection(_Section):
     id: str = Field(min_length=1, description="Unique id, referenced by `grid.meter` and `circuits[].meter`.")
-    preset: str | None = Field(None, description="Register map preset: " + ", ".join(KNOWN_PRESETS) + ".")
+    preset: str | None = Field(None, description="Register map preset: " + ", ".join(PRESET_NAMES) + ".")
     registers: dict[str, RegisterSection] | None = Field(
         None, description="Custom register map instead of a preset; keys: " + ", ".join(REGISTER_VALUES) + "."
     )

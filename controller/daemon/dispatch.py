@@ -46,7 +46,7 @@ from controller.daemon.uncontrolled import (
 )
 from controller.model.phasor import charger_phasors
 from controller.model.site import Site
-from controller.model.snapshot import Plan, SessionPlan, SessionState
+from controller.model.snapshot import PhaseCurrents, Plan, SessionPlan, SessionState
 
 LOG = logging.getLogger("depotctl.daemon.dispatch")
 
@@ -58,7 +58,6 @@ __all__ = [
 ]
 
 Schedule = tuple[tuple[datetime, float], ...]
-PhaseCurrents = tuple[float, float, float]
 
 
 class ProfilePort(Protocol):
@@ -120,7 +119,7 @@ class Dispatcher(UncontrolledRules):
     answer + the reaction time; unconfirmed (timed out, not connected), until what the charger may
     still hold has ended by its own rules + the reaction time."""
     _unconfirmed: set[str] = field(default_factory=set)
-    _drawn: dict[str, list[tuple[datetime, tuple[float, float, float]]]] = field(default_factory=dict)
+    _drawn: dict[str, list[tuple[datetime, PhaseCurrents]]] = field(default_factory=dict)
     _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
     _probing: dict[str, asyncio.Task[str]] = field(default_factory=dict)  # uncontrolled charger → its probe
 

@@ -19,9 +19,9 @@ from controller.chargers.state import ChargerState, ConnectorState
 from controller.daemon.sessions import REACTION_S, Sent, budget_grid_a, reacted
 from controller.daemon.uncontrolled import IGNORE_TOLERANCE_A, IGNORE_TOLERANCE_KW
 from controller.model.site import Charger, Site
+from controller.model.snapshot import PhaseCurrents
 from controller.store import Restored, restored_budget
 
-PhaseCurrents = tuple[float, float, float]
 ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
 RESTORED_MARGIN_S = 30.0
 """A profile from before a restart counts this long past its recorded end (clock offset, skew)."""

@@ -38,7 +38,6 @@ from controller.daemon.ports import (
     Clock,
     Monotonic,
     Observation,
-    PhaseCurrents,
     PlanHealth,
     Recorder,
     Spawn,
@@ -55,6 +54,7 @@ from controller.metrics import (
     observe_charger_safety,
 )
 from controller.model.site import Charger, Site
+from controller.model.snapshot import PhaseCurrents
 from controller.rules.failsafe import CycleHealth, Transition
 from controller.rules.loads import BaseHold, base_loads, exceeded, known_loads, node_meters
 

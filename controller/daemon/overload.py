@@ -21,9 +21,8 @@ from controller.daemon.draws import Measured
 from controller.daemon.sessions import REACTION_S, Sent, budget_grid_a, reacted
 from controller.daemon.uncontrolled import IGNORE_TOLERANCE_A
 from controller.model.site import Site
+from controller.model.snapshot import PhaseCurrents
 from controller.rules.shed import ChargerDraw, Shed, kw_usable_a, shed
-
-PhaseCurrents = tuple[float, float, float]
 
 
 class ShedBook(Protocol):

@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from controller.model.snapshot import Plan, SessionState
+from controller.model.snapshot import PhaseCurrents, Plan, SessionState
 from controller.rules.failsafe import FailsafeState
 from controller.store.records import EventKind, Record
-
-PhaseCurrents = tuple[float, float, float]
 
 Spawn = Callable[[Coroutine[Any, Any, object]], None]
 """Run a coroutine in the background (a shed, a fail-safe push), keeping a reference to it."""

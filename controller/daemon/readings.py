@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from controller.daemon.ports import Monotonic, PhaseCurrents, Recorder
+from controller.daemon.ports import Monotonic, Recorder
 from controller.meter.errors import Implausible
 from controller.meter.reader import MeterReader, PollResult
 from controller.metrics import DepotMetrics, observe_grid, observe_meter
 from controller.model.site import PHASES, Site
+from controller.model.snapshot import PhaseCurrents
 from controller.rules.line_base import in_phase_a
 from controller.rules.loads import node_meters
 from controller.store import MeterSample

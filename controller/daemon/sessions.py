@@ -33,13 +33,12 @@ from controller.fleet.departure_estimate import (
 )
 from controller.fleet.departures import DepartureNeed, energy_to_deliver_kwh
 from controller.model.site import Charger, Site, Vehicle
-from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState
+from controller.model.snapshot import NO_VEHICLE_PRIORITY, PhaseCurrents, SessionState
 from controller.rules.learn import VEHICLE_LIMITED_GAP_A, learned_max_a
 from controller.rules.line_loads import amps_per_kw
 from controller.store.records import DeclaredDeparture
 from controller.store.restore import PastDeparture
 
-PhaseCurrents = tuple[float, float, float]
 SOC_MAX_AGE_S = 600.0  # a state of charge changes slowly: ten minutes old is still useful
 REACTION_S = 5.0  # a measured draw counts against a limit only this long after the limit was sent
 

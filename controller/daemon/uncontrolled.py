@@ -25,6 +25,7 @@ from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.state import ChargerState, ConnectorState
 from controller.daemon.sessions import Sent, reacted
 from controller.model.site import Charger, Site
+from controller.model.snapshot import PhaseCurrents
 from controller.rules.line_loads import amps_per_kw
 
 LOG = logging.getLogger("depotctl.daemon.dispatch")
@@ -39,7 +40,6 @@ IGNORE_TOLERANCE_A = 1.5
 """A vehicle drawing this much above its limit (A per phase) after the reaction time ignores it."""
 IGNORE_TOLERANCE_KW = 1.0
 
-PhaseCurrents = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -156,9 +156,9 @@ class UncontrolledRules:
                 self.request_replan()
 
     def uncontrolled_budget_a(
-        self, charger_id: str, now: datetime, draw_a: tuple[float, float, float] | None,
-        budget_a: tuple[float, float, float], max_a: tuple[float, float, float],
-    ) -> tuple[float, float, float]:
+        self, charger_id: str, now: datetime, draw_a: PhaseCurrents | None,
+        budget_a: PhaseCurrents, max_a: PhaseCurrents,
+    ) -> PhaseCurrents:
         """What an uncontrolled charger is budgeted at (grid A per phase): the most it drew over the
         last minute, at least what its profiles allow (``budget_a``), its maximum while its draw is
         unknown; never above its maximum."""

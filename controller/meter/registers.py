@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from controller.meter.decode import WORDS, DataType, WordOrder
+from controller.model.presets import PRESET_NAMES
 from controller.model.site import REGISTER_VALUES, Meter, RegisterSpec
 
 Function = Literal["holding", "input"]
@@ -24,18 +25,6 @@ MAX_REGISTERS_PER_READ = 125
 
 VALUE_NAMES: tuple[str, ...] = REGISTER_VALUES
 """Every value a map may hold."""
-
-PRESET_NAMES: tuple[str, ...] = (
-    "eastron-sdm630",
-    "carlo-gavazzi-em24",
-    "carlo-gavazzi-em340",
-    "janitza-umg96rm",
-    "schneider-iem3000",
-    "abb-b23",
-    "siemens-pac2200",
-    "sunspec",
-)
-"""Preset files shipped in ``controller/meter/presets`` (the site schema's ``KNOWN_PRESETS``)."""
 
 SUNSPEC = "sunspec"
 

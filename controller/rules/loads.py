@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from controller.model.site import GRID_ID, Site
+from controller.model.snapshot import PhaseCurrents
 from controller.rules.line_base import base_at
 from controller.rules.line_loads import ev_at_nodes, lift_abs, node_line_a
 
-PhaseCurrents = tuple[float, float, float]
 ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
 UNKNOWN: PhaseCurrents = (math.nan, math.nan, math.nan)
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controller.model.site import GRID_ID, PHASES, Site
+from controller.model.snapshot import PhaseCurrents
 from controller.rules.line_base import base_line_a
 from controller.rules.line_loads import (
     amps_per_kw,
@@ -32,8 +33,6 @@ from controller.rules.line_loads import (
     is_simple,
     line_units,
 )
-
-PhaseCurrents = tuple[float, float, float]
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from controller.model.site import GRID_ID, Charger, Site
+from controller.model.snapshot import PhaseCurrents
 
 Key = tuple[str, int]  # (node id, grid phase)
-PhaseCurrents = tuple[float, float, float]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from controller.fleet.departure_estimate import DepartureSample, planned_departure
 from controller.model.phasor import Vec3, charger_phasors, line_angles_deg, node_service, transformer_matrix
 from controller.model.site import GRID_ID, Charger, Site
+from controller.model.snapshot import PhaseCurrents
 from controller.rules.shed import ChargerDraw, shed
 from controller.simulate.forecast import day_ahead
 from controller.simulate.policies import LiveView, PlannerPolicy, Policy, View
@@ -41,7 +42,6 @@ from controller.simulate.result import SessionOutcome, SimResult, Violations
 from controller.simulate.scenario import Scenario, ScenarioSession
 from controller.simulate.vehicles import SimVehicle
 
-PhaseCurrents = tuple[float, float, float]
 ZERO: PhaseCurrents = (0.0, 0.0, 0.0)
 BASE_WINDOW_S = 5 * 60  # the controller's base-load forecast: the maximum over this window
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from controller.model.snapshot import PhaseCurrents
 from controller.simulate.scenario import LoadProfile, Scenario
 
-PhaseCurrents = tuple[float, float, float]
 Steps = tuple[tuple[datetime, PhaseCurrents], ...]
 
 

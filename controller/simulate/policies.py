@@ -20,14 +20,12 @@ from typing import Protocol
 
 from controller.model.phasor import charger_phasors, draw
 from controller.model.site import Charger, Site
-from controller.model.snapshot import SessionState, Snapshot
+from controller.model.snapshot import PhaseCurrents, SessionState, Snapshot
 from controller.planner import PlannerState, plan
 from controller.rules.learn import learned_max_a
 from controller.simulate import allocate
 from controller.simulate.scenario import ScenarioSession
 from controller.simulate.vehicles import dc_a_per_kw
-
-PhaseCurrents = tuple[float, float, float]
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from controller.model.phasor import draw, node_ln_voltage_v
 from controller.model.site import Charger, Site, dc_phase_current_a
+from controller.model.snapshot import PhaseCurrents
 from controller.simulate.ev import EvParams, dc_max_kw, ev_max_a
 from controller.simulate.scenario import ScenarioSession
 
-PhaseCurrents = tuple[float, float, float]
 TAPER_FROM_SOC = 0.8  # above this state of charge the accepted current falls (the EV model's default) …
 TAPER_FLOOR = 0.1  # … to this share at 100 % (DC; an AC vehicle keeps its 6 A minimum)
 

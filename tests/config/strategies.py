@@ -6,8 +6,8 @@ from datetime import datetime, time
 
 from hypothesis import strategies as st
 
-from controller.config.schema import KNOWN_PRESETS
 from controller.model import site as m
+from controller.model.presets import PRESET_NAMES
 
 # Words YAML 1.1 would turn into numbers, booleans, null or times if they were not quoted.
 TRICKY = ["0012", "1e3", "yes", "off", "null", "05:30", "0x1F", "N", "-1", ".5", "~"]
@@ -68,7 +68,7 @@ def sites(draw: st.DrawFn) -> m.Site:
                 unit=draw(st.integers(1, 247)), serial="/dev/ttyUSB0", parity=draw(st.sampled_from("NEO"))
             )
         registers: tuple[tuple[str, m.RegisterSpec], ...] = ()
-        preset: str | None = draw(st.sampled_from(KNOWN_PRESETS))
+        preset: str | None = draw(st.sampled_from(PRESET_NAMES))
         if draw(st.booleans()):
             preset = None
             registers = (

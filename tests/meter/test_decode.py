@@ -15,7 +15,8 @@ from controller.meter.decode import (
     raw_number,
 )
 from controller.meter.reading import decode_registers
-from controller.meter.registers import PRESET_NAMES, VALUE_NAMES, load_preset
+from controller.meter.registers import VALUE_NAMES, load_preset
+from controller.model.presets import PRESET_NAMES
 from tests.meter import dumps
 
 FIXED_DUMPS = [n for n in dumps.names() if not n.startswith("sunspec")]

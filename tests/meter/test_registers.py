@@ -6,10 +6,9 @@ from importlib import resources
 
 import pytest
 
-from controller.config.schema import KNOWN_PRESETS, REGISTER_VALUES
+from controller.config.schema import REGISTER_VALUES
 from controller.meter.registers import (
     MAX_REGISTERS_PER_READ,
-    PRESET_NAMES,
     VALUE_NAMES,
     Block,
     FieldSpec,
@@ -20,17 +19,17 @@ from controller.meter.registers import (
     plan_blocks,
     static_map_for,
 )
+from controller.model.presets import PRESET_NAMES
 from controller.model.site import Meter, ModbusLink, RegisterSpec
 
 
-def test_names_match_the_site_schema() -> None:
-    assert PRESET_NAMES == KNOWN_PRESETS
+def test_value_names_match_the_site_schema() -> None:
     assert VALUE_NAMES == REGISTER_VALUES
 
 
 def test_one_data_file_per_preset() -> None:
     files = {p.name for p in resources.files("controller.meter").joinpath("presets").iterdir()}
-    assert files == {f"{n}.yaml" for n in KNOWN_PRESETS}
+    assert files == {f"{n}.yaml" for n in PRESET_NAMES}
 
 
 @pytest.mark.parametrize("name", [n for n in PRESET_NAMES if n != "sunspec"])

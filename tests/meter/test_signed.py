@@ -19,7 +19,8 @@ from controller.meter.errors import Implausible
 from controller.meter.meters import SiteMeters
 from controller.meter.plausibility import bounds_for, check_signs, check_values
 from controller.meter.reading import MeterReading, build_reading
-from controller.meter.registers import PRESET_NAMES, load_preset, preset_signs_currents, signs_currents
+from controller.meter.registers import load_preset, preset_signs_currents, signs_currents
+from controller.model.presets import PRESET_NAMES
 from hil.meter import MeterSimServer, SimMeter
 from tests.meter.conftest import ManualClock
 from tests.meter.helpers import meter, reader

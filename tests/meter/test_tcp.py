@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.meter.registers import PRESET_NAMES, FieldSpec, RegisterMap
+from controller.meter.registers import FieldSpec, RegisterMap
+from controller.model.presets import PRESET_NAMES
 from hil.meter import MeterSimServer, SimMeter
 from tests.meter.conftest import ManualClock
 from tests.meter.helpers import meter, reader
