@@ -2,7 +2,7 @@
 
 The charger-side book (profiles pending, accepted and expiring on the charger's clock) is kept per
 connector by :class:`~controller.chargers.control.Control`; this module keeps the controller-side
-book per *session* and decides what may be sent when (DESIGN §3, "What was learnt since"):
+book per *session* and decides what may be sent when (docs/safety.md, hazards 1–4, 6, 7, 19, 21):
 
 * **Only the plan raises.** :meth:`Dispatcher.lower` (the overload shed, the fail-safe) sends
   ``min(what the session may draw now, wanted)`` and nothing when that is not lower; a paused

@@ -3,7 +3,7 @@
 * :class:`Measured` — each connector's fresh grid current, worked out once per cycle;
 * :class:`ChargerBudgets` — what a charger may draw where nothing fresh is measured: by the
   profiles it runs under (the charger-side book of :class:`~controller.chargers.control.Control`),
-  by what it accepted before a restart, at worst its maximum (DESIGN §3 rule 2);
+  by what it accepted before a restart, at worst its maximum (docs/safety.md, promise 2, hazard 8);
 * :func:`ev_estimate` — what a charger's planned sessions draw now, for the base-load subtraction.
 """
 
@@ -102,7 +102,7 @@ class ChargerBudgets:
         return budget_grid_a(site, ch, top if top is not None else fs, "kW" if ch.kind == "dc" else "A")
 
     def offline_a(self, ch: Charger, now: datetime) -> PhaseCurrents:
-        """Worst-case grid current of a charger out of contact (DESIGN §3 rule 2)."""
+        """Worst-case grid current of a charger out of contact (docs/safety.md, hazard 8)."""
         site = self.site()
         st = self.states.get(ch.id)
         if st is not None and (st.failsafe is not None or st.accepted or st.connected_at is not None):

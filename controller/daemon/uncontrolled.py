@@ -1,5 +1,5 @@
 """Uncontrolled chargers: a charger that rejects or ignores limits, or does not answer, is left out of
-the plan and budgeted at what it draws, up to its maximum (DESIGN §3, "What was learnt since").
+the plan and budgeted at what it draws, up to its maximum (docs/safety.md, hazards 7 and 19).
 
 :class:`UncontrolledRules` is a part of :class:`~controller.daemon.dispatch.Dispatcher` (a base
 class: the rules read and write the dispatcher's own book), kept in a module of its own:

@@ -11,7 +11,7 @@ Two questions the control loops ask each meter poll:
   phasor sum of the measured EV currents below it, bounded from above per line
   (:func:`~controller.rules.line_base.base_line_a`: ``meter − |EV|`` where every load on the line
   sits at one angle, as on a European wye site); an unmetered node carries its children's base.
-  Chargers out of contact are added at their worst-case budget (DESIGN §3 rule 2) at every node
+  Chargers out of contact are added at their worst-case budget (docs/safety.md, hazards 8 and 16) at every node
   above them. The planner takes these as each node's base load.
 
 Currents are A per line (L1, L2, L3) as each node's limit sees them: a transformer node's on its
@@ -159,7 +159,7 @@ def add_budgets(
 
 @dataclass
 class BaseHold:
-    """The recent maximum of each node's base load over ``window_s`` [s] (DESIGN §4: held
+    """The recent maximum of each node's base load over ``window_s`` [s] (docs/planner.md, the base load: held
     conservatively). Only known values are held: a node whose meter is unknown *now* is the
     caller's to mark (:func:`with_unknown`), so a meter that comes back is believed at once."""
 
