@@ -9,6 +9,8 @@ depend on it).
 
 * no import circle among the modules of ``controller/``;
 * nothing in ``controller/`` imports ``hil`` (the test rig) — the product does not ship its rig;
+* the layering: ``controller/model/`` imports nothing else of the product, ``controller/rules/``
+  (the pure per-cycle rules) only the model;
 * the daemon's layering: nothing under ``controller/api/`` imports ``controller.daemon``, and no
   module under ``controller/daemon/`` imports :mod:`controller.daemon.core` (the composition root
   builds the parts; the parts do not reach back into it) — except ``depotctl run``
@@ -198,4 +200,26 @@ def test_no_part_of_the_daemon_imports_its_composition_root() -> None:
         for imp in imports_of(name, path)
         if imp.target == "controller.daemon.core" or imp.target.startswith("controller.daemon.core.")
     ]
+    assert not found, "\n".join(found)
+
+
+def _imports_outside(package: str, allowed: tuple[str, ...]) -> list[str]:
+    return [
+        f"{imp.source}:{imp.line} imports {imp.target}"
+        for name, path in modules().items()
+        if name == package or name.startswith(package + ".")
+        for imp in imports_of(name, path)
+        if imp.target.startswith("controller.") and not any(
+            imp.target == a or imp.target.startswith(a + ".") for a in allowed
+        )
+    ]
+
+
+def test_the_model_imports_nothing_else_of_the_product() -> None:
+    found = _imports_outside("controller.model", ("controller.model",))
+    assert not found, "\n".join(found)
+
+
+def test_the_rules_import_only_the_model() -> None:
+    found = _imports_outside("controller.rules", ("controller.rules", "controller.model"))
     assert not found, "\n".join(found)
