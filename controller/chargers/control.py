@@ -17,7 +17,7 @@
   ones it replaces on the charger (same id, or same stack level + purpose + connector); a
   rejected one never counts. A BootNotification makes every accepted profile uncertain (the
   charger may have lost them) and the fail-safe unconfirmed.
-* :meth:`Control.connector_budget` is the worst case a connector may draw (DESIGN §3): the max
+* :meth:`Control.connector_budget` is the worst case a connector may draw (docs/safety.md): the max
   over every profile that may be in force for it (connector-0 TxDefault profiles apply to every
   connector), over the whole schedule; plus what it falls back to unless an accepted profile
   certainly covers it now — the fail-safe limit once the fail-safe profile was *confirmed*
@@ -711,7 +711,7 @@ class Control:
         return Budget(value, unit, source, until)
 
     def budget(self, charger_id: str, now: datetime | None = None) -> Budget:
-        """Worst-case draw (DESIGN §3 rule 2): the sum of the charger's connector budgets."""
+        """Worst-case draw (docs/safety.md): the sum of the charger's connector budgets."""
         now = self.clock() if now is None else now
         charger = self._chargers.get(charger_id)
         connectors = charger.connectors if charger is not None else 1

@@ -91,7 +91,7 @@ def session_states(
     """One ``SessionState`` per running transaction of a charger in the site file.
 
     Measurements older than ``max_age_s`` (default three meter intervals) count as unknown, so the
-    planner assumes the worst (DESIGN §3 rule 3) rather than a stale value.
+    planner assumes the worst (docs/safety.md: an unknown draw counts at its offered limit) rather than a stale value.
     """
     max_age = timedelta(seconds=max_age_s if max_age_s is not None else 3 * site.ocpp.meter_sample_s)
     chargers = {ch.id: ch for ch in site.chargers}

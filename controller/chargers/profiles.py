@@ -1,4 +1,4 @@
-"""Pure builders for the charging profiles depotctl sends (see DESIGN.md §3, OCPP profile strategy).
+"""Pure builders for the charging profiles depotctl sends (docs/safety.md).
 
 Two kinds of profile, both version-neutral :class:`ProfileSpec` values serialised by
 :func:`to_v16` / :func:`to_v201`:

@@ -578,7 +578,7 @@ def _forecast_caps(
 
     For the next hour the larger of the measured base load and the forecast counts (a surprise
     now is not forecast away); after that the forecast is the base load: it is what the profile
-    (learnt from history or configured) says, as DESIGN.md §4 allows. Only the first slot is
+    (learnt from history or configured) says, as docs/planner.md allows. Only the first slot is
     enforced, and it never gets more room than the measured load leaves.
     """
     out: dict[str, FloatArray] = {}

@@ -1,6 +1,6 @@
 """What a charger may draw after a restart, from what it had accepted, while it has not reconnected.
 
-DESIGN §3 rule 2 for a charger this run has not seen yet: every figure is the worst case in
+docs/safety.md for a charger this run has not seen yet: every figure is the worst case in
 planner units (A per phase for AC, kW for DC), per connector, summed over the charger's
 connectors. Pure functions: no clock, no I/O.
 
