@@ -31,6 +31,7 @@ lint: $(STAMP)
 
 DURATION ?= 180
 
+# the demo is the test rig's (hil/, not installed): run from the source tree
 demo: $(STAMP)
 	$(BIN)/python -m hil.demo --duration $(DURATION)
 
