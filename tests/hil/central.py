@@ -12,7 +12,7 @@ import contextlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocpp.v16 import ChargePoint as Cp16
@@ -259,3 +259,19 @@ class MiniCentral:
         return str(sched["schedule_start"]), [
             (int(p["start_period"]), float(p["limit"])) for p in sched["charging_schedule_period"]
         ]
+
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday morning
+
+
+class ManualClock:
+    """The injected clock: pinned, moved only by the test."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

@@ -17,39 +17,12 @@ from hil.chargers import SimCharger, SimOptions
 from hil.chargers.composite import parse_time
 from hil.ev import EvParams
 from tests.chargers.conftest import eventually
-from tests.hil.central import MiniCentral, profile
+from tests.hil.central import T0, ManualClock, MiniCentral, profile
 
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 EV3 = EvParams(max_a=32, phases=3, battery_kwh=60, reaction_s=0.5)
 EV1 = EvParams(max_a=63, phases=1, battery_kwh=60, reaction_s=0.5)
 VERSIONS = ["1.6", "2.0.1"]
 LONG_AGO = T0 - timedelta(days=1)
-
-
-class ManualClock:
-    """The injected clock: pinned, moved only by the test."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def central(clock: ManualClock) -> AsyncIterator[MiniCentral]:
-    c = MiniCentral(clock, response_timeout_s=2.0)
-    await c.start()
-    yield c
-    await c.stop()
 
 
 @contextlib.asynccontextmanager

@@ -32,8 +32,8 @@ from hil.rig.plant import (
     sim_voltage_v,
 )
 from tests.chargers.conftest import eventually
-from tests.hil.central import MiniCentral
-from tests.hil.test_hostile import LONG_AGO, ManualClock, control, settle
+from tests.hil.central import ManualClock, MiniCentral
+from tests.hil.test_hostile import LONG_AGO, control, settle
 
 SQRT3 = math.sqrt(3.0)
 RATIO = 2.31  # 480 V → 208 V
@@ -138,19 +138,6 @@ def test_a_split_phase_transformer_across_l2_l3_puts_half_the_240_v_current_on_e
 V_LL = 208.0
 EV = EvParams(max_a=80.0, phases=1, battery_kwh=80.0, voltage_v=V_LL, reaction_s=0.5)
 VERSIONS = ["1.6", "2.0.1"]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def central(clock: ManualClock) -> AsyncIterator[MiniCentral]:
-    c = MiniCentral(clock, response_timeout_s=2.0)
-    await c.start()
-    yield c
-    await c.stop()
 
 
 @contextlib.asynccontextmanager
