@@ -179,7 +179,8 @@ class DaemonProc:
         profile = ["-m", "cProfile", "-o", str(self.profile_to)] if self.profile_to is not None else []
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, *profile, "-m", "controller.cli", "run", "--config", str(self.site_path)],
+                # as a depot PC runs it: no packages of the optional extras (bench/as_installed.py)
+                [sys.executable, *profile, str(_HERE / "as_installed.py"), "run", "--config", str(self.site_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
