@@ -182,6 +182,23 @@ def _apply(m: tuple[Vec3, Vec3, Vec3], v: Vec3) -> Vec3:
     )
 
 
+def primary_bound_a(site: Site, node_id: str, amps: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Line-current magnitudes on ``node_id``'s secondary bus as the node's limit (its primary, if
+    it has a transformer) carries them, at most: each primary line is bounded by the sum of the
+    magnitudes of the secondary lines it mixes. Without a transformer: ``amps`` as they are."""
+    tr = site.transformer(node_id)
+    if tr is None:
+        return amps
+    key = ("primary_abs", node_id)
+    m = site.derived.get(key)
+    if m is None:
+        full = transformer_matrix(tr, node_service(site, site.circuit(node_id).parent))
+        m = site.derived[key] = tuple(tuple(abs(x) for x in row) for row in full)
+    rows: tuple[tuple[float, float, float], ...] = m  # type: ignore[assignment]
+    a, b, c = (row[0] * amps[0] + row[1] * amps[1] + row[2] * amps[2] for row in rows)
+    return (a, b, c)
+
+
 def lift(site: Site, circuit_id: str, sig: Vec3) -> dict[str, Vec3]:
     """Line phasors at every node from ``circuit_id`` up to the grid, for phasors ``sig`` on the
     bus of ``circuit_id`` (through each transformer on the way; a transformer node's own limit is

@@ -309,24 +309,13 @@ def _base_loads(
             continue
         circ = site.circuit(node)
         pv = out[circ.parent]
-        cv = _seen_from_parent(site, circ.parent, out[node])
+        # a transformer parent's limit and meter are on its primary, the child on its secondary
+        child = out[node]
+        cv = phasor.primary_bound_a(site, circ.parent, (child[0], child[1], child[2]))
         for ph in range(3):
             # measured parent load already includes the child's; only lift it when it is lower
             pv[ph] = max(pv[ph], cv[ph])
     return {k: (v[0], v[1], v[2]) for k, v in out.items()}
-
-
-def _seen_from_parent(site: Site, parent: str, amps: list[float]) -> list[float]:
-    """A child's line currents as its ``parent`` carries them, at most. A transformer node's limit
-    and meter are on its primary while its children are on the secondary: each primary line
-    current is a combination of secondary ones, bounded by the sum of their magnitudes."""
-    if parent == GRID_ID:
-        return amps
-    circ = site.circuit(parent)
-    if circ.transformer is None:
-        return amps
-    m = phasor.transformer_matrix(circ.transformer, phasor.node_service(site, circ.parent))
-    return [sum(abs(m[r][k]) * amps[k] for k in range(3)) for r in range(3)]
 
 
 def _session_params(

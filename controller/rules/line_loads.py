@@ -46,8 +46,6 @@ class _Geometry:
     """Per node: each line's direction on its own bus (where its chargers are)."""
     collinear: dict[str, tuple[bool, bool, bool]]
     """Per node and line: every load that may sit on it sits at one angle."""
-    abs_up: dict[str, Mat3 | None]
-    """Per node: |M| of its transformer (magnitudes from its secondary to its primary), or None."""
     delta_bus: frozenset[str]
     """The nodes whose own bus has no neutral (a delta service above any transformer)."""
     simple: bool
@@ -87,16 +85,6 @@ def _apply(m: Mat3 | None, v: Vec3) -> Vec3:
     )
 
 
-def _apply_abs(m: Mat3 | None, v: PhaseCurrents) -> PhaseCurrents:
-    if m is None:
-        return v
-    return (
-        abs(m[0][0]) * v[0] + abs(m[0][1]) * v[1] + abs(m[0][2]) * v[2],
-        abs(m[1][0]) * v[0] + abs(m[1][1]) * v[1] + abs(m[1][2]) * v[2],
-        abs(m[2][0]) * v[0] + abs(m[2][1]) * v[1] + abs(m[2][2]) * v[2],
-    )
-
-
 def frame_node(site: Site, node: str) -> str:
     """The node whose bus a node's limit and meter are on: its parent's for a transformer node."""
     return site.circuit(node).parent if site.transformer(node) is not None else node
@@ -105,15 +93,13 @@ def frame_node(site: Site, node: str) -> str:
 def _build(site: Site) -> _Geometry:
     nodes = site.node_ids()
     matrices: dict[str, Mat3 | None] = {}
-    abs_up: dict[str, Mat3 | None] = {}
     for node in nodes:
         tr = site.transformer(node)
         if tr is None:
-            matrices[node] = abs_up[node] = None
+            matrices[node] = None
             continue
         tm = phasor.transformer_matrix(tr, phasor.node_service(site, site.circuit(node).parent))
         matrices[node] = tm
-        abs_up[node] = tm
     paths: dict[str, tuple[tuple[str, Mat3 | None], ...]] = {}
     for start in nodes:
         acc: Mat3 | None = None
@@ -149,7 +135,7 @@ def _build(site: Site) -> _Geometry:
         and not any(ch.line_to_line for ch in site.chargers)
         and all(all(flags) for flags in collinear.values())
     )
-    return _Geometry(paths, units, bus_units, collinear, abs_up, delta, simple)
+    return _Geometry(paths, units, bus_units, collinear, delta, simple)
 
 
 def line_units(site: Site, node: str) -> Vec3:
@@ -172,7 +158,7 @@ def is_simple(site: Site) -> bool:
 def lift_abs(site: Site, node: str, amps: PhaseCurrents) -> PhaseCurrents:
     """Magnitudes on a node's own bus as its limit sees them, at most (a transformer node: each
     primary line bounded by the sum of the secondary lines it mixes)."""
-    return _apply_abs(_geometry(site).abs_up[node], amps)
+    return phasor.primary_bound_a(site, node, amps)
 
 
 # --- one charger ------------------------------------------------------------------------------------
