@@ -66,6 +66,7 @@ def charger_model(c: ChargerSection) -> m.Charger:
         connectors=c.connectors,
         allow_min_below_6a=c.allow_min_below_6a,
         ocpp_quirks=tuple(c.ocpp_quirks),
+        reaction_s=c.reaction_s,
     )
 
 

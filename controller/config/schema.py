@@ -25,6 +25,7 @@ KNOWN_QUIRKS: tuple[str, ...] = (
     "no_zero_limit",
     "no_resume_after_zero",
     "ignores_charge_point_max",
+    "holds_last_limit",
 )
 
 SLOT_MINUTES: tuple[int, ...] = (5, 10, 15, 20, 30, 60)
@@ -184,6 +185,13 @@ class ChargerSection(_Section):
     connectors: int = Field(1, ge=1, le=8, description="Number of connectors (EVSEs).")
     allow_min_below_6a: bool = Field(False, description="Permit `min_a` below the IEC 61851 minimum of 6 A.")
     ocpp_quirks: list[str] = Field(default_factory=list, description="Field quirks: " + ", ".join(KNOWN_QUIRKS) + ".")
+    reaction_s: float | None = Field(
+        None,
+        gt=0,
+        le=120,
+        description="How long its EVs take to follow a new limit [s] (measured by `depotctl commission`);"
+        " unset: the last commissioning's measurement, else 5 s.",
+    )
 
 
 class FailsafeSection(_Section):

@@ -180,6 +180,8 @@ class Charger:
     connectors: int = 1
     allow_min_below_6a: bool = False
     ocpp_quirks: tuple[str, ...] = ()
+    reaction_s: float | None = None
+    """How long its EVs take to follow a new limit [s], as the site file says (None: not said)."""
 
     @cached_property
     def grid_phases(self) -> tuple[int, ...]:
