@@ -148,6 +148,11 @@ class ChargerInfo(_Model):
         description="True once the charger confirmed its fail-safe profile (what it obeys without the daemon); False "
         "while it has not, and it is budgeted at its maximum; None from a daemon that does not report it.",
     )
+    commissioned: Literal["passed", "failed", "running", "never"] = Field(
+        "never",
+        description="Its last commissioning (`depotctl commission`): passed, failed (a check failed or the run was"
+        " aborted), running now, or never commissioned.",
+    )
 
 
 class PlanInfo(_Model):
