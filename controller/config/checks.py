@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.config.electrical import PAIRS, ROTATIONS_3P, check_electrical, electrical_site
 from controller.config.listen import is_fixed_address
+from controller.config.placement import preceding_section
 from controller.config.schema import KNOWN_QUIRKS, REGISTER_VALUES, SLOT_MINUTES, SiteFile
 from controller.config.yaml_source import Path
 from controller.model import phasor
@@ -259,13 +260,29 @@ def _check_vehicles_and_schedules(sf: SiteFile, error: Report) -> None:
             )
 
 
+def missing_ocpp_message(after: str | None) -> str:
+    """The problem for a site file without an `ocpp:` section (``after``: the section it would follow).
+
+    Security profile 1 stays the default for a running controller, so the file cannot start one; it
+    says where the section goes and shows the two lines an electrician can paste."""
+    where = f"after `{after}:`" if after is not None else "at the top of the file"
+    return (
+        f"no `ocpp:` section (it goes here, {where}): security profile 1, the default, needs a"
+        " passwords_file — add `ocpp: {security_profile: 0}` for a lab without passwords, or"
+        " `ocpp: {passwords_file: ocpp-passwords.yaml}` (a YAML file of `charger id: password` lines)"
+        " for a depot; profile 2 (TLS) also needs tls_cert_file and tls_key_file"
+    )
+
+
 def _check_services(sf: SiteFile, error: Report, warn: Report) -> None:
+    if "ocpp" not in sf.model_fields_set:
+        error(("ocpp",), missing_ocpp_message(preceding_section("ocpp", sf.model_fields_set)))
     for section, listen in (("ocpp", sf.ocpp.listen), ("api", sf.api.listen), ("metrics", sf.metrics.listen)):
         if not is_fixed_address(listen, f"{section}.listen"):
             error((section, "listen"), f"expected HOST:PORT, got {listen!r}")
     if not sf.ocpp.path.startswith("/"):
         error(("ocpp", "path"), f"must start with '/', got {sf.ocpp.path!r}")
-    if sf.ocpp.security_profile >= 1 and sf.ocpp.passwords_file is None:
+    if "ocpp" in sf.model_fields_set and sf.ocpp.security_profile >= 1 and sf.ocpp.passwords_file is None:
         error(("ocpp", "passwords_file"), f"security profile {sf.ocpp.security_profile} needs a passwords_file")
     if sf.ocpp.security_profile == 2:
         for key in ("tls_cert_file", "tls_key_file"):

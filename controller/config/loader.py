@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
@@ -11,9 +12,10 @@ from pydantic import BaseModel, ValidationError
 
 from controller.config import convert
 from controller.config.checks import check
+from controller.config.placement import SECTION_ORDER, insertion_line, is_missing_section
 from controller.config.problems import ConfigError, Problem
 from controller.config.schema import SiteFile, section_model
-from controller.config.yaml_source import Path, YamlDocument, YamlSyntaxError, parse_yaml
+from controller.config.yaml_source import Mark, Path, YamlDocument, YamlSyntaxError, parse_yaml
 from controller.model.site import Site
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "auth_key", "authorization_key", "api_key")
@@ -27,11 +29,22 @@ class LoadedSite:
     doc: YamlDocument | None = None  # positions, for callers validating extra sections
 
 
-def load_site(path: str | FsPath) -> LoadedSite:
-    """Read and validate a site file. Raises :class:`ConfigError` (every problem) or ``OSError``."""
+def load_site(path: str | FsPath, *, only: Collection[str] | None = None) -> LoadedSite:
+    """Read and validate a site file. Raises :class:`ConfigError` (every problem) or ``OSError``.
+
+    ``only``: check just these top-level sections, for a command that uses no more (``meter
+    probe``: the site, grid, meters and circuits); the others are skipped unread, and so are the
+    services' checks (a site being commissioned need not have its `ocpp:` section yet).
+    """
     file = FsPath(path)
     text = file.read_text(encoding="utf-8")
-    return load_site_text(text, str(path))
+    if only is None:
+        return load_site_text(text, str(path))
+    unknown = sorted(set(only) - set(SECTION_ORDER))
+    if unknown:
+        raise ValueError(f"not site-file sections: {', '.join(unknown)}")
+    skipped = tuple(section for section in SECTION_ORDER if section not in only and section != "version")
+    return load_site_text(text, str(path), extra_sections=skipped, offline=True)
 
 
 def parse_document(text: str, filename: str) -> YamlDocument:
@@ -51,8 +64,8 @@ def load_site_text(
     """Validate a site file given as text.
 
     ``extra_sections``: top-level keys another reader owns (e.g. ``scenario``), skipped here.
-    ``offline``: the file drives a simulation, not a live site, so the services' own checks
-    (passwords, TLS files, listen addresses) are skipped.
+    ``offline``: the file drives a simulation, not a live site (or a command that starts none of
+    the services), so the services' own checks (passwords, TLS files, listen addresses) are skipped.
     """
     doc = parse_document(text, filename)
     return load_site_document(doc, filename, extra_sections=extra_sections, offline=offline)
@@ -71,7 +84,7 @@ def load_site_document(
 
     def report(severity: str) -> Any:
         def add(path: Path, message: str) -> None:
-            mark = doc.mark_for(path)
+            mark = _mark_for(doc, path)
             problems.append(Problem(path, message, mark.line, mark.col, "error" if severity == "error" else "warning"))
 
         return add
@@ -80,6 +93,14 @@ def load_site_document(
     if any(p.severity == "error" for p in problems):
         raise ConfigError(filename, _sorted(problems))
     return LoadedSite(convert.to_site(sf), tuple(_sorted(problems)), filename, doc)
+
+
+def _mark_for(doc: YamlDocument, path: Path) -> Mark:
+    """Where a problem about ``path`` points: the node, or for a whole top-level section the file
+    lacks, the line where it would go (controller.config.placement) — not line 1."""
+    if is_missing_section(doc, path):
+        return Mark(insertion_line(doc, str(path[0])), 1)
+    return doc.mark_for(path)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -106,7 +127,7 @@ def _from_pydantic(doc: YamlDocument, err: Any, prefix: Path, root: type[BaseMod
         mark = doc.mark_for(loc, prefer_key=True)
         return Problem(loc, _unknown_key_message(key, tuple(err["loc"])[:-1], root), mark.line, mark.col)
     if kind == "missing":
-        mark = doc.mark_for(loc[:-1])
+        mark = _mark_for(doc, loc) if len(loc) == 1 else doc.mark_for(loc[:-1])
         return Problem(loc, "required key is missing", mark.line, mark.col)
     mark = doc.mark_for(loc)
     message = str(err["msg"])

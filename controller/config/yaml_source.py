@@ -31,6 +31,8 @@ class YamlDocument:
     data: Any
     value_marks: dict[Path, Mark] = field(default_factory=dict)
     key_marks: dict[Path, Mark] = field(default_factory=dict)
+    last_lines: dict[Path, int] = field(default_factory=dict)
+    """The last line holding any of the node's text (1-based; trailing comments not counted)."""
 
     def mark_for(self, path: Path, *, prefer_key: bool = False) -> Mark:
         """Best position for ``path``: the node itself, else its nearest existing ancestor."""
@@ -93,6 +95,26 @@ def parse_yaml(text: str) -> YamlDocument:
 
 def _build(loader: _Loader, node: yaml.Node, path: Path, doc: YamlDocument) -> Any:
     doc.value_marks[path] = _mark(node.start_mark)
+    value = _build_value(loader, node, path, doc)
+    doc.last_lines[path] = _last_line(node, path, value, doc)
+    return value
+
+
+def _last_line(node: yaml.Node, path: Path, value: Any, doc: YamlDocument) -> int:
+    """A block collection ends where the next token starts (after any comments), so its last line
+    is its children's; a scalar or a flow collection ends at its own end mark (a block scalar's
+    includes the line break: column 0 of the next line)."""
+    start = doc.value_marks[path].line
+    if isinstance(node, yaml.CollectionNode) and not node.flow_style:
+        children = value.keys() if isinstance(value, dict) else range(len(value))
+        return max([start, *(doc.last_lines[(*path, child)] for child in children)])
+    end = _mark(node.end_mark)
+    if end.col == 1 and end.line > start:
+        return end.line - 1
+    return end.line
+
+
+def _build_value(loader: _Loader, node: yaml.Node, path: Path, doc: YamlDocument) -> Any:
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, Mark] = {}
         for key_node, _ in node.value:  # explicit keys only: a merged key may be overridden

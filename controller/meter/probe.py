@@ -2,7 +2,8 @@
 
 Prints every value with its unit and the register it came from; on failure names what failed
 (connection refused, timeout, exception code, implausible value) and exits 1. A bad file or
-argument exits 2, as everywhere in depotctl.
+argument exits 2, as everywhere in depotctl. Only the sections the probe uses are checked
+(:data:`PROBE_SECTIONS`): meters are commissioned before the chargers and the OCPP server are.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from controller.config import load_site
+from controller.config import LoadedSite, load_site
 from controller.config.reading import read_or_report
 from controller.meter.errors import MeterError
 from controller.meter.hub import ModbusHub
@@ -28,6 +29,11 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 UNITS = {"_a": "A", "_v": "V", "_w": "W", "_kwh": "kWh"}
+
+PROBE_SECTIONS = ("site", "grid", "meters", "circuits")
+"""What the probe uses: the meters, and the site, grid and circuits that give each its plausibility
+bounds. Only these are checked, so meters can be probed before the chargers and the OCPP server
+(`ocpp:` with its passwords) are set up."""
 
 # The probe prints its own report; the reader's once-loud log lines would only repeat it.
 _quiet = logging.getLogger("controller.meter.probe.reader")
@@ -111,8 +117,13 @@ async def probe_site(site: Site, meter_ids: list[str], out: TextIO) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def load_for_probe(path: str) -> LoadedSite:
+    """The site file as far as the probe uses it (:data:`PROBE_SECTIONS`)."""
+    return load_site(path, only=PROBE_SECTIONS)
+
+
 def run_probe(args: argparse.Namespace) -> int:
-    loaded = read_or_report(load_site, args.file, "nothing probed")
+    loaded = read_or_report(load_for_probe, args.file, "nothing probed")
     if loaded is None:
         return EXIT_USAGE
     site = loaded.site

@@ -78,3 +78,13 @@ def test_all_errors_are_reported_at_once_in_line_order() -> None:
         load_site_text(text, "s.yaml")
     lines = [p.format("s.yaml") for p in info.value.errors]
     assert [line.split(": ")[0] for line in lines] == ["s.yaml:1:27", "s.yaml:5:20", "s.yaml:6:5", "s.yaml:6:10"]
+
+
+def test_each_node_knows_its_last_line_without_the_comments_after_it() -> None:
+    text = "a:\n  - x: 1\n    y: |\n      two\n      lines\n  # note\nb: {c: 1,\n    d: 2}\n\n# end\nc: plain\n"
+    doc = parse_yaml(text)
+    assert doc.last_lines[("a", 0, "y")] == 5
+    assert doc.last_lines[("a",)] == 5
+    assert doc.last_lines[("b",)] == 8
+    assert doc.last_lines[("c",)] == 11
+    assert doc.last_lines[()] == 11

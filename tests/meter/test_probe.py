@@ -105,3 +105,48 @@ def test_bad_file_and_bad_meter_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     bad.write_text(SITE.format(port=1502).replace("eastron-sdm630", "acme-1"), encoding="utf-8")
     assert main(["meter", "probe", str(bad)]) == 2
     assert "unknown preset 'acme-1'" in capsys.readouterr().err
+
+
+COMMISSIONING = """\
+site: {{name: new depot, timezone: Europe/Amsterdam}}
+grid: {{limit_a: 100, meter: grid-meter}}
+meters:
+  - {{id: grid-meter, preset: eastron-sdm630, modbus: {{host: 127.0.0.1, port: {port}, unit: 1, timeout_s: 0.3}}}}
+  - {{id: sub-meter, preset: abb-b23, modbus: {{host: 127.0.0.1, port: {port}, unit: 2, timeout_s: 0.3}}}}
+circuits:
+  - {{id: board, limit_a: 63, meter: sub-meter}}
+chargers:
+  - {{id: cp1, circuit: board, max_a: 32, min_a: 4}}
+"""
+"""A site being commissioned: meters and circuits, a charger not finished (min_a below 6 A without
+`allow_min_below_6a`), no `ocpp:` section yet."""
+
+
+async def test_probe_checks_only_what_it_uses_so_it_runs_before_ocpp_is_set_up(
+    gateway: tuple[MeterSimServer, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, site = gateway
+    port = server.port
+    site.write_text(COMMISSIONING.format(port=port), encoding="utf-8")
+    try:
+        code, out, err = await probe(str(site))
+    finally:
+        await server.stop()
+    assert (code, err) == (0, ""), out + err
+    assert out.count("  OK in ") == 2
+    # check-config still refuses the file, naming both problems where they are
+    code = main(["check-config", str(site)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert f"{site}:9:49: chargers[0].min_a: 4 A is below the IEC 61851 minimum of 6 A" in err
+    assert f"{site}:10:1: ocpp: no `ocpp:` section (it goes here, after `chargers:`)" in err
+    assert err.rstrip().endswith("2 errors, nothing started")
+
+
+def test_probe_still_refuses_a_bad_section_it_uses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(COMMISSIONING.format(port=1502).replace("meter: sub-meter", "meter: sub-metre"), encoding="utf-8")
+    assert main(["meter", "probe", str(site)]) == 2
+    err = capsys.readouterr().err
+    assert f"{site}:7:37: circuits[0].meter: unknown meter 'sub-metre'" in err
+    assert err.rstrip().endswith("1 error, nothing probed")
