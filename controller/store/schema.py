@@ -203,13 +203,40 @@ def _v4(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+_V5 = """
+CREATE TABLE commission_reports (
+    report_id TEXT PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    state TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE INDEX commission_reports_charger ON commission_reports (charger_id, started_at)
+"""
+
+
+def _v5(conn: sqlite3.Connection) -> None:
+    """Version 5: ``commission_reports`` — every commissioning report (``depotctl commission``),
+    kept for good: one row per run (``report_id``: charger and start), its state (running,
+    finished, aborted), whether it passed, and the whole report as JSON
+    (:meth:`controller.commission.report.Report.to_json`). Read per charger, newest first
+    (:mod:`.commission`); retention leaves it alone (a re-commission years later still shows what
+    changed).
+    """
+    for statement in _V5.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def failsafe_sql(table: str) -> str:
     """SQL (0/1, never NULL) for "row of ``table`` is a fail-safe": connector 0, stack 0, no expiry."""
     stack = f"COALESCE({table}.stack_level, {UNRECORDED_STACK_LEVEL})"
     return f"({table}.connector = 0 AND {stack} = {FAILSAFE_STACK_LEVEL} AND {table}.valid_until IS NULL)"
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

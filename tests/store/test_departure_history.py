@@ -135,7 +135,7 @@ def test_a_schema_3_database_migrates_and_keeps_its_data(tmp_path: Path) -> None
     got = restore(path, NOW)
     conn = sqlite3.connect(path)
     try:
-        assert schema_version(conn) == SCHEMA_VERSION == 4
+        assert schema_version(conn) == SCHEMA_VERSION >= 4
         assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 2
         assert conn.execute("SELECT COUNT(*) FROM departure_history").fetchone()[0] == 0
     finally:
