@@ -5,6 +5,8 @@
 * the fleet: :class:`FleetFace` — vehicles and their departures, schedules, chargers and
   sessions, the daily report — implemented by the daemon's
   :class:`~controller.daemon.fleet.FleetService`.
+* commissioning: :class:`CommissionFace` — start a run on one charger, its reports — implemented
+  by the daemon's :class:`~controller.daemon.commission.Commissioning`.
 
 Every method runs in the daemon's event loop and touches memory only; those that read SQLite are
 ``async`` (they read in a worker thread).
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from controller.api.models import ChargerInfo
+from controller.commission.report import Report
 from controller.fleet.book import ScheduleEntry
 from controller.fleet.departures import DepartureNeed, OneOff
 from controller.model import Site, Vehicle
@@ -95,3 +98,39 @@ class FleetFace(Protocol):
     def assign(self, charger_id: str, vehicle_id: str) -> str | None: ...
 
     async def daily_report(self, day: date, scope: Collection[str] | None = None) -> DailyReport: ...
+
+
+class CommissionRefused(Exception):
+    """A commissioning that cannot start: ``status`` 404 (a charger the site file does not have)
+    or 409 (not connected, one already running, the site in fail-safe); ``str()`` is the answer's
+    ``detail``."""
+
+    def __init__(self, status: Literal[404, 409], detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class CommissionFace(Protocol):
+    """The commissioning routes' view of the daemon."""
+
+    @property
+    def site(self) -> Site: ...
+
+    def start(self, charger_id: str, *, connector: int = 1, no_ev: bool = False) -> Report:
+        """Start a run (returns its first report, state running); :class:`CommissionRefused` if it
+        cannot start."""
+        ...
+
+    def latest(self, charger_id: str) -> tuple[Report, list[str]] | None:
+        """The charger's latest report (running: the checks so far) and what differs from its
+        previous finished one (one line each); None: never commissioned."""
+        ...
+
+    async def history(self, charger_id: str, limit: int) -> list[Report]:
+        """The charger's reports, newest first (reads SQLite in a worker thread)."""
+        ...
+
+    def site_report(self) -> list[Report]:
+        """Every commissioned charger's latest report, in site-file order."""
+        ...

@@ -15,6 +15,11 @@ book per *session* and decides what may be sent when (docs/safety.md, hazards 1�
 * **A charger that rejects or ignores limits is uncontrolled**: it is left out of the plan and
   budgeted at what it draws, up to its maximum; it leaves that state when it obeys again
   (a profile accepted, and its measured draw within the limit after the reaction time).
+* **A charger a commissioning run holds gets nothing of the dispatcher's own** (``held``): no
+  plan limit, no refresh, no probe; only the safety may still lower it — the overload shed, the
+  fail-safe — and then ``overridden`` is told first (the run is cancelled: safety wins).
+* **Reaction times are per charger** (``reaction_of``; else the one ``reaction_s``): a raise
+  waits for the largest reaction time of the chargers its plan lowered.
 
 The book's ``limit`` is the *lowest* limit a session may be running under that we know of: an
 accepted limit, or a decrease that timed out (the charger may have applied it). It is the
@@ -107,6 +112,12 @@ class Dispatcher(UncontrolledRules):
     request_replan: Callable[[], None]
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     reaction_s: float = REACTION_S
+    reaction_of: Callable[[str], float] | None = None
+    """Per charger, how long its EVs take to follow a new limit [s] (None: ``reaction_s`` for all)."""
+    held: Callable[[str], bool] | None = None
+    """Chargers a commissioning run holds (None: none)."""
+    overridden: Callable[[str, str], None] | None = None
+    """(charger, why): the shed or the fail-safe lowers a held charger — its run ends first."""
     sent: dict[str, Sent] = field(default_factory=dict)
     uncontrolled: dict[str, Uncontrolled] = field(default_factory=dict)
     _over_since: dict[str, datetime] = field(default_factory=dict)
@@ -161,7 +172,7 @@ class Dispatcher(UncontrolledRules):
             self.sent[key] = Sent(limit, now, prev.limit if prev is not None else None)
             if lowered:
                 self.lowered_at[key] = now
-        reaction = timedelta(seconds=self.reaction_s)
+        reaction = timedelta(seconds=self.reaction(charger_id))
         if result.status == "accepted":
             if lowered or key in self._unconfirmed:
                 self._unconfirmed.discard(key)
@@ -180,7 +191,13 @@ class Dispatcher(UncontrolledRules):
     async def lower(self, charger_id: str, connector: int, wanted: float, source: str, *, probe: bool = False) -> str:
         """Send ``wanted`` if it is below what the session may draw now (shed, fail-safe); else
         nothing — unless a limit from the book is to be kept alive, or ``probe`` (an uncontrolled
-        charger is offered its limit again, to show whether it obeys)."""
+        charger is offered its limit again, to show whether it obeys). A charger a commissioning
+        run holds is never probed; lowering it ends the run first (``overridden``)."""
+        if self.is_held(charger_id):
+            if probe:
+                return "unchanged"
+            if self.overridden is not None:
+                self.overridden(charger_id, source)
         current = self.current_limit(charger_id, connector)
         target = min(current, wanted)
         key = self.session_key(charger_id, connector)
@@ -237,8 +254,8 @@ class Dispatcher(UncontrolledRules):
         await self._uncontrolled_to_failsafe()
         if not raising:
             return
-        if down:
-            await self.sleep(self.reaction_s)  # the lowered EVs react before any raised one may
+        if down:  # the lowered EVs react before any raised one may: the slowest of them
+            await self.sleep(max(self.reaction(sp.charger_id) for sp in down))
         if failsafe_active():
             return
         await self._raise(raising, connectors, snapshot_at, failed)
@@ -246,13 +263,13 @@ class Dispatcher(UncontrolledRules):
     def _split(
         self, result: Plan, connectors: Mapping[str, int], snapshot_at: datetime
     ) -> tuple[list[SessionPlan], list[SessionPlan]]:
-        """The plan's sessions that may go out, as (decreases, the rest); uncontrolled chargers'
-        and sessions lowered after the snapshot are left out."""
+        """The plan's sessions that may go out, as (decreases, the rest); uncontrolled chargers',
+        held chargers' and sessions lowered after the snapshot are left out."""
         down: list[SessionPlan] = []
         up: list[SessionPlan] = []
         for sp in result.sessions:
             conn = connectors.get(sp.session_id, 1)
-            if sp.charger_id in self.uncontrolled:
+            if sp.charger_id in self.uncontrolled or self.is_held(sp.charger_id):
                 continue
             if self._newer_than(sp.session_id, snapshot_at):
                 continue  # lowered after the snapshot: nothing this plan says about it may go out
@@ -272,6 +289,8 @@ class Dispatcher(UncontrolledRules):
         for sp in raising:
             if self._newer_than(sp.session_id, snapshot_at):
                 continue  # a shed landed while this plan waited
+            if self.is_held(sp.charger_id):
+                continue  # a commissioning run began while this plan waited
             if self._is_raise(sp, connectors) and blocked & self._phases_of(sp.charger_id):
                 continue  # the next plan, once the decreases it depends on are done
             sendable.append(sp)
@@ -308,7 +327,7 @@ class Dispatcher(UncontrolledRules):
         that does not answer must not hold up the plan's other pushes."""
         for cid, u in list(self.uncontrolled.items()):
             st = self.states.get(cid)
-            if st is None or not st.connected or cid in self._probing:
+            if st is None or not st.connected or cid in self._probing or self.is_held(cid):
                 continue
             for conn_id, conn in st.connectors.items():
                 if conn_id >= 1 and conn.transaction is not None:
@@ -346,6 +365,18 @@ class Dispatcher(UncontrolledRules):
         return out
 
     # --- bookkeeping ------------------------------------------------------------------------------
+    def forget_charger(self, charger_id: str) -> None:
+        """Drop what the book holds of the charger's sessions (a commissioning run takes it over:
+        what it runs under is then what its own profiles allow, Control's book)."""
+        st = self.states.get(charger_id)
+        keys = {key for key, cid in self._charger_of.items() if cid == charger_id}
+        if st is not None:
+            for conn_id, conn in st.connectors.items():
+                if conn_id >= 1 and conn.transaction is not None:
+                    keys.add(session_id(charger_id, conn.transaction.transaction_id))
+        for key in keys:
+            self.session_ended(key)
+
     def session_ended(self, key: str) -> None:
         for book in (self.sent, self.lowered_at, self._over_since, self._under_since, self.settling,
                      self.pending_lower, self._charger_of):

@@ -115,6 +115,10 @@ class FastPorts:
     replan: Callable[[], None]
     cycle_done: Callable[[bool, bool], None]  # (good, completed): the watchdog
     stop: asyncio.Event
+    held: Callable[[], frozenset[str]] = frozenset
+    """The chargers commissioning runs hold: not planned, budgeted at their maximum for the planner."""
+    reaction_of: Callable[[str], float] | None = None
+    """Per charger, its EVs' reaction time [s] (the shed's allowance; None: the default for all)."""
 
 
 @dataclass
@@ -192,6 +196,7 @@ class FastLoop:
         """Chargers: measured draws, budgets for those out of contact and those not under control."""
         p = self.ports
         out = _ChargerRound()
+        held = p.held()
         for ch in site.chargers:
             st = p.states.get(ch.id)
             connected = st is not None and st.connected
@@ -200,7 +205,14 @@ class FastLoop:
                 out.draws[ch.id] = draw
             if st is not None:
                 out.used[ch.id] = phases_used(st)
-            if st is not None and connected and ch.id in p.dispatch.uncontrolled:
+            commissioning = st is not None and connected and ch.id in held
+            if commissioning:
+                # a commissioning run has it: not planned, and for the planner at its maximum from
+                # the start, so the others make room (its measured draw leaves the base load, as an
+                # uncontrolled one's); the loads count it as any connected charger (below)
+                out.with_session[ch.id] = out.with_session_low[ch.id] = draw or (0.0, 0.0, 0.0)
+                out.budgets[ch.id] = p.budgets.max_a(ch)
+            elif st is not None and connected and ch.id in p.dispatch.uncontrolled:
                 # not planned: its measured draw stays load (subtracted here, added back as a budget,
                 # so metered and unmetered nodes both carry it once); unknown → its maximum
                 out.with_session[ch.id] = out.with_session_low[ch.id] = draw or (0.0, 0.0, 0.0)
@@ -216,7 +228,7 @@ class FastLoop:
             if not connected:
                 out.budgets[ch.id] = p.budgets.offline_a(ch, now)
                 out.unknown_draw.add(ch.id)  # it may be drawing; the meters see it, we don't
-            if ch.id in out.budgets:
+            if ch.id in out.budgets and not commissioning:
                 out.at_worst_budget[ch.id] = out.budgets[ch.id] if draw is None else max3(out.budgets[ch.id], draw)
             elif st is not None:
                 out.at_worst[ch.id], out.at_worst_budget[ch.id] = p.budgets.worst_parts_a(ch, st, now, measure)
@@ -261,7 +273,7 @@ class FastLoop:
         """Scale the sessions under an overloaded node down at once (:func:`~.overload.shed_order`)."""
         p = self.ports
         grid = (self.observation.grid_a, self.observation.grid_power_w)
-        order = shed_order(site, p.states, p.dispatch, loads, measure, grid, in_phase)
+        order = shed_order(site, p.states, p.dispatch, loads, measure, grid, in_phase, p.reaction_of)
         if order is None:
             return  # no overload, or already shed: waiting for the vehicles to react
         self.stats.sheds += 1

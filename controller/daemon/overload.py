@@ -6,12 +6,14 @@ limit where no fresh draw is known — never at the charger-wide worst case. Loa
 currents as the node's limit sees them (phasor sums, :mod:`controller.rules.shed`); ``in_phase``: per
 metered node, each line current's part in phase with its voltage, where the meter tells.
 
-Only ever lower, never deadbanded; the fast loop (:mod:`.fast`) sends the order at once.
+Only ever lower, never deadbanded; the fast loop (:mod:`.fast`) sends the order at once. A session
+counts as having answered its limit once its readings are newer than the change plus its charger's
+reaction time (``reaction_of``: per charger; else :data:`~.sessions.REACTION_S`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,7 +57,10 @@ class _Running:
     answered: set[str]  # sessions whose readings show their answer to their last limit
 
 
-def _running(site: Site, states: Mapping[str, ChargerState], book: ShedBook, measure: Measured) -> _Running:
+def _running(
+    site: Site, states: Mapping[str, ChargerState], book: ShedBook, measure: Measured,
+    reaction_of: Callable[[str], float] | None = None,
+) -> _Running:
     out = _Running([], {}, set())
     for cid, st in states.items():
         if not st.connected:
@@ -72,7 +77,8 @@ def _running(site: Site, states: Mapping[str, ChargerState], book: ShedBook, mea
             limit = book.current_limit(cid, conn_id)
             measured = measure(ch, conn_id, conn)
             sent = book.sent.get(sid)
-            if measured is not None and sent is not None and reacted(conn, sent, REACTION_S):
+            reaction_s = reaction_of(cid) if reaction_of is not None else REACTION_S
+            if measured is not None and sent is not None and reacted(conn, sent, reaction_s):
                 out.answered.add(sid)
             unit = "kW" if ch.kind == "dc" else "A"
             draw = measured if measured is not None else budget_grid_a(site, ch, limit, unit)
@@ -89,11 +95,13 @@ def shed_order(
     measure: Measured,
     grid: tuple[PhaseCurrents | None, float | None],
     in_phase: Mapping[str, PhaseCurrents] | None = None,
+    reaction_of: Callable[[str], float] | None = None,
 ) -> ShedOrder | None:
     """The sessions under an overloaded node to lower now, or None (no overload, or every session
     already at or below what the shed asks: waiting for the vehicles to react). ``grid``: the grid
-    meter's (current per line, power), for a contracted kW limit."""
-    running = _running(site, states, book, measure)
+    meter's (current per line, power), for a contracted kW limit; ``reaction_of``: per charger,
+    its EVs' reaction time [s]."""
+    running = _running(site, states, book, measure, reaction_of)
     if not running.draws:
         return None
     grid_a, grid_power_w = grid

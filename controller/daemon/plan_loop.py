@@ -94,6 +94,10 @@ class PlanPorts:
     metrics: DepotMetrics
     wake: asyncio.Event  # set: plan now (an arrival, a departure, a shed, a reload …)
     stop: asyncio.Event
+    held: Callable[[], frozenset[str]] = frozenset
+    """The chargers commissioning runs hold: left out of the plan (the fast loop budgets them)."""
+    reaction_of: Callable[[str], float] | None = None
+    """Per charger, its EVs' reaction time [s] (None: the default for all)."""
 
 
 class PlanLoop:
@@ -118,13 +122,14 @@ class PlanLoop:
 
     def snapshot(self, now: datetime) -> Snapshot:
         """The planner's input now: the sessions (noting each vehicle's departure and learnt
-        maximum on the way) and the base load the fast loop holds."""
+        maximum on the way; none of uncontrolled chargers, nor of chargers being commissioned)
+        and the base load the fast loop holds (with those chargers' budgets)."""
         p = self.ports
         site = p.site()
         sessions = plan_sessions(
             site, p.states, now, departure_of=p.fleet.departure_of, sent=p.dispatch.sent, learned=self.learned,
-            uncontrolled=frozenset(p.dispatch.uncontrolled),
-            departures=p.fleet.departures, use_history=site.control.departure_history,
+            uncontrolled=frozenset(p.dispatch.uncontrolled) | p.held(),
+            departures=p.fleet.departures, use_history=site.control.departure_history, reaction_of=p.reaction_of,
         )
         seen = p.observation()
         return Snapshot(

@@ -40,7 +40,13 @@ from controller.store.records import DeclaredDeparture
 from controller.store.restore import PastDeparture
 
 SOC_MAX_AGE_S = 600.0  # a state of charge changes slowly: ten minutes old is still useful
-REACTION_S = 5.0  # a measured draw counts against a limit only this long after the limit was sent
+REACTION_S = 5.0
+"""A measured draw counts against a limit only this long after the limit was sent [s]: the default
+reaction time, for a charger whose site file says none (``reaction_s``) and that no commissioning
+measured (:meth:`controller.daemon.commission.Commissioning.reaction_s`)."""
+
+Reaction = Callable[[str], float]
+"""Charger id → how long its EVs take to follow a new limit [s]."""
 
 BEST_EFFORT_PRIORITY = NO_VEHICLE_PRIORITY + 1
 """Priority of a session nobody stated a departure or a need for (1 = most important)."""
@@ -236,6 +242,7 @@ def plan_sessions(
     uncontrolled: frozenset[str] = frozenset(),
     departures: DepartureHistory | None = None,
     use_history: bool = True,
+    reaction_of: Reaction | None = None,
 ) -> tuple[SessionState, ...]:
     """Sessions on connected chargers, ready for the planner's Snapshot.
 
@@ -247,6 +254,8 @@ def plan_sessions(
     against :meth:`DepartureHistory.plan_against` — earlier than declared where the vehicle's
     history says so and ``use_history`` (``control.departure_history``) is on; sessions that
     ended since the last call become history (:meth:`DepartureHistory.follow`).
+    ``reaction_of``: per charger, its EVs' reaction time (a reading counts towards a learnt
+    maximum only after it); None: :data:`REACTION_S` for all.
     """
     connected = {cid: st for cid, st in states.items() if st.connected and cid not in uncontrolled}
     vehicles = {v.id: v for v in site.vehicles}
@@ -263,7 +272,8 @@ def plan_sessions(
             )
             if planned_at != declared_at:
                 updates["departure_at"] = planned_at
-        updates |= _learned(site, chargers[s.charger_id], s, conn, now, sent, learned)
+        reaction_s = reaction_of(s.charger_id) if reaction_of is not None else REACTION_S
+        updates |= _learned(site, chargers[s.charger_id], s, conn, now, sent, learned, reaction_s)
         out.append(replace(s, **updates) if updates else s)  # type: ignore[arg-type]
     for sid in [k for k in learned if k not in {x.session_id for x in out}]:
         del learned[sid]
@@ -311,12 +321,12 @@ def _stated(
 
 def _learned(
     site: Site, ch: Charger, s: SessionState, conn: ConnectorState, now: datetime, sent: Mapping[str, Sent],
-    learned: dict[str, float],
+    learned: dict[str, float], reaction_s: float = REACTION_S,
 ) -> dict[str, object]:
     """The vehicle's learnt maximum as the session's own (noted in ``learned``), where it is lower."""
     cap = _learned_cap(
         site, ch, s, sent.get(s.session_id), conn, now, learned.get(s.session_id),
-        site.failsafe.dc_kw if ch.kind == "dc" else site.failsafe.charger_a,
+        site.failsafe.dc_kw if ch.kind == "dc" else site.failsafe.charger_a, reaction_s,
     )
     if cap is None:
         learned.pop(s.session_id, None)
@@ -331,7 +341,7 @@ def _learned(
 
 def _learned_cap(
     site: Site, charger: Charger, s: SessionState, sent: Sent | None, conn: ConnectorState,
-    now: datetime, prev: float | None, failsafe: float,
+    now: datetime, prev: float | None, failsafe: float, reaction_s: float = REACTION_S,
 ) -> float | None:
     """The vehicle's own maximum (planner units) when it draws clearly less than its limit.
 
@@ -344,7 +354,7 @@ def _learned_cap(
     """
     if sent is None or s.measured_a is None:
         return prev
-    if not reacted(conn, sent, REACTION_S):
+    if not reacted(conn, sent, reaction_s):
         return prev  # the reading may predate the limit (or the vehicle's reaction to it)
     per_unit = 1.0 if charger.kind == "ac" else amps_per_kw(site, charger)
     drawn_a = max(s.measured_a)

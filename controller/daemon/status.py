@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from controller import __version__
 from controller.api.models import (
@@ -47,6 +47,8 @@ from controller.model.phasor import draw
 from controller.model.site import GRID_ID, Charger, Site
 from controller.model.snapshot import Plan, SessionPlan, SessionState
 from controller.store import Store
+
+Commissioned = Literal["passed", "failed", "running", "never"]
 
 
 class RunInfo(Protocol):
@@ -90,6 +92,8 @@ class StatusFace:
     dispatch: SentBook
     delivered_kwh: Callable[[str], float | None]  # an open session's delivered energy, from its book
     store: Callable[[], Store | None]
+    commissioned: Callable[[str], Commissioned] = lambda _charger_id: "never"
+    """Per charger, its last commissioning: passed, failed (or aborted), running now, never."""
 
 
 class HasStatusFace(Protocol):
@@ -235,6 +239,7 @@ def _charger(face: StatusFace, site: Site, ch: Charger, now: datetime, index: _P
         uncontrolled=UncontrolledInfo(reason=u.reason, since=u.since) if u is not None else None,
         clock_offset_s=st.clock_offset_s if st is not None else None,
         failsafe_installed=face.failsafe_installed(ch.id),
+        commissioned=face.commissioned(ch.id),
     )
 
 

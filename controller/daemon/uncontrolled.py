@@ -11,6 +11,12 @@ class: the rules read and write the dispatcher's own book), kept in a module of 
   above its limit after the reaction time, for :data:`IGNORE_CONFIRM_S` → uncontrolled; within
   its limit again for the reaction time → controlled;
 * an uncontrolled charger is budgeted at the most it drew over :data:`UNCONTROLLED_HOLD_S`.
+
+The reaction time is each charger's own (:meth:`UncontrolledRules.reaction`: the site file's
+``reaction_s``, else its last commissioning's measurement, else
+:data:`~controller.daemon.sessions.REACTION_S`). A charger a commissioning run holds
+(:meth:`UncontrolledRules.is_held`) is not judged: the run sends it limits the dispatcher's book
+does not know.
 """
 
 from __future__ import annotations
@@ -62,12 +68,23 @@ class UncontrolledRules:
     clock: Callable[[], datetime]
     request_replan: Callable[[], None]
     reaction_s: float
+    reaction_of: Callable[[str], float] | None
+    held: Callable[[str], bool] | None
     sent: dict[str, Sent]
     uncontrolled: dict[str, Uncontrolled]
     _over_since: dict[str, datetime]
     _under_since: dict[str, datetime]
     _drawn: dict[str, list[tuple[datetime, PhaseCurrents]]]
     _charger_of: dict[str, str]
+
+    def reaction(self, charger_id: str) -> float:
+        """How long the charger's EVs take to follow a new limit [s]: ``reaction_of``'s answer
+        (per charger), else the one ``reaction_s``."""
+        return self.reaction_of(charger_id) if self.reaction_of is not None else self.reaction_s
+
+    def is_held(self, charger_id: str) -> bool:
+        """A commissioning run holds the charger: the dispatcher sends it nothing of its own."""
+        return self.held is not None and self.held(charger_id)
 
     def _judge_answers(self, charger_id: str) -> None:
         """A charger whose profile calls (ours or its fail-safe's) time out again and again cannot
@@ -107,9 +124,10 @@ class UncontrolledRules:
         site = self.site()
         max_age = timedelta(seconds=max_age_s)
         for cid, st in self.states.items():
-            if not st.connected:
+            if not st.connected or self.is_held(cid):
                 continue
             self._judge_answers(cid)
+            reaction_s = self.reaction(cid)
             try:
                 ch = site.charger(cid)
             except KeyError:
@@ -127,7 +145,7 @@ class UncontrolledRules:
                 )
                 if sent is None or measured is None:
                     continue
-                if not reacted(conn, sent, self.reaction_s):
+                if not reacted(conn, sent, reaction_s):
                     continue  # the reading may predate the limit, or the EV's reaction to it
                 judged = True
                 if ch.kind == "dc":
@@ -149,7 +167,7 @@ class UncontrolledRules:
                 self._under_since.pop(cid, None)
                 continue
             since = self._under_since.setdefault(cid, now)
-            if (now - since).total_seconds() >= self.reaction_s:  # within its limit for a while, not once
+            if (now - since).total_seconds() >= reaction_s:  # within its limit for a while, not once
                 LOG.warning("%s follows its limit again: controlled", cid)
                 del self.uncontrolled[cid]
                 self._under_since.pop(cid, None)
