@@ -25,6 +25,13 @@
 * The fail-safe is confirmed: :meth:`Control.keep_failsafe` retries it with exponential back-off
   while the charger stays connected; a changed ``failsafe.*`` (:attr:`Control.site`) re-installs
   it on every connected charger, budgeted at max(old, new) until accepted.
+* **holds_last_limit** (docs/safety.md): a charger known to hold a profile's last limit after
+  its end — the site file's quirk, or learnt (:meth:`Control.learn`, from a commissioning whose
+  ``profile_expiry`` failed) — is budgeted as holding it until we send a lower one: a control
+  profile in its book (accepted, or one that may have been applied: timed out) stays counted
+  after its end, until a newer accepted profile replaces it on the charger.
+* :meth:`Control.send_spec` sends a ready-built profile as it is (commissioning): through the
+  same one-call-per-charger queue and into the same book, without quirk fall-backs.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import asyncio
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -58,6 +65,7 @@ from controller.chargers.profiles import (
 )
 from controller.chargers.session import CallOutcome, OcppSession
 from controller.chargers.state import AcceptedProfile, ChargerState, Transaction
+from controller.config.schema import KNOWN_QUIRKS
 from controller.model.site import GRID_ID, Charger, Site
 
 LOG = logging.getLogger("depotctl.chargers.control")
@@ -72,6 +80,8 @@ EPS = 1e-6
 FAILSAFE_RETRY_S = (2.0, 60.0)
 """Fail-safe install retries: first delay, longest delay [s] (doubling in between)."""
 MIN_RETRY_S = 0.05
+HOLDS_LAST_LIMIT = "holds_last_limit"
+"""The quirk of a charger that keeps a profile's last limit after the profile ends."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,29 @@ class Control:
         since = tx.started_at if tx.seen_at is None else min(tx.started_at, tx.seen_at)
         measured = c.measured.phases_in_use(since)
         return measured if measured is not None else tx.phases_known
+
+    def learn(self, charger_id: str, quirks: Iterable[str]) -> None:
+        """Add quirks known from elsewhere — a commissioning report — to what was learnt for the
+        charger (so :meth:`target` includes them from now on, as if the site file said so).
+
+        Raises ``ValueError`` naming any name that is no known quirk."""
+        new = frozenset(quirks)
+        unknown = sorted(new - frozenset(KNOWN_QUIRKS) - INTERNAL_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"charger {charger_id}: unknown quirk(s) {', '.join(map(repr, unknown))};"
+                f" known: {', '.join(KNOWN_QUIRKS)}"
+            )
+        ctl = self.ctl(charger_id)
+        if new <= ctl.learned:
+            return
+        ctl.learned = ctl.learned | new
+        self._state_of(charger_id).learned_quirks = tuple(sorted(ctl.learned))
+        LOG.info("%s: quirks %s learnt", charger_id, ", ".join(sorted(new)))
+
+    def holds_last_limit(self, charger_id: str) -> bool:
+        """The charger keeps a profile's last limit after its end (site file or learnt)."""
+        return HOLDS_LAST_LIMIT in self.target(charger_id).quirks
 
     def failsafe_limit(self, charger_id: str) -> float:
         kind = self.target(charger_id).kind
@@ -391,11 +424,29 @@ class Control:
         return outcome
 
     def _prune(self, charger_id: str) -> None:
-        """Drop profiles that can no longer be in force."""
+        """Drop profiles that can no longer be in force. On a ``holds_last_limit`` charger an ended
+        profile may still be held: of those only the highest per place on the charger (stack
+        level, purpose, connector) is kept — what the budget needs — until a newer accepted
+        profile replaces it."""
         ctl = self.ctl(charger_id)
         st = self._state_of(charger_id)
         now = self.clock()
-        ctl.book = [r for r in ctl.book if (w := self._window(r, st)).hi is None or now < w.hi]
+        alive: list[SentProfile] = []
+        held: dict[tuple[int, str, int], SentProfile] = {}
+        for r in ctl.book:
+            w = self._window(r, st)
+            if w.hi is None or now < w.hi:
+                alive.append(r)
+                continue
+            key = (r.spec.stack_level, r.spec.purpose, r.spec.connector_id)
+            best = held.get(key)
+            if best is None or _last_limit(r.spec) > _last_limit(best.spec):
+                held[key] = r
+        if not held or not self.holds_last_limit(charger_id):
+            ctl.book = alive
+            return
+        keep = {id(r) for r in alive} | {id(r) for r in held.values()}
+        ctl.book = [r for r in ctl.book if id(r) in keep]
 
     async def install_failsafe(self, charger_id: str) -> ApplyResult:
         """Send the permanent stack-level-0 fail-safe once (at boot / reconnect / a new value)."""
@@ -483,6 +534,34 @@ class Control:
         for cid in sorted(set(self._ctl) | set(self._chargers)):
             if self._session_of(cid) is not None and not self.failsafe_installed(cid):
                 self.keep_failsafe(cid)
+
+    async def send_spec(self, charger_id: str, spec: ProfileSpec, *, urgent: bool = True) -> ApplyResult:
+        """Send one profile exactly as built — no quirk fall-backs, nothing learnt from a rejection
+        (commissioning asks what the charger does with *this* profile) — through the charger's
+        call queue (``urgent``: ahead of waiting increases; never superseded by another call) and
+        kept in the book like any other: pending until answered, counted until it can have ended
+        (a timeout: it may have been applied). The fail-safe's id makes it the fail-safe record."""
+        if self._session_of(charger_id) is None:
+            return ApplyResult(charger_id, spec.connector_id, "not_connected", spec)
+        ctl = self.ctl(charger_id)
+        failsafe = spec.profile_id == FAILSAFE_PROFILE_ID
+        if not await ctl.queue.acquire(("spec", next(ctl.seq)), urgent):
+            return ApplyResult(charger_id, spec.connector_id, "superseded", spec)  # a unique key: never happens
+        try:
+            session = self._session_of(charger_id)
+            if session is None:
+                return ApplyResult(charger_id, spec.connector_id, "not_connected", spec)
+            outcome = await self._send_one(session, charger_id, spec)
+        finally:
+            ctl.queue.release()
+        if failsafe:
+            self._sync_failsafe(charger_id)
+        if outcome.ok:
+            kind: EventKind = "failsafe_installed" if failsafe else "profile_accepted"
+            self._event(
+                kind, charger_id, connector=spec.connector_id, limit=spec.first_limit, unit=spec.unit, source="spec"
+            )
+        return ApplyResult(charger_id, spec.connector_id, _status(outcome), spec, outcome.status)
 
     async def apply(
         self,
@@ -681,6 +760,7 @@ class Control:
         st = self._state_of(charger_id)
         ctl = self.ctl(charger_id)
         tx = st.transaction(connector)
+        holds = HOLDS_LAST_LIMIT in target.quirks
         candidates: list[tuple[float, str]] = []
         until: datetime | None = None
         covered = False
@@ -695,6 +775,8 @@ class Control:
                 continue
             w = self._window(rec, st)
             if w.hi is not None and now >= w.hi:
+                if holds:  # ended, but the charger may hold its last limit until replaced
+                    candidates.append((_last_limit(spec), "held last limit"))
                 continue
             candidates.append((spec.max_planner_limit, "accepted profile" if rec.confirmed else "unconfirmed profile"))
             if w.hi is not None:
@@ -731,6 +813,11 @@ def _replaces(new: ProfileSpec, old: ProfileSpec) -> bool:
     if new.profile_id == old.profile_id:
         return True
     return (new.stack_level, new.purpose, new.connector_id) == (old.stack_level, old.purpose, old.connector_id)
+
+
+def _last_limit(spec: ProfileSpec) -> float:
+    """The limit of the profile's last period (planner units): what a charger holding it keeps."""
+    return spec.planner_limits[-1] if spec.planner_limits else 0.0
 
 
 def _applies(spec: ProfileSpec, tx: Transaction | None) -> bool:

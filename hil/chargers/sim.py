@@ -100,7 +100,8 @@ class SimOptions:
     """How fast the charger's clock runs off [µs per s]: after ``t`` s it is ``t·ppm/1e6`` s further off."""
     schedule_end: ScheduleEnd = "fall_back"
     """When a schedule's ``duration`` is over: ``"fall_back"`` to the next valid profile (spec), or
-    ``"hold_last"``: keep applying its last period (seen in the field) until ``validTo``."""
+    ``"hold_last"``: keep applying its last period (seen in the field) until ``validTo``. The quirk
+    ``holds_last_limit`` in ``quirks`` means ``"hold_last"`` whatever this says."""
     w_conversion: WConversion = "phases_in_use"
     """W → A per phase: divide by the phases the EV actually uses (field truth; a 1-phase EV given
     11040 W takes 48 A on its phase), or ``"number_phases"``: by the period's ``numberPhases``
@@ -179,7 +180,7 @@ class SimCharger:
         self.store = ProfileStore(
             options.voltage_v,
             "ignores_charge_point_max" in options.quirks,
-            schedule_end=options.schedule_end,
+            schedule_end="hold_last" if "holds_last_limit" in options.quirks else options.schedule_end,
             w_conversion=options.w_conversion,
         )
         self.connectors = {i: Connector(i) for i in range(1, options.connectors + 1)}
@@ -214,6 +215,11 @@ class SimCharger:
         """The charger's own clock: the injected clock + ``clock_offset_s`` + the drift so far."""
         return self._charger_time(self.clock())
 
+    def schedule_end(self) -> ScheduleEnd:
+        """What it does when a schedule's ``duration`` is over: ``schedule_end``, or ``"hold_last"``
+        with the quirk ``holds_last_limit`` (the site file's name for that behaviour)."""
+        return "hold_last" if "holds_last_limit" in self.o.quirks else self.o.schedule_end
+
     def w_voltage_v(self) -> float:
         """The voltage its firmware converts W limits with [V] (``w_voltage_v``, else ``voltage_v``)."""
         return self.o.w_voltage_v if self.o.w_voltage_v is not None else self.o.voltage_v
@@ -235,7 +241,7 @@ class SimCharger:
 
     def _composite_at(self, c: Connector, true_now: datetime) -> Composite:
         st = self.store  # the options may be changed while running
-        st.schedule_end, st.w_conversion, st.voltage_v = self.o.schedule_end, self.o.w_conversion, self.w_voltage_v()
+        st.schedule_end, st.w_conversion, st.voltage_v = self.schedule_end(), self.o.w_conversion, self.w_voltage_v()
         st.ignores_charge_point_max = "ignores_charge_point_max" in self.o.quirks
         return st.composite(self._charger_time(true_now), c.connector_id, c.tx, self._ev_phases(c), self._share())
 

@@ -1,0 +1,188 @@
+"""One commissioning run's working state and the few moves every check makes: build a control
+profile on the charger's clock, send it (never above the headroom), wait — bounded — for what
+the meter values show. Used by :mod:`.basic` and :mod:`.ev`; the sequence is :mod:`.runner`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from controller.chargers.control import ApplyResult
+from controller.chargers.profiles import FAILSAFE_PROFILE_ID, ProfileSpec, Target, control_profile
+from controller.chargers.session import OcppSession
+from controller.chargers.state import ChargerState, Transaction
+from controller.commission.measure import DrawWatch, LimitLog, Sample
+from controller.commission.options import CommissionOptions
+from controller.commission.port import CommissionPort
+from controller.model.site import Charger
+
+EPS = 1e-6
+
+
+class Aborted(Exception):
+    """The charger went away (disconnected, or reconnected: a new session) in the middle of a run."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A profile the run sent, and what became of it."""
+
+    spec: ProfileSpec
+    result: ApplyResult
+    sent_at: datetime
+    answered_at: datetime
+
+    @property
+    def accepted(self) -> bool:
+        return self.result.status == "accepted"
+
+    @property
+    def limit(self) -> float:
+        """What it allows now, in planner units (as sent: rounded, zero substitutes applied)."""
+        return self.spec.planner_limits[0] if self.spec.planner_limits else 0.0
+
+
+class RunContext:
+    def __init__(
+        self,
+        port: CommissionPort,
+        charger: Charger,
+        connector: int,
+        options: CommissionOptions,
+        session: OcppSession,
+    ) -> None:
+        self.port = port
+        self.charger = charger
+        self.charger_id = charger.id
+        self.connector = connector
+        self.options = options
+        self.session = session
+        self.kind: Literal["ac", "dc"] = charger.kind
+        self.watch = DrawWatch(lambda: port.state(charger.id), connector, dc=self.kind == "dc")
+        self.log = LimitLog()
+        self.found: set[str] = set()
+        """Quirks this run found the charger needs."""
+        self.disproved: set[str] = set()
+        """Quirks this run found it does not need (a site-file guess the checks contradict)."""
+        self.units: list[str] = []
+        self.reaction_s: float | None = None
+        self.phases_in_use: int | None = None
+        self.ev_draw: float | None = None
+        """What the EV draws under the run's highest limit (``follows_limit``), planner units."""
+        self.ev_stuck = False
+        """The EV stopped drawing and did not come back (``resume_after_zero`` failed)."""
+        self.sent: list[Sent] = []
+
+    # --- what it is ---------------------------------------------------------------------------
+    @property
+    def unit(self) -> str:
+        """Planner units: A per phase (AC), kW (DC)."""
+        return "kW" if self.kind == "dc" else "A"
+
+    @property
+    def tolerance(self) -> float:
+        return self.options.tolerance_kw if self.kind == "dc" else self.options.tolerance_a
+
+    @property
+    def failsafe_limit(self) -> float:
+        fs = self.port.site.failsafe
+        return fs.dc_kw if self.kind == "dc" else fs.charger_a
+
+    def state(self) -> ChargerState:
+        return self.port.state(self.charger_id)
+
+    def transaction(self) -> Transaction | None:
+        return self.state().transaction(self.connector)
+
+    def now(self) -> datetime:
+        return self.port.clock()
+
+    def check_alive(self) -> None:
+        """Raise :class:`Aborted` unless the charger is still on the session the run started on."""
+        current = self.port.session(self.charger_id)
+        if current is None:
+            raise Aborted(f"charger {self.charger_id} disconnected")
+        if current is not self.session:
+            raise Aborted(f"charger {self.charger_id} reconnected (a new OCPP session)")
+
+    def target(self, *, add: Iterable[str] = (), drop: Iterable[str] = ()) -> Target:
+        """The connector's target as the controller sees it, with what this run found (``add``
+        more quirks, ``drop`` some, for a test of one option)."""
+        t = self.port.target(self.charger_id, self.connector)
+        quirks = (t.quirks | self.found | frozenset(add)) - self.disproved - frozenset(drop)
+        return replace(t, quirks=quirks)
+
+    def headroom(self) -> float:
+        """The most the connector may be offered now (planner units, ≥ 0)."""
+        return max(0.0, self.port.headroom_a(self.charger_id, self.connector))
+
+    # --- profiles -----------------------------------------------------------------------------
+    def build(self, limit: float, ttl_s: float, target: Target | None = None) -> ProfileSpec:
+        """A control profile at ``limit`` (planner units) from now for ``ttl_s``: a TxProfile for the
+        running transaction, else a TxDefault on the connector (may raise ``NoSafeProfile``)."""
+        tx = self.transaction()
+        st = self.state()
+        return control_profile(
+            self.target() if target is None else target,
+            now=self.now(),
+            limit=limit,
+            ttl_s=ttl_s,
+            connector_id=self.connector,
+            transaction_id=tx.transaction_id if tx else None,
+            transaction_seen_at=tx.seen_at if tx else None,
+            transaction_started_at=tx.started_at if tx else None,
+            max_periods=st.capabilities.max_periods,
+            clock_offset_s=st.clock_offset_s,
+        )
+
+    async def send(self, spec: ProfileSpec) -> Sent:
+        """Send ``spec`` as it is; an accepted control profile joins the limit log."""
+        self.check_alive()
+        sent_at = self.now()
+        result = await self.port.send_spec(self.charger_id, spec)
+        if result.status == "not_connected":
+            raise Aborted(f"charger {self.charger_id} disconnected")
+        self.check_alive()
+        out = Sent(spec, result, sent_at, self.now())
+        self.sent.append(out)
+        if out.accepted and spec.profile_id != FAILSAFE_PROFILE_ID:
+            self.log.add(out.limit, sent_at, out.answered_at)
+        return out
+
+    def within_headroom(self, spec: ProfileSpec) -> bool:
+        """``spec`` allows nothing above the headroom now."""
+        return spec.max_planner_limit <= self.headroom() + EPS
+
+    # --- waiting ------------------------------------------------------------------------------
+    async def sleep(self, seconds: float) -> None:
+        self.check_alive()
+        await self.port.sleep(seconds)
+        self.watch.poll()
+
+    async def wait_until(self, pred: Callable[[], bool], timeout_s: float) -> bool:
+        """Poll until ``pred()`` (True) or ``timeout_s`` has passed (False)."""
+        end = self.now().timestamp() + timeout_s
+        while True:
+            self.watch.poll()
+            if pred():
+                return True
+            if self.now().timestamp() >= end:
+                return False
+            await self.sleep(min(self.options.poll_s, max(0.0, end - self.now().timestamp())))
+
+    async def wait_sample(self, pred: Callable[[Sample], bool], since: datetime, timeout_s: float) -> Sample | None:
+        """The first sample taken at or after ``since`` for which ``pred`` holds, waiting at most
+        ``timeout_s`` from now (``None``: none came)."""
+        found: list[Sample] = []
+
+        def seen() -> bool:
+            hit = next((s for s in self.watch.since(since) if pred(s)), None)
+            if hit is not None:
+                found.append(hit)
+            return hit is not None
+
+        await self.wait_until(seen, timeout_s)
+        return found[0] if found else None

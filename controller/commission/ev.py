@@ -1,0 +1,331 @@
+"""The checks that need an EV charging: ``phases_in_use``, ``follows_limit``, ``min_current``,
+``resume_after_zero``, ``profile_expiry`` and, over all of them, ``ignores_limit``.
+
+Every limit goes out as a short control profile (:attr:`CommissionOptions.step_profile_s`)
+capped at the connector's headroom at the moment of sending; the draw is read from the meter
+values (:class:`~controller.commission.measure.DrawWatch`). A reaction is the time from sending
+a limit to the first sample that shows it followed, so it includes one meter interval.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from controller.chargers.profiles import NoSafeProfile, ProfileSpec
+from controller.commission.basic import describe
+from controller.commission.context import RunContext, Sent
+from controller.commission.measure import Sample
+from controller.commission.report import Check
+
+Add = Callable[[Check], None]
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "nothing" if value is None else f"{value:.1f} {unit}"
+
+
+class EvChecks:
+    """One run's EV checks, in order (:meth:`run`)."""
+
+    def __init__(self, ctx: RunContext, add: Add) -> None:
+        self.ctx = ctx
+        self.add = add
+        self.o = ctx.options
+        self.started: datetime | None = None
+        """When the first EV step was sent: ``ignores_limit`` judges from here."""
+
+    # --- sending ------------------------------------------------------------------------------
+    async def step(self, limit: float, ttl_s: float | None = None, *, drop: tuple[str, ...] = ()) -> Sent | str:
+        """Send ``limit`` (capped at the headroom now); the answer, or why nothing was sent."""
+        ctx = self.ctx
+        capped = min(limit, ctx.headroom())
+        try:
+            spec = ctx.build(capped, self.o.step_profile_s if ttl_s is None else ttl_s, ctx.target(drop=drop))
+        except NoSafeProfile as exc:
+            return str(exc)
+        return await self.send(spec)
+
+    async def send(self, spec: ProfileSpec) -> Sent | str:
+        ctx = self.ctx
+        if not ctx.within_headroom(spec):
+            return f"{describe(spec)} would exceed the headroom of {ctx.headroom():.1f} {ctx.unit}"
+        sent = await ctx.send(spec)
+        if not sent.accepted:
+            return f"{describe(spec)} answered {sent.result.detail or sent.result.status}"
+        return sent
+
+    def skip_rest(self, names: tuple[str, ...], why: str) -> None:
+        for name in names:
+            self.add(Check(name, None, None, why))
+
+    # --- the sequence -------------------------------------------------------------------------
+    async def run(self) -> None:
+        ctx = self.ctx
+        rest = ("follows_limit", "min_current", "resume_after_zero", "ignores_limit", "profile_expiry")
+        hi = ctx.headroom()
+        before = ctx.watch.latest()
+        raised = await self.step(hi)
+        if isinstance(raised, str):
+            await self.phases(None)
+            self.skip_rest(rest, f"The charger takes no control profile ({raised}): nothing to follow.")
+            return
+        self.started = raised.sent_at
+        drawing = await ctx.wait_sample(lambda s: s.value > ctx.tolerance, raised.sent_at, self.o.follow_wait_s)
+        if drawing is None:
+            why = (
+                f"No EV charging: a transaction but no draw within {self.o.follow_wait_s:g} s at"
+                f" {raised.limit:.1f} {ctx.unit}."
+            )
+            self.skip_rest(("phases_in_use", *rest), why)
+            return
+        await self.settle(raised, before)
+        await self.phases(raised.sent_at)
+        await self.follows(raised)
+        await self.min_current()
+        await self.resume()
+        if self.ignores():
+            self.add(Check("profile_expiry", None, None, "Not tested: the charger ignores limits (ignores_limit)."))
+        else:
+            self.add(await self.expiry())
+
+    async def settle(self, raised: Sent, before: Sample | None) -> None:
+        """After the first raise: wait until the EV draws what it will under it (it reached the
+        limit, or two samples agree above where it was), bounded; that is :attr:`ev_draw`."""
+        ctx, tol = self.ctx, self.ctx.tolerance
+        floor = (before.value if before is not None else 0.0) + tol
+        last: list[Sample] = []
+
+        def settled() -> bool:
+            fresh = ctx.watch.since(raised.sent_at)
+            if fresh and fresh[-1].value >= raised.limit - tol:
+                return True
+            last[:] = fresh[-2:]
+            return len(last) == 2 and last[0].value > floor and abs(last[1].value - last[0].value) <= tol
+
+        await ctx.wait_until(settled, self.o.follow_wait_s)
+        latest = ctx.watch.latest()
+        ctx.ev_draw = latest.value if latest is not None else None
+
+    async def phases(self, since: datetime | None) -> None:
+        ctx = self.ctx
+        if ctx.kind == "dc":
+            self.add(Check("phases_in_use", None, None, "DC charger: no AC phases to count."))
+            return
+        if since is None:
+            await ctx.wait_sample(lambda s: s.value > ctx.tolerance, ctx.now(), self.o.follow_wait_s)
+        c = ctx.state().connectors.get(ctx.connector)
+        used = c.measured.phases_in_use(since) if c is not None else None
+        latest = ctx.watch.latest()
+        if used is None or latest is None:
+            self.add(Check("phases_in_use", None, None, "No EV charging: no per-phase draw to count."))
+            return
+        ctx.phases_in_use = used
+        shown = ", ".join(f"L{i + 1} {_fmt(v, 'A')}" for i, v in enumerate(latest.phases_a[: ctx.charger.phases]))
+        detail = f"{shown}: the EV draws on {used} of the charger's {ctx.charger.phases} phases."
+        sized = {p.phases for s in ctx.sent if s.accepted and s.spec.unit == "W" for p in s.spec.periods[:1]}
+        if ctx.kind == "ac" and "A" not in ctx.units and sized and max(p or 0 for p in sized) < ctx.charger.phases:
+            detail += (
+                f" Measured under W limits sent with numberPhases {max(p or 0 for p in sized)} (sized for the"
+                " phases known then): the charger may have switched the EV to fewer phases than it can use."
+            )
+        if used < ctx.charger.phases and "W" in ctx.units:
+            detail += (
+                " Warning: the charger divides a limit in W by the phases in use, so a W limit gives this EV"
+                f" {ctx.charger.phases // used}× the current per phase of a three-phase one; the controller sizes W"
+                " limits by the phases it measures per session."
+            )
+        self.add(Check("phases_in_use", True, used, detail))
+
+    async def follows(self, raised: Sent) -> None:
+        ctx, tol = self.ctx, self.ctx.tolerance
+        top = min(raised.limit, ctx.ev_draw if ctx.ev_draw is not None else raised.limit)
+        floor = ctx.charger.min_a if ctx.kind == "ac" else 0.0
+        low = max(floor, math.floor(top / 2.0))
+        if top - low < 2 * tol:
+            why = (
+                f"Under {raised.limit:.1f} {ctx.unit} (the headroom) the EV draws {top:.1f} {ctx.unit}: no room for a"
+                f" step down to {low:.1f} {ctx.unit} and back."
+            )
+            self.add(Check("follows_limit", None, None, why))
+            return
+        reactions: list[float] = []
+        notes: list[str] = []
+        followed = True
+        for i in range(self.o.follow_steps):
+            down = i % 2 == 0
+            sent = await self.step(low if down else ctx.headroom())
+            if isinstance(sent, str):
+                notes.append(f"step {i + 1} not sent: {sent}")
+                followed = False
+                break
+            goal = sent.limit if down else min(sent.limit, top)
+
+            def reached(s: Sample, down: bool = down, goal: float = goal) -> bool:
+                return s.value <= goal + tol if down else s.value >= goal - tol
+
+            hit = await ctx.wait_sample(reached, sent.sent_at, self.o.follow_wait_s)
+            if hit is None:
+                now = ctx.watch.latest()
+                still = _fmt(now.value if now else None, ctx.unit)
+                way = "down" if down else "up"
+                notes.append(f"{way} to {sent.limit:.1f} {ctx.unit}: still {still} after {self.o.follow_wait_s:g} s")
+                followed = False
+                continue
+            reaction = (hit.at - sent.sent_at).total_seconds()
+            reactions.append(reaction)
+            notes.append(f"{'down' if down else 'up'} to {sent.limit:.1f} {ctx.unit}: {reaction:.1f} s")
+        median = statistics.median(reactions) if reactions else None
+        ctx.reaction_s = round(median, 2) if median is not None else None
+        bound = self.o.reaction_bound_s
+        ok = followed and median is not None and median <= bound
+        detail = "Steps " + "; ".join(notes) + f". Median reaction {_fmt(median, 's')}, allowed {bound:g} s."
+        if not ok and median is not None and median > bound:
+            detail += " The EV (or the charger) reacts slowly: the plan and the shed allow for the measured time."
+        self.add(Check("follows_limit", ok, ctx.reaction_s, detail))
+
+    async def min_current(self) -> None:
+        ctx, tol = self.ctx, self.ctx.tolerance
+        if ctx.kind == "dc":
+            self.add(Check("min_current", None, None, "DC charger: no minimum current (A-only check)."))
+            return
+        min_a = ctx.charger.min_a
+        sent = await self.step(min_a)
+        if isinstance(sent, str) or sent.limit < min_a - 0.05:
+            why = sent if isinstance(sent, str) else f"the headroom ({ctx.headroom():.1f} A) is below {min_a:g} A"
+            self.add(Check("min_current", None, None, f"Not tested: {why}."))
+            return
+        hit = await ctx.wait_sample(lambda s: s.value <= min_a + tol, sent.sent_at, self.o.follow_wait_s)
+        if hit is None:
+            self.add(Check("min_current", False, None, f"Sent {min_a:g} A: the draw did not come down to it."))
+            return
+        await ctx.sleep(self.o.min_hold_s)
+        held = ctx.watch.between(hit.at, hit.at + timedelta(seconds=self.o.min_hold_s))
+        lowest = min((s.value for s in held), default=hit.value)
+        ok = all(abs(s.value - min_a) <= tol for s in held) and lowest > tol
+        detail = (
+            f"Sent {min_a:g} A for {self.o.min_hold_s:g} s: drew {lowest:.1f}–{max(s.value for s in held):.1f} A"
+            f" ({len(held)} samples)."
+            if held
+            else f"Sent {min_a:g} A: no meter values during the hold."
+        )
+        if lowest <= tol:
+            detail += " The EV paused at the minimum: raise the charger's min_a in the site file."
+        self.add(Check("min_current", ok and bool(held), round(lowest, 1), detail))
+
+    async def resume(self) -> None:
+        ctx, tol = self.ctx, self.ctx.tolerance
+        name = "resume_after_zero"
+        if ctx.kind == "dc":
+            self.add(Check(name, None, None, "DC charger: the pause below 6 A is an AC (IEC 61851) matter."))
+            return
+        if "no_resume_after_zero" in ctx.charger.ocpp_quirks:
+            why = "Not tested: the site file says no_resume_after_zero (a pause would end this EV's charging)."
+            self.add(Check(name, None, None, why))
+            return
+        min_a = ctx.charger.min_a
+        zero = await self.step(0.0, drop=("no_resume_after_zero",))
+        if isinstance(zero, str):
+            self.add(Check(name, None, None, f"Not tested: {zero}."))
+            return
+        paused = await ctx.wait_sample(lambda s: s.value <= tol, zero.sent_at, self.o.follow_wait_s)
+        if paused is None:
+            now = ctx.watch.latest()
+            why = f"Sent {zero.limit:g} A: the EV did not pause (still {_fmt(now.value if now else None, 'A')})."
+            self.add(Check(name, None, None, why + " Resume not testable (see ignores_limit)."))
+            return
+        back = await self.step(min_a, drop=("no_resume_after_zero",))
+        if isinstance(back, str):
+            self.add(Check(name, None, None, f"Paused at {zero.limit:g} A; the minimum not sent: {back}."))
+            return
+        resumed = await ctx.wait_sample(lambda s: s.value >= back.limit - tol, back.sent_at, self.o.resume_limit_s)
+        if resumed is None:
+            ctx.found.add("no_resume_after_zero")
+            ctx.ev_stuck = True
+            detail = (
+                f"Paused at {zero.limit:g} A, then {back.limit:g} A: no draw within {self.o.resume_limit_s:g} s."
+                " Quirk no_resume_after_zero: the controller then never sends less than the minimum."
+            )
+            self.add(Check(name, False, None, detail))
+            return
+        ctx.disproved.add("no_resume_after_zero")
+        took = (resumed.at - back.sent_at).total_seconds()
+        detail = f"Paused at {zero.limit:g} A; drew {resumed.value:.1f} A again {took:.1f} s after {back.limit:g} A."
+        self.add(Check(name, True, round(took, 2), detail))
+
+    async def expiry(self) -> Check:
+        ctx, tol = self.ctx, self.ctx.tolerance
+        name = "profile_expiry"
+        if ctx.ev_stuck:
+            return Check(name, None, None, "Not tested: the EV stopped drawing (resume_after_zero).")
+        fs = ctx.failsafe_limit
+        headroom = ctx.headroom()
+        limit = min(headroom, ctx.ev_draw if ctx.ev_draw is not None else headroom)
+        if headroom < fs + 2 * tol:
+            why = f"the headroom ({headroom:.1f} {ctx.unit}) allows no limit clearly above the fail-safe"
+            why += f" {fs:g} {ctx.unit}"
+            return Check(name, None, None, f"Not tested: {why}.")
+        if limit < fs + 2 * tol:
+            why = f"the EV draws at most {limit:.1f} {ctx.unit}, not clearly above the fail-safe {fs:g} {ctx.unit}"
+            return Check(name, None, None, f"Not tested: {why}.")
+        # the EV's own reaction (measured by follows_limit) may be slower than the limit: allowed for
+        bound = max(self.o.reaction_bound_s, ctx.reaction_s or 0.0)
+        try:  # the schedule lasts expiry_s once the EV has had time to come up to the limit
+            spec = ctx.build(limit, self.o.expiry_s + bound)
+        except NoSafeProfile as exc:
+            return Check(name, None, None, f"Not tested: {exc}.")
+        if spec.valid_to is not None:  # a charger that holds the last period until validTo shows it
+            spec = replace(spec, valid_to=spec.valid_to + timedelta(seconds=2 * bound))
+        sent = await self.send(spec)
+        if isinstance(sent, str):
+            return Check(name, None, None, f"Not tested: {sent}.")
+        end = spec.expires_at if spec.expires_at is not None else sent.sent_at + timedelta(seconds=self.o.expiry_s)
+        up = await ctx.wait_sample(lambda s: s.value >= limit - tol, sent.sent_at, self.o.follow_wait_s)
+        if up is None:
+            return Check(name, None, None, f"Not tested: the draw did not come up to {limit:.1f} {ctx.unit}.")
+        await ctx.wait_until(lambda: ctx.now() >= end, max(0.0, (end - ctx.now()).total_seconds()) + 1.0)
+        fell = await ctx.wait_sample(lambda s: s.value <= fs + tol, end, bound)
+        sent_text = f"Sent {describe(spec)}, its schedule ending after {self.o.expiry_s + bound:g} s"
+        sent_text += f" (validTo {2 * bound:g} s later)"
+        if fell is not None:
+            took = (fell.at - end).total_seconds()
+            ctx.disproved.add("holds_last_limit")
+            detail = f"{sent_text}: {fell.value:.1f} {ctx.unit} {took:.1f} s after its end."
+            return Check(name, True, round(took, 2), detail)
+        after = ctx.watch.since(end)
+        held = max((s.value for s in after), default=None)
+        ctx.found.add("holds_last_limit")
+        detail = (
+            f"{sent_text}: still {_fmt(held, ctx.unit)} {bound:g} s after its end, above the fail-safe"
+            f" {fs:g} {ctx.unit}."
+            " Quirk holds_last_limit: the charger is budgeted as holding its last limit until a lower one is sent."
+        )
+        return Check(name, False, round(held, 1) if held is not None else None, detail)
+
+    def ignores(self) -> bool:
+        """``ignores_limit`` over every sample since the first step; True when it failed."""
+        ctx = self.ctx
+        if self.started is None:
+            return False
+        grace = max(self.o.reaction_bound_s, ctx.reaction_s or 0.0)
+        samples = ctx.watch.since(self.started)
+        worst, where = ctx.log.worst_excess(samples, grace)
+        tol = ctx.tolerance
+        if where is not None and worst > tol:
+            allowed = ctx.log.allowed(where.at, grace)
+            detail = (
+                f"Drew {where.value:.1f} {ctx.unit} where {_fmt(allowed, ctx.unit)} was allowed"
+                f" ({grace:g} s after the limit changed): it ignores limits. It is left out of the plan and budgeted"
+                " at what it draws."
+            )
+            self.add(Check("ignores_limit", False, round(worst, 1), detail))
+            return True
+        detail = (
+            f"{len(samples)} samples: never more than {tol:g} {ctx.unit} above the limit once {grace:g} s had passed"
+            f" (worst {max(worst, 0.0):.1f} {ctx.unit})."
+        )
+        self.add(Check("ignores_limit", True, round(max(worst, 0.0), 1), detail))
+        return False
