@@ -16,7 +16,11 @@ the others (:mod:`.ports`) and runs the lifecycle. The parts, each the one write
   it publishes a :class:`~.ports.PlanOutcome`;
 * ``sessions`` (:mod:`.history`) — the open sessions and the chargers' link state, from the
   central system's events; ``fleet`` (:mod:`.fleet`) — departures, schedules, the API's fleet
-  face; ``recorder`` (:mod:`.record`) — the history store; ``watchdog`` (:mod:`.watchdog`) — systemd.
+  face; ``recorder`` (:mod:`.record`) — the history store; ``watchdog`` (:mod:`.watchdog`) — systemd;
+* ``commission`` (:mod:`.commission`) — commissioning runs: a charger under test is held (left
+  out of the plan, budgeted at its maximum, sent nothing by the dispatcher) until its run ends;
+  the shed, the fail-safe, a disconnect or a stop cancel a run; what runs found (quirks, each
+  charger's reaction time) feeds the dispatcher, the fast loop and the plan.
 
 Lifecycle: :meth:`Daemon.run` opens the history store and restores what a previous run left
 (open sessions, accepted profiles, departures), starts the central system, the meters,
@@ -36,16 +40,19 @@ import signal
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controller.api.models import StatusResponse
 from controller.chargers.clock import utc_now
+from controller.chargers.events import ChargerEvent
 from controller.chargers.server import CentralSystem
+from controller.commission.runner import CommissionOptions
 from controller.config.loader import load_site
 from controller.daemon import fast, jobs, plan_loop
+from controller.daemon.commission import Commissioning, CommissionPorts
 from controller.daemon.dispatch import Dispatcher
 from controller.daemon.draws import RESTORED_MARGIN_S, ChargerBudgets
 from controller.daemon.fleet import FleetPorts, FleetService
@@ -64,6 +71,7 @@ from controller.metrics.update import observe_site
 from controller.model.site import PHASES, Site
 from controller.planner.worker import PlanWorker
 from controller.store import ChargerRecord, Restored
+from controller.store.commission import CommissionStore
 
 if TYPE_CHECKING:
     from controller.api.auth import Auth
@@ -90,6 +98,8 @@ class DaemonOptions:
     base_hold_s: float = BASE_HOLD_S
     plan_in_worker: bool = True
     """Plan in a worker process (the product); off: in a thread of the daemon, as before."""
+    commission: CommissionOptions = field(default_factory=CommissionOptions)
+    """Timings and thresholds of commissioning runs (tests shrink them)."""
 
 
 class Daemon:
@@ -110,6 +120,11 @@ class Daemon:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="depotctl-plan")
         self.planning = Planning(PlanWorker() if self.options.plan_in_worker else None, self.executor, self.mono)
         self._build_parts()
+        self.commission = Commissioning(CommissionPorts(
+            site=self._site, clock=self.clock, state=self.cs.state, session=self.cs.session, control=self.cs.control,
+            dispatch=self.dispatch, observation=lambda: self.fast.observation, failsafe=self.failsafe,
+            replan=self.replan.set, recorder=self.recorder, max_a=self.budgets.max_a, options=self.options.commission,
+        ))
         self.fleet = FleetService(FleetPorts(
             site=self._site, clock=self.clock, recorder=self.recorder, replan=self.replan.set,
             states=self.cs.states, sessions=self.sessions, outcome=lambda: self.plans.outcome, status=self.status,
@@ -131,24 +146,36 @@ class Daemon:
 
     def _build_parts(self) -> None:
         self.recorder = StoreRecorder(self.clock)
-        self.cs = CentralSystem(self.site, clock=self.clock, emit=lambda ev: self.sessions.on_event(ev))
+        self.cs = CentralSystem(self.site, clock=self.clock, emit=self._on_charger_event)
         self.dispatch = Dispatcher(
             control=self.cs.control, states=self.cs.states, site=self._site, clock=self.clock,
             observe=PushHistory(self.recorder, self.metrics, self.clock), request_replan=self.replan.set,
+            reaction_of=lambda cid: self.commission.reaction_s(cid), held=lambda cid: self.commission.holds(cid),
+            overridden=lambda cid, why: self.commission.abort(cid, f"{why}: the site's safety comes first"),
         )
         self.failsafe = FailsafeGuard(
             self.clock(), recorder=self.recorder, metrics=self.metrics, notifier=self.notifier,
-            enter=lambda reason: self.spawn(self.dispatch.failsafe(reason)), leave=self.replan.set,
+            enter=self._failsafe_entered, leave=self.replan.set,
         )
         self.sessions = SessionBook(self.cs.states, self.recorder, self.dispatch.session_ended, self.replan.set)
         self.budgets = ChargerBudgets(self._site, self.cs.states, self.cs.control)
+
+    def _on_charger_event(self, event: ChargerEvent) -> None:
+        self.sessions.on_event(event)
+        self.commission.on_event(event.kind, event.charger_id)
+
+    def _failsafe_entered(self, reason: str) -> None:
+        """Every charger to its fail-safe limit; a commissioning run ends first."""
+        self.commission.abort_all(f"fail-safe: {reason}")
+        self.spawn(self.dispatch.failsafe(reason))
 
     def _plan_ports(self) -> plan_loop.PlanPorts:
         return plan_loop.PlanPorts(
             site=self._site, clock=self.clock, mono=self.mono, states=self.cs.states, dispatch=self.dispatch,
             fleet=self.fleet, observation=lambda: self.fast.observation, planner=self.planning,
             failsafe=self.failsafe, sessions=self.sessions, recorder=self.recorder, metrics=self.metrics,
-            wake=self.replan, stop=self.stop_event,
+            wake=self.replan, stop=self.stop_event, held=self.commission.held,
+            held_budgets_a=self.commission.held_budgets_a, reaction_of=self.commission.reaction_s,
         )
 
     def _fast_ports(self) -> fast.FastPorts:
@@ -157,6 +184,7 @@ class Daemon:
             budgets=self.budgets, dispatch=self.dispatch, failsafe=self.failsafe, plans=self.plans,
             recorder=self.recorder, storage_broken=lambda: self.recorder.broken, metrics=self.metrics,
             spawn=self.spawn, replan=self.replan.set, cycle_done=self.watchdog.cycle_done, stop=self.stop_event,
+            held=self.commission.held, reaction_of=self.commission.reaction_s,
         )
 
     def _status_face(self) -> StatusFace:
@@ -166,6 +194,7 @@ class Daemon:
             planning=self.planning, meters=lambda: self.meters.status(), states=self.cs.states,
             failsafe_installed=self.cs.control.failsafe_installed, dispatch=self.dispatch,
             delivered_kwh=self.sessions.delivered_kwh, store=lambda: self.recorder.store,
+            commissioned=self.commission.commissioned,
         )
 
     def _job_ports(self) -> jobs.JobPorts:
@@ -255,6 +284,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
+        await self.commission.stop()  # a run leaves its charger on its fail-safe, its report says why
         if self.scheduler is not None:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
@@ -283,7 +313,7 @@ class Daemon:
 
         auth = Auth.load(self.site)  # a bad api.tokens_file: TokensFileError (an OSError), nothing served
         self.auth = auth  # re-read on SIGHUP (reload)
-        server = ApiServer(daemon_app(self.status, self.fleet, auth), self.site.api.listen)
+        server = ApiServer(daemon_app(self.status, self.fleet, auth, self.commission), self.site.api.listen)
         await server.start()
         self.api_server = server
         LOG.info("API on %s", server.url)
@@ -292,6 +322,10 @@ class Daemon:
         now = self.clock()
         restored = self.recorder.open(self.site.storage.path, now)
         self._restore(restored, now)
+        try:  # the commissioning reports: what earlier runs found is used from the start
+            self.commission.load(CommissionStore(self.site.storage.path), now)
+        except Exception:  # history, not control: the daemon runs without them
+            LOG.exception("commissioning reports in %s not read", self.site.storage.path)
         for warning in self.fleet.restore(restored, now):  # departures and schedules set through the API
             LOG.warning("restoring departures: %s", warning)
         for ch in self.site.chargers:

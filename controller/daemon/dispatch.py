@@ -133,6 +133,7 @@ class Dispatcher(UncontrolledRules):
     _drawn: dict[str, list[tuple[datetime, PhaseCurrents]]] = field(default_factory=dict)
     _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
     _probing: dict[str, asyncio.Task[str]] = field(default_factory=dict)  # uncontrolled charger → its probe
+    _taken_at: datetime | None = None  # when a commissioning run last took a charger over
 
     # --- what a session may draw now -------------------------------------------------------------
     def session_key(self, charger_id: str, connector: int) -> str | None:
@@ -241,6 +242,11 @@ class Dispatcher(UncontrolledRules):
         # slow charger's decrease and the reaction time could let a profile lapse); raises wait
         raising = [sp for sp in up if self._is_raise(sp, connectors)]
         first = down + [sp for sp in up if sp not in raising]
+        if raising and self._taken_at is not None and self._taken_at > snapshot_at:
+            # a run took a charger over after this plan's snapshot: the plan counted it at its old
+            # limit, not at its maximum — its raises could crowd the run out; the next plan may
+            raising = []
+            self.request_replan()
         failed: list[str] = []
         if first:
             results = await asyncio.gather(*(
@@ -367,7 +373,9 @@ class Dispatcher(UncontrolledRules):
     # --- bookkeeping ------------------------------------------------------------------------------
     def forget_charger(self, charger_id: str) -> None:
         """Drop what the book holds of the charger's sessions (a commissioning run takes it over:
-        what it runs under is then what its own profiles allow, Control's book)."""
+        what it runs under is then what its own profiles allow, Control's book). A plan whose
+        snapshot is older raises nothing."""
+        self._taken_at = self.clock()
         st = self.states.get(charger_id)
         keys = {key for key, cid in self._charger_of.items() if cid == charger_id}
         if st is not None:

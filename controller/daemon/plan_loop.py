@@ -32,7 +32,7 @@ from controller.daemon.uncontrolled import Uncontrolled
 from controller.fleet.departures import DepartureNeed
 from controller.metrics import DepotMetrics, observe_plan, set_departure_at_risk
 from controller.model.site import Site
-from controller.model.snapshot import Plan, SessionState, Snapshot
+from controller.model.snapshot import PhaseCurrents, Plan, SessionState, Snapshot
 from controller.rules.loads import add_budgets, with_unknown
 from controller.store import allocations_from_plan
 
@@ -95,7 +95,10 @@ class PlanPorts:
     wake: asyncio.Event  # set: plan now (an arrival, a departure, a shed, a reload …)
     stop: asyncio.Event
     held: Callable[[], frozenset[str]] = frozenset
-    """The chargers commissioning runs hold: left out of the plan (the fast loop budgets them)."""
+    """The chargers commissioning runs hold: left out of the plan, ..."""
+    held_budgets_a: Callable[[], Mapping[str, PhaseCurrents]] = dict
+    """... and budgeted at their maximum on their lines (from the start: not only once the fast
+    loop's next observation has them)."""
     reaction_of: Callable[[str], float] | None = None
     """Per charger, its EVs' reaction time [s] (None: the default for all)."""
 
@@ -135,7 +138,9 @@ class PlanLoop:
         return Snapshot(
             site=site,
             now=now,
-            base_load_a=add_budgets(site, with_unknown(seen.held_a, seen.base_a), seen.budgets_a),
+            base_load_a=add_budgets(
+                site, with_unknown(seen.held_a, seen.base_a), {**seen.budgets_a, **p.held_budgets_a()}
+            ),
             sessions=sessions,
             next_plan_at=now + timedelta(seconds=site.control.plan_every_s),
         )
