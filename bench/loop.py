@@ -79,7 +79,8 @@ from controller.config.loader import load_site  # noqa: E402
 from controller.daemon.sessions import BEST_EFFORT_PRIORITY  # noqa: E402
 from controller.model.site import GRID_ID, Site  # noqa: E402
 from controller.model.snapshot import SessionState, Snapshot  # noqa: E402
-from controller.planner import PlannerState, plan  # noqa: E402
+from controller.planner.plan import plan  # noqa: E402
+from controller.planner.state import PlannerState  # noqa: E402
 from hil.ev import EvParams  # noqa: E402
 from hil.rig import BaseStep, Rig, RigDay, free_port  # noqa: E402
 from hil.rig.plant import sim_ev  # noqa: E402
@@ -226,8 +227,7 @@ class DaemonProc:
         return (await asyncio.to_thread(_get, self.metrics_url + "/metrics", timeout_s)).decode()
 
     def family(self) -> list[int]:
-        """The daemon and its live child processes (the planner worker, multiprocessing's
-        resource tracker)."""
+        """The daemon and its live child processes (the planner worker)."""
         pids = [self.pid]
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():

@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from planner import make_snapshot, next_cycle  # noqa: E402
 
 from controller.model import Plan  # noqa: E402
-from controller.planner import PlannerState, plan  # noqa: E402
+from controller.planner.plan import plan  # noqa: E402
+from controller.planner.state import PlannerState  # noqa: E402
 from tests.planner.scenario import DIR, load, snapshot_from  # noqa: E402
 
 

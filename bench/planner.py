@@ -34,9 +34,10 @@ from controller.model import (
     Snapshot,
     TariffStep,
 )
-from controller.planner import PlannerState, plan
 from controller.planner.instance import build_instance
+from controller.planner.plan import plan
 from controller.planner.reference import solve_reference
+from controller.planner.state import PlannerState
 
 ROTATIONS = ("L1-L2-L3", "L2-L3-L1", "L3-L1-L2")
 NOW = datetime(2026, 11, 26, 17, 1, 0, tzinfo=UTC)

@@ -20,8 +20,8 @@ from typing import Literal
 from controller.daemon.stats import percentile
 from controller.model.site import Control
 from controller.model.snapshot import Plan, Snapshot
-from controller.planner import PlannerState, plan
-from controller.planner.worker import PlanWorker, WorkerFailed
+from controller.planner.state import PlannerState
+from controller.planner.worker import PlanWorker, WorkerFailed, product_plan
 
 LOG = logging.getLogger("depotctl.daemon.plan")
 
@@ -165,7 +165,7 @@ class Planning:
 
     async def _in_thread(self, snapshot: Snapshot, reason: str | None) -> Plan:
         loop = asyncio.get_running_loop()
-        result, self.state = await loop.run_in_executor(self.executor, plan, snapshot, self.state)
+        result, self.state = await loop.run_in_executor(self.executor, product_plan, snapshot, self.state)
         if reason is not None:
             detail = f"{reason}; {result.stats.fallback_reason}" if result.stats.fallback_reason else reason
             result = replace(result, stats=replace(result.stats, fallback_reason=detail))
@@ -203,4 +203,6 @@ class Planning:
 
 
 def _heuristic(snapshot: Snapshot) -> tuple[Plan, PlannerState]:
+    from controller.planner.plan import plan  # loaded on first need: the worker plans as a rule
+
     return plan(snapshot, PlannerState(), solvers=())

@@ -1,4 +1,7 @@
-"""Fallback solver: the same LP (same arrays) through PuLP and CBC, used when HiGHS fails."""
+"""Fallback solver: the same LP (same arrays) through PuLP and CBC, used when HiGHS fails.
+
+PuLP is imported on first use: a fall-back that most processes never take should not cost each
+of them its ~3 MB (the daemon and its planner worker both carry this module)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-import pulp
 
 from controller.planner.lp import INF, IntArray, LpData
 
@@ -29,6 +31,8 @@ def solve_cbc(
 def _solve_cbc(
     data: LpData, start: IntArray, index: IntArray, value: FloatArray, time_limit_s: float
 ) -> tuple[FloatArray | None, str]:
+    import pulp  # the fall-back's own dependency, loaded when it runs
+
     n_cols = len(data.cost)
     cols = [
         pulp.LpVariable(f"c{j}", lowBound=_bound(data.col_lower[j]), upBound=_bound(data.col_upper[j]))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from controller.planner.lp import LpModel
+if TYPE_CHECKING:  # the HiGHS model type only: a holder of a state need not load the solver
+    from controller.planner.lp import LpModel
 
 
 @dataclass

@@ -3,9 +3,13 @@
 The daemon's event loop (fast loop, OCPP, API) and a planner thread share one GIL: on 2 cores at
 500 chargers a plan took 2–3x longer while the loop was busy (a connect storm, sheds), and the
 loop's cycles waited on the planner's Python parts. :class:`PlanWorker` runs the planner in a
-child process (multiprocessing, ``spawn``: the daemon has threads, ``fork`` is unsafe) that keeps
+child process that keeps
 the :class:`~controller.planner.state.PlannerState` — and so the live HiGHS model — from one
-request to the next.
+request to the next. The child is a fresh interpreter (``subprocess``, never ``fork``: the daemon
+has threads) that imports only this module and the planner, connected by a socket pair carrying
+pickled messages (:class:`multiprocessing.connection.Connection`). Not ``multiprocessing``'s
+``spawn``: on POSIX it starts a third process, the resource tracker (13 MB of RSS at 500
+chargers), for semaphores the worker never uses.
 
 Per request the parent pickles the snapshot *without* its site (about half of the bytes at 500
 chargers); the site goes along only when it is another object than the one last sent (a reload,
@@ -23,25 +27,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import multiprocessing
 import os
 import pickle
+import runpy
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Literal
 
 from controller.model.site import Site
 from controller.model.snapshot import Plan, Snapshot
-from controller.planner.plan import plan as _default_plan
 from controller.planner.state import PlannerState
 
 PlanFn = Callable[[Snapshot, PlannerState], tuple[Plan, PlannerState]]
+
+
+def product_plan(snapshot: Snapshot, state: PlannerState) -> tuple[Plan, PlannerState]:
+    """:func:`controller.planner.plan`, imported where it runs: the daemon holds a worker without
+    loading the solver stack (NumPy, HiGHS) itself — the worker process does (:func:`_serve`)."""
+    from controller.planner.plan import plan
+
+    return plan(snapshot, state)
+
+
 FailureKind = Literal["start", "died", "hung", "raised"]
 STOP_WAIT_S = 2.0
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -76,6 +92,8 @@ def _serve(conn: Connection, planner: PlanFn) -> None:
     from controller.planner.highs import new_highs
 
     new_highs()  # load HiGHS (and swallow its banner) before saying ready
+    import controller.planner.plan  # noqa: F401 - the planner's imports, before the first request too
+
     state = PlannerState()
     site: Site | None = None
     conn.send(("ready", os.getpid()))
@@ -97,7 +115,11 @@ def _serve(conn: Connection, planner: PlanFn) -> None:
                 raise RuntimeError("no site sent")
             result, state = planner(Snapshot(site=site, **fields), state)
             reply: tuple[Any, ...] = (
-                "ok", seq, result, (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3,
+                "ok",
+                seq,
+                result,
+                (time.perf_counter() - t0) * 1e3,
+                (time.process_time() - c0) * 1e3,
             )
         except Exception as exc:  # the parent plans this cycle itself and restarts us
             state = PlannerState()
@@ -108,29 +130,91 @@ def _serve(conn: Connection, planner: PlanFn) -> None:
             return
 
 
-_MAIN_SWAP = threading.Lock()  # one swap of sys.modules["__main__"] at a time, whatever the worker
+CHILD_CODE = "import sys; from controller.planner.worker import child_main; child_main(int(sys.argv[1]))"
+"""What the child interpreter runs: this module's :func:`child_main` on the inherited socket."""
 
 
-@contextlib.contextmanager
-def _bare_main(planner: Callable[..., Any]) -> Iterator[None]:
-    """While a child is spawned, hide the parent's ``__main__``: a spawned child otherwise runs
-    the parent's main module again (for ``depotctl run`` the CLI and everything it imports — web
-    server, OCPP, Modbus), memory the planner never uses. The worker's target lives in this
-    module, so the child needs nothing from the main module — unless the planner itself was
-    defined there (a script's own function), which then stays visible."""
-    if getattr(planner, "__module__", None) == "__main__":
-        yield
+def child_main(fd: int) -> None:
+    """The child's entry point: the first message names the planner (and, for a planner defined in
+    a script, that script: run again as ``__mp_main__``, as ``spawn`` would), then :func:`_serve`."""
+    conn = Connection(fd)
+    try:
+        main_path, path = pickle.loads(conn.recv_bytes())
+    except (EOFError, OSError):
         return
-    with _MAIN_SWAP:
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            yield
-        finally:
-            if main is not None:
-                sys.modules["__main__"] = main
-            else:
-                sys.modules.pop("__main__", None)
+    sys.path[:0] = [p for p in path if p not in sys.path]
+    if main_path is not None:
+        main = types.ModuleType("__mp_main__")
+        main.__dict__.update(runpy.run_path(main_path, run_name="__mp_main__"))
+        sys.modules["__main__"] = sys.modules["__mp_main__"] = main
+    planner = pickle.loads(conn.recv_bytes())
+    _serve(conn, planner)
+
+
+class _Child:
+    """The child process, with the few calls :class:`PlanWorker` makes of it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+
+    def is_alive(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.proc.poll()
+
+    def join(self, timeout_s: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout_s)
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def terminate(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.terminate()
+
+
+def _child_env() -> dict[str, str]:
+    """The daemon's environment, with this package's root first on ``PYTHONPATH`` (the child must
+    import :mod:`controller` before it learns the rest of the parent's ``sys.path``)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _spawn(planner: PlanFn) -> tuple[_Child, Connection]:
+    """Start a child interpreter on one end of a socket pair; send it what it needs to plan."""
+    main_path = None
+    if getattr(planner, "__module__", None) == "__main__":  # a script's own function
+        main_path = getattr(sys.modules.get("__main__"), "__file__", None)
+    ours, theirs = socket.socketpair()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD_CODE, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env=_child_env(),
+        )
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
+    theirs.close()  # the child's end lives in the child only: its death closes the pair
+    conn = Connection(ours.detach())
+    try:
+        conn.send_bytes(pickle.dumps((main_path, list(sys.path)), PROTOCOL))
+        conn.send_bytes(pickle.dumps(planner, PROTOCOL))
+    except BaseException:
+        conn.close()
+        proc.kill()
+        proc.wait(STOP_WAIT_S)
+        raise
+    return _Child(proc), conn
 
 
 class PlanWorker:
@@ -141,13 +225,10 @@ class PlanWorker:
     ``start_timeout_s``: how long a fresh process may take to import and say it is ready.
     """
 
-    def __init__(
-        self, planner: PlanFn = _default_plan, *, start_timeout_s: float = 20.0, context: str = "spawn"
-    ) -> None:
+    def __init__(self, planner: PlanFn = product_plan, *, start_timeout_s: float = 20.0) -> None:
         self._planner = planner
-        self._ctx: Any = multiprocessing.get_context(context)  # SpawnContext / ForkServerContext
         self.start_timeout_s = start_timeout_s
-        self._proc: Any = None  # multiprocessing's Process of the context
+        self._proc: _Child | None = None
         self._conn: Connection | None = None
         self._ready = False
         self._started_mono = 0.0
@@ -176,19 +257,11 @@ class PlanWorker:
         with self._lock:
             if self._proc is not None:
                 return
-            parent, child = self._ctx.Pipe(duplex=True)
-            proc = self._ctx.Process(
-                target=_serve, args=(child, self._planner), name="depotctl-planner", daemon=True
-            )
             try:
-                with _bare_main(self._planner):
-                    proc.start()
+                proc, conn = _spawn(self._planner)
             except Exception as exc:
-                parent.close()
-                child.close()
                 raise WorkerFailed("start", f"{type(exc).__name__}: {exc}") from exc
-            child.close()  # the child's end lives in the child only: its death closes the pipe
-            self._proc, self._conn = proc, parent
+            self._proc, self._conn = proc, conn
             self._ready = False
             self._site_sent = None
             self._reset = False

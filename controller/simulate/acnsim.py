@@ -61,7 +61,8 @@ from controller.model.site import (
     SiteInfo,
 )
 from controller.model.snapshot import Plan, SessionState, Snapshot, SolveStats
-from controller.planner import DEFAULT_SOLVERS, PlannerState, plan
+from controller.planner.plan import DEFAULT_SOLVERS, plan
+from controller.planner.state import PlannerState
 
 try:
     from acnportal.algorithms import BaseAlgorithm  # type: ignore[import-untyped, import-not-found, unused-ignore]

@@ -21,7 +21,8 @@ from typing import Protocol
 from controller.model.phasor import charger_phasors, draw
 from controller.model.site import Charger, Site
 from controller.model.snapshot import PhaseCurrents, SessionState, Snapshot
-from controller.planner import PlannerState, plan
+from controller.planner.plan import plan
+from controller.planner.state import PlannerState
 from controller.rules.learn import learned_max_a
 from controller.simulate import allocate
 from controller.simulate.scenario import ScenarioSession

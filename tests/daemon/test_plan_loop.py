@@ -29,7 +29,7 @@ def children(pid: int) -> dict[int, str]:
 
 
 def planner_pids(pid: int) -> set[int]:
-    return {c for c, cmd in children(pid).items() if "spawn_main" in cmd}
+    return {c for c, cmd in children(pid).items() if "child_main" in cmd}
 
 
 async def test_the_worker_plans_is_replaced_when_killed_and_stops_with_the_daemon(tmp_path: Path) -> None:
@@ -62,7 +62,8 @@ async def test_the_worker_plans_is_replaced_when_killed_and_stops_with_the_daemo
 
         await wait_async(replaced, 30, "a new worker planning after the heuristic covered the cycle")
         assert (await r.status())["failsafe"]["active"] is False
-        left = children(daemon_pid)  # the worker and multiprocessing's resource tracker
+        left = children(daemon_pid)
+        assert set(left) == planner_pids(daemon_pid), left  # the worker, and no other process (no resource tracker)
         code = await asyncio.to_thread(stop_process, r.proc, signal.SIGTERM)
         assert code == 0, r.log()[-2000:]
 

@@ -24,7 +24,7 @@ from controller.metrics import (
     set_departure_at_risk,
     start_metrics_server,
 )
-from controller.planner import plan
+from controller.planner.plan import plan
 from tests.metrics.plans import hand_plan, small_snapshot
 from tests.metrics.scrape import scrape
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controller.model import Charger, Circuit, Control, Grid, SessionState, Site, SiteInfo, Snapshot
-from controller.planner import PlannerState, plan
+from controller.planner.plan import plan
+from controller.planner.state import PlannerState
 from tests.planner.checks import bound_violations, limit_violations
 from tests.planner.strategies import NOW
 

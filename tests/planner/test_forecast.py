@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from controller.planner import plan
+from controller.planner.plan import plan
 from tests.planner.test_plan import NOW, safe, sess, snap
 
 

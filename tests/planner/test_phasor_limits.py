@@ -23,7 +23,8 @@ from controller.model.site import (
     SiteInfo,
     Transformer,
 )
-from controller.planner import PlannerState, plan
+from controller.planner.plan import plan
+from controller.planner.state import PlannerState
 
 NOW = datetime(2026, 12, 8, 1, 0, 0, tzinfo=UTC)  # a Tuesday, just after midnight
 TOL_A = 1e-3

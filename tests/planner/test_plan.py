@@ -22,7 +22,8 @@ from controller.model import (
     Vehicle,
     dc_phase_current_a,
 )
-from controller.planner import PlannerState, plan
+from controller.planner.plan import plan
+from controller.planner.state import PlannerState
 from tests.planner.checks import bound_violations, limit_violations
 
 NOW = datetime(2026, 11, 26, 17, 0, 7, tzinfo=UTC)

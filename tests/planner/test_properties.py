@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from controller.model import SessionPlan, Snapshot
-from controller.planner import PlannerState, plan
 from controller.planner.instance import Instance, build_instance
+from controller.planner.plan import plan
 from controller.planner.reference import needs_feasible
+from controller.planner.state import PlannerState
 from tests.planner.checks import bound_violations, limit_violations
 from tests.planner.strategies import snapshots
 

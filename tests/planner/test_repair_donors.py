@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.model import Charger, Circuit, Control, Grid, SessionState, Site, SiteInfo, Snapshot
-from controller.planner import PlannerState, plan
+from controller.planner.plan import plan
+from controller.planner.state import PlannerState
 
 NOW = datetime(2026, 12, 9, 16, 0, 0, tzinfo=UTC)  # a Wednesday
 VOLT = 230.0

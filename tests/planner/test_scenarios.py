@@ -9,7 +9,8 @@ from itertools import pairwise
 import pytest
 
 from controller.model import Plan, Snapshot
-from controller.planner import PlannerState, plan
+from controller.planner.plan import plan
+from controller.planner.state import PlannerState
 from tests.planner.checks import bound_violations, limit_violations
 from tests.planner.scenario import DIR, check, load, snapshot_from
 

@@ -23,7 +23,8 @@ from bench.planner import make_snapshot, next_cycle
 from controller.daemon.plan_loop import Planning, PlanRecord, worker_timeout_s
 from controller.model import Snapshot
 from controller.model.snapshot import Plan
-from controller.planner import PlannerState, plan
+from controller.planner.plan import plan
+from controller.planner.state import PlannerState
 from controller.planner.worker import PlanWorker, WorkerFailed
 
 HANG_S = 120.0
@@ -254,9 +255,9 @@ MAIN_SCRIPT = '''
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-if __name__ == "__mp_main__":  # a spawned child running this script again
+if __name__ == "__mp_main__":  # the worker child running this script again
     Path({marker!r}).write_text("ran")
-from controller.planner import plan
+from controller.planner.plan import plan
 from controller.planner.worker import PlanWorker
 
 
