@@ -4,14 +4,16 @@ learnt from Rejected answers and capabilities."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from controller.config.schema import KNOWN_QUIRKS
-from hil.chargers import SimCharger, SimOptions
+from hil.chargers import SimCharger, SimOptions, SimProfile
 from hil.ev import EvParams
 from tests.chargers.conftest import eventually, make_site
+from tests.hil.central import ManualClock
 
 EV = EvParams(max_a=32, phases=3, reaction_s=0.2)
 
@@ -107,3 +109,31 @@ async def test_slow_charger_times_out_and_stays_budgeted_high(server_factory: Ca
         assert cs.control.budget("CP1").source == "unconfirmed profile"
     finally:
         await sim.close()
+
+
+@pytest.mark.parametrize("quirks", [(), ("holds_last_limit",)])
+async def test_the_holds_last_limit_quirk_holds_the_last_period_until_valid_to(quirks: tuple[str, ...]) -> None:
+    """A schedule whose duration ends before its validTo: the rig charger with the quirk keeps the
+    last period until validTo (as ``schedule_end="hold_last"``); without it, it falls back."""
+    clock = ManualClock()
+    sim = SimCharger(SimOptions("CP1", quirks=frozenset(quirks)), clock=clock)  # schedule_end: fall_back
+    start = clock()
+    profile = SimProfile(
+        profile_id=101,
+        connector_id=1,
+        stack_level=1,
+        purpose="TxDefaultProfile",
+        kind="Absolute",
+        unit="A",
+        periods=((0, 10.0, None), (5, 16.0, None)),
+        start_schedule=start,
+        duration_s=10,
+        valid_to=start + timedelta(seconds=60),
+    )
+    assert await sim.answer_profile(profile, {}) == "Accepted"
+    clock.advance(7.0)
+    assert sim.composite_a() == 16.0
+    clock.advance(10.0)  # the duration is over, validTo is not
+    assert sim.composite_a() == (16.0 if quirks else None)
+    clock.advance(60.0)
+    assert sim.composite_a() is None

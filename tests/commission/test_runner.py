@@ -41,6 +41,8 @@ class Case:
     ev: EvParams | None = EV
     no_ev: bool = False
     headroom: float | None = None
+    site: dict[str, Any] = field(default_factory=dict)
+    """More of the site file's charger entry."""
 
 
 CASES = (
@@ -57,6 +59,7 @@ CASES = (
     Case("slow", ev=EvParams(max_a=32, phases=3, reaction_s=1.8)),
     Case("noev", ev=None, no_ev=True),
     Case("tight", headroom=7.0),
+    Case("dc", site={"kind": "dc", "max_kw": 20.0}),  # the rig's charger stands in for a DC one's input
 )
 
 
@@ -78,7 +81,7 @@ def all_passed_but(report: Report, **other: str) -> None:
 
 async def test_every_rig_behaviour_is_found(server_factory: Callable[..., Any]) -> None:
     clock = pinned_clock()
-    site = make_site([{"id": c.cid} for c in CASES], ttl_s=60.0)
+    site = make_site([{"id": c.cid, **c.site} for c in CASES], ttl_s=60.0)
     cs = await server_factory(site, clock=clock)
     port = LoopbackPort(cs, clock, {c.cid: c.headroom for c in CASES if c.headroom is not None})
     sims = {c.cid: SimCharger(SimOptions(c.cid, tick_s=0.1, meter_interval_s=0.2, **c.sim), clock=clock) for c in CASES}
@@ -159,6 +162,12 @@ async def test_every_rig_behaviour_is_found(server_factory: Callable[..., Any]) 
     noev = reports["noev"]
     all_passed_but(noev, **{name: "skipped" for name in EV_CHECKS})
     assert noev.passed and noev.no_ev and all("--no-ev" in c.detail for c in noev.checks if c.name in EV_CHECKS)
+
+    dc = reports["dc"]
+    a_only = {name: "skipped" for name in ("current_profile", "phases_in_use", "min_current", "resume_after_zero")}
+    all_passed_but(dc, **a_only)
+    assert dc.units == ("W",) and dc.passed and dc.reaction_s is not None
+    assert check(dc, "follows_limit").detail.startswith("Steps down to 10.0 kW")
 
     tight = reports["tight"]
     all_passed_but(tight, follows_limit="skipped", profile_expiry="skipped")
