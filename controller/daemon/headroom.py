@@ -20,6 +20,11 @@ from controller.rules.line_loads import amps_per_kw, charger_lines, collinear_li
 from controller.rules.shed import KW_MARGIN
 
 EPS = 1e-12
+RESERVE_A = 1.0
+"""Kept free on every line [A]: the offer goes up to the usable limit less this. A run offers on
+the load measured now, while the planner plans on the base load held at its peak over a minute:
+the rest of a line flickers (and an EV may draw a little above its limit) — an offer that filled
+the line to the last tenth of an amp would have the shed act on the next flicker (and end the run)."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,8 @@ def headroom(
     grid_power_w: float | None = None,
 ) -> float:
     """The most ``charger``'s connector may be offered now [AC: A per phase; DC: kW], so that no
-    node on its path (its circuit up to the grid) goes above its usable limit (limit − margin),
-    everything else as last measured; clamped to [0, the charger's maximum].
+    node on its path (its circuit up to the grid) goes above its usable limit (limit − margin)
+    less :data:`RESERVE_A`, everything else as last measured; clamped to [0, the charger's maximum].
 
     Per node and line the charger's current reaches (its phasors at that node: a single-phase
     charger one line, a line-to-line one two, through a transformer the primary lines it feeds,
@@ -80,7 +85,7 @@ def headroom(
             load = loads_a.get(node)
             if load is None or any(math.isnan(x) for x in load):
                 return 0.0
-            usable = site.node_limit_a(node) - site.node_margin_a(node)
+            usable = site.node_limit_a(node) - site.node_margin_a(node) - RESERVE_A
             summed = site.node_limit_sum(node) == "arithmetic"
             flags = collinear_lines(site, node)
             for ln in range(3):
