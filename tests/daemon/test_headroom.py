@@ -97,7 +97,8 @@ def test_offered_the_headroom_no_node_goes_over_whatever_the_angles(charger_id: 
         measured = rng.random() < 0.7
         own = OwnDraw(drawn if measured else None, _grid(ch, own_a + rng.uniform(0.0, 5.0)))
         h = headroom(US, ch, loads, own)
-        assert 0.0 <= h <= (ch.max_kw if ch.kind == "dc" else ch.max_a or math.inf)
+        top = ch.max_kw if ch.kind == "dc" else ch.max_a
+        assert 0.0 <= h <= (top if top is not None else math.inf)
         if h <= 0.0:
             continue
         checked += 1
