@@ -75,6 +75,8 @@ class RunContext:
         self.ev_stuck = False
         """The EV stopped drawing and did not come back (``resume_after_zero`` failed)."""
         self.sent: list[Sent] = []
+        self.ev_transaction: str | None = None
+        """The transaction the EV checks run in (set when they start): its end aborts the run."""
 
     # --- what it is ---------------------------------------------------------------------------
     @property
@@ -91,6 +93,14 @@ class RunContext:
         fs = self.port.site.failsafe
         return fs.dc_kw if self.kind == "dc" else fs.charger_a
 
+    @property
+    def allowance_s(self) -> float:
+        """How long after a new limit the draw may still show the old one [s]: the reaction limit,
+        or — for a slower EV — its measured reaction plus one meter interval (a reaction measured
+        from samples varies by up to that much from one step to the next)."""
+        measured = self.reaction_s + self.options.sample_s if self.reaction_s is not None else 0.0
+        return max(self.options.reaction_bound_s, measured)
+
     def state(self) -> ChargerState:
         return self.port.state(self.charger_id)
 
@@ -101,12 +111,19 @@ class RunContext:
         return self.port.clock()
 
     def check_alive(self) -> None:
-        """Raise :class:`Aborted` unless the charger is still on the session the run started on."""
+        """Raise :class:`Aborted` unless the charger is still on the session the run started on
+        (and, once the EV checks began, its EV still in the same transaction)."""
         current = self.port.session(self.charger_id)
         if current is None:
             raise Aborted(f"charger {self.charger_id} disconnected")
         if current is not self.session:
             raise Aborted(f"charger {self.charger_id} reconnected (a new OCPP session)")
+        if self.ev_transaction is not None:
+            tx = self.transaction()
+            if tx is None or str(tx.transaction_id) != self.ev_transaction:
+                raise Aborted(
+                    f"the EV's transaction {self.ev_transaction} on connector {self.connector} ended during the run"
+                )
 
     def target(self, *, add: Iterable[str] = (), drop: Iterable[str] = ()) -> Target:
         """The connector's target as the controller sees it, with what this run found (``add``
@@ -158,9 +175,15 @@ class RunContext:
 
     # --- waiting ------------------------------------------------------------------------------
     async def sleep(self, seconds: float) -> None:
-        self.check_alive()
-        await self.port.sleep(seconds)
-        self.watch.poll()
+        """Wait ``seconds``, taking the meter values as they come (every ``poll_s``)."""
+        end = self.now().timestamp() + seconds
+        while True:
+            self.check_alive()
+            self.watch.poll()
+            left = end - self.now().timestamp()
+            if left <= 0:
+                return
+            await self.port.sleep(min(self.options.poll_s, left))
 
     async def wait_until(self, pred: Callable[[], bool], timeout_s: float) -> bool:
         """Poll until ``pred()`` (True) or ``timeout_s`` has passed (False)."""
@@ -171,7 +194,8 @@ class RunContext:
                 return True
             if self.now().timestamp() >= end:
                 return False
-            await self.sleep(min(self.options.poll_s, max(0.0, end - self.now().timestamp())))
+            self.check_alive()
+            await self.port.sleep(min(self.options.poll_s, max(0.0, end - self.now().timestamp())))
 
     async def wait_sample(self, pred: Callable[[Sample], bool], since: datetime, timeout_s: float) -> Sample | None:
         """The first sample taken at or after ``since`` for which ``pred`` holds, waiting at most

@@ -1,5 +1,5 @@
 """The checks that need an EV charging: ``phases_in_use``, ``follows_limit``, ``min_current``,
-``resume_after_zero``, ``profile_expiry`` and, over all of them, ``ignores_limit``.
+``resume_after_zero``, ``profile_expiry`` and, over every step before the expiry, ``ignores_limit``.
 
 Every limit goes out as a short control profile (:attr:`CommissionOptions.step_profile_s`)
 capped at the connector's headroom at the moment of sending; the draw is read from the meter
@@ -271,8 +271,7 @@ class EvChecks:
         if limit < fs + 2 * tol:
             why = f"the EV draws at most {limit:.1f} {ctx.unit}, not clearly above the fail-safe {fs:g} {ctx.unit}"
             return Check(name, None, None, f"Not tested: {why}.")
-        # the EV's own reaction (measured by follows_limit) may be slower than the limit: allowed for
-        bound = max(self.o.reaction_bound_s, ctx.reaction_s or 0.0)
+        bound = ctx.allowance_s  # the EV's own reaction (follows_limit) may be slower than the limit
         try:  # the schedule lasts expiry_s once the EV has had time to come up to the limit
             spec = ctx.build(limit, self.o.expiry_s + bound)
         except NoSafeProfile as exc:
@@ -310,7 +309,7 @@ class EvChecks:
         ctx = self.ctx
         if self.started is None:
             return False
-        grace = max(self.o.reaction_bound_s, ctx.reaction_s or 0.0)
+        grace = ctx.allowance_s
         samples = ctx.watch.since(self.started)
         worst, where = ctx.log.worst_excess(samples, grace)
         tol = ctx.tolerance

@@ -60,9 +60,10 @@ class CommissionOptions:
     finds."""
     expiry_s: float = 10.0
     """``profile_expiry``: how long the expiring profile's schedule lasts after the EV had time to
-    follow it (one reaction limit, or the measured reaction if slower); its ``validTo`` lies two
-    such reaction times later, so a charger that holds the last period until ``validTo`` shows it,
-    and the draw must fall to the fail-safe limit within one reaction time of the schedule's end."""
+    follow it (the run's reaction allowance: the reaction limit, or a slower EV's measured reaction
+    plus a meter interval); its ``validTo`` lies two allowances later, so a charger that holds the
+    last period until ``validTo`` shows it, and the draw must fall to the fail-safe limit within one
+    allowance of the schedule's end."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

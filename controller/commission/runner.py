@@ -12,7 +12,8 @@ after which the charger is back on its fail-safe.
 
 :func:`commission` raises :class:`CommissionError` before anything is sent (unknown charger, not
 connected, no such connector); once started it never raises: a charger that disconnects (or
-reconnects) mid-run gives a Report ``aborted`` with ``error``. Cancelling the task stops at once
+reconnects) mid-run, or an EV whose transaction ends during the EV checks, gives a Report
+``aborted`` with ``error``. Cancelling the task stops at once
 — nothing more is sent; the profiles sent end by themselves and the fail-safe stays.
 """
 
@@ -84,6 +85,7 @@ class _Run:
             await self._checks()
         except Aborted as exc:
             LOG.warning("commissioning of %s aborted: %s", self.ctx.charger_id, exc)
+            await self._restore_sampling()
             return self.report("aborted", str(exc))
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
@@ -126,6 +128,8 @@ class _Run:
             for name in ev_names:
                 self.add(Check(name, None, None, why))
             return
+        tx = ctx.transaction()
+        ctx.ev_transaction = str(tx.transaction_id) if tx is not None else None
         await EvChecks(ctx, self.add).run()
 
     async def _restore_sampling(self) -> None:
