@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.client.status",
     "controller.fleet.cli",
     "controller.client.depart",
+    "controller.client.commission",
 )
 RIG_COMMAND_MODULES: tuple[str, ...] = ("hil.demo",)
 """Sub-commands of the test rig (``depotctl demo``): registered only where the rig is importable —

@@ -24,6 +24,7 @@ from controller.client.view_format import (
     LocalClock,
     bar,
     clock_offset,
+    commissioned_mark,
     duration,
     num,
     offset_size,
@@ -205,8 +206,9 @@ def chargers_table(chargers: Sequence[ChargerInfo], clock: LocalClock) -> Table:
     """One row per session (a charger without a session gets one row of its own).
 
     ``OCPP``: version (or ``offline``), the last status and whether the charger is under control:
-    UNCONTROLLED, the fail-safe profile confirmed (✓/✗), the clock offset (charger minus ours), with
-    notes below the table saying why and what to do; ``limit``: the offered limit and why;
+    UNCONTROLLED, the fail-safe profile confirmed (✓/✗), the clock offset (charger minus ours), its
+    last commissioning (``comm.`` passed, FAILED, running, never), with notes below the table saying
+    why and what to do; ``limit``: the offered limit and why;
     ``draw A``: measured current per phase L1 L2 L3; ``kWh``: delivered/need, → expected by departure.
     """
     table = Table(title="Chargers", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
@@ -234,9 +236,7 @@ def chargers_table(chargers: Sequence[ChargerInfo], clock: LocalClock) -> Table:
             limit.append(f"\n{ch.limit_source}", style="dim")
         sessions: list[SessionInfo | None] = list(ch.sessions) or [None]
         for i, session in enumerate(sessions):
-            head: list[RenderableType] = (
-                [ch.id, ch.circuit, link, limit, triple(ch.current_a)] if i == 0 else [""] * 5
-            )
+            head: list[RenderableType] = [ch.id, ch.circuit, link, limit, triple(ch.current_a)] if i == 0 else [""] * 5
             table.add_row(*head, *_session_cells(session, clock))
     notes = control_notes(chargers, clock)
     if notes is not None:
@@ -247,7 +247,8 @@ def chargers_table(chargers: Sequence[ChargerInfo], clock: LocalClock) -> Table:
 
 def control_lines(ch: ChargerInfo) -> Text:
     """Is the charger under control: UNCONTROLLED (nothing when controlled), whether its fail-safe
-    profile is confirmed (✓/✗; nothing when not reported), the clock offset (``clock —`` unmeasured)."""
+    profile is confirmed (✓/✗; nothing when not reported), the clock offset (``clock —`` unmeasured),
+    its last commissioning (nothing from a daemon that does not report it)."""
     lines: list[Text] = []
     if ch.uncontrolled is not None:
         lines.append(Text("UNCONTROLLED", style="bold red"))
@@ -260,6 +261,8 @@ def control_lines(ch: ChargerInfo) -> Text:
     else:
         off = abs(ch.clock_offset_s) > CLOCK_WARN_S
         lines.append(Text(f"clock {clock_offset(ch.clock_offset_s)}", style="bold yellow" if off else "dim"))
+    if "commissioned" in ch.model_fields_set:
+        lines.append(commissioned_mark(ch.commissioned))
     return Text("\n").join(lines)
 
 
@@ -282,6 +285,10 @@ def control_notes(chargers: Sequence[ChargerInfo], clock: LocalClock) -> Text | 
             side = "ahead of" if ch.clock_offset_s > 0 else "behind"
             line = Text(f"⚠ {ch.id} clock {offset_size(ch.clock_offset_s)} {side} ours", style="yellow")
             line.append(" · covered in its profiles; set its time source (NTP)", style="dim")
+            lines.append(line)
+        if ch.commissioned == "failed" and "commissioned" in ch.model_fields_set:
+            line = Text(f"⚠ {ch.id} failed its last commissioning", style="yellow")
+            line.append(f" · `depotctl commission {ch.id}` runs it again and shows what failed", style="dim")
             lines.append(line)
     return Text("\n").join(lines) if lines else None
 

@@ -124,3 +124,13 @@ def offset_size(seconds: float) -> str:
 def clock_offset(offset_s: float) -> str:
     """``+0.3 s`` (the charger is ahead of us), ``-120 s`` (behind)."""
     return ("+" if offset_s >= 0 else "-") + offset_size(offset_s)
+
+
+COMMISSIONED_STYLE = {"passed": "green", "failed": "bold red", "running": "bold cyan", "never": "dim"}
+
+
+def commissioned_mark(state: str) -> Text:
+    """A charger's last commissioning (``depotctl commission``), in the status's OCPP column:
+    ``comm. passed``, ``comm. FAILED`` (a check failed or the run was aborted), ``comm. running``,
+    ``comm. never``."""
+    return Text(f"comm. {state.upper() if state == 'failed' else state}", style=COMMISSIONED_STYLE.get(state, ""))
