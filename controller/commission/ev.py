@@ -276,12 +276,17 @@ class EvChecks:
             spec = ctx.build(limit, self.o.expiry_s + bound)
         except NoSafeProfile as exc:
             return Check(name, None, None, f"Not tested: {exc}.")
+        end = spec.expires_at
         if spec.valid_to is not None:  # a charger that holds the last period until validTo shows it
             spec = replace(spec, valid_to=spec.valid_to + timedelta(seconds=2 * bound))
+            if spec.kind == "Absolute" and spec.charger_end is not None:  # now the (whole-second) duration's end
+                end = spec.charger_end - timedelta(seconds=spec.clock_offset_s or 0.0)
+            spec = replace(spec, expires_at=end, expires_not_before=end)
         sent = await self.send(spec)
         if isinstance(sent, str):
             return Check(name, None, None, f"Not tested: {sent}.")
-        end = spec.expires_at if spec.expires_at is not None else sent.sent_at + timedelta(seconds=self.o.expiry_s)
+        if end is None:
+            end = sent.sent_at + timedelta(seconds=self.o.expiry_s + bound)
         up = await ctx.wait_sample(lambda s: s.value >= limit - tol, sent.sent_at, self.o.follow_wait_s)
         if up is None:
             return Check(name, None, None, f"Not tested: the draw did not come up to {limit:.1f} {ctx.unit}.")

@@ -60,6 +60,8 @@ CASES = (
     Case("noev", ev=None, no_ev=True),
     Case("tight", headroom=7.0),
     Case("dc", site={"kind": "dc", "max_kw": 20.0}),  # the rig's charger stands in for a DC one's input
+    Case("relative", {"quirks": frozenset({"relative_profiles"})}),
+    Case("conn0", {"quirks": frozenset({"txdefault_on_connector_0"})}, ev=None, no_ev=True),
 )
 
 
@@ -89,7 +91,7 @@ async def test_every_rig_behaviour_is_found(server_factory: Callable[..., Any]) 
     seen: dict[str, list[Report]] = {c.cid: [] for c in CASES}
     try:
         await asyncio.gather(*(s.connect(url) for s in sims.values()))
-        accepting = [c.cid for c in CASES if not c.sim.get("reject_profiles")]
+        accepting = [c.cid for c in CASES if not c.sim.get("reject_profiles")]  # (after quirk fall-backs)
         await eventually(lambda: all(cs.state(cid).failsafe is not None for cid in accepting), 5.0, "fail-safes")
         await asyncio.gather(*(sims[c.cid].plug_in(c.ev) for c in CASES if c.ev is not None))
         runs = [
@@ -168,6 +170,12 @@ async def test_every_rig_behaviour_is_found(server_factory: Callable[..., Any]) 
     all_passed_but(dc, **a_only)
     assert dc.units == ("W",) and dc.passed and dc.reaction_s is not None
     assert check(dc, "follows_limit").detail.startswith("Steps down to 10.0 kW")
+
+    for cid, quirk in (("relative", "relative_profiles"), ("conn0", "txdefault_on_connector_0")):
+        found = reports[cid]  # rejected in A and in W as sent: found by trying the quirks, as the controller does
+        all_passed_but(found, **({name: "skipped" for name in EV_CHECKS} if cid == "conn0" else {}))
+        assert found.ocpp_quirks_line == f"ocpp_quirks: [{quirk}]"  # not the internal relative_failsafe
+        assert f"Accepted only with quirk {quirk}." in check(found, "current_profile").detail
 
     tight = reports["tight"]
     all_passed_but(tight, follows_limit="skipped", profile_expiry="skipped")
