@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from controller.chargers.profiles import INTERNAL_OPTIONS, NoSafeProfile, ProfileSpec, Target
-from controller.commission.context import RunContext, Sent
+from controller.chargers.profiles import INTERNAL_OPTIONS, NoSafeProfile, Target
+from controller.commission.context import RunContext, Sent, describe
 from controller.commission.report import Check
 
 SECURITY_PROFILES = {0: "0 (none: for a lab only)", 1: "1 (HTTP Basic)", 2: "2 (TLS and HTTP Basic)"}
@@ -15,18 +15,6 @@ STRUCTURAL_QUIRKS = ("txdefault_on_connector_0", "stack_level_zero_only", "relat
 """Tried, one at a time, when a profile is rejected in both units (as the controller would)."""
 COMPOSITE_TOLERANCE = 0.1
 """Composite limits are rounded to 0.1 (A or W)."""
-
-
-def describe(spec: ProfileSpec) -> str:
-    """One line naming what was sent."""
-    limits = "/".join(f"{p.limit:g}" for p in spec.periods)
-    where = f"connector {spec.connector_id}, stack {spec.stack_level}, {spec.kind}"
-    if spec.transaction_id is not None:
-        where += f", transaction {spec.transaction_id}"
-    if spec.periods and spec.periods[0].phases is not None and spec.unit == "W":
-        where += f", numberPhases {spec.periods[0].phases}"
-    life = "" if spec.duration_s is not None or spec.valid_to is not None else ", permanent"
-    return f"{spec.purpose} {limits} {spec.unit} ({where}{life})"
 
 
 def sentence(text: str) -> str:

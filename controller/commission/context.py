@@ -22,6 +22,23 @@ from controller.model.site import Charger
 EPS = 1e-6
 
 
+def fmt(value: float | None, unit: str) -> str:
+    """A measured value for a detail text (``None``: "nothing")."""
+    return "nothing" if value is None else f"{value:.1f} {unit}"
+
+
+def describe(spec: ProfileSpec) -> str:
+    """One line naming what was sent."""
+    limits = "/".join(f"{p.limit:g}" for p in spec.periods)
+    where = f"connector {spec.connector_id}, stack {spec.stack_level}, {spec.kind}"
+    if spec.transaction_id is not None:
+        where += f", transaction {spec.transaction_id}"
+    if spec.periods and spec.periods[0].phases is not None and spec.unit == "W":
+        where += f", numberPhases {spec.periods[0].phases}"
+    life = "" if spec.duration_s is not None or spec.valid_to is not None else ", permanent"
+    return f"{spec.purpose} {limits} {spec.unit} ({where}{life})"
+
+
 class Aborted(Exception):
     """The charger went away (disconnected, or reconnected: a new session) in the middle of a run."""
 
@@ -168,6 +185,16 @@ class RunContext:
         if out.accepted and spec.profile_id != FAILSAFE_PROFILE_ID:
             self.log.add(out.limit, sent_at, out.answered_at)
         return out
+
+    async def offer(self, spec: ProfileSpec) -> Sent | str:
+        """Send ``spec`` if it allows nothing above the headroom now: the accepted profile, else
+        why not (over the headroom, or the charger's answer)."""
+        if not self.within_headroom(spec):
+            return f"{describe(spec)} would exceed the headroom of {self.headroom():.1f} {self.unit}"
+        sent = await self.send(spec)
+        if not sent.accepted:
+            return f"{describe(spec)} answered {sent.result.detail or sent.result.status}"
+        return sent
 
     def within_headroom(self, spec: ProfileSpec) -> bool:
         """``spec`` allows nothing above the headroom now."""

@@ -1,5 +1,6 @@
 """The checks that need an EV charging: ``phases_in_use``, ``follows_limit``, ``min_current``,
-``resume_after_zero``, ``profile_expiry`` and, over every step before the expiry, ``ignores_limit``.
+``resume_after_zero``, then ``profile_expiry`` (:mod:`.expiry`) — and, over every step before it,
+``ignores_limit``.
 
 Every limit goes out as a short control profile (:attr:`CommissionOptions.step_profile_s`)
 capped at the connector's headroom at the moment of sending; the draw is read from the meter
@@ -12,20 +13,15 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timedelta
 
-from controller.chargers.profiles import NoSafeProfile, ProfileSpec
-from controller.commission.basic import describe
-from controller.commission.context import RunContext, Sent
+from controller.chargers.profiles import NoSafeProfile
+from controller.commission.context import RunContext, Sent, fmt
+from controller.commission.expiry import profile_expiry
 from controller.commission.measure import Sample
 from controller.commission.report import Check
 
 Add = Callable[[Check], None]
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    return "nothing" if value is None else f"{value:.1f} {unit}"
 
 
 class EvChecks:
@@ -47,16 +43,7 @@ class EvChecks:
             spec = ctx.build(capped, self.o.step_profile_s if ttl_s is None else ttl_s, ctx.target(drop=drop))
         except NoSafeProfile as exc:
             return str(exc)
-        return await self.send(spec)
-
-    async def send(self, spec: ProfileSpec) -> Sent | str:
-        ctx = self.ctx
-        if not ctx.within_headroom(spec):
-            return f"{describe(spec)} would exceed the headroom of {ctx.headroom():.1f} {ctx.unit}"
-        sent = await ctx.send(spec)
-        if not sent.accepted:
-            return f"{describe(spec)} answered {sent.result.detail or sent.result.status}"
-        return sent
+        return await ctx.offer(spec)
 
     def skip_rest(self, names: tuple[str, ...], why: str) -> None:
         for name in names:
@@ -90,7 +77,7 @@ class EvChecks:
         if self.ignores():
             self.add(Check("profile_expiry", None, None, "Not tested: the charger ignores limits (ignores_limit)."))
         else:
-            self.add(await self.expiry())
+            self.add(await profile_expiry(self.ctx))
 
     async def settle(self, raised: Sent, before: Sample | None) -> None:
         """After the first raise: wait until the EV draws what it will under it (it reached the
@@ -124,7 +111,7 @@ class EvChecks:
             self.add(Check("phases_in_use", None, None, "No EV charging: no per-phase draw to count."))
             return
         ctx.phases_in_use = used
-        shown = ", ".join(f"L{i + 1} {_fmt(v, 'A')}" for i, v in enumerate(latest.phases_a[: ctx.charger.phases]))
+        shown = ", ".join(f"L{i + 1} {fmt(v, 'A')}" for i, v in enumerate(latest.phases_a[: ctx.charger.phases]))
         detail = f"{shown}: the EV draws on {used} of the charger's {ctx.charger.phases} phases."
         sized = {p.phases for s in ctx.sent if s.accepted and s.spec.unit == "W" for p in s.spec.periods[:1]}
         if ctx.kind == "ac" and "A" not in ctx.units and sized and max(p or 0 for p in sized) < ctx.charger.phases:
@@ -170,7 +157,7 @@ class EvChecks:
             hit = await ctx.wait_sample(reached, sent.sent_at, self.o.follow_wait_s)
             if hit is None:
                 now = ctx.watch.latest()
-                still = _fmt(now.value if now else None, ctx.unit)
+                still = fmt(now.value if now else None, ctx.unit)
                 way = "down" if down else "up"
                 notes.append(f"{way} to {sent.limit:.1f} {ctx.unit}: still {still} after {self.o.follow_wait_s:g} s")
                 followed = False
@@ -182,7 +169,7 @@ class EvChecks:
         ctx.reaction_s = round(median, 2) if median is not None else None
         bound = self.o.reaction_bound_s
         ok = followed and median is not None and median <= bound
-        detail = "Steps " + "; ".join(notes) + f". Median reaction {_fmt(median, 's')}, allowed {bound:g} s."
+        detail = "Steps " + "; ".join(notes) + f". Median reaction {fmt(median, 's')}, allowed {bound:g} s."
         if not ok and median is not None and median > bound:
             detail += " The EV (or the charger) reacts slowly: the plan and the shed allow for the measured time."
         self.add(Check("follows_limit", ok, ctx.reaction_s, detail))
@@ -234,7 +221,7 @@ class EvChecks:
         paused = await ctx.wait_sample(lambda s: s.value <= tol, zero.sent_at, self.o.follow_wait_s)
         if paused is None:
             now = ctx.watch.latest()
-            why = f"Sent {zero.limit:g} A: the EV did not pause (still {_fmt(now.value if now else None, 'A')})."
+            why = f"Sent {zero.limit:g} A: the EV did not pause (still {fmt(now.value if now else None, 'A')})."
             self.add(Check(name, None, None, why + " Resume not testable (see ignores_limit)."))
             return
         back = await self.step(min_a, drop=("no_resume_after_zero",))
@@ -256,59 +243,6 @@ class EvChecks:
         detail = f"Paused at {zero.limit:g} A; drew {resumed.value:.1f} A again {took:.1f} s after {back.limit:g} A."
         self.add(Check(name, True, round(took, 2), detail))
 
-    async def expiry(self) -> Check:
-        ctx, tol = self.ctx, self.ctx.tolerance
-        name = "profile_expiry"
-        if ctx.ev_stuck:
-            return Check(name, None, None, "Not tested: the EV stopped drawing (resume_after_zero).")
-        fs = ctx.failsafe_limit
-        headroom = ctx.headroom()
-        limit = min(headroom, ctx.ev_draw if ctx.ev_draw is not None else headroom)
-        if headroom < fs + 2 * tol:
-            why = f"the headroom ({headroom:.1f} {ctx.unit}) allows no limit clearly above the fail-safe"
-            why += f" {fs:g} {ctx.unit}"
-            return Check(name, None, None, f"Not tested: {why}.")
-        if limit < fs + 2 * tol:
-            why = f"the EV draws at most {limit:.1f} {ctx.unit}, not clearly above the fail-safe {fs:g} {ctx.unit}"
-            return Check(name, None, None, f"Not tested: {why}.")
-        bound = ctx.allowance_s  # the EV's own reaction (follows_limit) may be slower than the limit
-        try:  # the schedule lasts expiry_s once the EV has had time to come up to the limit
-            spec = ctx.build(limit, self.o.expiry_s + bound)
-        except NoSafeProfile as exc:
-            return Check(name, None, None, f"Not tested: {exc}.")
-        end = spec.expires_at
-        if spec.valid_to is not None:  # a charger that holds the last period until validTo shows it
-            spec = replace(spec, valid_to=spec.valid_to + timedelta(seconds=2 * bound))
-            if spec.kind == "Absolute" and spec.charger_end is not None:  # now the (whole-second) duration's end
-                end = spec.charger_end - timedelta(seconds=spec.clock_offset_s or 0.0)
-            spec = replace(spec, expires_at=end, expires_not_before=end)
-        sent = await self.send(spec)
-        if isinstance(sent, str):
-            return Check(name, None, None, f"Not tested: {sent}.")
-        if end is None:
-            end = sent.sent_at + timedelta(seconds=self.o.expiry_s + bound)
-        up = await ctx.wait_sample(lambda s: s.value >= limit - tol, sent.sent_at, self.o.follow_wait_s)
-        if up is None:
-            return Check(name, None, None, f"Not tested: the draw did not come up to {limit:.1f} {ctx.unit}.")
-        await ctx.wait_until(lambda: ctx.now() >= end, max(0.0, (end - ctx.now()).total_seconds()) + 1.0)
-        fell = await ctx.wait_sample(lambda s: s.value <= fs + tol, end, bound)
-        sent_text = f"Sent {describe(spec)}, its schedule ending after {self.o.expiry_s + bound:g} s"
-        sent_text += f" (validTo {2 * bound:g} s later)"
-        if fell is not None:
-            took = (fell.at - end).total_seconds()
-            ctx.disproved.add("holds_last_limit")
-            detail = f"{sent_text}: {fell.value:.1f} {ctx.unit} {took:.1f} s after its end."
-            return Check(name, True, round(took, 2), detail)
-        after = ctx.watch.since(end)
-        held = max((s.value for s in after), default=None)
-        ctx.found.add("holds_last_limit")
-        detail = (
-            f"{sent_text}: still {_fmt(held, ctx.unit)} {bound:g} s after its end, above the fail-safe"
-            f" {fs:g} {ctx.unit}."
-            " Quirk holds_last_limit: the charger is budgeted as holding its last limit until a lower one is sent."
-        )
-        return Check(name, False, round(held, 1) if held is not None else None, detail)
-
     def ignores(self) -> bool:
         """``ignores_limit`` over every sample since the first step; True when it failed."""
         ctx = self.ctx
@@ -321,7 +255,7 @@ class EvChecks:
         if where is not None and worst > tol:
             allowed = ctx.log.allowed(where.at, grace)
             detail = (
-                f"Drew {where.value:.1f} {ctx.unit} where {_fmt(allowed, ctx.unit)} was allowed"
+                f"Drew {where.value:.1f} {ctx.unit} where {fmt(allowed, ctx.unit)} was allowed"
                 f" ({grace:g} s after the limit changed): it ignores limits. It is left out of the plan and budgeted"
                 " at what it draws."
             )
