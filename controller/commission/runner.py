@@ -4,8 +4,7 @@ order, against one connected charger, ending in a :class:`~controller.commission
 The sequence: ``connects``; ask for meter values every :attr:`CommissionOptions.sample_s`;
 ``clock``; ``failsafe_profile``; ``current_profile`` and ``power_profile`` (:mod:`.basic`); then,
 unless ``no_ev``, wait for a transaction on the connector and run the EV checks (:mod:`.ev`,
-:mod:`.expiry`); ask
-for the site's ``ocpp.meter_sample_s`` again. Every profile goes out through
+:mod:`.expiry`); ask for the site's ``ocpp.meter_sample_s`` again. Every profile goes out through
 :meth:`CommissionPort.send_spec` (into the controller's book of what the charger may hold) and
 none offers more than :meth:`CommissionPort.headroom_a` at the moment it is sent; every control
 profile it sends ends by itself (``validTo``) within :attr:`CommissionOptions.step_profile_s`,
