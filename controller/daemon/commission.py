@@ -45,7 +45,7 @@ from controller.chargers.session import MEASURANDS, OcppSession
 from controller.chargers.state import ChargerState
 from controller.commission.report import CHECK_NAMES, Report
 from controller.commission.runner import CommissionError, CommissionOptions, commission
-from controller.daemon.headroom import OwnDraw, headroom
+from controller.daemon.headroom import RESERVE_A, OwnDraw, headroom
 from controller.daemon.ports import Clock, FailsafeView, Observation, Recorder
 from controller.daemon.sessions import REACTION_S, budget_grid_a, fresh_s
 from controller.daemon.status import Commissioned
@@ -177,14 +177,19 @@ class Commissioning:
         return frozenset(self._runs)
 
     def held_budgets_a(self) -> dict[str, PhaseCurrents]:
-        """The held chargers at their maximum on their lines (grid A): what the planner counts them at."""
+        """The held chargers at their maximum on their lines (grid A), plus the headroom's reserve
+        (:data:`~controller.daemon.headroom.RESERVE_A`) on each: what the planner counts them at —
+        so the plan leaves the run's lines that little slack for a flickering load, which would
+        otherwise have the shed end the run."""
         site = self.ports.site()
         out: dict[str, PhaseCurrents] = {}
         for cid in self._runs:
             try:
-                out[cid] = self.ports.max_a(site.charger(cid))
+                top = self.ports.max_a(site.charger(cid))
             except KeyError:
                 continue
+            with_reserve = [a + RESERVE_A if a > 0.0 else 0.0 for a in top]
+            out[cid] = (with_reserve[0], with_reserve[1], with_reserve[2])
         return out
 
     def reaction_s(self, charger_id: str) -> float:

@@ -184,7 +184,7 @@ class Daemon:
             budgets=self.budgets, dispatch=self.dispatch, failsafe=self.failsafe, plans=self.plans,
             recorder=self.recorder, storage_broken=lambda: self.recorder.broken, metrics=self.metrics,
             spawn=self.spawn, replan=self.replan.set, cycle_done=self.watchdog.cycle_done, stop=self.stop_event,
-            held=self.commission.held, reaction_of=self.commission.reaction_s,
+            held_budgets_a=self.commission.held_budgets_a, reaction_of=self.commission.reaction_s,
         )
 
     def _status_face(self) -> StatusFace:

@@ -115,8 +115,8 @@ class FastPorts:
     replan: Callable[[], None]
     cycle_done: Callable[[bool, bool], None]  # (good, completed): the watchdog
     stop: asyncio.Event
-    held: Callable[[], frozenset[str]] = frozenset
-    """The chargers commissioning runs hold: not planned, budgeted at their maximum for the planner."""
+    held_budgets_a: Callable[[], Mapping[str, PhaseCurrents]] = dict
+    """The chargers commissioning runs hold, and what the planner counts each at (its maximum)."""
     reaction_of: Callable[[str], float] | None = None
     """Per charger, its EVs' reaction time [s] (the shed's allowance; None: the default for all)."""
 
@@ -196,7 +196,7 @@ class FastLoop:
         """Chargers: measured draws, budgets for those out of contact and those not under control."""
         p = self.ports
         out = _ChargerRound()
-        held = p.held()
+        under_test = p.held_budgets_a()
         for ch in site.chargers:
             st = p.states.get(ch.id)
             connected = st is not None and st.connected
@@ -205,13 +205,13 @@ class FastLoop:
                 out.draws[ch.id] = draw
             if st is not None:
                 out.used[ch.id] = phases_used(st)
-            commissioning = st is not None and connected and ch.id in held
+            commissioning = st is not None and connected and ch.id in under_test
             if commissioning:
                 # a commissioning run has it: not planned, and for the planner at its maximum from
                 # the start, so the others make room (its measured draw leaves the base load, as an
                 # uncontrolled one's); the loads count it as any connected charger (below)
                 out.with_session[ch.id] = out.with_session_low[ch.id] = draw or (0.0, 0.0, 0.0)
-                out.budgets[ch.id] = p.budgets.max_a(ch)
+                out.budgets[ch.id] = under_test[ch.id]
             elif st is not None and connected and ch.id in p.dispatch.uncontrolled:
                 # not planned: its measured draw stays load (subtracted here, added back as a budget,
                 # so metered and unmetered nodes both carry it once); unknown → its maximum
