@@ -290,6 +290,22 @@
     return lines;
   }
 
+  // Its last commissioning (`depotctl commission`): passed, failed (or aborted), running now, never.
+  // A daemon that does not report it (null) shows nothing rather than "never".
+  const COMMISSIONED = {
+    passed: ["state ok", "✓ Passed", "every check of its last commissioning passed"],
+    failed: ["state bad", "⚠ Failed", "a check of its last commissioning failed, or the run was aborted: see depotctl commission"],
+    running: ["state warn", "⟳ Running", "being commissioned now: out of the plan, budgeted at its maximum"],
+    never: ["muted", "Never", "not commissioned yet: run depotctl commission"],
+  };
+
+  function commissionedCell(ch) {
+    const known = Object.prototype.hasOwnProperty.call(COMMISSIONED, ch.commissioned) ? COMMISSIONED[ch.commissioned] : null;
+    if (!known) return h("span", { class: "muted", text: "—" });
+    const [cls, text, title] = known;
+    return h("span", { class: cls, title, text });
+  }
+
   function renderChargers(st, clock) {
     if (!st.chargers.length) return fill("chargers", h("p", { class: "empty", text: "No chargers configured." }));
     const bodies = st.chargers.map((ch) => {
@@ -306,6 +322,7 @@
         h("td", { rowspan: span, text: ch.circuit }),
         h("td", { rowspan: span }, conn, ch.status ? h("small", { class: "block", text: ch.status }) : null),
         h("td", { rowspan: span, class: "control" }, controlCell(ch, clock)),
+        h("td", { rowspan: span, class: "commissioned" }, commissionedCell(ch)),
         h("td", { rowspan: span }, limit),
         h("td", { rowspan: span, class: "num" }, phases(ch.current_a) || h("span", { class: "muted", text: "not reported" })),
       ];
@@ -331,7 +348,7 @@
         uncontrolled ? ` ${uncontrolled} UNCONTROLLED.` : "",
         noFailsafe ? ` ${noFailsafe} without a confirmed fail-safe profile.` : ""),
       table("Chargers and their sessions",
-        ["Charger", "Circuit", "Connection", "Control", "Limit (why)", "Draw L1 · L2 · L3", "Vehicle", "Delivered / need", "SoC", "Departure", "ETA", "Readiness"],
+        ["Charger", "Circuit", "Connection", "Control", "Commissioned", "Limit (why)", "Draw L1 · L2 · L3", "Vehicle", "Delivered / need", "SoC", "Departure", "ETA", "Readiness"],
         bodies, "chargers"));
   }
 
