@@ -2,8 +2,8 @@
 
 Reports from earlier runs are in the database before the daemon starts (what they found is put to
 use at once); then every endpoint is called by every role, with bad input, and one run (no EV:
-the rig has none plugged in) goes from start to report; a stop in the middle of a run leaves it
-aborted in the database.
+the rig has none plugged in) goes from start to report; the fail-safe ends a run and refuses new
+ones; a stop in the middle of a run leaves it aborted in the database.
 """
 
 from __future__ import annotations
@@ -166,10 +166,20 @@ async def test_commissioning_over_the_api(tmp_path: Path) -> None:
         history = (await http(r, "GET", f"{BASE}/CP04/commission/history", viewer)).json()
         assert [h["state"] for h in history] == ["finished"]
 
+        # the fail-safe ends a run (safety first), and no run starts in it
+        assert (await http(r, "POST", f"{BASE}/CP04/commission", admin, json_body={"no_ev": True})).status == 202
+        r.rig.sim_meter("grid-meter").misbehave("nan")
+        await wait_async(ended, 10, "the fail-safe to end CP04's run")
+        report = (await http(r, "GET", f"{BASE}/CP04/commission", viewer)).json()
+        assert report["state"] == "aborted" and report["error"].startswith("fail-safe: "), report
+        assert not d.commission.holds("CP04")
+        refused = await http(r, "POST", f"{BASE}/CP04/commission", admin)
+        assert refused.status == 409 and refused.json()["detail"].startswith("the site is in fail-safe (")
+        r.rig.sim_meter("grid-meter").heal()
+        await wait_for(lambda: not d.failsafe.state.active, 15, "normal control again")
+
         # a stop in the middle of a run: aborted, and said why
         assert (await http(r, "POST", f"{BASE}/CP04/commission", admin, json_body={"no_ev": True})).status == 202
     stored = CommissionStore(tmp_path / "depot.db").history("CP04")
-    assert [(h.state, h.error) for h in stored] == [
-        ("aborted", "the controller stopped during the run"),
-        ("finished", None),
-    ]
+    assert [h.state for h in stored] == ["aborted", "aborted", "finished"]
+    assert stored[0].error == "the controller stopped during the run"
