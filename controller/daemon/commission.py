@@ -388,9 +388,12 @@ class Commissioning:
                 LOG.error("commissioning of %s: %s", cid, exc)
 
     def load(self, store: CommissionStore, now: datetime) -> None:
-        """At start: the reports SQLite keeps (a run still "running" there was interrupted: aborted
-        now), and what the latest finished ones found, put to use."""
+        """At start, before the history writer opens the database: the reports SQLite keeps (a run
+        still "running" there was interrupted: aborted now), and what the latest finished ones
+        found, put to use. No database yet: nothing to read (the history writer creates it)."""
         self.store = store
+        if not store.exists:
+            return
         for report in store.close_unfinished(INTERRUPTED, now):
             LOG.warning("commissioning of %s started %s did not end: %s", report.charger, report.started, INTERRUPTED)
         known = {ch.id for ch in self.ports.site().chargers}

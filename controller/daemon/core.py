@@ -320,12 +320,12 @@ class Daemon:
 
     def _open_store(self) -> None:
         now = self.clock()
-        restored = self.recorder.open(self.site.storage.path, now)
-        self._restore(restored, now)
-        try:  # the commissioning reports: what earlier runs found is used from the start
+        try:  # the commissioning reports (before the history writer has the file): used from the start
             self.commission.load(CommissionStore(self.site.storage.path), now)
         except Exception:  # history, not control: the daemon runs without them
             LOG.exception("commissioning reports in %s not read", self.site.storage.path)
+        restored = self.recorder.open(self.site.storage.path, now)
+        self._restore(restored, now)
         for warning in self.fleet.restore(restored, now):  # departures and schedules set through the API
             LOG.warning("restoring departures: %s", warning)
         for ch in self.site.chargers:

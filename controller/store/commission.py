@@ -47,12 +47,19 @@ class CommissionStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._migrated = False
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
         conn = connect(self.path)
         try:
-            migrate(conn)
+            if not self._migrated:  # once: a migration check is a write transaction
+                migrate(conn)
+                self._migrated = True
             yield conn
         finally:
             conn.close()
