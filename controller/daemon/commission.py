@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -448,10 +448,6 @@ class Commissioning:
 
     def site_report(self) -> list[Report]:
         return [self._latest[ch.id] for ch in self.ports.site().chargers if ch.id in self._latest]
-
-    def reports(self) -> Mapping[str, Report]:
-        """Per charger, its latest report (read-only)."""
-        return self._latest
 
 
 def changes(before: Report | None, now: Report) -> list[str]:
