@@ -9,13 +9,17 @@ daemon's JSON) on stdout. ``--timeout S`` bounds each run (default 900 s): a run
 is left to the daemon and the command fails.
 
 ``depotctl commission --all [--report FILE.html]`` does every connected charger of the status, one
-after the other (a charger without an EV gets the checks that need none: the run skips the EV checks
-when nothing draws), and writes the site acceptance report (:mod:`controller.commission.html`),
-chargers that are not connected included as not commissioned. Its date, the site's name and the
-controller's version come from the daemon's status (its clock, not this machine's).
+after the other (a charger without an EV charging gets the checks that need none, and is reported
+INCOMPLETE unless ``--no-ev`` says no EV is to be tested), and writes the site acceptance report
+(:mod:`controller.commission.html`), chargers that are not connected included as not
+commissioned. Its date, the site's name and the controller's version come from the daemon's
+status (its clock, not this machine's).
 
-Exit status: 0 every check passed (skipped ones do not fail); 1 a check failed, a run was aborted
-or timed out, the daemon went away, or the report could not be written; 2 bad input — a bad
+Exit status: 0 the run passed — every check passed and everything asked was tested (checks skipped
+with ``--no-ev``, or not applying to the charger, do not fail it); 1 a check failed, the run was
+incomplete (the EV checks not made for want of an EV charging without ``--no-ev``, a check not
+made for want of headroom), a run was aborted or timed out, the daemon went away, or the report
+could not be written; 2 bad input — a bad
 argument, an unknown charger, one that is not connected or already being commissioned, no token or
 the wrong one, no daemon answering — with one line on stderr.
 """
@@ -272,11 +276,15 @@ def report_lines(report: Report, changes: Sequence[str], *, first: bool | None =
     elif word == "FAILED":
         names = ", ".join(c.name for c in failed_checks(report))
         head = f"{report.charger}: FAILED — {names} ({tally})"
+    elif word == "INCOMPLETE":
+        head = f"{report.charger}: INCOMPLETE — not everything was tested ({tally})"
     elif word == "ABORTED":
         head = f"{report.charger}: ABORTED — {report.error or 'the run did not finish'} ({tally})"
     else:
-        head = f"{report.charger}: INCOMPLETE — still running ({tally})"
+        head = f"{report.charger}: RUNNING — not finished yet ({tally})"
     lines = [head]
+    if report.state != "aborted":
+        lines += [f"  not tested: {reason}" for reason in report.incomplete]
     what = [
         f"OCPP {report.ocpp_version}" if report.ocpp_version else None,
         " ".join(x for x in (report.vendor, report.model) if x) or None,

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from controller.chargers.profiles import INTERNAL_OPTIONS, NoSafeProfile, Target
-from controller.commission.context import RunContext, Sent, describe
+from controller.commission.context import RunContext, Sent, answer, describe
 from controller.commission.report import Check
 
 SECURITY_PROFILES = {0: "0 (none: for a lab only)", 1: "1 (HTTP Basic)", 2: "2 (TLS and HTTP Basic)"}
 STRUCTURAL_QUIRKS = ("txdefault_on_connector_0", "stack_level_zero_only", "relative_profiles")
-"""Tried, one at a time, when a profile is rejected in both units (as the controller would)."""
+"""Tried, one at a time, when a profile is refused in both units (as the controller would; not
+when the charger did not answer: no answer says nothing about the profile's shape)."""
 COMPOSITE_TOLERANCE = 0.1
 """Composite limits are rounded to 0.1 (A or W)."""
 
@@ -79,7 +80,7 @@ def _periods(payload: Any) -> tuple[str, list[tuple[int, float]]] | None:
 async def failsafe_profile(ctx: RunContext) -> Check:
     spec = ctx.port.failsafe_spec(ctx.charger_id)
     sent = await ctx.send(spec)
-    what = f"Sent {describe(spec)}: {sent.result.detail or sent.result.status}."
+    what = f"Sent {describe(spec)}: {answer(ctx, sent.result)}."
     if not sent.accepted:
         return Check(
             "failsafe_profile",
@@ -135,23 +136,28 @@ async def _wait_for_phases(ctx: RunContext, no_ev: bool) -> None:
     await ctx.wait_until(lambda: ctx.target().phases_in_use is not None, ctx.options.follow_wait_s)
 
 
+class NoRoom(str):
+    """Why nothing was sent: the headroom allows no test profile (a condition of the run, not the
+    charger's doing: the run is incomplete)."""
+
+
 async def _probe(ctx: RunContext, target: Target) -> Sent | str:
     """Send a short control profile at the fail-safe limit (≤ the headroom) built for ``target``;
-    the answer, or why nothing could be sent."""
+    the answer, or why nothing could be sent (:class:`NoRoom`: for lack of headroom)."""
     limit = min(ctx.failsafe_limit, ctx.headroom())
     try:
         spec = ctx.build(limit, ctx.options.probe_s, target)
     except NoSafeProfile as exc:
         return str(exc)
     if not ctx.within_headroom(spec):
-        return f"headroom {ctx.headroom():.1f} {ctx.unit} allows no test profile"
+        return NoRoom(f"headroom {ctx.headroom():.1f} {ctx.unit} allows no test profile")
     return await ctx.send(spec)
 
 
-def _answer(sent: Sent | str) -> str:
+def _answer(ctx: RunContext, sent: Sent | str) -> str:
     if isinstance(sent, str):
         return f"not sent: {sent}"
-    return f"sent {describe(sent.spec)} for {_life_s(sent):g} s: {sent.result.detail or sent.result.status}"
+    return f"sent {describe(sent.spec)} for {_life_s(sent):g} s: {answer(ctx, sent.result)}"
 
 
 def _life_s(sent: Sent) -> float:
@@ -169,11 +175,11 @@ async def units(ctx: RunContext, *, no_ev: bool) -> tuple[Check, Check]:
         w_dc = await _probe(ctx, w_target)
         if _ok(w_dc):
             ctx.units.append("W")
-        return current, _unit_check("power_profile", "W", w_dc, "")
+        return current, _unit_check(ctx, "power_profile", "W", w_dc, "")
     a_sent = await _probe(ctx, ctx.target(drop=["power_only"]))
     w_sent = await _probe(ctx, w_target)
     note = ""
-    if isinstance(a_sent, Sent) and isinstance(w_sent, Sent) and not a_sent.accepted and not w_sent.accepted:
+    if _refused(a_sent) and _refused(w_sent):
         found = await _try_quirks(ctx, ctx.state().learned_quirks)
         if found is not None:
             quirk, a_sent, w_sent = found
@@ -183,29 +189,46 @@ async def units(ctx: RunContext, *, no_ev: bool) -> tuple[Check, Check]:
         ctx.disproved.add("power_only")
     if _ok(w_sent):
         ctx.units.append("W")
-    current = _unit_check("current_profile", "A", a_sent, note)
+    current = _unit_check(ctx, "current_profile", "A", a_sent, note)
     if not _ok(a_sent) and isinstance(a_sent, Sent):
         if _ok(w_sent):
             ctx.found.add("power_only")
             extra = " It takes W only: quirk power_only (limits go out in W, sized by the phases the EV uses)."
+        elif a_sent.unanswered or (isinstance(w_sent, Sent) and w_sent.unanswered):
+            extra = (
+                " The charger does not answer SetChargingProfile in time: a charger that does not answer is"
+                " uncontrolled — left out of the plan and budgeted at what it draws (its maximum while unknown),"
+                " each profile sent counted as in force until it can have ended. Check its link (signal,"
+                " latency) and its firmware; no quirk was tried (no answer says nothing about the profile)."
+            )
         else:
             extra = (
                 " It accepts no profile in A or in W: a charger without smart charging, budgeted at its maximum"
                 " whatever the plan."
             )
         current = Check("current_profile", False, None, current.detail + extra)
-    return current, _unit_check("power_profile", "W", w_sent, note)
+    return current, _unit_check(ctx, "power_profile", "W", w_sent, note)
 
 
 def _ok(sent: Sent | str) -> bool:
     return isinstance(sent, Sent) and sent.accepted
 
 
-def _unit_check(name: str, unit: str, sent: Sent | str, note: str) -> Check:
-    """Passed: accepted; failed: answered otherwise; skipped: nothing could be sent (why)."""
+def _refused(sent: Sent | str) -> bool:
+    """The charger answered, and not with Accepted (a timeout is no answer)."""
+    return isinstance(sent, Sent) and not sent.accepted and not sent.unanswered
+
+
+def _unit_check(ctx: RunContext, name: str, unit: str, sent: Sent | str, note: str) -> Check:
+    """Passed: accepted; failed: answered otherwise, or not at all; skipped: nothing could be sent
+    (for lack of headroom: the run is then incomplete)."""
     if isinstance(sent, str):
-        return Check(name, None, None, f"Not tested: {sent} (test it with an EV charging).")
-    detail = sentence(_answer(sent)) + (note if sent.accepted else "")
+        if isinstance(sent, NoRoom):
+            why = ctx.not_tested(name, f"{sent} (commission it again when the site has room)")
+        else:
+            why = f"{sent} (test it with an EV charging)"
+        return Check(name, None, None, f"Not tested: {why}.")
+    detail = sentence(_answer(ctx, sent)) + (note if sent.accepted else "")
     return Check(name, sent.accepted, unit if sent.accepted else None, detail)
 
 
@@ -221,4 +244,6 @@ async def _try_quirks(ctx: RunContext, learned: Iterable[str]) -> tuple[str, Sen
         if _ok(a_sent) or _ok(w_sent):  # (a quirk that leaves nothing to send: not this one)
             ctx.found.add(quirk)
             return quirk, a_sent, w_sent
+        if any(isinstance(s, Sent) and s.unanswered for s in (a_sent, w_sent)):
+            return None  # no answer: stop trying, as the controller does
     return None

@@ -39,6 +39,14 @@ def describe(spec: ProfileSpec) -> str:
     return f"{spec.purpose} {limits} {spec.unit} ({where}{life})"
 
 
+def answer(ctx: RunContext, result: ApplyResult) -> str:
+    """What the charger answered, in words: a timeout as what it is — no answer (the profile may be
+    in force all the same), not a refusal."""
+    if result.status == "timeout":
+        return f"no answer within {ctx.port.site.ocpp.call_timeout_s:g} s (it may be in force all the same)"
+    return result.detail or result.status
+
+
 class Aborted(Exception):
     """The charger went away (disconnected, or reconnected: a new session) in the middle of a run."""
 
@@ -55,6 +63,11 @@ class Sent:
     @property
     def accepted(self) -> bool:
         return self.result.status == "accepted"
+
+    @property
+    def unanswered(self) -> bool:
+        """The charger did not answer in time: it may have applied the profile (or may yet)."""
+        return self.result.status == "timeout"
 
     @property
     def limit(self) -> float:
@@ -94,6 +107,9 @@ class RunContext:
         self.sent: list[Sent] = []
         self.ev_transaction: str | None = None
         """The transaction the EV checks run in (set when they start): its end aborts the run."""
+        self.incomplete: list[str] = []
+        """Why a check was not made for want of an EV charging or of headroom (the run then did not
+        test what it was asked to: :attr:`~controller.commission.report.Report.incomplete`)."""
 
     # --- what it is ---------------------------------------------------------------------------
     @property
@@ -117,6 +133,11 @@ class RunContext:
         from samples varies by up to that much from one step to the next)."""
         measured = self.reaction_s + self.options.sample_s if self.reaction_s is not None else 0.0
         return max(self.options.reaction_bound_s, measured)
+
+    def not_tested(self, name: str, why: str) -> str:
+        """Record that check ``name`` could not be made (``why``: a sentence); returns ``why``."""
+        self.incomplete.append(f"{name}: {why}")
+        return why
 
     def state(self) -> ChargerState:
         return self.port.state(self.charger_id)
@@ -173,7 +194,9 @@ class RunContext:
         )
 
     async def send(self, spec: ProfileSpec) -> Sent:
-        """Send ``spec`` as it is; an accepted control profile joins the limit log."""
+        """Send ``spec`` as it is; a control profile that was accepted — or not answered in time, so
+        may be in force — joins the limit log (``ignores_limit`` must not blame the charger for
+        following a limit it applied without saying so)."""
         self.check_alive()
         sent_at = self.now()
         result = await self.port.send_spec(self.charger_id, spec)
@@ -182,8 +205,11 @@ class RunContext:
         self.check_alive()
         out = Sent(spec, result, sent_at, self.now())
         self.sent.append(out)
-        if out.accepted and spec.profile_id != FAILSAFE_PROFILE_ID:
-            self.log.add(out.limit, sent_at, out.answered_at)
+        if spec.profile_id != FAILSAFE_PROFILE_ID:
+            if out.accepted:
+                self.log.add(out.limit, sent_at, out.answered_at)
+            elif out.unanswered:
+                self.log.add(out.limit, sent_at, None)
         return out
 
     async def offer(self, spec: ProfileSpec) -> Sent | str:
@@ -192,8 +218,10 @@ class RunContext:
         if not self.within_headroom(spec):
             return f"{describe(spec)} would exceed the headroom of {self.headroom():.1f} {self.unit}"
         sent = await self.send(spec)
+        if sent.unanswered:
+            return f"{describe(spec)}: {answer(self, sent.result)}"
         if not sent.accepted:
-            return f"{describe(spec)} answered {sent.result.detail or sent.result.status}"
+            return f"{describe(spec)} answered {answer(self, sent.result)}"
         return sent
 
     def within_headroom(self, spec: ProfileSpec) -> bool:

@@ -2,11 +2,23 @@
 
 A control profile at a limit clearly above the fail-safe one (≤ the headroom, ≤ what the EV
 draws) is sent with a schedule lasting :attr:`CommissionOptions.expiry_s` once the EV has had time
-to follow it, and a ``validTo`` two reaction allowances after that; within one allowance of the
-schedule's end the draw must fall to the fail-safe limit. A charger that holds the last period
-(until ``validTo``, or longer) fails it: quirk ``holds_last_limit``, which makes the controller
-budget it as holding its last limit until a lower one is sent (docs/safety.md). The profile ends by
-itself either way.
+to follow it, and a ``validTo`` two reaction allowances after the schedule's end. What the charger
+does then is one of three:
+
+* the draw falls to the fail-safe limit within one allowance of the schedule's end: it falls back
+  at the end of the schedule (OCPP's reading) — passed;
+* it holds the last period after the schedule's end but falls back by ``validTo`` (plus one
+  allowance): it holds *until validTo* — firmwares differ here (docs/safety.md, hazard 10), and
+  since every control profile the controller sends carries ``validTo`` = its end and is budgeted
+  until then, this needs nothing — passed, the detail says so;
+* it still draws above the fail-safe one allowance after ``validTo``: it holds the last limit
+  *past validTo* (until a newer profile replaces it) — failed: quirk ``holds_last_limit``, which
+  makes the controller budget it as holding its last limit until a lower one is accepted
+  (docs/safety.md, hazard 23).
+
+Waiting past ``validTo`` is what tells the last two apart. The profile ends by itself on a
+charger that keeps to ``validTo``; one that does not is held at its maximum for the run anyway.
+A check not made for want of headroom or of an EV drawing enough makes the run incomplete.
 """
 
 from __future__ import annotations
@@ -18,57 +30,73 @@ from controller.chargers.profiles import NoSafeProfile
 from controller.commission.context import RunContext, describe, fmt
 from controller.commission.report import Check
 
+NAME = "profile_expiry"
+
+
+def _not_tested(ctx: RunContext, why: str) -> Check:
+    return Check(NAME, None, None, f"Not tested: {ctx.not_tested(NAME, why)}.")
+
 
 async def profile_expiry(ctx: RunContext) -> Check:
     """The check (see the module docstring); the quirk ``holds_last_limit`` when it fails."""
     o, tol = ctx.options, ctx.tolerance
-    name = "profile_expiry"
     if ctx.ev_stuck:
-        return Check(name, None, None, "Not tested: the EV stopped drawing (resume_after_zero).")
+        return Check(NAME, None, None, "Not tested: the EV stopped drawing (resume_after_zero).")
     fs = ctx.failsafe_limit
     headroom = ctx.headroom()
     limit = min(headroom, ctx.ev_draw if ctx.ev_draw is not None else headroom)
     if headroom < fs + 2 * tol:
         why = f"the headroom ({headroom:.1f} {ctx.unit}) allows no limit clearly above the fail-safe"
-        why += f" {fs:g} {ctx.unit}"
-        return Check(name, None, None, f"Not tested: {why}.")
+        return _not_tested(ctx, f"{why} {fs:g} {ctx.unit}")
     if limit < fs + 2 * tol:
         why = f"the EV draws at most {limit:.1f} {ctx.unit}, not clearly above the fail-safe {fs:g} {ctx.unit}"
-        return Check(name, None, None, f"Not tested: {why}.")
+        return _not_tested(ctx, why)
     bound = ctx.allowance_s  # the EV's own reaction (follows_limit) may be slower than the limit
+    hold_s = 2 * bound
     try:  # the schedule lasts expiry_s once the EV has had time to come up to the limit
         spec = ctx.build(limit, o.expiry_s + bound)
     except NoSafeProfile as exc:
-        return Check(name, None, None, f"Not tested: {exc}.")
+        return _not_tested(ctx, str(exc))
     end = spec.expires_at
+    offset = timedelta(seconds=spec.clock_offset_s or 0.0)
     if spec.valid_to is not None:  # a charger that holds the last period until validTo shows it
-        spec = replace(spec, valid_to=spec.valid_to + timedelta(seconds=2 * bound))
+        spec = replace(spec, valid_to=spec.valid_to + timedelta(seconds=hold_s))
         if spec.kind == "Absolute" and spec.charger_end is not None:  # now the (whole-second) duration's end
-            end = spec.charger_end - timedelta(seconds=spec.clock_offset_s or 0.0)
+            end = spec.charger_end - offset
         spec = replace(spec, expires_at=end, expires_not_before=end)
     sent = await ctx.offer(spec)
     if isinstance(sent, str):
-        return Check(name, None, None, f"Not tested: {sent}.")
+        return _not_tested(ctx, sent)
     if end is None:
         end = sent.sent_at + timedelta(seconds=o.expiry_s + bound)
+    valid_to = spec.valid_to - offset if spec.valid_to is not None else None  # our clock
     up = await ctx.wait_sample(lambda s: s.value >= limit - tol, sent.sent_at, o.follow_wait_s)
     if up is None:
-        return Check(name, None, None, f"Not tested: the draw did not come up to {limit:.1f} {ctx.unit}.")
+        return _not_tested(ctx, f"the draw did not come up to {limit:.1f} {ctx.unit}")
     await ctx.wait_until(lambda: ctx.now() >= end, max(0.0, (end - ctx.now()).total_seconds()) + 1.0)
-    fell = await ctx.wait_sample(lambda s: s.value <= fs + tol, end, bound)
+    last = max(end, valid_to if valid_to is not None else end) + timedelta(seconds=bound)
+    fell = await ctx.wait_sample(lambda s: s.value <= fs + tol, end, max(0.0, (last - ctx.now()).total_seconds()))
     sent_text = f"Sent {describe(spec)}, its schedule ending after {o.expiry_s + bound:g} s"
-    sent_text += f" (validTo {2 * bound:g} s later)"
+    sent_text += f" (validTo {hold_s:g} s later)"
+    held = max((s.value for s in ctx.watch.between(end, fell.at if fell is not None else last)), default=None)
     if fell is not None:
         took = (fell.at - end).total_seconds()
         ctx.disproved.add("holds_last_limit")
-        detail = f"{sent_text}: {fell.value:.1f} {ctx.unit} {took:.1f} s after its end."
-        return Check(name, True, round(took, 2), detail)
-    after = ctx.watch.since(end)
-    held = max((s.value for s in after), default=None)
+        if took <= bound:
+            detail = f"{sent_text}: {fell.value:.1f} {ctx.unit} {took:.1f} s after its end."
+        else:
+            to_valid = (fell.at - valid_to).total_seconds() if valid_to is not None else took
+            detail = (
+                f"{sent_text}: it held {fmt(held, ctx.unit)} after the schedule's end and fell to"
+                f" {fell.value:.1f} {ctx.unit} {took:.1f} s after it ({to_valid:+.1f} s from validTo): the charger"
+                " holds the last period until validTo (firmwares differ at the end of a schedule). Every control"
+                " profile the controller sends carries validTo = its end and is budgeted until then: no quirk needed."
+            )
+        return Check(NAME, True, round(took, 2), detail)
     ctx.found.add("holds_last_limit")
     detail = (
-        f"{sent_text}: still {fmt(held, ctx.unit)} {bound:g} s after its end, above the fail-safe"
-        f" {fs:g} {ctx.unit}."
-        " Quirk holds_last_limit: the charger is budgeted as holding its last limit until a lower one is sent."
+        f"{sent_text}: still {fmt(held, ctx.unit)} {bound:g} s after its validTo, above the fail-safe"
+        f" {fs:g} {ctx.unit}: the charger holds its last limit past validTo."
+        " Quirk holds_last_limit: the charger is budgeted as holding its last limit until a newer profile replaces it."
     )
-    return Check(name, False, round(held, 1) if held is not None else None, detail)
+    return Check(NAME, False, round(held, 1) if held is not None else None, detail)

@@ -5,9 +5,10 @@ controller's version (``depotctl commission --all --report FILE`` passes the dae
 the wall clock). The page has no external assets (the style is inline, no script, no font or
 image fetched), every text from a charger or the site file is escaped, and it prints: a summary
 table, then per charger its result, what it is (OCPP version, vendor, model, firmware), what was
-measured, a table of every check (PASS / FAIL / SKIP as words, not colour alone), the lines to add
-to the site file and what changed since its last commissioning; a charger that was not run (not
-connected) is listed as such. A sign-off block ends it.
+measured, a table of every check (PASS / FAIL / SKIP as words, not colour alone), what the run
+could not test (an incomplete run: not passed), the lines to add to the site file and what
+changed since its last commissioning; a charger that was not run (not connected) is listed as
+such. A sign-off block ends it.
 
 The helpers :func:`measured_text`, :func:`site_lines` and :func:`result_word` are shared with the
 terminal output of ``depotctl commission`` so both say the same thing.
@@ -21,11 +22,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-from controller.commission.report import Check, Report
+from controller.commission.options import IEC_61851_REACTION_S
+from controller.commission.report import Check, Report, reaction_line_s
+
+__all__ = [
+    "CHECK_WORD",
+    "NOT_CONNECTED",
+    "Entry",
+    "NotRun",
+    "failed_checks",
+    "measured_text",
+    "reaction_line_s",
+    "result_word",
+    "site_lines",
+    "site_report",
+]
 
 NONE = "—"
-REACTION_MAX_S = 120.0
-"""The site file's largest ``reaction_s`` (``ChargerSection.reaction_s``, le=120)."""
 NOT_CONNECTED = "not connected — not commissioned"
 
 
@@ -61,28 +74,24 @@ def measured_text(value: float | int | str | list[str] | None) -> str:
     return str(value)
 
 
-def reaction_line_s(reaction_s: float) -> float:
-    """The ``reaction_s`` to write in the site file: the measurement rounded *up* to 0.1 s (an
-    allowance must not be shorter than what was measured), within the site file's bounds."""
-    return min(REACTION_MAX_S, max(0.1, math.ceil(round(reaction_s * 10, 6)) / 10))
-
-
 def site_lines(report: Report) -> list[str]:
     """The lines to add under the charger in the site file: its ``ocpp_quirks`` (when it needs any)
-    and the measured ``reaction_s`` (when one was measured); empty when there is nothing to add."""
-    lines = [report.ocpp_quirks_line] if report.ocpp_quirks_line else []
-    if report.reaction_s is not None and math.isfinite(report.reaction_s) and report.reaction_s > 0:
-        lines.append(f"reaction_s: {reaction_line_s(report.reaction_s):g}")
-    return lines
+    and its ``reaction_s`` (:attr:`Report.reaction_s_line`: only a reaction slower than the 5 s the
+    controller allows by default); empty when there is nothing to add."""
+    return [line for line in (report.ocpp_quirks_line, report.reaction_s_line) if line]
 
 
 def result_word(report: Report) -> str:
-    """``PASSED``, ``FAILED``, ``ABORTED`` (the run did not finish) or ``INCOMPLETE`` (still running)."""
+    """``PASSED``, ``FAILED`` (a check failed), ``INCOMPLETE`` (finished without a failed check but
+    without testing everything asked: :attr:`Report.incomplete`), ``ABORTED`` (the run did not
+    finish) or ``RUNNING``."""
     if report.state == "aborted":
         return "ABORTED"
     if report.state == "running":
-        return "INCOMPLETE"
-    return "PASSED" if report.passed else "FAILED"
+        return "RUNNING"
+    if report.failed:
+        return "FAILED"
+    return "INCOMPLETE" if report.incomplete else "PASSED"
 
 
 def failed_checks(report: Report) -> list[Check]:
@@ -212,7 +221,10 @@ def _summary(entries: Sequence[Entry]) -> str:
                 f"<td>{_e(e.reason)}</td><td>{NONE}</td></tr>"
             )
             continue
-        failed = ", ".join(c.name for c in failed_checks(e)) or NONE
+        failed = ", ".join(c.name for c in failed_checks(e))
+        if e.incomplete:
+            failed = "; ".join(x for x in (failed, f"not tested: {_not_tested_names(e)}") if x)
+        failed = failed or NONE
         lines = "<br>".join(f"<code>{_e(line)}</code>" for line in site_lines(e)) or NONE
         rows.append(
             f'<tr><td><a href="#{_anchor(e.charger)}">{_e(e.charger)}</a></td><td>{_result_badge(e)}</td>'
@@ -229,6 +241,11 @@ def _summary(entries: Sequence[Entry]) -> str:
             "</tbody></table></section>",
         ]
     )
+
+
+def _not_tested_names(report: Report) -> str:
+    """What an incomplete run did not test, by name (``EV checks``, ``profile_expiry`` …)."""
+    return ", ".join(dict.fromkeys(reason.split(":", 1)[0] for reason in report.incomplete))
 
 
 def _anchor(charger: str) -> str:
@@ -250,7 +267,7 @@ def _charger(entry: Entry, at: datetime, changes: Sequence[str] | None) -> str:
         ("Clock offset", None if r.clock_offset_s is None else f"{r.clock_offset_s:+.1f} s (charger minus controller)"),
         ("Phases in use", r.phases_in_use),
         ("Units accepted", ", ".join(r.units) or None),
-        ("EV reaction", None if r.reaction_s is None else f"{measured_text(r.reaction_s)} s (median of the steps)"),
+        ("EV reaction", None if r.reaction_s is None else f"{measured_text(r.reaction_s)} s (the slowest step down)"),
         ("EV checks", "skipped (--no-ev)" if r.no_ev else None),
         ("Aborted", r.error if r.state != "finished" else None),
     ]
@@ -263,7 +280,8 @@ def _charger(entry: Entry, at: datetime, changes: Sequence[str] | None) -> str:
     add = (
         f'<pre class="lines">{_e(chr(10).join(lines))}</pre>'
         if lines
-        else '<p class="none">Nothing to add: no quirk needed, no reaction time measured.</p>'
+        else '<p class="none">Nothing to add: no quirk needed, no reaction slower than'
+        f" {IEC_61851_REACTION_S:g} s measured.</p>"
     )
     parts = [
         head,
@@ -271,6 +289,13 @@ def _charger(entry: Entry, at: datetime, changes: Sequence[str] | None) -> str:
         "<table><thead><tr><th>check</th><th>result</th><th>measured</th><th>detail</th></tr></thead><tbody>",
         *rows,
         "</tbody></table>",
+    ]
+    if r.incomplete:
+        parts += [
+            "<h3>Not tested — the run is incomplete</h3>",
+            '<ul class="incomplete">' + "".join(f"<li>{_e(x)}</li>" for x in r.incomplete) + "</ul>",
+        ]
+    parts += [
         f"<h3>Add under <code>{_e(r.charger)}</code> in the site file</h3>",
         add,
     ]

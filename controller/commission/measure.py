@@ -4,9 +4,10 @@
   ``MeterValues``, per phase, on our clock — :class:`~controller.chargers.state.Reading.at`) as
   :class:`Sample` values in planner units: the busiest phase's current [A] for AC, the power
   [kW] for DC.
-* :class:`LimitLog` is the timeline of the limits the run had accepted; :meth:`LimitLog.allowed`
-  is what the connector may draw at a moment, a decrease counting only after a grace (the EV's
-  reaction): the yardstick of ``ignores_limit``.
+* :class:`LimitLog` is the timeline of the limits the run had accepted — or sent without an
+  answer in time (they may be in force: a charger answering late has applied them);
+  :meth:`LimitLog.allowed` is what the connector may draw at a moment, a decrease counting only
+  after a grace (the EV's reaction): the yardstick of ``ignores_limit``.
 
 Pure apart from reading the state it is given; nothing here reads a clock or sleeps.
 """
@@ -91,30 +92,37 @@ class DrawWatch:
 
 @dataclass(frozen=True)
 class Step:
-    """A limit the charger accepted: sent at ``sent_at``, answered at ``accepted_at``."""
+    """A limit sent at ``sent_at``: accepted at ``accepted_at``, or not answered in time (``None``:
+    it may be in force, from when it was sent)."""
 
     limit: float
     sent_at: datetime
-    accepted_at: datetime
+    accepted_at: datetime | None
+
+    @property
+    def certain(self) -> bool:
+        return self.accepted_at is not None
 
 
 @dataclass
 class LimitLog:
-    """The limits a run had in force, in order (planner units)."""
+    """The limits a run had (or may have had) in force, in order (planner units)."""
 
     steps: list[Step] = field(default_factory=list)
 
-    def add(self, limit: float, sent_at: datetime, accepted_at: datetime) -> None:
+    def add(self, limit: float, sent_at: datetime, accepted_at: datetime | None) -> None:
+        """One more limit; ``accepted_at`` None: sent but not answered in time."""
         self.steps.append(Step(limit, sent_at, accepted_at))
 
     def allowed(self, at: datetime, grace_s: float) -> float | None:
-        """The most the connector may draw at ``at``: the highest limit in force at any moment of
-        ``[at − grace_s, at]`` (a limit is in force from when it was sent until its successor was
-        accepted). ``None`` before the first step."""
+        """The most the connector may draw at ``at``: the highest limit that may be in force at any
+        moment of ``[at − grace_s, at]``. A limit may be in force from when it was sent until the
+        next *accepted* one was (one not answered may or may not have replaced what was in force
+        before it, so both count). ``None`` before the first step."""
         start = at - timedelta(seconds=grace_s)
         best: float | None = None
         for i, step in enumerate(self.steps):
-            until = self.steps[i + 1].accepted_at if i + 1 < len(self.steps) else None
+            until = next((s.accepted_at for s in self.steps[i + 1 :] if s.accepted_at is not None), None)
             if step.sent_at <= at and (until is None or until > start):
                 best = step.limit if best is None else max(best, step.limit)
         return best

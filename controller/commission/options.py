@@ -8,7 +8,9 @@ from dataclasses import dataclass, fields
 from controller.chargers.profiles import START_MARGIN_S
 
 IEC_61851_REACTION_S = 5.0
-"""IEC 61851-1: an EV follows a changed PWM duty cycle (a new limit) within 5 s."""
+"""IEC 61851-1: an EV follows a changed PWM duty cycle (a new limit) within 5 s — also the
+reaction the controller allows a charger by default: a measured reaction above it is what the
+report's ``reaction_s`` line is for."""
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,15 @@ class CommissionOptions:
     """How long to wait for a transaction on the connector (and then for a draw) before the EV
     checks are skipped as "no EV charging"."""
     reaction_limit_s: float | None = None
-    """``follows_limit`` fails when the median reaction is slower than this; ``None``: IEC
-    61851-1's 5 s plus one meter interval (the draw is seen at most that late)."""
+    """The reaction expected of an EV: the least allowance a draw gets after a limit changed
+    (``ignores_limit``, ``profile_expiry``; a slower EV's measured reaction lengthens it);
+    ``None``: IEC 61851-1's 5 s plus one meter interval (the draw is seen at most that late)."""
     follow_timeout_s: float | None = None
-    """How long one step waits for the draw to follow before it counts as not followed;
-    ``None``: three times the reaction limit."""
+    """How long one step waits for the draw to follow before it counts as not followed
+    (``follows_limit`` fails); ``None``: three times the reaction limit."""
     follow_steps: int = 4
-    """Steps of ``follows_limit`` (down, up, down, up …); the measured reaction is their median."""
+    """Steps of ``follows_limit`` (down, up, down, up …); the measured reaction is the slowest of
+    the steps down."""
     tolerance_a: float = 1.0
     """A draw within this of a limit follows it [A] (meters and EVs are not exact)."""
     tolerance_kw: float = 1.0
@@ -62,8 +66,8 @@ class CommissionOptions:
     """``profile_expiry``: how long the expiring profile's schedule lasts after the EV had time to
     follow it (the run's reaction allowance: the reaction limit, or a slower EV's measured reaction
     plus a meter interval); its ``validTo`` lies two allowances later, so a charger that holds the
-    last period until ``validTo`` shows it, and the draw must fall to the fail-safe limit within one
-    allowance of the schedule's end."""
+    last period until ``validTo`` shows it (the draw falls within one allowance of ``validTo``,
+    not of the schedule's end), and one that holds it past ``validTo`` too."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

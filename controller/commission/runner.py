@@ -4,7 +4,9 @@ order, against one connected charger, ending in a :class:`~controller.commission
 The sequence: ``connects``; ask for meter values every :attr:`CommissionOptions.sample_s`;
 ``clock``; ``failsafe_profile``; ``current_profile`` and ``power_profile`` (:mod:`.basic`); then,
 unless ``no_ev``, wait for a transaction on the connector and run the EV checks (:mod:`.ev`,
-:mod:`.expiry`); ask for the site's ``ocpp.meter_sample_s`` again. Every profile goes out through
+:mod:`.expiry`); ask for the site's ``ocpp.meter_sample_s`` again. A check that could not be made
+for want of an EV charging (without ``no_ev``) or of headroom makes the report incomplete
+(:attr:`~controller.commission.report.Report.incomplete`: not passed). Every profile goes out through
 :meth:`CommissionPort.send_spec` (into the controller's book of what the charger may hold) and
 none offers more than :meth:`CommissionPort.headroom_a` at the moment it is sent; every control
 profile it sends ends by itself (``validTo``) within :attr:`CommissionOptions.step_profile_s`,
@@ -125,6 +127,9 @@ class _Run:
         o = ctx.options
         if not await ctx.wait_until(lambda: ctx.transaction() is not None, o.ev_wait_s):
             why = f"No EV charging: no transaction on connector {ctx.connector} within {o.ev_wait_s:g} s."
+            ctx.not_tested(
+                "EV checks", why + " Commission it again with an EV plugged in and charging (or with --no-ev)."
+            )
             for name in ev_names:
                 self.add(Check(name, None, None, why))
             return
@@ -172,6 +177,7 @@ class _Run:
             firmware=st.firmware,
             controller_version=self.controller_version,
             error=error,
+            incomplete=tuple(ctx.incomplete),
             extra={
                 "connector": ctx.connector,
                 "kind": ctx.kind,

@@ -66,16 +66,19 @@ def test_a_check_as_it_completes() -> None:
 
 
 def test_the_report_passed_first_time() -> None:
-    r = _report("finished", Check("connects", True), Check("ignores_limit", None), reaction_s=1.23, vendor="ACME",
+    r = _report("finished", Check("connects", True), Check("ignores_limit", None), reaction_s=6.23, vendor="ACME",
                 model="WB", firmware="2.0", ocpp_version="1.6")  # fmt: skip
     assert report_lines(r, [], first=True) == [
         "CP07: PASSED — every check passed (1 passed, 0 failed, 1 skipped)",
         "  charger: OCPP 1.6 · ACME WB · firmware 2.0",
         "  quirks: none",
         "  add under CP07 in the site file:",
-        "      reaction_s: 1.3",
+        "      reaction_s: 6.3",
         "  first commissioning of CP07: nothing to compare with",
     ]
+    assert r.to_json()["reaction_s_line"] == "reaction_s: 6.3"  # the same line in the API's report
+    quick = _report("finished", Check("connects", True), reaction_s=0.38)  # within 5 s: no line (it would shorten)
+    assert "  nothing to add to the site file" in report_lines(quick, []) and quick.to_json()["reaction_s_line"] == ""
 
 
 def test_the_report_failed_with_quirks_and_changes() -> None:
@@ -95,6 +98,23 @@ def test_the_report_failed_with_quirks_and_changes() -> None:
         "  nothing to add to the site file",
         "  no change since the last commissioning",
     ]
+
+
+def test_an_incomplete_run_is_not_passed() -> None:
+    why = "EV checks: No EV charging: no transaction on connector 1 within 30 s. Commission it again with an EV."
+    r = _report("finished", Check("connects", True), Check("follows_limit", None), incomplete=(why,))
+    assert not r.passed and r.to_json()["passed"] is False and r.to_json()["incomplete"] == [why]
+    assert report_lines(r, [])[:2] == [
+        "CP07: INCOMPLETE — not everything was tested (1 passed, 0 failed, 1 skipped)",
+        f"  not tested: {why}",
+    ]
+    failed = _report("finished", Check("clock", False), incomplete=(why,))
+    assert report_lines(failed, [])[:2] == [
+        "CP07: FAILED — clock (0 passed, 1 failed, 0 skipped)",
+        f"  not tested: {why}",
+    ]
+    assert summary_line([r], []) == "site: 0 passed, 1 not passed (CP07)"
+    assert report_lines(_report("running"), [])[0] == "CP07: RUNNING — not finished yet (0 passed, 0 failed, 0 skipped)"
 
 
 def test_an_aborted_run_and_the_summary() -> None:
@@ -306,6 +326,7 @@ async def test_commission_against_the_daemon(tmp_path: Path) -> None:
         clock_line = lines[1 + CHECK_NAMES.index("clock")]
         assert 115 < float(clock_line.split()[2]) < 125, clock_line  # measured: the offset [s]
         assert "CP08: FAILED — clock (4 passed, 1 failed, 6 skipped)" in lines
+        assert any(x.startswith("  not tested: EV checks: No EV charging") for x in lines), lines  # not --no-ev
         assert "  first commissioning of CP08: nothing to compare with" in lines
         assert lines[-1] == f"site acceptance report written to {tmp_path / 'cp08.html'}"
         one = (tmp_path / "cp08.html").read_text(encoding="utf-8")

@@ -2,11 +2,13 @@
 ``Control`` on loopback (what the daemon's part does, without the daemon): the site's chargers,
 their OCPP sessions and states, the controller's targets and book. The headroom is set per
 charger by the test (default: the charger's maximum); every profile sent is recorded with the
-headroom at that moment, so a test can check none offered more."""
+headroom at that moment, so a test can check none offered more. ``before_send`` lets a test change
+a rig charger's behaviour for one particular profile (answer it late, say) just before it goes out."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,6 +36,8 @@ class LoopbackPort:
     headroom: dict[str, float] = field(default_factory=dict)
     """Per charger [A per phase; DC: kW]; a charger not in it: its maximum."""
     sent: list[SentRecord] = field(default_factory=list)
+    before_send: dict[str, Callable[[ProfileSpec], None]] = field(default_factory=dict)
+    """Per charger: called with each profile just before it is sent."""
 
     @property
     def site(self) -> Site:
@@ -56,6 +60,9 @@ class LoopbackPort:
 
     async def send_spec(self, charger_id: str, spec: ProfileSpec) -> ApplyResult:
         headroom = self.headroom_a(charger_id, spec.connector_id or 1)
+        hook = self.before_send.get(charger_id)
+        if hook is not None:
+            hook(spec)
         result = await self.cs.control.send_spec(charger_id, spec)
         self.sent.append(SentRecord(charger_id, spec, headroom, result.status))
         return result

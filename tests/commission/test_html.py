@@ -2,8 +2,9 @@
 the page, text escaped, nothing fetched from outside, the lines to add; rendered in headless Chromium.
 
 The reports are built by hand (a run's result is the runner's business, tested with the rig): one
-charger that passed, one that failed with a quirk and a measured reaction, one aborted, one whose
-vendor, firmware and details carry markup, and one that was not connected.
+charger that passed, one that failed with a quirk and a slow measured reaction, one aborted, one whose
+vendor, firmware and details carry markup, one incomplete (no EV charging, not --no-ev) and one
+that was not connected.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controller.commission.html import NOT_CONNECTED, NotRun, measured_text, reaction_line_s, site_lines, site_report
+from controller.commission.html import (
+    NOT_CONNECTED,
+    NotRun,
+    measured_text,
+    reaction_line_s,
+    result_word,
+    site_lines,
+    site_report,
+)
 from controller.commission.report import CHECK_NAMES, EV_CHECKS, Check, Report
 
 AT = datetime(2026, 12, 9, 14, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
@@ -55,6 +64,14 @@ def report(charger: str, failed: frozenset[str] = frozenset(), *, no_ev: bool = 
     return Report(charger, **fields)  # type: ignore[arg-type]
 
 
+NO_EV_CHARGING = "EV checks: No EV charging: no transaction on connector 1 within 30 s."
+INCOMPLETE = report(
+    "CP06",
+    checks=tuple(Check(n, None if n in EV_CHECKS else True, None, f"{n}: ok") for n in CHECK_NAMES),
+    incomplete=(NO_EV_CHARGING,),
+)
+
+
 def site() -> list[Report | NotRun]:
     hostile = report(
         "CP<3>&",
@@ -69,7 +86,7 @@ def site() -> list[Report | NotRun]:
             "CP02",
             frozenset({"power_profile", "profile_expiry"}),
             quirks=("holds_last_limit", "power_only"),
-            reaction_s=2.04,
+            reaction_s=7.44,
             phases_in_use=1,
             units=("A",),
             clock_offset_s=-120.3,
@@ -84,6 +101,7 @@ def site() -> list[Report | NotRun]:
             error="the charger disconnected",
         ),
         hostile,
+        INCOMPLETE,
         NotRun("CP05"),
     ]
 
@@ -126,11 +144,11 @@ def test_every_charger_and_check_is_on_the_page() -> None:
     html = page()
     text = " ".join(parsed(html).text)
     assert "Demo depot" in text and "2026-12-09 14:00:00 CET" in text and "depotctl 0.1.0" in text
-    for charger in ("CP01", "CP02", "CP03", "CP04", "CP<3>&", "CP05"):
+    for charger in ("CP01", "CP02", "CP03", "CP04", "CP<3>&", "CP05", "CP06"):
         assert charger in text, charger
     for name in CHECK_NAMES:
         assert text.count(name) >= 4, name  # one row per check of each of CP01 … CP03, more in CP02's summary
-    assert "6: 2 passed, 3 not passed, 1 not commissioned" in text
+    assert "7: 2 passed, 4 not passed, 1 not commissioned" in text
     assert "FAILED" in text and "PASSED" in text and "ABORTED" in text and "the charger disconnected" in text
     assert NOT_CONNECTED in text
     # CP03 ran without an EV: its EV checks are there, skipped
@@ -142,11 +160,12 @@ def test_every_charger_and_check_is_on_the_page() -> None:
 def test_the_lines_to_add_and_the_measurements() -> None:
     html = page()
     cp02 = html[html.index('id="charger-CP02"') : html.index('id="charger-CP03"')]
-    assert '<pre class="lines">ocpp_quirks: [holds_last_limit, power_only]\nreaction_s: 2.1</pre>' in cp02
+    assert '<pre class="lines">ocpp_quirks: [holds_last_limit, power_only]\nreaction_s: 7.5</pre>' in cp02
     assert "-120.3 s" in cp02 and ">1<" in cp02 and "Units accepted" in cp02
     assert cp02.count('class="check-fail"') == 2  # power_profile, profile_expiry
     cp01 = html[html.index('id="charger-CP01"') : html.index('id="charger-CP02"')]
-    assert '<pre class="lines">reaction_s: 0.7</pre>' in cp01 and ">0.6<" in cp01  # rounded up, never down
+    assert "0.64 s (the slowest step down)" in cp01 and ">0.6<" in cp01  # measured, shown ...
+    assert '<pre class="lines">' not in cp01 and "Nothing to add" in cp01  # ... but within 5 s: no line
     cp03 = html[html.index('id="charger-CP03"') : html.index('id="charger-CP04"')]
     assert "Nothing to add" in cp03
 
@@ -155,6 +174,10 @@ def test_reaction_and_measured_words() -> None:
     assert [reaction_line_s(x) for x in (0.64, 2.0, 2.01, 0.001, 500.0)] == [0.7, 2.0, 2.1, 0.1, 120.0]
     assert site_lines(report("X", quirks=("power_only",))) == ["ocpp_quirks: [power_only]"]
     assert site_lines(report("X")) == []
+    # a reaction_s line only above the 5 s the controller allows by default (a shorter one would shorten it)
+    assert [site_lines(report("X", reaction_s=r)) for r in (0.05, 4.99, 5.0, 5.01, 7.44)] == [
+        [], [], [], ["reaction_s: 5.1"], ["reaction_s: 7.5"],
+    ]  # fmt: skip
     assert [measured_text(v) for v in (None, 3, 1.23456, ["A", "W"], [], "1.6", True)] == [
         "—",
         "3",
@@ -195,6 +218,18 @@ def test_changes_since_the_last_commissioning() -> None:
     assert "Changes since" not in html[html.index('id="charger-CP03"') :]  # not known: not claimed
 
 
+def test_an_incomplete_run_has_not_passed() -> None:
+    assert not INCOMPLETE.passed and INCOMPLETE.state == "finished" and result_word(INCOMPLETE) == "INCOMPLETE"
+    failed = report("X", frozenset({"clock"}), incomplete=(NO_EV_CHARGING,))
+    assert result_word(failed) == "FAILED"  # a failed check says more than what was not tested
+    html = page()
+    cp06 = html[html.index('id="charger-CP06"') : html.index('id="charger-CP05"')]
+    assert '<span class="badge fail">INCOMPLETE</span>' in cp06 and "Not tested — the run is incomplete" in cp06
+    assert f"<li>{NO_EV_CHARGING}</li>" in cp06
+    summary = html[: html.index('id="charger-CP01"')]
+    assert '<span class="badge fail">INCOMPLETE</span></td><td>not tested: EV checks</td>' in summary
+
+
 def test_an_empty_site() -> None:
     text = " ".join(parsed(site_report([], site="Empty", at=AT, controller_version="0.1.0")).text)
     assert "no chargers in the site file" in text
@@ -230,10 +265,10 @@ def test_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom = render_dom(path)
     p = parsed(dom)
     text = " ".join(p.text)
-    for charger in ("CP01", "CP02", "CP03", "CP04", "CP<3>&", "CP05"):
+    for charger in ("CP01", "CP02", "CP03", "CP04", "CP<3>&", "CP05", "CP06"):
         assert charger in text, charger
     for name in CHECK_NAMES:
         assert name in text, name
-    assert "table" in p.tags and p.tags.count("section") == 8  # summary, six chargers, sign-off
+    assert "table" in p.tags and p.tags.count("section") == 9  # summary, seven chargers, sign-off
     assert "script" not in p.tags and "img" not in p.tags  # the hostile text stayed text
     assert HOSTILE in text and "ocpp_quirks: [holds_last_limit, power_only]" in text
