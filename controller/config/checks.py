@@ -23,6 +23,9 @@ from controller.model.presets import PRESET_NAMES
 from controller.model.site import Charger, Site
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+DEFAULT_REACTION_S = 5.0
+"""The reaction allowance of a charger without ``reaction_s`` [s] (IEC 61851-1's 5 s; the daemon's
+``controller.daemon.sessions.REACTION_S``): a commissioning measurement only ever lengthens it."""
 
 Report = Callable[[Path, str], None]
 
@@ -219,6 +222,14 @@ def _check_chargers(sf: SiteFile, error: Report, warn: Report) -> None:
         for j, quirk in enumerate(ch.ocpp_quirks):
             if quirk not in KNOWN_QUIRKS:
                 error(("chargers", i, "ocpp_quirks", j), f"unknown quirk {quirk!r}; known: {', '.join(KNOWN_QUIRKS)}")
+        if ch.reaction_s is not None and ch.reaction_s < DEFAULT_REACTION_S:
+            warn(
+                ("chargers", i, "reaction_s"),
+                f"{ch.reaction_s:g} s is below the {DEFAULT_REACTION_S:g} s default: it shortens this charger's "
+                "allowances — the wait before the chargers sharing its lines are raised after it was lowered, "
+                "the overload shed's and the 'ignores its limit' judgement's — for every EV it will charge, "
+                "not only the one measured (a commissioning measurement never shortens them, only this line does)",
+            )
         if ch.kind == "ac" and 0 < sf.failsafe.charger_a < ch.min_a:
             warn(
                 ("failsafe", "charger_a"),

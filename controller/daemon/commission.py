@@ -6,23 +6,27 @@
   :class:`~controller.commission.port.CommissionPort` made of the daemon's own parts
   (:class:`_RunPort`: the charger server's state and sessions, its
   :class:`~controller.chargers.control.Control` — every profile of the run goes through
-  ``Control.send_spec``, so the book of what the charger may hold stays whole — and the fast
-  loop's last observation for :meth:`Commissioning.headroom_a`);
+  ``Control.send_spec``, so the book of what the charger may hold stays whole, and every one
+  accepted is recorded in the history, so a restart budgets it (hazard 8) — and the fast loop's
+  last observation for :meth:`Commissioning.headroom_a`, with what the chargers drew when it was
+  taken (:meth:`Commissioning.observed`); a cancel, even before the run's first step, ends it);
 * **holds** the charger while its run goes on (:meth:`Commissioning.holds`): the dispatcher sends it
   nothing of its own (no plan limit, no refresh, no probe), the plan leaves it out and the fast
   loop budgets it at its maximum on its lines for the planner, so the other chargers make room.
   Safety still wins: when the overload shed or the fail-safe acts on it, or it disconnects,
-  reconnects or reboots, the run is cancelled (the runner leaves it on its fail-safe) and its
-  report says why (state aborted). When the run ends the charger is back under normal control
-  at once (a re-plan);
+  reconnects, reboots or leaves the site file (a reload), the run is cancelled (the runner leaves
+  it on its fail-safe) and its report says why (state aborted). When the run ends the charger is
+  back under normal control at once (a re-plan);
 * **keeps** every report: the latest per charger in memory (a running one with its checks so
   far), every one in SQLite (:class:`~controller.store.commission.CommissionStore`: written when
   the run starts and when it ends; a run a crash interrupted is marked aborted at the next start);
 * **uses what was learnt** (at start from SQLite, and after every finished run): the latest
   finished report's quirks go to ``Control.learn``, and each charger's reaction time
-  (:meth:`Commissioning.reaction_s`) is the site file's ``reaction_s``, else the latest measured
-  one, else :data:`~controller.daemon.sessions.REACTION_S` — the dispatcher, the "ignores its
-  limit" judgement, the learnt vehicle maxima and the shed read it;
+  (:meth:`Commissioning.reaction_s`) is the site file's ``reaction_s``, else the latest one
+  measured by a run whose ``follows_limit`` passed — never below
+  :data:`~controller.daemon.sessions.REACTION_S` (a measurement only ever lengthens the
+  allowance) — else ``REACTION_S``; the dispatcher, the "ignores its limit" judgement, the learnt
+  vehicle maxima and the shed read it;
 * **answers** the API (:class:`~controller.api.faces.CommissionFace`) and the status
   (:meth:`Commissioning.commissioned`).
 """
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -39,18 +43,20 @@ from typing import Any, Protocol
 from controller import __version__
 from controller.api.faces import CommissionRefused
 from controller.chargers.control import ApplyResult, Budget
-from controller.chargers.planning import grid_currents
+from controller.chargers.planning import grid_currents, session_id
 from controller.chargers.profiles import ProfileSpec, Target
 from controller.chargers.session import MEASURANDS, OcppSession
 from controller.chargers.state import ChargerState
 from controller.commission.report import CHECK_NAMES, Report
 from controller.commission.runner import CommissionError, CommissionOptions, commission
-from controller.daemon.headroom import RESERVE_A, OwnDraw, headroom
+from controller.daemon.draws import add3, max3, min3
+from controller.daemon.headroom import RESERVE_A, OwnDraw, beyond_a, headroom, with_others
 from controller.daemon.ports import Clock, FailsafeView, Observation, Recorder
-from controller.daemon.sessions import REACTION_S, budget_grid_a, fresh_s
+from controller.daemon.sessions import REACTION_S, Sent, budget_grid_a, fresh_s, reacted
 from controller.daemon.status import Commissioned
 from controller.model.site import Charger, Site
 from controller.model.snapshot import PhaseCurrents
+from controller.store import accepted_profile
 from controller.store.commission import CommissionStore
 
 LOG = logging.getLogger("depotctl.daemon.commission")
@@ -61,6 +67,14 @@ REACTION_CHANGE_S = 1.0
 """A measured reaction time that moved by at least this much [s] (and a quarter) is a change."""
 CLOCK_CHANGE_S = 30.0
 """A clock offset that moved by more than this [s] is a change."""
+OBSERVATION_MAX_CYCLES = 3.0
+"""The headroom is 0 when the fast loop's last observation is older than this many of its cycles
+(its meters' shortest poll interval): its cycles are failing, the loads are not known now."""
+SAMPLE_SLACK = 0.5
+"""A run's charger's reading counts as its draw when the loads were measured only if it was at
+most (1 + this) of the run's meter intervals (``CommissionOptions.sample_s``) old then: one
+interval, and half of one more for the way (a charger that did not take the run's interval reports
+less often: its older readings say nothing of what its EV draws now)."""
 
 
 class ChargerControl(Protocol):
@@ -80,9 +94,13 @@ class ChargerControl(Protocol):
 
 
 class DispatchBook(Protocol):
-    """The dispatcher, as a run takes a charger over."""
+    """The dispatcher, as a run takes a charger over (and gives it back), and its book: what each
+    session was last sent (a raise its EV may not have followed yet)."""
 
-    def forget_charger(self, charger_id: str) -> None: ...
+    def forget_charger(self, charger_id: str, *, taken_over: bool = True) -> None: ...
+
+    @property
+    def sent(self) -> Mapping[str, Sent]: ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,7 @@ class CommissionPorts:
     replan: Callable[[], None]
     recorder: Recorder
     max_a: Callable[[Charger], PhaseCurrents]  # a charger at its maximum, on grid L1..L3 (ChargerBudgets)
+    states: Mapping[str, ChargerState]  # the charger server's (read)
     options: CommissionOptions = field(default_factory=CommissionOptions)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     version: str = __version__
@@ -110,6 +129,17 @@ class _Run:
     task: asyncio.Task[None] | None = None
     why: str | None = None
     """Why it was cancelled (None: it was not)."""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """The fast loop's observation as :meth:`Commissioning.observed` noted it: when, and what each
+    connector of a connected charger drew then (grid A; None: no reading fresh enough) — while a
+    run goes on."""
+
+    observation: Observation
+    at: datetime
+    draws_a: dict[tuple[str, int], PhaseCurrents | None]
 
 
 class _RunPort:
@@ -142,7 +172,29 @@ class _RunPort:
         return self.ports.control.failsafe_spec(charger_id)
 
     async def send_spec(self, charger_id: str, spec: ProfileSpec) -> ApplyResult:
-        return await self.ports.control.send_spec(charger_id, spec)
+        """Through Control (its book), counted by the other runs' headroom from the moment it is
+        asked for; accepted, recorded like the dispatcher's pushes (a restart budgets it)."""
+        key = (charger_id, spec.connector_id)
+        offers = self.part.offers
+        offers[key] = [*offers.get(key, []), spec.max_planner_limit]
+        try:
+            result = await self.ports.control.send_spec(charger_id, spec)
+        finally:
+            left = offers.get(key, [])
+            if spec.max_planner_limit in left:
+                left.remove(spec.max_planner_limit)
+            if not left:
+                offers.pop(key, None)
+        if result.status == "accepted":
+            self.ports.recorder.put(
+                accepted_profile(
+                    charger_id,
+                    result.spec or spec,
+                    self.ports.clock(),
+                    clock_offset_s=self.ports.state(charger_id).clock_offset_s,
+                )
+            )
+        return result
 
     def headroom_a(self, charger_id: str, connector: int) -> float:
         return self.part.headroom_a(charger_id, connector)
@@ -167,6 +219,10 @@ class Commissioning:
         self._reaction: dict[str, float] = {}  # per charger: the latest measured reaction time
         self._writes: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._seen: _Seen | None = None
+        self.offers: dict[tuple[str, int], list[float]] = {}
+        """Per (charger, connector), the profiles a run is sending now (their highest limit,
+        planner units): counted by the other runs' headroom before Control's book has them."""
 
     # --- what the other parts ask -----------------------------------------------------------------
     def holds(self, charger_id: str) -> bool:
@@ -194,15 +250,18 @@ class Commissioning:
 
     def reaction_s(self, charger_id: str) -> float:
         """How long the charger's EVs take to follow a new limit [s]: the site file's
-        ``reaction_s``, else the latest commissioning's measurement, else
-        :data:`~controller.daemon.sessions.REACTION_S`."""
+        ``reaction_s`` (the site's own word, even below 5 s: ``check-config`` warns), else the
+        latest measurement of a run whose ``follows_limit`` passed but never below
+        :data:`~controller.daemon.sessions.REACTION_S` — a measurement may only lengthen the
+        allowance (the EV plugged in then is not every EV the charger will see, and a fast
+        measurement may be a charger that ignores its limit) — else ``REACTION_S``."""
         try:
             own = self.ports.site().charger(charger_id).reaction_s
         except KeyError:
             own = None
         if own is not None:
             return own
-        return self._reaction.get(charger_id, REACTION_S)
+        return max(REACTION_S, self._reaction.get(charger_id, REACTION_S))
 
     def commissioned(self, charger_id: str) -> Commissioned:
         """For the status: running now, else how its latest run went (aborted counts as failed)."""
@@ -215,8 +274,13 @@ class Commissioning:
 
     def headroom_a(self, charger_id: str, connector: int) -> float:
         """The most the connector may be offered now (:func:`~controller.daemon.headroom.headroom`,
-        from the fast loop's last observation); 0 in fail-safe and for a charger the site file does
-        not have."""
+        from the fast loop's last observation as :meth:`observed` noted it): its own draw as it
+        was when the loads were measured (the least of that and any reading since; a reading more
+        than a run's meter interval old then: not measured), the other held chargers and the
+        chargers whose EVs are still following a raise at their profiles' worst case
+        (:meth:`_others_beyond_a`). 0 in fail-safe, for a charger the site file does not have,
+        and when the observation is not known to be recent (older than
+        :data:`OBSERVATION_MAX_CYCLES` fast cycles, or not noted)."""
         p = self.ports
         site = p.site()
         try:
@@ -226,12 +290,85 @@ class Commissioning:
         if p.failsafe.state.active:
             return 0.0
         now = p.clock()
-        conn = p.state(charger_id).connectors.get(connector)
-        drawn = grid_currents(ch, conn, now, timedelta(seconds=fresh_s(site)), site) if conn is not None else None
+        seen = self._seen
+        if seen is None or seen.observation is not p.observation():
+            return 0.0
+        if (now - seen.at).total_seconds() > OBSERVATION_MAX_CYCLES * _cycle_s(site):
+            return 0.0
         b = p.control.connector_budget(charger_id, connector, now)
-        own = OwnDraw(drawn, budget_grid_a(site, ch, b.value, b.unit), p.control.phases_in_use(charger_id, connector))
-        seen = p.observation()
-        return headroom(site, ch, seen.loads_a, own, seen.grid_power_w)
+        bound = budget_grid_a(site, ch, b.value, b.unit)
+        used = p.control.phases_in_use(charger_id, connector)
+        then = seen.draws_a.get((charger_id, connector))
+        conn = p.state(charger_id).connectors.get(connector)
+        if then is None or conn is None:
+            own = OwnDraw(None, bound, used)
+        else:
+            since = grid_currents(ch, conn, now, timedelta(seconds=self._run_fresh_s()), site)
+            low = then if since is None else min3(then, since)
+            high = then if since is None else max3(then, since)
+            own = OwnDraw(min3(low, bound), bound, used, high_a=high)
+        others = self._others_beyond_a(site, charger_id, connector, seen, now)
+        loads, power = with_others(site, seen.observation.loads_a, seen.observation.grid_power_w, others)
+        return headroom(site, ch, loads, own, power)
+
+    def _others_beyond_a(
+        self, site: Site, charger_id: str, connector: int, seen: _Seen, now: datetime
+    ) -> dict[str, PhaseCurrents]:
+        """Per charger, what its connectors (but ``connector`` of ``charger_id``) may draw beyond
+        what the observation saw, on its grid lines [A] — their worst case less what they drew
+        then: a held charger's (its profiles, and what a run is sending it now), and a connector
+        whose EV may not yet follow a raise of the dispatcher's (its readings not newer than the
+        raise plus its reaction time)."""
+        p = self.ports
+        out: dict[str, PhaseCurrents] = {}
+        for cid, st in p.states.items():
+            if not st.connected:
+                continue
+            try:
+                ch = site.charger(cid)
+            except KeyError:
+                continue
+            held = cid in self._runs
+            for conn_id, conn in st.connectors.items():
+                if conn_id < 1 or (cid, conn_id) == (charger_id, connector):
+                    continue
+                if not held:
+                    tx = conn.transaction
+                    sent = p.dispatch.sent.get(session_id(cid, tx.transaction_id)) if tx is not None else None
+                    raised = sent is not None and (sent.previous is None or sent.limit > sent.previous)
+                    if sent is None or not raised or reacted(conn, sent, self.reaction_s(cid)):
+                        continue
+                b = p.control.connector_budget(cid, conn_id, now)
+                offered = [*self.offers.get((cid, conn_id), []), *self.offers.get((cid, 0), [])]
+                more = beyond_a(site, ch, max([b.value, *offered]), b.unit, seen.draws_a.get((cid, conn_id)))
+                out[cid] = add3(out[cid], more) if cid in out else more
+        return out
+
+    def observed(self, at: datetime) -> None:
+        """The fast loop's cycle that ended at ``at`` published its observation: noted, with what
+        every connected charger's connectors drew then while a run goes on (a held charger's
+        reading only if at most a run's meter interval old, any other's as the fast loop takes
+        it). Its loads hold those draws: the headroom adds back, or counts beyond, these."""
+        p = self.ports
+        draws: dict[tuple[str, int], PhaseCurrents | None] = {}
+        if self._runs:
+            site = p.site()
+            run_age, site_age = timedelta(seconds=self._run_fresh_s()), timedelta(seconds=fresh_s(site))
+            for cid, st in p.states.items():
+                try:
+                    ch = site.charger(cid)
+                except KeyError:
+                    continue
+                if not st.connected:
+                    continue
+                age = run_age if cid in self._runs else site_age
+                for conn_id, conn in st.connectors.items():
+                    if conn_id >= 1:
+                        draws[(cid, conn_id)] = grid_currents(ch, conn, at, age, site)
+        self._seen = _Seen(p.observation(), at, draws)
+
+    def _run_fresh_s(self) -> float:
+        return (1.0 + SAMPLE_SLACK) * self.ports.options.sample_s
 
     # --- runs ------------------------------------------------------------------------------------
     def start(self, charger_id: str, *, connector: int = 1, no_ev: bool = False) -> Report:
@@ -260,6 +397,7 @@ class Commissioning:
         self._latest[charger_id] = report
         p.dispatch.forget_charger(charger_id)  # from now on it runs under what the run sends it
         run.task = self._background(self._run(run, connector, no_ev), f"commission {charger_id}")
+        run.task.add_done_callback(lambda task: self._ended(run, task))
         self._save(report)
         LOG.warning(
             "commissioning %s (connector %d%s): left out of the plan, budgeted at its maximum",
@@ -302,6 +440,13 @@ class Commissioning:
             report = replace(report, finished=p.clock())
         self._finish(run, report)
 
+    def _ended(self, run: _Run, task: asyncio.Task[None]) -> None:
+        """The run's task is done. Cancelled before :meth:`_run` took its first step (an abort in
+        the turn the run started), nothing ended the run: ended here, as :meth:`_run` does."""
+        if task.cancelled() and self._runs.get(run.charger_id) is run:
+            why = run.why or "cancelled"
+            self._finish(run, replace(run.report, state="aborted", error=why, finished=self.ports.clock()))
+
     async def _restore_sampling(self, charger_id: str) -> None:
         """After a cancelled run: the site's meter interval again (the run asked for a short one)."""
         session = self.ports.session(charger_id)
@@ -331,6 +476,9 @@ class Commissioning:
         cid = run.charger_id
         if self._runs.get(cid) is run:
             del self._runs[cid]
+            # what the dispatcher's book learnt of it during the run (a push queued before the run
+            # that landed in it) is not what it runs under now: Control's book is
+            p.dispatch.forget_charger(cid, taken_over=False)
         run.report = report
         self._latest[cid] = report
         if report.state == "finished":
@@ -355,6 +503,15 @@ class Commissioning:
         for cid in list(self._runs):
             self.abort(cid, why)
 
+    def reloaded(self) -> None:
+        """The site file was read again: a run of a charger it no longer has is cancelled (the
+        plan, the loads and the budgets no longer count that charger at all)."""
+        site = self.ports.site()
+        known = {ch.id for ch in site.chargers}
+        for cid in list(self._runs):
+            if cid not in known:
+                self.abort(cid, f"charger {cid} is no longer in the site file (reload)")
+
     def on_event(self, kind: str, charger_id: str) -> None:
         """A charger event (from the central system): a run ends when its charger goes away."""
         if charger_id not in self._runs:
@@ -377,10 +534,12 @@ class Commissioning:
 
     # --- what was learnt ---------------------------------------------------------------------------
     def _use(self, report: Report) -> None:
-        """A finished report's quirks to Control (from now on), its reaction time to the rules."""
+        """A finished report's quirks to Control (from now on), its reaction time to the rules
+        (:func:`measured_reaction_s`)."""
         cid = report.charger
-        if report.reaction_s is not None:
-            self._reaction[cid] = report.reaction_s
+        measured = measured_reaction_s(report)
+        if measured is not None:
+            self._reaction[cid] = measured
         if report.quirks:
             try:
                 self.ports.control.learn(cid, report.quirks)
@@ -401,7 +560,7 @@ class Commissioning:
             self._latest[cid] = report
             finished = store.history(cid, 20, state="finished")
             self._finished[cid] = finished[:2]
-            measured = next((r.reaction_s for r in finished if r.reaction_s is not None), None)
+            measured = next((m for r in finished if (m := measured_reaction_s(r)) is not None), None)
             if measured is not None:
                 self._reaction[cid] = measured
             if finished and cid in known and finished[0].quirks:
@@ -448,6 +607,20 @@ class Commissioning:
 
     def site_report(self) -> list[Report]:
         return [self._latest[ch.id] for ch in self.ports.site().chargers if ch.id in self._latest]
+
+
+def measured_reaction_s(report: Report) -> float | None:
+    """The reaction time ``report`` measured, if its ``follows_limit`` passed (a run whose EV did
+    not follow its limits measured nothing worth using); None otherwise."""
+    follows = report.check("follows_limit")
+    if report.reaction_s is None or follows is None or follows.passed is not True:
+        return None
+    return report.reaction_s
+
+
+def _cycle_s(site: Site) -> float:
+    """The fast loop's period: its meters' shortest poll interval [s]."""
+    return min((m.poll_s for m in site.meters), default=1.0)
 
 
 def changes(before: Report | None, now: Report) -> list[str]:
@@ -498,4 +671,4 @@ def changes(before: Report | None, now: Report) -> list[str]:
     return out
 
 
-__all__ = ["CommissionPorts", "Commissioning", "changes"]
+__all__ = ["CommissionPorts", "Commissioning", "changes", "measured_reaction_s"]

@@ -123,7 +123,8 @@ class Daemon:
         self.commission = Commissioning(CommissionPorts(
             site=self._site, clock=self.clock, state=self.cs.state, session=self.cs.session, control=self.cs.control,
             dispatch=self.dispatch, observation=lambda: self.fast.observation, failsafe=self.failsafe,
-            replan=self.replan.set, recorder=self.recorder, max_a=self.budgets.max_a, options=self.options.commission,
+            replan=self.replan.set, recorder=self.recorder, max_a=self.budgets.max_a, states=self.cs.states,
+            options=self.options.commission,
         ))
         self.fleet = FleetService(FleetPorts(
             site=self._site, clock=self.clock, recorder=self.recorder, replan=self.replan.set,
@@ -183,9 +184,16 @@ class Daemon:
             site=self._site, clock=self.clock, mono=self.mono, meters=lambda: self.meters, states=self.cs.states,
             budgets=self.budgets, dispatch=self.dispatch, failsafe=self.failsafe, plans=self.plans,
             recorder=self.recorder, storage_broken=lambda: self.recorder.broken, metrics=self.metrics,
-            spawn=self.spawn, replan=self.replan.set, cycle_done=self.watchdog.cycle_done, stop=self.stop_event,
+            spawn=self.spawn, replan=self.replan.set, cycle_done=self._cycle_done, stop=self.stop_event,
             held_budgets_a=self.commission.held_budgets_a, reaction_of=self.commission.reaction_s,
         )
+
+    def _cycle_done(self, good: bool, completed: bool) -> None:
+        """A fast cycle ended: the watchdog; a completed one published its observation now (what
+        a commissioning run's headroom rests on, :meth:`~.commission.Commissioning.observed`)."""
+        self.watchdog.cycle_done(good, completed)
+        if completed:
+            self.commission.observed(self.clock())
 
     def _status_face(self) -> StatusFace:
         return StatusFace(
@@ -375,6 +383,7 @@ class Daemon:
                 LOG.warning("reload: %s changed (%s → %s): takes effect at the next restart", what, a, b)
         self.site = new
         self.cs.reload(new)
+        self.commission.reloaded()  # a run of a charger the file no longer has ends
         if self.auth is not None:
             self.auth.reload(new)  # api.tokens_file: a bad one is logged, the old tokens stay
         if old.meters != new.meters:

@@ -17,7 +17,10 @@ book per *session* and decides what may be sent when (docs/safety.md, hazards 1�
   (a profile accepted, and its measured draw within the limit after the reaction time).
 * **A charger a commissioning run holds gets nothing of the dispatcher's own** (``held``): no
   plan limit, no refresh, no probe; only the safety may still lower it — the overload shed, the
-  fail-safe — and then ``overridden`` is told first (the run is cancelled: safety wins).
+  fail-safe — and then ``overridden`` is told first (the run is cancelled: safety wins). A plan
+  whose snapshot is older than a run's start raises nothing, also after it waited for the
+  reaction time; a plan push that was waiting for the charger when the run began writes nothing
+  in the book (the run's profiles are what the charger runs under).
 * **Reaction times are per charger** (``reaction_of``; else the one ``reaction_s``): a raise
   waits for the largest reaction time of the chargers its plan lowered.
 
@@ -155,10 +158,23 @@ class Dispatcher(UncontrolledRules):
 
     # --- sending ----------------------------------------------------------------------------------
     async def _push(
-        self, charger_id: str, connector: int, limit: float, schedule: Schedule, source: str, *, lowering: bool
+        self,
+        charger_id: str,
+        connector: int,
+        limit: float,
+        schedule: Schedule,
+        source: str,
+        *,
+        lowering: bool,
+        plan: bool = False,
     ) -> ApplyResult:
+        """Send one limit and keep the book. ``plan``: the plan's (not the safety's): once a run
+        holds the charger its answer goes in no book of ours but the history (it may have waited
+        for the charger while the run began)."""
         result = await self.control.apply(charger_id, limit, schedule, connector=connector, source=source)
         self.observe(charger_id, connector, limit, result)
+        if plan and self.is_held(charger_id):
+            return result
         key = self.session_key(charger_id, connector)
         now = self.clock()
         if result.status == "rejected":
@@ -242,16 +258,13 @@ class Dispatcher(UncontrolledRules):
         # slow charger's decrease and the reaction time could let a profile lapse); raises wait
         raising = [sp for sp in up if self._is_raise(sp, connectors)]
         first = down + [sp for sp in up if sp not in raising]
-        if raising and self._taken_at is not None and self._taken_at > snapshot_at:
-            # a run took a charger over after this plan's snapshot: the plan counted it at its old
-            # limit, not at its maximum — its raises could crowd the run out; the next plan may
+        if raising and self._taken_over_since(snapshot_at):
             raising = []
-            self.request_replan()
         failed: list[str] = []
         if first:
             results = await asyncio.gather(*(
                 self._push(sp.charger_id, connectors.get(sp.session_id, 1), sp.limit.value, sp.schedule,
-                           sp.limit.source, lowering=sp in down)
+                           sp.limit.source, lowering=sp in down, plan=True)
                 for sp in first
             ))
             for sp, res in zip(first, results, strict=True):
@@ -289,7 +302,10 @@ class Dispatcher(UncontrolledRules):
         self, raising: list[SessionPlan], connectors: Mapping[str, int], snapshot_at: datetime, failed: list[str]
     ) -> None:
         """Send the plan's increases, but none sharing a node and phase with a decrease that failed
-        or is not done yet."""
+        or is not done yet — and none at all when a run took a charger over since the snapshot
+        (while the plan waited for the reaction time)."""
+        if self._taken_over_since(snapshot_at):
+            return
         blocked = self._blocked_phases(failed) | self._blocked_phases(self._unsettled_chargers())
         sendable: list[SessionPlan] = []
         for sp in raising:
@@ -305,9 +321,17 @@ class Dispatcher(UncontrolledRules):
                         ", ".join(sorted(set(failed))))
         await asyncio.gather(*(
             self._push(sp.charger_id, connectors.get(sp.session_id, 1), sp.limit.value, sp.schedule,
-                       sp.limit.source, lowering=False)
+                       sp.limit.source, lowering=False, plan=True)
             for sp in sendable
         ))
+
+    def _taken_over_since(self, snapshot_at: datetime) -> bool:
+        """A run took a charger over after this plan's snapshot: the plan counted it at its old
+        limit, not at its maximum — its raises could crowd the run out; the next plan may."""
+        if self._taken_at is None or self._taken_at <= snapshot_at:
+            return False
+        self.request_replan()
+        return True
 
     def _newer_than(self, key: str, snapshot_at: datetime) -> bool:
         lowered = self.lowered_at.get(key)
@@ -371,11 +395,12 @@ class Dispatcher(UncontrolledRules):
         return out
 
     # --- bookkeeping ------------------------------------------------------------------------------
-    def forget_charger(self, charger_id: str) -> None:
-        """Drop what the book holds of the charger's sessions (a commissioning run takes it over:
-        what it runs under is then what its own profiles allow, Control's book). A plan whose
-        snapshot is older raises nothing."""
-        self._taken_at = self.clock()
+    def forget_charger(self, charger_id: str, *, taken_over: bool = True) -> None:
+        """Drop what the book holds of the charger's sessions: what it runs under is then what its
+        own profiles allow (Control's book). ``taken_over`` (a commissioning run takes it over): a
+        plan whose snapshot is older raises nothing; else (the run ended) nothing more."""
+        if taken_over:
+            self._taken_at = self.clock()
         st = self.states.get(charger_id)
         keys = {key for key, cid in self._charger_of.items() if cid == charger_id}
         if st is not None:

@@ -170,7 +170,13 @@ class EvEstimate(NamedTuple):
 
 
 def ev_estimate(
-    site: Site, sent_book: Mapping[str, Sent], ch: Charger, st: ChargerState, now: datetime, measure: Measured
+    site: Site,
+    sent_book: Mapping[str, Sent],
+    ch: Charger,
+    st: ChargerState,
+    now: datetime,
+    measure: Measured,
+    reaction_s: float = REACTION_S,
 ) -> EvEstimate | None:
     """What the charger's planned sessions draw now, for the base-load subtraction.
 
@@ -181,13 +187,18 @@ def ev_estimate(
     reaction time) arrives, the session counts at the larger of its reading and its new limit —
     or, after a limit went *down* and the vehicle had time to react, at the smaller: else the
     old, higher reading would hide base load and the next plan would undo the shed.
-    ``sent_book``: the dispatcher's book (session → what it was sent).
+    ``sent_book``: the dispatcher's book (session → what it was sent). ``reaction_s``: the
+    charger's reaction allowance (``reaction_of``), never taken below
+    :data:`~controller.daemon.sessions.REACTION_S` here: a reading counted as the vehicle's answer
+    too early would show a raise not yet drawn as base load gone, a decrease not yet followed as
+    base load.
     Returns the estimate (:class:`EvEstimate`), or None without sessions.
     """
     total: PhaseCurrents = ZERO
     total_low: PhaseCurrents = ZERO
     any_session = False
     known = True
+    allowance_s = max(REACTION_S, reaction_s)
     for conn_id, conn in st.connectors.items():
         tx = conn.transaction
         if conn_id < 1 or tx is None:
@@ -199,7 +210,7 @@ def ev_estimate(
         est = reading
         sent = sent_book.get(session_id(ch.id, tx.transaction_id))
         if sent is not None:
-            est = _bounded_by_sent(site, ch, conn, sent, reading, measured is not None, now)
+            est = _bounded_by_sent(site, ch, conn, sent, reading, measured is not None, now, allowance_s)
         total = add3(total, est)
         # a raise not drawn yet counts at the fresh reading (no reading: as high, as before)
         total_low = add3(total_low, min3(est, reading) if measured is not None else est)
@@ -207,15 +218,22 @@ def ev_estimate(
 
 
 def _bounded_by_sent(
-    site: Site, ch: Charger, conn: ConnectorState, sent: Sent, est: PhaseCurrents, fresh: bool, now: datetime
+    site: Site,
+    ch: Charger,
+    conn: ConnectorState,
+    sent: Sent,
+    est: PhaseCurrents,
+    fresh: bool,
+    now: datetime,
+    allowance_s: float = REACTION_S,
 ) -> PhaseCurrents:
     unit = "kW" if ch.kind == "dc" else "A"
-    if not fresh or not reacted(conn, sent, REACTION_S):
+    if not fresh or not reacted(conn, sent, allowance_s):
         cap = budget_grid_a(site, ch, sent.limit, unit)
         lowered = sent.previous is not None and sent.limit < sent.previous
         if not lowered:  # it may already draw up to its new limit
             return max3(est, cap)
-        if now >= sent.changed_at + timedelta(seconds=REACTION_S):  # it has come down by now
+        if now >= sent.changed_at + timedelta(seconds=allowance_s):  # it has come down by now
             return min3(est, cap)
         return est
     # the vehicle had time to follow its limit: what it draws beyond it (a charger that ignores

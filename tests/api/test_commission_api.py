@@ -44,12 +44,16 @@ def _site_overrides() -> dict[str, Any]:
 
 
 def _seed(path: Path) -> None:
-    """Earlier runs: CP02 twice (a firmware update since, and now it holds its last limit), CP05
-    once (its EVs measured at 7 s), CP03 one the controller never saw end."""
+    """Earlier runs: CP02 twice (a firmware update since, and now it holds its last limit and its
+    EVs follow in 7.2 s), CP05 once (its EVs measured at 7 s), CP03 one the controller never saw end."""
     store = CommissionStore(path)
-    ok = (Check("connects", True, "1.6"), Check("profile_expiry", True, 1.0))
+    ok = (Check("connects", True, "1.6"), Check("follows_limit", True, 1.5), Check("profile_expiry", True, 1.0))
     store.save(Report("CP02", T0, T0 + timedelta(minutes=4), "finished", ok, reaction_s=1.5, firmware="1.0"))
-    held = (Check("connects", True, "1.6"), Check("profile_expiry", False, 16.0, "still 16 A after its end"))
+    held = (
+        Check("connects", True, "1.6"),
+        Check("follows_limit", True, 7.2),
+        Check("profile_expiry", False, 16.0, "still 16 A after its end"),
+    )
     store.save(
         Report(
             "CP02",
@@ -58,7 +62,7 @@ def _seed(path: Path) -> None:
             "finished",
             held,
             quirks=("holds_last_limit",),
-            reaction_s=4.2,
+            reaction_s=7.2,
             firmware="1.1",
         )
     )
@@ -82,10 +86,10 @@ async def test_commissioning_over_the_api(tmp_path: Path) -> None:
 
         # what the earlier runs found is in use from the start
         assert "holds_last_limit" in d.cs.control.target("CP02").quirks
-        assert d.commission.reaction_s("CP02") == 4.2  # measured
+        assert d.commission.reaction_s("CP02") == 7.2  # measured (its follows_limit passed)
         assert d.commission.reaction_s("CP05") == 2.5  # the site file's line wins
         assert d.commission.reaction_s("CP04") == 5.0  # neither: the default
-        assert d.dispatch.reaction("CP02") == 4.2
+        assert d.dispatch.reaction("CP02") == 7.2
 
         # reading: the latest, what changed, the history, the site
         cp02 = await http(r, "GET", f"{BASE}/CP02/commission", viewer)
@@ -95,7 +99,7 @@ async def test_commissioning_over_the_api(tmp_path: Path) -> None:
             "firmware: 1.0 → 1.1",
             "profile_expiry: passed before, failed now (still 16 A after its end)",
             "new quirk holds_last_limit (add it to the site file: ocpp_quirks: [holds_last_limit])",
-            "EV reaction: 1.5 s → 4.2 s",
+            "EV reaction: 1.5 s → 7.2 s",
         ]
         history = (await http(r, "GET", f"{BASE}/CP02/commission/history?limit=5", viewer)).json()
         assert [h["firmware"] for h in history] == ["1.1", "1.0"]

@@ -22,6 +22,7 @@ import yaml
 
 from controller.commission.runner import CommissionOptions
 from controller.daemon.core import Daemon, DaemonOptions
+from controller.daemon.sessions import REACTION_S
 from hil.ev import EvParams
 from hil.rig import BaseStep, RigDay, Visit
 from hil.rig.monitor import SafetyMonitor, Sample, sample_world, watch
@@ -158,14 +159,15 @@ async def test_commissioning_on_a_loaded_site_stays_within_every_limit(tmp_path:
         assert not monitor.violations, "\n".join(str(v) for v in monitor.violations) + "\n" + monitor.summary()
         assert monitor.samples > 20 and monitor.budget_checks > 0
         failed = [c for c in cp08["checks"] if c["status"] == "failed"]
-        assert cp08["state"] == "finished" and cp08["passed"], failed
+        assert cp08["state"] == "finished" and cp08["passed"], (failed, cp08.get("incomplete"))
         assert [c["name"] for c in cp08["checks"] if c["status"] == "skipped"] == []
         assert cp08["reaction_s"] is not None and cp08["changes"] == []
         assert cp01["state"] == "aborted" and not cp01["passed"]
         assert cp01["error"] == "charger CP01 disconnected during the run"
 
         # back under control at once; what was measured is used from now on
-        assert not d.commission.holds("CP08") and d.commission.reaction_s("CP08") == cp08["reaction_s"]
+        assert not d.commission.holds("CP08")  # its EV's 0.3 s only ever lengthens the 5 s allowance
+        assert d.commission.reaction_s("CP08") == max(REACTION_S, cp08["reaction_s"])
         assert d.commission.reaction_s("CP07") == 5.0  # never commissioned: the default
         await wait_for(lambda: any(k.startswith("CP08:") for k in d.dispatch.sent), 10, "a plan limit for CP08")
         status = (await http(r, "GET", "/api/v1/status", TOKENS["viewer"])).json()

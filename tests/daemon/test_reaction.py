@@ -8,13 +8,14 @@ Demo site: CP01 and CP02 (3-phase) on board-a1 → feeder-a → grid; CP07 (3-ph
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from controller.chargers.state import ChargerState, Reading
 from controller.commission.report import Check, Report
 from controller.daemon.commission import changes
 from controller.daemon.dispatch import Dispatcher
-from controller.daemon.draws import Measured
+from controller.daemon.draws import Measured, ev_estimate
 from controller.daemon.overload import shed_order
 from controller.daemon.sessions import REACTION_S, Sent, fresh_s, plan_sessions
 from controller.daemon.uncontrolled import IGNORE_CONFIRM_S
@@ -237,3 +238,69 @@ def test_changes_name_every_difference_from_the_previous_finished_report() -> No
     assert changes(before, before) == []
     running = Report("CP07", T0 + timedelta(days=31), checks=(Check("clock", False, 300.0, "5 min ahead"),))
     assert changes(before, running) == ["clock: passed before, failed now (5 min ahead)"]
+
+
+async def test_a_run_that_begins_while_a_plan_waits_for_the_reaction_time_stops_its_raises() -> None:
+    """The plan lowered CP01 and raises CP02 after CP01's reaction time; during that wait a run takes
+    CP07 over. The plan counted CP07 at its old limit, not its maximum: CP02's raise must not go out."""
+    port = Port(Clock())
+    d = _dispatcher(port, _states("CP01", "CP02", "CP07"))
+    await _settle(d, {"CP01": 20.0, "CP02": 6.0, "CP07": 10.0})
+    port.clock.now += timedelta(seconds=REACTION_S)
+    port.calls.clear()
+
+    async def sleep(s: float) -> None:  # the plan's wait for the lowered EV
+        port.clock.now += timedelta(seconds=s / 2)
+        d.forget_charger("CP07")  # a commissioning run takes CP07 over
+        port.clock.now += timedelta(seconds=s / 2)
+
+    d.sleep = sleep
+    replans = len(d.replans)  # type: ignore[attr-defined]
+    plan, sessions = _plan({"CP01": 16.0, "CP02": 16.0})
+    await d.dispatch_plan(plan, sessions, port.clock.now, lambda: False)
+    assert [(c[0], c[2]) for c in port.calls] == [("CP01", 16.0)]  # the decrease only
+    assert len(d.replans) > replans  # type: ignore[attr-defined]
+
+
+async def test_a_plan_push_that_lands_after_a_run_took_the_charger_over_writes_no_book() -> None:
+    """A plan's limit for CP07 waits for the charger while a run takes it over: whatever the answer,
+    the dispatcher's book must not say CP07 runs under it (the run's profiles are what it runs
+    under; after the run, a stale lower entry would make its next decrease look like a raise)."""
+    port = Port(Clock())
+    states = _states("CP07")
+    d = _dispatcher(port, states)
+    held: set[str] = set()
+    _holding(d, held, [])
+    port.gates["CP07"] = asyncio.Event()
+    plan, sessions = _plan({"CP07": 10.0})
+    pushing = asyncio.create_task(d.dispatch_plan(plan, sessions, port.clock.now, lambda: False))
+    await asyncio.sleep(0.01)
+    assert port.calls and port.calls[-1][0] == "CP07"  # on its way
+    held.add("CP07")
+    d.forget_charger("CP07")  # the run begins
+    port.gates["CP07"].set()  # … and the plan's answer arrives
+    await asyncio.wait_for(pushing, 5)
+    assert "CP07:TCP07" not in d.sent and "CP07:TCP07" not in d.settling
+    port.budgets[("CP07", 1)] = 32.0  # what the run's profiles allow it
+    assert d.current_limit("CP07", 1) == 32.0
+
+
+def test_the_base_load_estimate_waits_for_the_chargers_own_reaction_time_never_less_than_5_s() -> None:
+    """CP07 was raised from 10 to 20 A 6 s ago and still reads 10 A: past the 5 s default the reading
+    is its answer (10 A); with its own 9 s it may still be on its way up (counted at 20 A). A charger
+    whose allowance is 2 s is never judged before 5 s."""
+    states = _states("CP07")
+    now = T0 + timedelta(seconds=6)
+    _drawing(states, "CP07", 10.0, now)
+    ch = SITE.charger("CP07")
+    book = {"CP07:TCP07": Sent(20.0, T0, 10.0)}
+
+    def high(reaction_s: float) -> float:
+        est = ev_estimate(SITE, book, ch, states["CP07"], now, Measured(now, fresh_s(SITE), SITE), reaction_s)
+        assert est is not None
+        return est.high[0]
+
+    assert high(REACTION_S) == 10.0
+    assert high(9.0) == 20.0
+    book["CP07:TCP07"] = Sent(20.0, T0 + timedelta(seconds=2), 10.0)  # raised 4 s ago
+    assert high(2.0) == 20.0  # not before 5 s, whatever the charger's own allowance
