@@ -8,15 +8,17 @@ does then is one of three:
 * the draw falls to the fail-safe limit within one allowance of the schedule's end: it falls back
   at the end of the schedule (OCPP's reading) — passed;
 * it holds the last period after the schedule's end but falls back by ``validTo`` (plus one
-  allowance): it holds *until validTo* — firmwares differ here (docs/safety.md, hazard 10), and
-  since every control profile the controller sends carries ``validTo`` = its end and is budgeted
-  until then, this needs nothing — passed, the detail says so;
+  allowance): it holds *until validTo* — firmwares differ here (docs/safety.md, hazard 10) —
+  failed, quirk ``holds_last_limit``: the controller's own profiles carry ``validTo`` = their end
+  and are budgeted until then, so this much is covered already, but a charger that does not fall
+  back where the schedule ends is one whose end of profile we do not trust: it is budgeted as
+  holding its last limit until a lower one is accepted (docs/safety.md, hazard 23) — the
+  conservative reading, and what an electrician sees as the failure it is;
 * it still draws above the fail-safe one allowance after ``validTo``: it holds the last limit
-  *past validTo* (until a newer profile replaces it) — failed: quirk ``holds_last_limit``, which
-  makes the controller budget it as holding its last limit until a lower one is accepted
-  (docs/safety.md, hazard 23).
+  *past validTo* (until a newer profile replaces it) — failed, quirk ``holds_last_limit``.
 
-Waiting past ``validTo`` is what tells the last two apart. The profile ends by itself on a
+Waiting past ``validTo`` is what tells the last two apart (the detail says which; the measured
+value is how long it held after the schedule's end, or what it still drew). The profile ends by itself on a
 charger that keeps to ``validTo``; one that does not is held at its maximum for the run anyway.
 A check not made for want of headroom or of an EV drawing enough makes the run incomplete.
 """
@@ -81,18 +83,21 @@ async def profile_expiry(ctx: RunContext) -> Check:
     held = max((s.value for s in ctx.watch.between(end, fell.at if fell is not None else last)), default=None)
     if fell is not None:
         took = (fell.at - end).total_seconds()
-        ctx.disproved.add("holds_last_limit")
         if took <= bound:
-            detail = f"{sent_text}: {fell.value:.1f} {ctx.unit} {took:.1f} s after its end."
-        else:
-            to_valid = (fell.at - valid_to).total_seconds() if valid_to is not None else took
-            detail = (
-                f"{sent_text}: it held {fmt(held, ctx.unit)} after the schedule's end and fell to"
-                f" {fell.value:.1f} {ctx.unit} {took:.1f} s after it ({to_valid:+.1f} s from validTo): the charger"
-                " holds the last period until validTo (firmwares differ at the end of a schedule). Every control"
-                " profile the controller sends carries validTo = its end and is budgeted until then: no quirk needed."
+            ctx.disproved.add("holds_last_limit")
+            return Check(
+                NAME, True, round(took, 2), f"{sent_text}: {fell.value:.1f} {ctx.unit} {took:.1f} s after its end."
             )
-        return Check(NAME, True, round(took, 2), detail)
+        to_valid = (fell.at - valid_to).total_seconds() if valid_to is not None else took
+        ctx.found.add("holds_last_limit")
+        detail = (
+            f"{sent_text}: it held {fmt(held, ctx.unit)} after the schedule's end and fell to"
+            f" {fell.value:.1f} {ctx.unit} only {took:.1f} s after it ({to_valid:+.1f} s from validTo): the charger"
+            " holds the last period until validTo instead of falling back where the schedule ends. The controller's"
+            " own profiles end at validTo, so this much is covered; quirk holds_last_limit budgets it, to be safe,"
+            " as holding its last limit until a newer profile replaces it."
+        )
+        return Check(NAME, False, round(took, 2), detail)
     ctx.found.add("holds_last_limit")
     detail = (
         f"{sent_text}: still {fmt(held, ctx.unit)} {bound:g} s after its validTo, above the fail-safe"

@@ -194,9 +194,10 @@ async def test_every_rig_behaviour_is_found(server_factory: Callable[..., Any]) 
     all_passed_but(reports["noresume"], resume_after_zero="failed", profile_expiry="skipped")
     assert reports["noresume"].ocpp_quirks_line == "ocpp_quirks: [no_resume_after_zero]"
 
-    hold = reports["hold"]  # holds the last period until validTo: budgeted until validTo, no quirk
-    all_passed_but(hold)
-    assert hold.ocpp_quirks_line == "" and "holds the last period until validTo" in check(hold, "profile_expiry").detail
+    hold = reports["hold"]  # holds the last period until validTo: failed, budgeted as holding (conservative)
+    all_passed_but(hold, profile_expiry="failed")
+    assert hold.ocpp_quirks_line == "ocpp_quirks: [holds_last_limit]"
+    assert "holds the last period until validTo" in check(hold, "profile_expiry").detail
     all_passed_but(reports["forever"], profile_expiry="failed")  # ... past validTo: the quirk
     assert reports["forever"].ocpp_quirks_line == "ocpp_quirks: [holds_last_limit]"
     assert "past validTo" in check(reports["forever"], "profile_expiry").detail
