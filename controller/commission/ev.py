@@ -45,6 +45,9 @@ class EvChecks:
     async def step(self, limit: float, ttl_s: float | None = None, *, drop: tuple[str, ...] = ()) -> Sent | str:
         """Send ``limit`` (capped at the headroom now); the answer, or why nothing was sent."""
         ctx = self.ctx
+        # right after the run's own last change the headroom is cautious for about a meter
+        # interval (the charger's reading lags the meter): wait that long for room, then cap
+        await ctx.wait_until(lambda: ctx.headroom() >= limit, 2.0 * self.o.sample_s + 1.0)
         capped = min(limit, ctx.headroom())
         try:
             spec = ctx.build(capped, self.o.step_profile_s if ttl_s is None else ttl_s, ctx.target(drop=drop))

@@ -43,7 +43,7 @@ from controller.daemon.ports import (
     Spawn,
 )
 from controller.daemon.readings import note_load_changes, observe_measured, read_meters
-from controller.daemon.sessions import Sent, energy_register_wh, fresh_s
+from controller.daemon.sessions import REACTION_S, Sent, energy_register_wh, fresh_s
 from controller.daemon.uncontrolled import Uncontrolled
 from controller.meter.meters import SiteMeters
 from controller.metrics import (
@@ -220,7 +220,8 @@ class FastLoop:
                     ch.id, now, draw, p.budgets.profiles_a(ch, now), p.budgets.max_a(ch)
                 )
             elif st is not None and connected:
-                est = ev_estimate(site, p.dispatch.sent, ch, st, now, measure)
+                reaction_s = p.reaction_of(ch.id) if p.reaction_of is not None else REACTION_S
+                est = ev_estimate(site, p.dispatch.sent, ch, st, now, measure, reaction_s)
                 if est is not None:
                     out.with_session[ch.id], known, out.with_session_low[ch.id] = est
                     if not known:
