@@ -190,7 +190,8 @@ class ChargerSection(_Section):
         gt=0,
         le=120,
         description="How long its EVs take to follow a new limit [s] (measured by `depotctl commission`);"
-        " unset: the last commissioning's measurement, else 5 s.",
+        " unset: max(5 s, the last commissioning's measurement), else 5 s; below 5 s shortens the"
+        " charger's allowances (check-config warns).",
     )
 
 
