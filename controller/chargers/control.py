@@ -572,11 +572,14 @@ class Control:
         connector: int = 1,
         source: str = "",
         urgent: bool | None = None,
+        go: Callable[[], bool] | None = None,
     ) -> ApplyResult:
         """Enforce ``limit`` (A per phase for AC, kW for DC) now and ``schedule`` after, until the TTL.
 
         ``urgent`` (default: the limit is below what the connector may draw now) puts the call
-        ahead of waiting increases on the same charger."""
+        ahead of waiting increases on the same charger. ``go``: asked once the call's turn has
+        come (it may have waited behind a slow one); False drops it as ``superseded`` (a plan's
+        push to a charger a commissioning run took over meanwhile)."""
         if self._session_of(charger_id) is None:
             return ApplyResult(charger_id, connector, "not_connected")
         ctl = self.ctl(charger_id)
@@ -586,6 +589,8 @@ class Control:
         if not await ctl.queue.acquire(("control", connector), urgent):
             return ApplyResult(charger_id, connector, "superseded")
         try:
+            if go is not None and not go():
+                return ApplyResult(charger_id, connector, "superseded", detail="not to be sent any more")
             return await self._apply(charger_id, limit, schedule, connector, source)
         finally:
             ctl.queue.release()

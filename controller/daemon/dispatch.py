@@ -79,6 +79,7 @@ class ProfilePort(Protocol):
         *,
         connector: int = 1,
         source: str = "",
+        go: Callable[[], bool] | None = None,
     ) -> ApplyResult: ...
 
     def connector_budget(self, charger_id: str, connector: int, now: datetime | None = None) -> Budget: ...
@@ -171,7 +172,8 @@ class Dispatcher(UncontrolledRules):
         """Send one limit and keep the book. ``plan``: the plan's (not the safety's): once a run
         holds the charger its answer goes in no book of ours but the history (it may have waited
         for the charger while the run began)."""
-        result = await self.control.apply(charger_id, limit, schedule, connector=connector, source=source)
+        go = (lambda: not self.is_held(charger_id)) if plan else None
+        result = await self.control.apply(charger_id, limit, schedule, connector=connector, source=source, go=go)
         self.observe(charger_id, connector, limit, result)
         if plan and self.is_held(charger_id):
             return result

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -15,10 +16,12 @@ from controller.chargers.profiles import control_profile
 from controller.chargers.server import CentralSystem
 from controller.chargers.state import ChargerState
 from hil.chargers import SimCharger, SimOptions
+from hil.ev import EvParams
 from tests.chargers.conftest import eventually, make_site
 from tests.hil.central import ManualClock
 
 TTL_S = 30.0
+EV = EvParams(max_a=32, phases=3, reaction_s=0.2)
 SKEW_S = 10.0  # Control's default margin on every profile end
 
 
@@ -119,3 +122,29 @@ def test_learn_names_an_unknown_quirk() -> None:
     control.learn("CP1", ["power_only", "no_resume_after_zero"])
     assert {"power_only", "no_resume_after_zero"} <= control.target("CP1").quirks
     assert states["CP1"].learned_quirks == ("no_resume_after_zero", "power_only")
+
+
+async def test_apply_asks_go_when_its_turn_comes_and_sends_nothing_when_told_no(
+    server_factory: Callable[..., Any],
+) -> None:
+    """A plan push queued behind a slow call to a charger that a commissioning run has taken over
+    meanwhile: ``go`` is asked once the turn comes, and False drops it unsent."""
+    cs, sims, _clock = await _connected(server_factory, [{"id": "CP1"}], slow_answer_s=0.3)
+    sim = sims["CP1"]
+    try:
+        control = cs.control
+        await sim.plug_in(EV)
+        held = False
+        before = len(sim.record.profiles_received)
+        first = asyncio.create_task(control.apply("CP1", 10.0, urgent=True))
+        await asyncio.sleep(0.05)  # the first call is in flight; the next waits for its turn
+        second = asyncio.create_task(control.apply("CP1", 12.0, connector=1, urgent=False, go=lambda: not held))
+        await asyncio.sleep(0.05)
+        held = True  # the run took the charger while the push waited
+        assert (await asyncio.wait_for(first, 5.0)).status == "accepted"
+        dropped = await asyncio.wait_for(second, 5.0)
+        assert dropped.status == "superseded"
+        assert len(sim.record.profiles_received) == before + 1  # only the first went out
+        assert (await control.apply("CP1", 12.0, go=lambda: True)).status == "accepted"
+    finally:
+        await sim.close()

@@ -7,7 +7,7 @@ Demo site: CP01 and CP02 (3-phase) on board-a1 → feeder-a → grid; CP07 (3-ph
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +48,10 @@ class Port:
         *,
         connector: int = 1,
         source: str = "",
+        go: Callable[[], bool] | None = None,
     ) -> ApplyResult:
+        if go is not None and not go():
+            return ApplyResult(charger_id, connector, "superseded")
         self.calls.append((charger_id, connector, limit, source))
         await asyncio.sleep(0)
         if charger_id in self.gates:
