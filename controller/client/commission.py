@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
@@ -41,6 +40,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.client.api import TOKEN_ENV, ApiClient, Refused, Unreachable, client_from_args, url_arg
+from controller.client.args import positive
 from controller.commission.html import (
     CHECK_WORD,
     NOT_CONNECTED,
@@ -76,16 +76,6 @@ class BadInput(Exception):
 # --- arguments -------------------------------------------------------------------------------------------
 
 
-def _run_timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 s, got {text}")
-    return value
-
-
 def register(sub: Any) -> None:
     """Add ``depotctl commission``."""
     p = sub.add_parser(
@@ -105,7 +95,7 @@ def register(sub: Any) -> None:
     p.add_argument("--token-file", metavar="FILE", help=f"read the admin API token from FILE (default: ${TOKEN_ENV})")
     p.add_argument(
         "--timeout",
-        type=_run_timeout,
+        type=positive,
         default=DEFAULT_RUN_TIMEOUT_S,
         metavar="S",
         help=f"give up on a run after S seconds (default {DEFAULT_RUN_TIMEOUT_S:g}); the daemon finishes it",

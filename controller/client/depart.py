@@ -24,7 +24,6 @@ problem on stderr) or no daemon answered; 2 a bad argument or an unreadable file
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import urllib.parse
 from datetime import datetime, time, timedelta
@@ -33,6 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.client.api import ApiClient, Refused, Unreachable, add_connection_options, client_from_args
+from controller.client.args import positive
 from controller.fleet.book import format_days, parse_days, parse_hhmm
 from controller.fleet.departures import local_instant
 
@@ -47,18 +47,8 @@ class UsageError(Exception):
 # --- argument types ------------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
 def _soc(text: str) -> float:
-    value = _positive(text)
+    value = positive(text)
     if value > 100:
         raise argparse.ArgumentTypeError(f"a state of charge is at most 100 %, got {text}")
     return value
@@ -101,7 +91,7 @@ def register(sub: Any) -> None:
     p.add_argument("vehicle", metavar="VEHICLE", help="vehicle id from the site file")
     p.add_argument("--at", type=_at, metavar="HH:MM", help="departure time, site-local (or YYYY-MM-DDTHH:MM)")
     need = p.add_mutually_exclusive_group()
-    need.add_argument("--energy-kwh", type=_positive, metavar="N", help="energy needed by then [kWh]")
+    need.add_argument("--energy-kwh", type=positive, metavar="N", help="energy needed by then [kWh]")
     need.add_argument("--soc", type=_soc, metavar="PCT", help="state of charge wanted by then [%%]")
     p.add_argument("--days", type=_days, metavar="DAYS", help="recurring on these days: mon-fri, sat,sun, daily …")
     p.add_argument("--priority", type=_priority, metavar="N", help="1 (served first) … 9 (last)")

@@ -35,13 +35,13 @@ from controller.client.view import chargers_table
 from controller.client.view_format import LocalClock
 from controller.commission.html import NotRun
 from controller.commission.report import CHECK_NAMES, EV_CHECKS, Check, Report
-from controller.commission.runner import CommissionOptions
 from controller.config.loader import load_site
 from controller.daemon.core import Daemon, DaemonOptions
 from hil.ev import EvParams
 from hil.rig import BaseStep, Rig, RigDay, Visit, free_port
 from tests.api.samples import full_status
 from tests.api.test_roles import TOKENS, call, write_tokens
+from tests.commission.timings import EV_REACTION_S, RIG_OPTIONS
 from tests.daemon.clocks import pinned_clock
 from tests.daemon.rigged import FAST, Rigged, deep_merge, rig_site, wait_async, wait_for, write_site
 
@@ -135,7 +135,7 @@ def test_an_aborted_run_and_the_summary() -> None:
         (["commission"], "give the charger to commission (CHARGER), or --all"),
         (["commission", "CP01", "--all"], "give CHARGER or --all, not both"),
         (["commission", "--all", "--report", "/nonexistent-dir/x.html"], "no such directory '/nonexistent-dir'"),
-        (["commission", "CP01", "--timeout", "0"], "must be more than 0 s"),
+        (["commission", "CP01", "--timeout", "0"], "must be above 0, got 0"),
         (["commission", "CP01", "--token-file", "/nonexistent-token"], "cannot read the token file"),
     ],
 )
@@ -191,19 +191,7 @@ def test_status_shows_each_chargers_commissioning() -> None:
 
 # --- end to end: the command against the real daemon on the rig ------------------------------------------------
 
-OPTIONS = CommissionOptions(
-    clock_samples=1,
-    clock_wait_s=2.0,
-    ev_wait_s=2.0,
-    reaction_limit_s=2.0,
-    follow_steps=2,
-    min_hold_s=1.0,
-    resume_limit_s=4.0,
-    expiry_s=1.0,
-    probe_s=5.0,
-)
-"""Small timings: the EV reacts in 0.3 s, the chargers report every second."""
-EV_REACTION_S = 0.3
+OPTIONS = RIG_OPTIONS
 CHARGERS = [
     {"id": "CP07", "circuit": "feeder-b", "kind": "ac", "phases": 3, "max_a": 32},
     {"id": "CP08", "circuit": "feeder-b", "kind": "ac", "phases": 3, "phase_rotation": "L2-L3-L1", "max_a": 32},

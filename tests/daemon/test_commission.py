@@ -20,28 +20,16 @@ from typing import Any
 
 import yaml
 
-from controller.commission.runner import CommissionOptions
 from controller.daemon.core import Daemon, DaemonOptions
 from controller.daemon.sessions import REACTION_S
 from hil.ev import EvParams
 from hil.rig import BaseStep, RigDay, Visit
 from hil.rig.monitor import SafetyMonitor, Sample, sample_world, watch
 from tests.api.test_roles import TOKENS, Answer, call, write_tokens
+from tests.commission.timings import EV_REACTION_S, RIG_OPTIONS
 from tests.daemon.rigged import FAST, Rigged, ev3, rigged, steady, wait_async, wait_for
 
-OPTIONS = CommissionOptions(
-    clock_samples=1,
-    clock_wait_s=3.0,
-    ev_wait_s=5.0,
-    reaction_limit_s=2.0,
-    follow_steps=2,
-    min_hold_s=1.0,
-    resume_limit_s=4.0,
-    expiry_s=1.0,
-    probe_s=5.0,
-)
-"""Small timings: the EVs react in 0.3 s and the chargers report every second."""
-EV_REACTION_S = 0.3
+OPTIONS = RIG_OPTIONS
 ALLOWANCE_S = EV_REACTION_S + 1.0 + 2.0  # EV reaction + meter poll + 2 s, as the other rig tests allow
 RUN_TIMEOUT_S = 25.0
 
