@@ -5,7 +5,10 @@
   in the new one is lower (a decrease always goes out). One call per charger at a time
   (:class:`~controller.chargers.call_queue.CallQueue`): a waiting decrease goes ahead of a
   waiting increase; a newer ``apply`` for the same connector supersedes one still waiting; any
-  number of chargers in parallel. Every call is bounded by ``ocpp.call_timeout_s``.
+  number of chargers in parallel. Every call is bounded by ``ocpp.call_timeout_s``; so a
+  charger whose last call timed out, or whose call in flight is unanswered for more than
+  :data:`STUCK_CALL_S`, cannot be lowered soon (:meth:`Control.lowerable_now`: the overload shed
+  takes its excess from the others).
 * A profile answered Rejected/NotSupported (or a CALLERROR) is retried with the quirk options that
   fit, one at a time; the first that works is *learned* for the charger (logged with the line to
   put in the site file, counted, visible in :class:`ChargerState`).
@@ -80,6 +83,9 @@ EPS = 1e-6
 FAILSAFE_RETRY_S = (2.0, 60.0)
 """Fail-safe install retries: first delay, longest delay [s] (doubling in between)."""
 MIN_RETRY_S = 0.05
+STUCK_CALL_S = 1.0
+"""A profile call unanswered for longer than this [s] holds up the charger's next one: a
+decrease would reach it only once that call ends (answered, or timed out)."""
 HOLDS_LAST_LIMIT = "holds_last_limit"
 """The quirk of a charger that keeps a profile's last limit after the profile ends."""
 
@@ -136,6 +142,8 @@ class _Ctl:
     fallback_failed_at: datetime | None = None
     unanswered: int = 0
     """Profile calls (control and fail-safe) timed out in a row; any answer resets it."""
+    in_flight_since: datetime | None = None
+    """When the profile call now waiting for the charger's answer was sent (``None``: none)."""
     restored: dict[int, tuple[float, datetime]] = field(default_factory=dict)
     """Per connector (0: every connector), the most a profile accepted before a restart of the
     controller allows (planner units) and until when (our clock, margin included)."""
@@ -395,7 +403,11 @@ class Control:
             self._prune(charger_id)
             ctl.book.append(rec)
         self.counters["profile_sent"] += 1
-        outcome = await session.send_profile(spec)
+        ctl.in_flight_since = rec.sent_at
+        try:
+            outcome = await session.send_profile(spec)
+        finally:
+            ctl.in_flight_since = None
         ctl.unanswered = ctl.unanswered + 1 if outcome.status == "Timeout" else 0
         if outcome.status in _MAY_HAVE_APPLIED:
             if outcome.status == "Timeout":
@@ -746,6 +758,17 @@ class Control:
     def unanswered_calls(self, charger_id: str) -> int:
         """How many profile calls to the charger timed out in a row (0 after any answer)."""
         return self.ctl(charger_id).unanswered
+
+    def lowerable_now(self, charger_id: str, now: datetime | None = None) -> bool:
+        """A decrease sent to the charger now can reach it soon: its last profile call did not time
+        out, and none has waited for its answer longer than :data:`STUCK_CALL_S` (OCPP allows one
+        call at a time: a decrease waits behind the one in flight, up to ``ocpp.call_timeout_s``)."""
+        ctl = self.ctl(charger_id)
+        if ctl.unanswered > 0:
+            return False
+        since = ctl.in_flight_since
+        now = self.clock() if now is None else now
+        return since is None or (now - since).total_seconds() <= STUCK_CALL_S
 
     def note_restored(self, charger_id: str, connector: int, limit: float, until: datetime) -> None:
         """A profile the charger accepted before the controller restarted (from history): it may

@@ -88,6 +88,8 @@ class ProfilePort(Protocol):
 
     def unanswered_calls(self, charger_id: str) -> int: ...
 
+    def lowerable_now(self, charger_id: str, now: datetime | None = None) -> bool: ...
+
 
 PushObserver = Callable[[str, int, float, ApplyResult], None]
 """(charger, connector, limit asked for, result): metrics and history of every push."""
@@ -156,6 +158,13 @@ class Dispatcher(UncontrolledRules):
             value = self.control.connector_budget(charger_id, connector, self.clock()).value
         pending = self.pending_lower.get(key) if key is not None else None
         return value if pending is None else min(value, pending)
+
+    def can_lower_now(self, charger_id: str) -> bool:
+        """A decrease sent now would take effect soon: the charger is not uncontrolled (it rejects
+        or ignores limits, or does not answer) and no profile call to it is stuck
+        (:meth:`~controller.chargers.control.Control.lowerable_now`). The overload shed counts the
+        others' sessions as load that stays."""
+        return charger_id not in self.uncontrolled and self.control.lowerable_now(charger_id, self.clock())
 
     # --- sending ----------------------------------------------------------------------------------
     async def _push(

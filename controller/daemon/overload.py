@@ -6,6 +6,10 @@ limit where no fresh draw is known — never at the charger-wide worst case. Loa
 currents as the node's limit sees them (phasor sums, :mod:`controller.rules.shed`); ``in_phase``: per
 metered node, each line current's part in phase with its voltage, where the meter tells.
 
+A session whose charger cannot be lowered now (uncontrolled, or a profile call to it stuck: the
+decrease would wait up to the call timeout) counts as load that stays: the others take its share
+of the excess (:mod:`controller.rules.shed`); it is still sent its own decrease.
+
 Only ever lower, never deadbanded; the fast loop (:mod:`.fast`) sends the order at once. A session
 counts as having answered its limit once its readings are newer than the change plus its charger's
 reaction time (``reaction_of``: per charger; else :data:`~.sessions.REACTION_S`).
@@ -34,6 +38,8 @@ class ShedBook(Protocol):
     def sent(self) -> Mapping[str, Sent]: ...
 
     def current_limit(self, charger_id: str, connector: int) -> float: ...
+
+    def can_lower_now(self, charger_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,8 @@ def _running(
                 out.answered.add(sid)
             unit = "kW" if ch.kind == "dc" else "A"
             draw = measured if measured is not None else budget_grid_a(site, ch, limit, unit)
-            out.draws.append(ChargerDraw(sid, cid, limit, draw, tx.phases_known))
+            fixed = not book.can_lower_now(cid)  # its draw stays: the others make up for it
+            out.draws.append(ChargerDraw(sid, cid, limit, draw, tx.phases_known, fixed))
             out.where[sid] = (cid, conn_id)
     return out
 

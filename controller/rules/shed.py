@@ -16,6 +16,11 @@ the line sits at one angle (a European wye site) that is the old rule: ``rest`` 
 the chargers' draw, and the excess comes off their draw one for one. Elsewhere the bound on the
 rest may be more than it is (the rest's angle is unknown): the shed then takes a little more
 than needed, never less, and the next plan gives it back.
+
+A session that cannot be lowered now (``fixed``: its charger is uncontrolled, or a profile call to
+it is stuck — a decrease would wait behind it up to the call timeout) counts as load that stays:
+it is part of the rest, and the excess comes off the others. It is still asked for the share it
+would have had with every session following (in case it answers after all).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class ChargerDraw:
     limit: float
     draw_a: PhaseCurrents  # measured (or predicted) grid current per line
     phases_used: int | None = None  # phases its vehicle draws on, where known (matters on delta buses)
+    fixed: bool = False
+    """It cannot be lowered now (uncontrolled, or a call to its charger stuck): its draw stays."""
 
 
 @dataclass(frozen=True)
@@ -113,19 +120,23 @@ def shed(
                 if vec is not None and abs(vec[line]) > 1e-9:
                     # at one angle on this line the magnitude is the draw itself (no rounding)
                     on_line.append((d, vec[line], d.draw_a[line] if simple else abs(vec[line])))
-            ev = sum((c for _, c, _ in on_line), 0j)
-            ev_a = sum(m for _, _, m in on_line) if arithmetic or flags[line] else abs(ev)
-            if ev_a <= 1e-9:
+            line_rule = _Line(
+                load[line],
+                usable,
+                exact_rest=flags[line] or (arithmetic and not metered),
+                sum_magnitudes=arithmetic or flags[line],
+                collinear=flags[line],
+                unit=units[line],
+                in_phase_a=None if in_phase is None else in_phase[line],
+            )
+            everyone = line_rule.keep(on_line)  # as if every session followed at once
+            if everyone is None:
                 continue
-            if flags[line] or (arithmetic and not metered):  # the rest is the load less theirs, exactly
-                rest = max(0.0, load[line] - ev_a)
-            else:  # a meter's magnitude (or a phasor sum): bound what is not these sessions
-                rest = base_line_a(
-                    load[line], ev, collinear=flags[line], unit=units[line],
-                    in_phase_a=None if in_phase is None else in_phase[line],
-                )
-            keep = max(0.0, min(1.0, (usable - rest) / ev_a))
+            movable = [x for x in on_line if not x[0].fixed]
+            # the sessions that can come down take the excess of those that cannot (load that stays)
+            others = line_rule.keep(movable) if len(movable) < len(on_line) else everyone
             for d, _, _ in on_line:
+                keep = everyone if d.fixed or others is None else others
                 factor[d.key] = min(factor.get(d.key, 1.0), keep)
     new_limits: dict[str, float] = {}
     for d in known:
@@ -141,6 +152,32 @@ def shed(
             drawn_kw = max(d.draw_a) / amps_per_kw(site, charger)
             new_limits[d.key] = int(min(d.limit, drawn_kw * factor[d.key]) * 10) / 10
     return new_limits, events
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One overloaded node-line: its load, its usable limit and how its rest is bounded."""
+
+    load_a: float
+    usable_a: float
+    exact_rest: bool  # the rest is the load less the sessions' draw, exactly
+    sum_magnitudes: bool  # the sessions count by the sum of their magnitudes (else their phasor sum's)
+    collinear: bool
+    unit: complex
+    in_phase_a: float | None
+
+    def keep(self, sessions: list[tuple[ChargerDraw, complex, float]]) -> float | None:
+        """The share of their draw these sessions keep so the line fits, everything else on it
+        staying as it is (``None``: they draw nothing here)."""
+        ev = sum((c for _, c, _ in sessions), 0j)
+        ev_a = sum(m for _, _, m in sessions) if self.sum_magnitudes else abs(ev)
+        if ev_a <= 1e-9:
+            return None
+        if self.exact_rest:
+            rest = max(0.0, self.load_a - ev_a)
+        else:  # a meter's magnitude (or a phasor sum): bound what is not these sessions
+            rest = base_line_a(self.load_a, ev, collinear=self.collinear, unit=self.unit, in_phase_a=self.in_phase_a)
+        return max(0.0, min(1.0, (self.usable_a - rest) / ev_a))
 
 
 KW_MARGIN = 0.02

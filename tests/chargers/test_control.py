@@ -283,3 +283,25 @@ async def test_cancelled_waiter_passes_its_turn_on() -> None:
     s.gate.set()
     await asyncio.wait_for(first, 2)
     assert (await asyncio.wait_for(rig.control.apply("CP0", 7.0, connector=1), 2)).status == "accepted"
+
+
+async def test_a_charger_with_a_call_stuck_or_timed_out_cannot_be_lowered_soon() -> None:
+    """A decrease waits behind the call in flight (one per charger) for up to the call timeout: the
+    overload shed must not count on such a charger (``lowerable_now``)."""
+    rig = Rig()
+    s = rig.plug("CP0", FakeSession(answers=["Accepted", "Timeout", "Accepted"]))
+    assert rig.control.lowerable_now("CP0")
+    s.gate = asyncio.Event()
+    call = asyncio.create_task(rig.control.apply("CP0", 16.0))
+    await asyncio.sleep(0.01)
+    rig.clock.advance(0.9)
+    assert rig.control.lowerable_now("CP0")  # unanswered for a moment: a slow answer, not stuck
+    rig.clock.advance(0.2)
+    assert not rig.control.lowerable_now("CP0")  # more than STUCK_CALL_S: stuck
+    s.gate.set()
+    assert (await asyncio.wait_for(call, 2)).status == "accepted"
+    assert rig.control.lowerable_now("CP0")
+    assert (await rig.control.apply("CP0", 10.0)).status == "timeout"
+    assert not rig.control.lowerable_now("CP0")  # its last call timed out: the next may too
+    assert (await rig.control.apply("CP0", 8.0)).status == "accepted"
+    assert rig.control.lowerable_now("CP0")

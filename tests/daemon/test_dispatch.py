@@ -39,6 +39,8 @@ class Port:
     budgets: dict[tuple[str, int], float] = field(default_factory=dict)
     calls: list[tuple[str, int, float, str]] = field(default_factory=list)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    stuck: set[str] = field(default_factory=set)
+    """Chargers with a profile call stuck (a decrease would wait behind it)."""
 
     async def apply(
         self,
@@ -78,6 +80,10 @@ class Port:
                 break
             n += 1
         return n
+
+
+    def lowerable_now(self, charger_id: str, now: datetime | None = None) -> bool:
+        return charger_id not in self.stuck and self.unanswered_calls(charger_id) == 0
 
 
 def _states(*chargers: str) -> dict[str, ChargerState]:

@@ -201,3 +201,33 @@ def test_dc_power_on_a_277_volt_bus() -> None:
     worst_base = cmath.rect(1.0, math.radians(BASE_MAX_ANGLE_DEG))
     worst_base *= -dc_a * worst_base.real + math.sqrt(load**2 - (dc_a * worst_base.imag) ** 2)
     assert abs(worst_base + limits["dc"] * per_kw) <= 396.0 + 1e-9
+
+
+def test_a_session_that_cannot_be_lowered_now_stays_and_the_others_take_the_excess() -> None:
+    """The invariant test's failure in numbers (grid L1 198 A on a 160 − 4 A usable limit): a
+    16 A, a 32 A (its charger's call queue blocked behind an unanswered call) and a 44.3 A session
+    on L1. One factor for all (0.545) left L1 at 170 A once the two that could follow did; with
+    the 32 A one as load that stays the two others take the whole 42 A."""
+    from controller.config.loader import load_site
+    from controller.model.site import GRID_ID
+
+    site = load_site("config/demo-site.yaml").site
+    usable = site.node_limit_a(GRID_ID) - site.node_margin_a(GRID_ID)
+    dc_a = 44.3
+    per_kw = dc_a / 28.7  # DC01 at 28.7 kW draws 44.3 A per phase (near enough: the shed scales its draw)
+    draws = [
+        ChargerDraw("CP01:1", "CP01", 18.0, (16.0, 16.0, 16.0)),
+        ChargerDraw("CP04:1", "CP04", 31.9, (31.9, 0.0, 0.0), fixed=True),
+        ChargerDraw("DC01:1", "DC01", 28.7, (dc_a, dc_a, dc_a)),
+    ]
+    load = (198.0, 121.4, 86.3)
+    limits, events = shed(site, {GRID_ID: load}, draws)
+    assert [e.label for e in events] == ["grid L1"]
+    assert limits["CP01:1"] == 0.0  # 16 A × 0.30 < its 6 A minimum: paused
+    after = load[0] - 16.0 - dc_a + limits["DC01:1"] * per_kw  # CP04 still draws its 31.9 A
+    assert after <= usable + 0.2
+    assert limits["CP04:1"] == pytest.approx(31.9 * (usable - (load[0] - 92.2)) / 92.2, abs=0.1)  # its share
+
+    everyone = [ChargerDraw(d.key, d.charger_id, d.limit, d.draw_a) for d in draws]  # all able to follow
+    old, _ = shed(site, {GRID_ID: load}, everyone)
+    assert old["CP04:1"] == limits["CP04:1"] and old["CP01:1"] == pytest.approx(8.7, abs=0.1)
