@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -136,6 +137,8 @@ class Dispatcher(UncontrolledRules):
     answer + the reaction time; unconfirmed (timed out, not connected), until what the charger may
     still hold has ended by its own rules + the reaction time."""
     _unconfirmed: set[str] = field(default_factory=set)
+    _lowering: Counter[str] = field(default_factory=Counter)
+    """Per charger, decreases in flight (not answered yet): raises sharing its nodes and phases wait."""
     _drawn: dict[str, list[tuple[datetime, PhaseCurrents]]] = field(default_factory=dict)
     _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
     _probing: dict[str, asyncio.Task[str]] = field(default_factory=dict)  # uncontrolled charger → its probe
@@ -182,7 +185,13 @@ class Dispatcher(UncontrolledRules):
         holds the charger its answer goes in no book of ours but the history (it may have waited
         for the charger while the run began)."""
         go = (lambda: not self.is_held(charger_id)) if plan else None
-        result = await self.control.apply(charger_id, limit, schedule, connector=connector, source=source, go=go)
+        if lowering:  # until it is answered, nothing sharing its nodes and phases is raised
+            self._lowering[charger_id] += 1
+        try:
+            result = await self.control.apply(charger_id, limit, schedule, connector=connector, source=source, go=go)
+        finally:
+            if lowering:
+                self._lowering[charger_id] -= 1
         self.observe(charger_id, connector, limit, result)
         if plan and self.is_held(charger_id):
             return result
@@ -357,6 +366,7 @@ class Dispatcher(UncontrolledRules):
         now = self.clock()
         keys = [key for key, until in self.settling.items() if until > now] + list(self._over_since)
         out = {self._charger_of[key] for key in keys if key in self._charger_of}
+        out |= {cid for cid, n in self._lowering.items() if n > 0}  # a decrease still in flight
         return [cid for cid in out if cid not in self.uncontrolled]
 
     def _is_raise(self, sp: SessionPlan, connectors: Mapping[str, int]) -> bool:

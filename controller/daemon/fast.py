@@ -74,6 +74,8 @@ class FastDispatch(Protocol):
 
     def current_limit(self, charger_id: str, connector: int) -> float: ...
 
+    def can_lower_now(self, charger_id: str) -> bool: ...
+
     def observe_draws(
         self, now: datetime, max_age_s: float,
         measure: Callable[[Charger, int, ConnectorState], PhaseCurrents | None] | None = None,

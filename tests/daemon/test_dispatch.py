@@ -285,6 +285,25 @@ async def test_a_plan_sends_nothing_for_a_session_whose_shed_is_still_in_flight(
     assert [c[2] for c in port.calls].count(25.0) == 0
 
 
+async def test_a_plan_raises_nothing_beside_a_decrease_still_in_flight() -> None:
+    """The invariant review: a shed's decrease waiting for a slow charger's answer; a plan made
+    before the shed must not raise another session on the same node and phase meanwhile (the shed
+    counted on the lowered one, whose EV has not even been told yet)."""
+    port = Port(Clock())
+    d = _dispatcher(port, _states("CP01", "CP02"))
+    await _settle(d, {"CP01": 32.0, "CP02": 10.0})
+    snapshot_at = port.clock.now
+    port.clock.now += timedelta(seconds=1)
+    port.gates["CP01"] = asyncio.Event()
+    shed = asyncio.create_task(d.lower("CP01", 1, 19.0, "overload shed"))
+    await asyncio.sleep(0.01)
+    plan, sessions = _plan({"CP01": 32.0, "CP02": 20.0})
+    await asyncio.wait_for(d.dispatch_plan(plan, sessions, snapshot_at, lambda: False), 1.0)
+    assert 20.0 not in [c[2] for c in port.calls if c[0] == "CP02"]
+    port.gates["CP01"].set()
+    assert await shed == "accepted"
+
+
 async def test_an_uncontrolled_charger_is_budgeted_at_its_peak_and_at_least_its_profiles() -> None:
     port = Port(Clock())
     d = _dispatcher(port, _states("CP07"))
