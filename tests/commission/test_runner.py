@@ -7,8 +7,11 @@ test what it was asked to (no EV charging without ``--no-ev``, no headroom) has 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,6 +153,8 @@ async def test_every_rig_behaviour_is_found(server_factory: Callable[..., Any]) 
         reports = {r.charger: r for r in await asyncio.gather(*runs)}
     finally:
         await asyncio.gather(*(s.close() for s in sims.values()))
+    if table := os.environ.get("DEPOTCTL_COMMISSION_TABLE"):  # the closing note's table: every report, as JSON
+        Path(table).write_text(json.dumps({cid: r.to_json() for cid, r in reports.items()}, indent=1))
 
     for rec in port.sent:  # never above the headroom at the moment of sending
         assert rec.spec.max_planner_limit <= rec.headroom + 1e-6, rec
