@@ -32,6 +32,7 @@ from controller.model import (
     Site,
     SiteInfo,
     Snapshot,
+    Tariff,
     TariffStep,
 )
 from controller.planner.instance import build_instance
@@ -91,8 +92,8 @@ def make_snapshot(n: int, seed: int = 1) -> Snapshot:
         circuits=(*feeders, *boards),
         chargers=tuple(chargers),
         control=Control(plan_every_s=15.0, horizon_h=24.0, slot_min=15, solver_time_limit_s=5.0),
-        tariff=(TariffStep(at=datetime(2026, 1, 1, 7).time(), price_per_kwh=0.32),
-                TariffStep(at=datetime(2026, 1, 1, 23).time(), price_per_kwh=0.18)),
+        tariff=Tariff(energy=(TariffStep(at=datetime(2026, 1, 1, 7).time(), price_per_kwh=0.32),
+                              TariffStep(at=datetime(2026, 1, 1, 23).time(), price_per_kwh=0.18))),
     )
     base = {"grid": (grid_a * 0.15, grid_a * 0.12, grid_a * 0.1)}
     for k, c in enumerate(feeders):

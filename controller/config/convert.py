@@ -44,7 +44,7 @@ def to_site(sf: SiteFile) -> m.Site:
             for v in sf.vehicles
         ),
         schedules=tuple(_schedule(s) for s in sf.schedules),
-        tariff=tuple(m.TariffStep(_hhmm(t.at), t.price_per_kwh) for t in sf.tariff),
+        tariff=m.Tariff(energy=tuple(m.TariffStep(_hhmm(t.at), t.price_per_kwh) for t in sf.tariff)),
         api=m.Api(**sf.api.model_dump()),
         metrics=m.Metrics(**sf.metrics.model_dump()),
         storage=m.Storage(**sf.storage.model_dump()),
@@ -105,7 +105,7 @@ def to_dict(site: m.Site) -> dict[str, Any]:
             for v in site.vehicles
         ],
         "schedules": [_schedule_dict(s) for s in site.schedules],
-        "tariff": [{"at": t.at.strftime("%H:%M"), "price_per_kwh": t.price_per_kwh} for t in site.tariff],
+        "tariff": [{"at": t.at.strftime("%H:%M"), "price_per_kwh": t.price_per_kwh} for t in site.tariff.energy],
         "api": _drop_none(_fields(site.api)),
         "metrics": _fields(site.metrics),
         "storage": _fields(site.storage),

@@ -214,6 +214,27 @@ class Ocpp:
     heartbeat_s: int = 300
     call_timeout_s: float = 5.0
     meter_sample_s: int = 10
+    upstream: Upstream | None = None
+    """Local-controller mode: the operator's CSMS that every charger is also connected to, through
+    depotctl (``None``: depotctl is the only central system)."""
+
+
+OfflineAuthorize = Literal["cache", "accept", "reject"]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The operator's CSMS (``ocpp.upstream``). Each charger is connected upstream as itself:
+    ``{url}/{charger id}``, with the OCPP version the charger speaks."""
+
+    url: str
+    security_profile: int = 2
+    passwords_file: str | None = None
+    """Charger id → the password the CSMS expects (security profiles 1 and 2)."""
+    ca_file: str | None = None
+    offline_authorize: OfflineAuthorize = "cache"
+    """How an id tag is answered while the CSMS is unreachable: ``cache`` (the CSMS's earlier
+    answers and its local list), ``accept`` or ``reject``."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +282,45 @@ class TariffStep:
     price_per_kwh: float
 
 
+DemandPeriod = Literal["month"]
+
+
+@dataclass(frozen=True)
+class DemandCharge:
+    """The demand charge: the billing period's highest ``window_min`` average of grid import
+    costs ``price_per_kw`` per kW."""
+
+    price_per_kw: float
+    window_min: int = 15
+    period: DemandPeriod = "month"
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """What the depot pays: ``energy`` (daily time-of-use steps, site-local), optionally dated
+    prices from ``prices_file`` (where present they win) and a demand charge.
+
+    The site file's older form ``tariff: [{at, price_per_kwh}]`` is the same as
+    ``tariff: {energy: [...]}``."""
+
+    currency: str = "EUR"
+    energy: tuple[TariffStep, ...] = ()
+    prices_file: str | None = None
+    demand: DemandCharge | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to price: energy steps, a prices file or a demand charge."""
+        return bool(self.energy) or self.prices_file is not None or self.demand is not None
+
+
+@dataclass(frozen=True)
+class Pv:
+    """On-site production, measured by ``meter`` (its power is the PV output, >= 0)."""
+
+    meter: str
+
+
 @dataclass(frozen=True)
 class Api:
     listen: str = "127.0.0.1:8080"
@@ -290,7 +350,8 @@ class Site:
     control: Control = field(default_factory=Control)
     vehicles: tuple[Vehicle, ...] = ()
     schedules: tuple[Schedule, ...] = ()
-    tariff: tuple[TariffStep, ...] = ()
+    tariff: Tariff = field(default_factory=Tariff)
+    pv: Pv | None = None
     constraints: tuple[PhasorConstraint, ...] = ()
     api: Api = field(default_factory=Api)
     metrics: Metrics = field(default_factory=Metrics)

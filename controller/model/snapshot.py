@@ -49,6 +49,10 @@ class SessionState:
     """State of charge now (from the charger's meter values or the vehicle), if known."""
     battery_kwh: float | None = None
     """Usable battery capacity; with ``soc_pct`` the planner expects the charge to taper near full."""
+    cap: tuple[tuple[datetime, float], ...] = ()
+    """An upper bound from outside depotctl (the operator's CSMS, local-controller mode): steps
+    ``(from, limit)`` in the session's unit (A per used phase for AC, kW for DC), each until the
+    next; no cap before the first step, none at all when empty. ``inf`` lifts the cap."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,18 @@ class Snapshot:
     """Optional day-ahead forecast per node: steps ``(from, A per phase)``, each until the next
     (e.g. the same time yesterday, learnt from history). For the next hour the larger of it and
     the measured base load counts; after that the forecast does."""
+    prices: tuple[tuple[datetime, float], ...] = ()
+    """Dated energy prices (``tariff.prices_file``): steps ``(from, price per kWh)``, each until the
+    next, the last one until the end of its hour; where they cover a slot they win over the site's
+    daily ``tariff.energy``."""
+    demand_peak_kw: float | None = None
+    """The billing period's highest ``tariff.demand.window_min`` average of grid import so far:
+    load up to it costs no demand charge (``None``: none recorded yet, 0)."""
+    pv_kw: float | None = None
+    """PV output measured now (``pv.meter``); ``None`` without PV or without a fresh reading."""
+    pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()
+    """Day-ahead PV forecast: steps ``(from, kW)``, each until the next. For the current slot the
+    planner never counts more than :attr:`pv_kw`."""
 
 
 LimitUnit = Literal["A", "kW"]

@@ -549,7 +549,7 @@ def build_instance(snap: Snapshot) -> Instance:
     sessions = [
         replace(p, departure=first_end) if p.departure <= now else p for p in sessions
     ]
-    prices = tariff_prices(grid, site.tariff, site.site.timezone)
+    prices = tariff_prices(grid, site.tariff.energy, site.site.timezone)
     return Instance(
         site=site, now=now, grid=grid, sessions=sessions, skipped=skipped, node_ids=node_ids,
         base_a=base, cap_a=cap, overloads=overloads, grid_kw_cap=grid_kw_cap, prices=prices,

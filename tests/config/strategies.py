@@ -187,5 +187,5 @@ def sites(draw: st.DrawFn) -> m.Site:
         control=m.Control(slot_min=draw(st.sampled_from([5, 15, 30]))),
         vehicles=tuple(vehicles),
         schedules=tuple(schedules),
-        tariff=tariff,
+        tariff=m.Tariff(energy=tariff),
     )

@@ -25,6 +25,7 @@ from controller.model import (
     Site,
     SiteInfo,
     Snapshot,
+    Tariff,
     TariffStep,
     Vehicle,
 )
@@ -74,8 +75,9 @@ def site_from(d: dict[str, Any]) -> Site:
         chargers=tuple(Charger(**_pick(Charger, c)) for c in d.get("chargers", [])),
         vehicles=tuple(Vehicle(**_pick(Vehicle, v)) for v in d.get("vehicles", [])),
         control=Control(**_pick(Control, d.get("control", {}))),
-        tariff=tuple(TariffStep(at=time.fromisoformat(str(t["at"])), price_per_kwh=float(t["price_per_kwh"]))
-                     for t in d.get("tariff", [])),
+        tariff=Tariff(energy=tuple(
+            TariffStep(at=time.fromisoformat(str(t["at"])), price_per_kwh=float(t["price_per_kwh"]))
+            for t in d.get("tariff", []))),
     )
 
 

@@ -17,6 +17,7 @@ from controller.model import (
     Site,
     SiteInfo,
     Snapshot,
+    Tariff,
     TariffStep,
 )
 
@@ -63,7 +64,7 @@ def sites(draw: st.DrawFn, max_chargers: int = 6) -> Site:
         circuits=tuple(circuits),
         chargers=tuple(chargers),
         control=Control(plan_every_s=15.0, horizon_h=12.0, slot_min=15, solver_time_limit_s=5.0),
-        tariff=tariff,
+        tariff=Tariff(energy=tariff),
     )
 
 

@@ -18,6 +18,7 @@ from controller.model import (
     Site,
     SiteInfo,
     Snapshot,
+    Tariff,
     TariffStep,
     Vehicle,
     dc_phase_current_a,
@@ -73,7 +74,7 @@ def test_feasible_needs_met_and_charged_early_without_tariff() -> None:
 
 def test_cheap_tariff_slots_are_preferred() -> None:
     tariff = (TariffStep(at=time(7), price_per_kwh=0.40), TariffStep(at=time(22), price_per_kwh=0.10))
-    s = snap(sess("s1", "a1", need=15.0, dep_h=14.0), tariff=tariff)
+    s = snap(sess("s1", "a1", need=15.0, dep_h=14.0), tariff=Tariff(energy=tariff))
     p, _ = plan(s)
     sp = p.session("s1")
     assert sp.limit.value == 0.0 and sp.limit.source == "tariff"
@@ -84,7 +85,7 @@ def test_cheap_tariff_slots_are_preferred() -> None:
 
 def test_urgent_session_is_not_deferred_for_tariff() -> None:
     tariff = (TariffStep(at=time(7), price_per_kwh=0.40), TariffStep(at=time(22), price_per_kwh=0.10))
-    s = snap(sess("s1", "a1", need=30.0, dep_h=2.0), tariff=tariff)
+    s = snap(sess("s1", "a1", need=30.0, dep_h=2.0), tariff=Tariff(energy=tariff))
     p, _ = plan(s)
     assert p.session("s1").limit.value == 32.0
 
