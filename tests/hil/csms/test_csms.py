@@ -344,3 +344,15 @@ async def test_transaction_events_replayed_lost_late_or_out_of_order(csms: SimCs
     assert [m.value() for m in tx.meter_values] == [0.0, 60.0, 60.0, 30.0, 240.0, 300.0]
     assert [a.kind for a in csms.anomalies] == ["duplicate_seq_no", "seq_no_gap", "out_of_order", "after_end"]
     assert csms.violations() == []
+
+
+async def test_malformed_calls_get_a_callerror_and_the_link_survives(csms: SimCsms) -> None:
+    async with raw_client(csms) as ws:
+        await ws.send(json.dumps([2, "m1", "Heartbeat"]))  # no payload
+        assert json.loads(await asyncio.wait_for(ws.recv(), 2.0))[:3] == [4, "m1", "FormationViolation"]
+        frame = await raw_call(ws, "m2", "FrobnicateNow", {})
+        assert frame[:3] == [4, "m2", "NotImplemented"]
+        await ws.send("not json at all")
+        assert (await raw_call(ws, "m3", "Heartbeat", {}))[0] == 3
+    assert [a.kind for a in csms.anomalies] == ["unknown_action"]
+    assert len(csms.violations()) == 3
