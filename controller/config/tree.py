@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controller.config.summary import summary_lines
 from controller.model import phasor
 from controller.model.site import GRID_ID, PHASES, Charger, Circuit, Site
 
@@ -77,7 +78,8 @@ def connection_text(site: Site, ch: Charger) -> str:
 
 def render_tree(site: Site) -> str:
     """Plain-text tree: per node its limit and, on the line below, what the limit applies to and how
-    it is summed; per charger its connection. Aligned columns."""
+    it is summed; per charger its connection. Aligned columns. Below it the counts, then a line each
+    for the tariff, the PV meter and the upstream CSMS where the site has them."""
     rows: list[tuple[str, str]] = []
     connected = connected_line_currents_a(site)
     chargers_at: dict[str, list[Charger]] = {}
@@ -132,4 +134,5 @@ def render_tree(site: Site) -> str:
         (len(site.schedules), "departure"),
     )
     out.append(", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in counts))
+    out += summary_lines(site)
     return "\n".join(out)
