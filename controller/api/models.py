@@ -18,6 +18,7 @@ Conventions:
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -221,6 +222,65 @@ class StoreInfo(_Model):
     broken: bool = Field(description="True when the store gave up writing (disk full, corrupt file …).")
 
 
+class PricesFileInfo(_Model):
+    """The dated prices file (``tariff.prices_file``)."""
+
+    path: str = Field(description="The file as read.")
+    prices: Count = Field(description="Price steps in force from it.")
+    loaded_at: AwareDatetime | None = Field(description="When those were read; None: never read successfully.")
+    covers_until: AwareDatetime | None = Field(
+        description="Where its prices end (the end of the last step's hour); None without prices."
+    )
+    error: str | None = Field(
+        description="Why the file was last refused (every problem as file:line: what), while that stands: the "
+        "prices read before stay in force; None when its last read was good."
+    )
+    error_at: AwareDatetime | None = Field(description="When it was refused; None when it was not.")
+
+
+class DemandWindowInfo(_Model):
+    """One averaging window of grid import for the demand charge."""
+
+    start: AwareDatetime = Field(description="The window's start (aligned to the site-local clock).")
+    end: AwareDatetime = Field(description="Its end.")
+    average_kw: float | None = Field(description="Average grid import over the time readings covered [kW].")
+    coverage: float = Field(ge=0, le=1, description="Share of the window (so far) its readings covered, 0..1.")
+    partial: bool = Field(description="True when readings are missing (coverage below 98 %).")
+
+
+class EnergyInfo(_Model):
+    """The bill: the price now, today's import and cost, the billing period's peak, PV."""
+
+    currency: str = Field(description="The tariff's currency.")
+    price_per_kwh: float | None = Field(description="Price of grid energy now, per kWh; None without a price.")
+    price_source: Literal["prices file", "tariff"] | None = Field(
+        description="Where it comes from: the dated prices file, or the site's daily tariff."
+    )
+    day: date = Field(description="Today, site-local.")
+    today_import_kwh: float | None = Field(description="Grid import today so far [kWh]; None before a reading.")
+    today_cost: float | None = Field(
+        description="Its cost in `currency`; None when no price covered any of it (unknown, not 0)."
+    )
+    cost_total: float | None = Field(
+        description="Cost of import since records began (depot_energy_cost_total); None without energy prices."
+    )
+    demand_price_per_kw: float | None = Field(description="The demand charge per kW of peak; None without one.")
+    window_min: int = Field(ge=1, description="The averaging window of the peak [min].")
+    period_start: AwareDatetime = Field(description="Start of the billing period (the site-local month).")
+    peak_kw: float | None = Field(
+        description="The period's peak so far [kW]: the highest window average, or what the window in progress "
+        "has committed if higher; None: nothing yet."
+    )
+    peak_window: DemandWindowInfo | None = Field(description="The period's highest closed window; None: none yet.")
+    window: DemandWindowInfo | None = Field(description="The window in progress; None before a reading.")
+    demand_charge: float | None = Field(
+        description="The demand charge the peak so far costs (peak_kw × demand_price_per_kw); None without one."
+    )
+    prices_file: PricesFileInfo | None = Field(description="The dated prices file; None when there is none.")
+    pv_meter: str | None = Field(description="The PV meter; None without PV.")
+    pv_kw: float | None = Field(description="PV output now [kW]; None without PV or a fresh reading.")
+
+
 class StatusResponse(_Model):
     """``GET /api/v1/status``: everything an operator needs on one page."""
 
@@ -239,6 +299,9 @@ class StatusResponse(_Model):
     plan: PlanInfo | None = Field(description="The last plan; None before the first one.")
     loop: LoopInfo
     store: StoreInfo | None = Field(description="The history store; None when storage is off.")
+    energy: EnergyInfo | None = Field(
+        None, description="The bill: price, today's cost, the billing period's peak, PV; None from an older daemon."
+    )
 
 
 class ErrorResponse(_Model):

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from controller.api.models import ChargerInfo, NodeInfo, SessionInfo, StatusResponse
+from controller.api.models import ChargerInfo, EnergyInfo, NodeInfo, SessionInfo, StatusResponse
 from controller.client.view_format import (
     CLOCK_WARN_S,
     NONE,
@@ -42,6 +42,10 @@ def render_status(status: StatusResponse, *, extra: RenderableType | None = None
     parts: list[RenderableType] = [
         banner(status, clock),
         grid_table(status),
+    ]
+    if status.energy is not None:
+        parts.append(bill_table(status.energy, clock))
+    parts += [
         circuit_tree(status.nodes),
         chargers_table(status.chargers, clock),
         meters_table(status),
@@ -115,6 +119,48 @@ def grid_table(status: StatusResponse) -> Table:
     if grid.current_a is None:
         table.caption = "no grid reading"
         table.caption_style = "bold red"
+    return table
+
+
+def bill_table(e: EnergyInfo, clock: LocalClock) -> Table:
+    """The bill: price now, today's import and cost, the billing period's peak, the prices file, PV."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    cur = e.currency
+    price = Text(NONE if e.price_per_kwh is None else f"{e.price_per_kwh:.4f} {cur}/kWh")
+    if e.price_source is not None:
+        price.append(f" ({e.price_source})", style="dim")
+    table.add_row("price", price)
+    today = f"{num(e.today_import_kwh, 1, 'kWh')} imported"
+    today += f" · {num(e.today_cost, 2, cur)}" if e.today_cost is not None else " · cost unknown"
+    table.add_row("today", today)
+    peak = Text(f"{num(e.peak_kw, 1, 'kW')} this month (since {clock.at(e.period_start, seconds=False)},"
+                f" {e.window_min}-min average)")
+    if e.demand_charge is not None and e.demand_price_per_kw is not None:
+        peak.append(f" · demand charge {e.demand_charge:.2f} {cur} at {e.demand_price_per_kw:g} {cur}/kW")
+    if e.peak_window is not None:
+        pw = e.peak_window
+        peak.append(f" · highest window {clock.at(pw.start, seconds=False)}", style="dim")
+        if pw.partial:
+            peak.append(f" (readings cover {pw.coverage:.0%})", style="yellow")
+    table.add_row("peak", peak)
+    if e.window is not None:
+        w = e.window
+        now = Text(f"{num(w.average_kw, 1, 'kW')} since {clock.at(w.start, seconds=False)}", style="dim")
+        if w.partial:
+            now.append(f" (readings cover {w.coverage:.0%})", style="dim")
+        table.add_row("window", now)
+    if e.prices_file is not None:
+        pf = e.prices_file
+        line = Text(f"{pf.path} · {pf.prices} prices until {clock.at(pf.covers_until, seconds=False)}")
+        if pf.error is not None:
+            line.append(f"\nREFUSED {clock.at(pf.error_at)}: ", style="bold red")
+            line.append(pf.error, style="red")
+            line.append("\n(the prices read before stay in force)", style="dim")
+        table.add_row("prices file", line)
+    if e.pv_meter is not None:
+        table.add_row("PV", f"{num(e.pv_kw, 1, 'kW')} · meter {e.pv_meter}")
     return table
 
 

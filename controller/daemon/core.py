@@ -17,6 +17,9 @@ the others (:mod:`.ports`) and runs the lifecycle. The parts, each the one write
 * ``sessions`` (:mod:`.history`) — the open sessions and the chargers' link state, from the
   central system's events; ``fleet`` (:mod:`.fleet`) — departures, schedules, the API's fleet
   face; ``recorder`` (:mod:`.record`) — the history store; ``watchdog`` (:mod:`.watchdog`) — systemd;
+* ``bill`` (:mod:`.bill`) — what energy costs and what the site produces: the prices file, the
+  billing period's peak, the cost of import, the PV history; fed by the fast loop, read by the plan
+  loop (the planner's prices, peak and PV), the status and ``/metrics``;
 * ``commission`` (:mod:`.commission`) — commissioning runs: a charger under test is held (left
   out of the plan, budgeted at its maximum, sent nothing by the dispatcher) until its run ends;
   the shed, the fail-safe, a disconnect or a stop cancel a run; what runs found (quirks, each
@@ -52,6 +55,7 @@ from controller.chargers.server import CentralSystem
 from controller.commission.runner import CommissionOptions
 from controller.config.loader import load_site
 from controller.daemon import fast, jobs, plan_loop
+from controller.daemon.bill import Bill, BillPorts
 from controller.daemon.commission import Commissioning, CommissionPorts
 from controller.daemon.dispatch import Dispatcher
 from controller.daemon.draws import RESTORED_MARGIN_S, ChargerBudgets
@@ -160,6 +164,7 @@ class Daemon:
         )
         self.sessions = SessionBook(self.cs.states, self.recorder, self.dispatch.session_ended, self.replan.set)
         self.budgets = ChargerBudgets(self._site, self.cs.states, self.cs.control)
+        self.bill = Bill(BillPorts(self._site, self.recorder, self.metrics, self.config_path.parent))
 
     def _on_charger_event(self, event: ChargerEvent) -> None:
         self.sessions.on_event(event)
@@ -177,6 +182,7 @@ class Daemon:
             failsafe=self.failsafe, sessions=self.sessions, recorder=self.recorder, metrics=self.metrics,
             wake=self.replan, stop=self.stop_event, held=self.commission.held,
             held_budgets_a=self.commission.held_budgets_a, reaction_of=self.commission.reaction_s,
+            costs=self.bill.cost_inputs,
         )
 
     def _fast_ports(self) -> fast.FastPorts:
@@ -186,6 +192,7 @@ class Daemon:
             recorder=self.recorder, storage_broken=lambda: self.recorder.broken, metrics=self.metrics,
             spawn=self.spawn, replan=self.replan.set, cycle_done=self._cycle_done, stop=self.stop_event,
             held_budgets_a=self.commission.held_budgets_a, reaction_of=self.commission.reaction_s,
+            energy=self.bill,
         )
 
     def _cycle_done(self, good: bool, completed: bool) -> None:
@@ -202,7 +209,7 @@ class Daemon:
             planning=self.planning, meters=lambda: self.meters.status(), states=self.cs.states,
             failsafe_installed=self.cs.control.failsafe_installed, dispatch=self.dispatch,
             delivered_kwh=self.sessions.delivered_kwh, store=lambda: self.recorder.store,
-            commissioned=self.commission.commissioned,
+            commissioned=self.commission.commissioned, bill=self.bill.status,
         )
 
     def _job_ports(self) -> jobs.JobPorts:
@@ -302,6 +309,7 @@ class Daemon:
             LOG.warning("stopping: not every charger confirmed its fail-safe limit within %.0f s", STOP_PUSH_S)
         self.recorder.event("info", "controller stopped")
         self.sessions.all_offline(self.clock())
+        self.bill.flush(self.clock())  # the window in progress and today's cost, for the next start
         await self.cs.stop()
         await self.meters.close()
         if self.api_server is not None:
@@ -334,6 +342,7 @@ class Daemon:
             LOG.exception("commissioning reports in %s not read", self.site.storage.path)
         restored = self.recorder.open(self.site.storage.path, now)
         self._restore(restored, now)
+        self.bill.open(self.site.storage.path, now)  # the period's peak, today's cost, PV history; prices
         for warning in self.fleet.restore(restored, now):  # departures and schedules set through the API
             LOG.warning("restoring departures: %s", warning)
         for ch in self.site.chargers:
@@ -369,6 +378,7 @@ class Daemon:
         except Exception as exc:  # the loader reports every problem in its message
             LOG.error("reload of %s refused, still running on the previous file:\n%s", self.config_path, exc)
             self.recorder.event("config_reload", f"refused: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+            self.bill.reload(self.clock())  # the prices file is read again all the same
             self.notifier.ready("reload refused: running on the previous site file")
             return False
         new = loaded.site
@@ -384,6 +394,7 @@ class Daemon:
         self.site = new
         self.cs.reload(new)
         self.commission.reloaded()  # a run of a charger the file no longer has ends
+        self.bill.reload(self.clock())  # the prices file is read again (a bad one: the old prices stay)
         if self.auth is not None:
             self.auth.reload(new)  # api.tokens_file: a bad one is logged, the old tokens stay
         if old.meters != new.meters:

@@ -6,7 +6,8 @@ current as its limit sees it — the phasor sum of what is behind it, on a trans
 primary), then in order: the fail-safe state machine (a stale or implausible grid meter, a failed
 planner, broken storage), the overload shed (a node over ``limit − margin`` → the chargers under
 it scaled down and sent at once, without waiting for the planner, :mod:`.overload`), the base load
-the planner will see, metrics and history. The watchdog is petted only when a cycle completes.
+the planner will see, metrics and history, then the bill (grid import and PV output,
+:class:`~controller.daemon.ports.EnergyMeter`). The watchdog is petted only when a cycle completes.
 
 :class:`FastLoop` owns what it works out (the held base load, its statistics) and publishes each
 cycle's result as an :class:`~controller.daemon.ports.Observation`; what it needs of the other
@@ -36,6 +37,7 @@ from controller.daemon.draws import (
 from controller.daemon.overload import shed_order
 from controller.daemon.ports import (
     Clock,
+    EnergyMeter,
     Monotonic,
     Observation,
     PlanHealth,
@@ -121,6 +123,8 @@ class FastPorts:
     """The chargers commissioning runs hold, and what the planner counts each at (its maximum)."""
     reaction_of: Callable[[str], float] | None = None
     """Per charger, its EVs' reaction time [s] (the shed's allowance; None: the default for all)."""
+    energy: EnergyMeter | None = None
+    """The bill: told the grid and PV meters' power each cycle (after the shed: it never delays one)."""
 
 
 @dataclass
@@ -192,6 +196,10 @@ class FastLoop:
         if transition is not None:
             p.failsafe.apply(transition)  # fail-safe: every charger to its limit; normal: a plan at once
         self._shed(site, loads, now, t_read, measure, meters.in_phase)
+        if p.energy is not None:
+            grid_w = meters.power_w.get(site.grid.meter) if site.grid.meter is not None else None
+            pv_w = meters.power_w.get(site.pv.meter) if site.pv is not None else None
+            p.energy.metered(now, grid_w, pv_w)
         return not health.faults()
 
     def _charger_round(self, site: Site, now: datetime, measure: Measured) -> _ChargerRound:

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from controller.chargers.state import ChargerState
 from controller.daemon.planning import Planning, PlanRecord, PlanSummary, worker_timeout_s
-from controller.daemon.ports import Clock, FailsafeView, Monotonic, Observation, PlanOutcome, Recorder
+from controller.daemon.ports import Clock, CostInputs, FailsafeView, Monotonic, Observation, PlanOutcome, Recorder
 from controller.daemon.readings import observe_measured
 from controller.daemon.sessions import CapSource, DepartureHistory, Sent, plan_sessions
 from controller.daemon.uncontrolled import Uncontrolled
@@ -104,6 +104,8 @@ class PlanPorts:
     caps: CapSource | None = None
     """Local-controller mode: the CSMS's caps per session (``controller.upstream.caps.CapBook``;
     None: no upstream, no caps)."""
+    costs: Callable[[datetime], CostInputs] | None = None
+    """The bill's inputs for the planner now: dated prices, the period's peak, PV (None: none)."""
 
 
 class PlanLoop:
@@ -128,8 +130,9 @@ class PlanLoop:
 
     def snapshot(self, now: datetime) -> Snapshot:
         """The planner's input now: the sessions (noting each vehicle's departure and learnt
-        maximum on the way; none of uncontrolled chargers, nor of chargers being commissioned)
-        and the base load the fast loop holds (with those chargers' budgets)."""
+        maximum on the way; none of uncontrolled chargers, nor of chargers being commissioned),
+        the base load the fast loop holds (with those chargers' budgets), and the bill's
+        (dated prices over the horizon, the billing period's peak, PV now and forecast)."""
         p = self.ports
         site = p.site()
         sessions = plan_sessions(
@@ -139,6 +142,7 @@ class PlanLoop:
             caps=p.caps,
         )
         seen = p.observation()
+        costs = p.costs(now) if p.costs is not None else CostInputs()
         return Snapshot(
             site=site,
             now=now,
@@ -147,6 +151,10 @@ class PlanLoop:
             ),
             sessions=sessions,
             next_plan_at=now + timedelta(seconds=site.control.plan_every_s),
+            prices=costs.prices,
+            demand_peak_kw=costs.demand_peak_kw,
+            pv_kw=costs.pv_kw,
+            pv_forecast_kw=costs.pv_forecast_kw,
         )
 
     def finished(self, result: Plan, sessions: tuple[SessionState, ...]) -> PlanOutcome:

@@ -12,7 +12,10 @@ Each part owns what it writes (see :mod:`controller.daemon.core` for who is who)
   session was sent; others read it through :class:`~controller.daemon.dispatch.SentBook`;
 * the fail-safe guard (:class:`~controller.daemon.safety.FailsafeGuard`) owns the fail-safe state,
   read through :class:`FailsafeView`;
-* history goes through a :class:`Recorder` (:class:`~controller.daemon.record.StoreRecorder`).
+* history goes through a :class:`Recorder` (:class:`~controller.daemon.record.StoreRecorder`);
+* the bill (:class:`~controller.daemon.bill.Bill`) owns prices, the billing period's peak, the
+  cost of import and the PV history: the fast loop tells it what the meters read
+  (:class:`EnergyMeter`), the plan loop asks it for the planner's cost inputs (:class:`CostInputs`).
 
 Nothing here imports a part: the parts import this module, the composition root wires them.
 """
@@ -63,6 +66,24 @@ class Observation:
     budgets_a: Mapping[str, PhaseCurrents] = field(default_factory=dict)
     grid_a: PhaseCurrents | None = None
     grid_power_w: float | None = None
+
+
+class EnergyMeter(Protocol):
+    """What the fast loop tells the bill each cycle: the grid meter's and the PV meter's active
+    power [W] (import positive; None: no usable reading this cycle, or no such meter)."""
+
+    def metered(self, now: datetime, grid_power_w: float | None, pv_power_w: float | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class CostInputs:
+    """What the bill gives the planner each cycle: the fields of the same names of
+    :class:`~controller.model.snapshot.Snapshot` (read their docstrings)."""
+
+    prices: tuple[tuple[datetime, float], ...] = ()
+    demand_peak_kw: float | None = None
+    pv_kw: float | None = None
+    pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()
 
 
 @dataclass(frozen=True)

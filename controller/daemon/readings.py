@@ -1,22 +1,25 @@
 """The meters' side of a fast cycle: each meter's reading as the site's loads need it, metrics and
 history of it, and what tells a frozen meter apart (pure but for the metrics and the recorder).
 
-* :func:`read_meters` — every meter's usable reading (A per line), each metered node's in-phase
-  part (where the meter gives power and voltage), the grid meter's reading and health;
+* :func:`read_meters` — every meter's usable reading (A per line) and active power
+  (:func:`active_power_w`), each metered node's in-phase part (where the meter gives power and
+  voltage), the grid meter's reading and health;
 * :func:`note_load_changes` — tell each meter when the chargers below it moved;
 * :func:`observe_measured` — circuit load and headroom metrics from what is measured.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from controller.daemon.ports import Monotonic, Recorder
 from controller.meter.errors import Implausible
 from controller.meter.reader import MeterReader, PollResult
+from controller.meter.reading import MeterReading
 from controller.metrics import DepotMetrics, observe_grid, observe_meter
 from controller.model.site import PHASES, Site
 from controller.model.snapshot import PhaseCurrents
@@ -30,6 +33,19 @@ GridReading = tuple[PhaseCurrents | None, float | None]
 """The grid meter's current per line and its power [W] (None: not known)."""
 
 
+def active_power_w(site: Site, reading: MeterReading) -> float:
+    """A reading's active power [W], import positive: the meter's own total (or the sum of its phase
+    powers); a meter that gives no power, the sum of V × I per line — its voltages, else the site's
+    nominal voltage to neutral — with the current's sign where the meter signs it (else as import).
+    That is the apparent power, an upper bound of the active one (power factor unknown)."""
+    if reading.total_power_w is not None:
+        return reading.total_power_w
+    currents = reading.current_signed_a or reading.current_a
+    nominal = site.site.voltage_v / (math.sqrt(3.0) if site.site.service == "delta" else 1.0)
+    volts = reading.voltage_v or (nominal, nominal, nominal)
+    return sum(v * i for v, i in zip(volts, currents, strict=True))
+
+
 @dataclass(frozen=True)
 class MeterRound:
     meter_a: dict[str, PhaseCurrents]  # usable readings by meter id (stale meters left out)
@@ -37,6 +53,7 @@ class MeterRound:
     grid_stale: bool
     grid_implausible: bool
     grid: GridReading
+    power_w: dict[str, float] = field(default_factory=dict)  # usable readings' active power by meter id
 
 
 def read_meters(
@@ -47,6 +64,7 @@ def read_meters(
     ``previous``: the grid reading of the last cycle (the power last read stays on show beside a
     current that is unknown now; without a grid meter, both stay)."""
     meter_a: dict[str, PhaseCurrents] = {}
+    power_w: dict[str, float] = {}
     in_phase: dict[str, PhaseCurrents] = {}
     node_of = {meter: node for node, meter in node_meters(site).items()}
     grid_implausible = False
@@ -57,6 +75,7 @@ def read_meters(
         if status.usable is not None:
             r = status.usable
             meter_a[mid] = (r.current_a[0], r.current_a[1], r.current_a[2])
+            power_w[mid] = active_power_w(site, r)
             recorder.put(MeterSample(mid, now, meter_a[mid], r.total_power_w))
             node = node_of.get(mid)
             got = None if node is None else in_phase_a(site, node, meter_a[mid], r.power_w, r.voltage_v)
@@ -73,7 +92,7 @@ def read_meters(
     elif grid_meter is not None:
         grid = (None, previous[1])
     grid_stale = grid_meter is not None and grid_meter not in meter_a
-    return MeterRound(meter_a, in_phase, grid_stale, grid_implausible, grid)
+    return MeterRound(meter_a, in_phase, grid_stale, grid_implausible, grid, power_w)
 
 
 class LoadNotes(Protocol):

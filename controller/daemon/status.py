@@ -22,12 +22,15 @@ from typing import Literal, Protocol
 from controller import __version__
 from controller.api.models import (
     ChargerInfo,
+    DemandWindowInfo,
+    EnergyInfo,
     FailsafeInfo,
     GridInfo,
     LoopInfo,
     MeterInfo,
     NodeInfo,
     PlanInfo,
+    PricesFileInfo,
     SessionInfo,
     StatusResponse,
     StoreInfo,
@@ -35,6 +38,7 @@ from controller.api.models import (
 )
 from controller.chargers.planning import session_id
 from controller.chargers.state import ChargerState, ConnectorState
+from controller.daemon.bill import BillStatus
 from controller.daemon.dispatch import SentBook
 from controller.daemon.fast import FastStats
 from controller.daemon.plan_loop import eta
@@ -42,6 +46,7 @@ from controller.daemon.planning import PlanRecord, PlanSummary
 from controller.daemon.ports import Clock, FailsafeView, Observation, PlanOutcome, PlanResults
 from controller.daemon.sessions import energy_register_wh, fresh_s, grid_draw_a
 from controller.daemon.stats import percentile
+from controller.energy.demand import DemandWindow
 from controller.meter.reader import MeterStatus
 from controller.model.phasor import draw
 from controller.model.site import GRID_ID, Charger, Site
@@ -94,6 +99,8 @@ class StatusFace:
     store: Callable[[], Store | None]
     commissioned: Callable[[str], Commissioned] = lambda _charger_id: "never"
     """Per charger, its last commissioning: passed, failed (or aborted), running now, never."""
+    bill: Callable[[datetime], BillStatus] | None = None
+    """The bill now (:class:`~controller.daemon.bill.Bill`): price, today's cost, the period's peak, PV."""
 
 
 class HasStatusFace(Protocol):
@@ -153,6 +160,39 @@ def build_status(source: StatusFace | HasStatusFace) -> StatusResponse:
         plan=_plan_info(outcome.plan, face.planning) if outcome is not None else None,
         loop=_loop_info(face.loop),
         store=_store_info(face.store()),
+        energy=_energy_info(face.bill(now)) if face.bill is not None else None,
+    )
+
+
+def _window_info(w: DemandWindow | None) -> DemandWindowInfo | None:
+    if w is None:
+        return None
+    return DemandWindowInfo(start=w.start, end=w.end, average_kw=w.average_kw, coverage=w.coverage, partial=w.partial)
+
+
+def _energy_info(b: BillStatus) -> EnergyInfo:
+    p = b.prices_file
+    return EnergyInfo(
+        currency=b.currency,
+        price_per_kwh=b.price_per_kwh,
+        price_source=b.price_source,
+        day=b.day,
+        today_import_kwh=b.today.import_kwh if b.today is not None else None,
+        today_cost=b.today.cost if b.today is not None and b.today.priced else None,
+        cost_total=b.cost_total,
+        demand_price_per_kw=b.demand_price_per_kw,
+        window_min=b.window_min,
+        period_start=b.period_start,
+        peak_kw=b.peak_kw,
+        peak_window=_window_info(b.peak),
+        window=_window_info(b.window),
+        demand_charge=(b.peak_kw or 0.0) * b.demand_price_per_kw if b.demand_price_per_kw is not None else None,
+        prices_file=None if p is None else PricesFileInfo(
+            path=p.path, prices=p.steps, loaded_at=p.loaded_at, covers_until=p.covers_until, error=p.error,
+            error_at=p.error_at,
+        ),
+        pv_meter=b.pv_meter,
+        pv_kw=b.pv_kw,
     )
 
 

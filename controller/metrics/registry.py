@@ -39,6 +39,9 @@ CONTRACT_NAMES: Final[tuple[str, ...]] = (
     "depot_charger_uncontrolled",
     "depot_charger_clock_offset_seconds",
     "depot_charger_failsafe_installed",
+    "depot_energy_price",
+    "depot_demand_peak_kw",
+    "depot_energy_cost_total",
 )
 """The metric names dashboards and alerts rely on, as they appear in a scrape."""
 
@@ -205,6 +208,22 @@ class DepotMetrics:
             "depot_departure_at_risk", "1 when the plan says the vehicle will not have its energy at departure.",
             ["vehicle"], registry=r)
 
+        # --- the bill (issue 16) --------------------------------------------------------------
+        self.energy_price = Gauge(
+            "depot_energy_price",
+            "Price of grid energy now, per kWh in the tariff's currency (the prices file where it covers now, else "
+            "the site's daily tariff). No series without a price.", ["currency"], registry=r)
+        self.demand_peak = Gauge(
+            "depot_demand_peak_kw",
+            "The billing period's peak so far [kW]: the highest tariff.demand.window_min average of grid import this "
+            "(site-local) month, or what the window in progress has already committed if higher; 0 at the period's "
+            "start.", registry=r)
+        self.energy_cost = SettableCounter(
+            "depot_energy_cost",
+            "Cost of grid import [currency]: import kWh × the price in force, integrated each second from the grid "
+            "meter and kept across restarts (SQLite). Falls only where prices are negative.", ("currency",))
+        r.register(self.energy_cost)
+
         # --- extras, outside the contract ----------------------------------------------------
         self.failsafe_reason = Info(
             "depot_failsafe_reason", "Why the site is in fail-safe (empty reason when it is not).", registry=r)
@@ -234,6 +253,7 @@ class DepotMetrics:
             (self.profile_pushes, ("charger", "result")),
             (self.limit_exceeded, ("circuit", "phase")),
             (self.departure_at_risk, ("vehicle",)),
+            (self.energy_price, ("currency",)),
         ):
             self._labelnames[metric] = labels
 

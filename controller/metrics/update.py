@@ -181,6 +181,26 @@ def set_departure_at_risk(m: DepotMetrics, vehicle: str, at_risk: bool | None) -
     m.departure_at_risk.labels(vehicle).set(1.0 if at_risk else 0.0)
 
 
+def observe_bill(
+    m: DepotMetrics, currency: str, price_per_kwh: float | None, peak_kw: float | None, cost_total: float | None
+) -> None:
+    """The bill now: the price per kWh in force (``None`` drops the series: no price), the billing
+    period's peak [kW] (``None``: none yet, shown as 0) and the running cost of import (``None``:
+    no series, the site has no energy prices). Series of another currency are dropped."""
+    for labels in m.label_sets(m.energy_price):
+        if labels["currency"] != currency or price_per_kwh is None:
+            with contextlib.suppress(KeyError):
+                m.energy_price.remove(labels["currency"])
+    if price_per_kwh is not None:
+        m.energy_price.labels(currency).set(price_per_kwh)
+    m.demand_peak.set(0.0 if peak_kw is None else peak_kw)
+    for held in m.energy_cost.label_sets():
+        if held != (currency,) or cost_total is None:
+            m.energy_cost.remove(held)
+    if cost_total is not None:
+        m.energy_cost.set((currency,), cost_total)
+
+
 def count_store_dropped(m: DepotMetrics, records: int = 1) -> None:
     """The storage queue was full and dropped ``records`` (extra, outside the contract)."""
     m.store_dropped.inc(records)

@@ -7,6 +7,7 @@
 - :mod:`.restore` — what the daemon needs back after a restart.
 - :mod:`.budget` — what a charger not yet reconnected after a restart may draw.
 - :mod:`.retention` — bounded deletes of old rows and the daily roll-up.
+- :mod:`.bill` — what the bill needs back after a restart (demand windows, today's cost, PV history).
 
 Times are stored as unix seconds (UTC, REAL); see :mod:`.schema`.
 """
@@ -22,7 +23,9 @@ from controller.store.records import (
     Allocation,
     ChargerRecord,
     ChargerStatus,
+    DailyEnergy,
     DeclaredDeparture,
+    DemandWindowRecord,
     Departure,
     Event,
     MeterSample,
@@ -46,7 +49,9 @@ __all__ = [
     "ChargerRecord",
     "ChargerStatus",
     "ConnectorKey",
+    "DailyEnergy",
     "DeclaredDeparture",
+    "DemandWindowRecord",
     "Departure",
     "Event",
     "MeterSample",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal, Protocol
 
 from controller.model import Plan
@@ -21,6 +21,7 @@ EventKind = Literal[
     "reject",  # a charger rejected a profile or a command
     "overload",
     "config_reload",
+    "prices_file",  # the prices file (tariff.prices_file) was refused, or read again after a refusal
     "info",
 ]
 FAILSAFE_KINDS: tuple[EventKind, ...] = ("failsafe_enter", "failsafe_exit")
@@ -189,6 +190,38 @@ class ChargerStatus:
     faulted: bool
 
 
+@dataclass(frozen=True)
+class DemandWindowRecord:
+    """One demand-charge averaging window of grid import (upserted by ``start``, table
+    ``demand_windows``): written while it runs (every few seconds) and when it closes, so a restart
+    continues it and keeps the billing period's peak. ``covered_s``: the time readings covered
+    (less than the window when readings were missing)."""
+
+    start: datetime
+    end: datetime
+    energy_kwh: float
+    covered_s: float
+    closed: bool
+
+    @property
+    def average_kw(self) -> float | None:
+        return None if self.covered_s <= 0 else self.energy_kwh * 3600.0 / self.covered_s
+
+
+@dataclass(frozen=True)
+class DailyEnergy:
+    """One site-local day's grid import and its cost (upserted by ``day`` and ``currency``, table
+    ``energy_cost_daily``). ``priced_kwh``: the part of the import a price covered (``cost`` is
+    for that part; 0: the cost is unknown)."""
+
+    day: date
+    currency: str
+    import_kwh: float
+    priced_kwh: float
+    cost: float
+    at: datetime  # when these figures were taken
+
+
 Record = (
     ChargerRecord
     | SessionStart
@@ -200,6 +233,8 @@ Record = (
     | AcceptedProfile
     | ChargerStatus
     | DeclaredDeparture
+    | DemandWindowRecord
+    | DailyEnergy
 )
 RECORD_KINDS: tuple[type[Record], ...] = (
     ChargerRecord,
@@ -212,6 +247,8 @@ RECORD_KINDS: tuple[type[Record], ...] = (
     AcceptedProfile,
     ChargerStatus,
     DeclaredDeparture,
+    DemandWindowRecord,
+    DailyEnergy,
 )
 
 

@@ -44,9 +44,19 @@ change within the day or a status before it.
   over sessions that stopped within the day (so each session counts once, when its outcome is
   known); ``None`` without such sessions.
 
+**Energy and cost** (``energy`` rows, one per currency): the day's grid import, the part of it a
+price covered and its cost, as the daemon integrated them each second from the grid meter
+(``energy_cost_daily``: kept per site-local day, so this is exact for the day, not time-split).
+``cost`` is ``None`` (CSV ``unknown``) when no price covered any of it.
+
+**Demand** (``demand`` row): the demand charge's averaging windows (``tariff.demand.window_min``)
+that *started* within the day: how many, how many with missing readings (partial), and the
+highest average of grid import [kW] with its window's start and coverage. The billing period's
+peak is the highest of these over the month (``depotctl status``, ``depot_demand_peak_kw``).
+
 ``vehicles=`` (a tenant-scoped token) limits the vehicle rows *and* the charger session counts to
-those vehicles' sessions; ``(unknown)`` is only included if it is in the set. Charger availability
-and the site peak are site-wide and stay.
+those vehicles' sessions; ``(unknown)`` is only included if it is in the set. Charger availability,
+the site peak, energy, cost and demand are site-wide and stay.
 
 Raw rows older than ``storage.retention_days`` are purged nightly, so a report for an older day is
 incomplete (the roll-up tables keep UTC-day totals only).
@@ -65,11 +75,14 @@ from zoneinfo import ZoneInfo
 
 from controller.store.report_rows import (
     CSV_COLUMNS,
+    PARTIAL_BELOW,
     PHASES,
     SUCCESS_MIN_KWH,
     UNKNOWN_VEHICLE,
     ChargerDay,
     DailyReport,
+    DemandDay,
+    EnergyDay,
     PhasePeak,
     VehicleDay,
 )
@@ -82,6 +95,8 @@ __all__ = [
     "UNKNOWN_VEHICLE",
     "ChargerDay",
     "DailyReport",
+    "DemandDay",
+    "EnergyDay",
     "PhasePeak",
     "VehicleDay",
     "daily_report",
@@ -135,6 +150,8 @@ def daily_report(
             peaks = _read_peaks(conn, grid_meter, ws, we, tz) if grid_meter is not None else ()
             statuses = _read_statuses(conn, ws, cover, we)
             configured = [str(r[0]) for r in conn.execute("SELECT charger_id FROM chargers")]
+            energy = _read_energy(conn, day)
+            demand = _read_demand(conn, ws, we, tz)
         finally:
             if conn.in_transaction:  # an error may already have ended it
                 conn.execute("ROLLBACK")
@@ -155,6 +172,8 @@ def daily_report(
         vehicles=_vehicle_days(sessions, ws, we),
         site_peak=peaks,
         chargers=chargers,
+        energy=energy,
+        demand=demand,
     )
 
 
@@ -209,6 +228,48 @@ def _read_peaks(conn: sqlite3.Connection, meter: str, ws: float, we: float, tz: 
         else:
             peaks.append(PhasePeak(phase, meter, float(row[0]), from_unix(float(row[1])).astimezone(tz)))
     return tuple(peaks)
+
+
+def _has_table(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether ``table`` exists (a database from before its migration is read-only here)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    return found is not None
+
+
+def _read_energy(conn: sqlite3.Connection, day: date) -> tuple[EnergyDay, ...]:
+    if not _has_table(conn, "energy_cost_daily"):
+        return ()
+    rows = conn.execute(
+        "SELECT currency, import_kwh, priced_kwh, cost FROM energy_cost_daily WHERE day = ? ORDER BY currency",
+        (day.isoformat(),),
+    )
+    return tuple(
+        EnergyDay(str(r[0]), float(r[1]), float(r[2]), float(r[3]) if float(r[2]) > 0 else None) for r in rows
+    )
+
+
+def _read_demand(conn: sqlite3.Connection, ws: float, we: float, tz: ZoneInfo) -> DemandDay | None:
+    if not _has_table(conn, "demand_windows"):
+        return None
+    rows = conn.execute(
+        "SELECT window_start, window_end, covered_s, average_kw FROM demand_windows"
+        " WHERE window_start >= ? AND window_start < ? ORDER BY window_start",
+        (ws, we),
+    ).fetchall()
+    if not rows:
+        return None
+    coverage = [min(1.0, float(c) / (float(e) - float(s))) if float(e) > float(s) else 0.0 for s, e, c, _ in rows]
+    best: int | None = None
+    for i, r in enumerate(rows):
+        if r[3] is not None and (best is None or float(r[3]) > float(rows[best][3])):
+            best = i
+    return DemandDay(
+        windows=len(rows),
+        windows_partial=sum(1 for c in coverage if c < PARTIAL_BELOW),
+        peak_kw=None if best is None else float(rows[best][3]),
+        peak_at=None if best is None else from_unix(float(rows[best][0])).astimezone(tz),
+        peak_coverage=None if best is None else coverage[best],
+    )
 
 
 _State = tuple[bool, bool]  # (connected, faulted)

@@ -43,11 +43,24 @@ CSV_COLUMNS: tuple[str, ...] = (
     "sessions_plugged",
     "sessions_successful",
     "success_rate",  # 0..1, empty without sessions
+    "currency",  # energy rows: the tariff's currency
+    "import_kwh",  # energy rows: grid import over the day
+    "priced_kwh",  # energy rows: the part of it a price covered
+    "cost",  # energy rows: its cost, in ``currency`` ("unknown" when nothing was priced)
+    "peak_kw",  # demand row: the day's highest demand-window average of grid import (peak_at: its start)
+    "coverage",  # demand row: the share of that window its readings covered, 0..1
+    "windows",  # demand row: windows that started this day
+    "windows_partial",  # demand row: of those, windows with missing readings
 )
-"""The CSV header. Cells that do not apply to a row's section are empty; missing data is ``unknown``."""
+"""The CSV header. Cells that do not apply to a row's section are empty; missing data is ``unknown``.
+Sections: ``vehicle``, ``site_peak``, ``charger``, ``energy`` (one per currency), ``demand``."""
+
+PARTIAL_BELOW = 0.98
+"""A demand window whose readings cover less than this share of it is partial (as
+:data:`controller.energy.demand.FULL_COVERAGE`)."""
 
 # decimals, by unit
-_KWH, _AMPS, _HOURS, _RATIO = 3, 2, 3, 4
+_KWH, _AMPS, _HOURS, _RATIO, _KW, _MONEY = 3, 2, 3, 4, 3, 4
 _UNKNOWN = "unknown"
 
 
@@ -138,6 +151,44 @@ class ChargerDay:
 
 
 @dataclass(frozen=True)
+class EnergyDay:
+    """The day's grid import and its cost in one currency (table ``energy_cost_daily``)."""
+
+    currency: str
+    import_kwh: float  # [kWh]
+    priced_kwh: float  # [kWh] the part of it a price covered
+    cost: float | None  # in ``currency``; None when nothing was priced (unknown, not 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "import_kwh": round(self.import_kwh, _KWH),
+            "priced_kwh": round(self.priced_kwh, _KWH),
+            "cost": _opt_round(self.cost, _MONEY),
+        }
+
+
+@dataclass(frozen=True)
+class DemandDay:
+    """The demand charge's windows that started in the day (table ``demand_windows``)."""
+
+    windows: int
+    windows_partial: int  # with missing readings (coverage below :data:`PARTIAL_BELOW`)
+    peak_kw: float | None  # the highest window average of grid import [kW]; None: no window
+    peak_at: datetime | None  # that window's start, site-local
+    peak_coverage: float | None  # the share of that window its readings covered, 0..1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "windows": self.windows,
+            "windows_partial": self.windows_partial,
+            "peak_kw": _opt_round(self.peak_kw, _KW),
+            "peak_at": _iso(self.peak_at),
+            "peak_coverage": _opt_round(self.peak_coverage, _RATIO),
+        }
+
+
+@dataclass(frozen=True)
 class DailyReport:
     """The report for one site-local day (see the module docstring)."""
 
@@ -150,6 +201,8 @@ class DailyReport:
     vehicles: tuple[VehicleDay, ...]  # by vehicle id, ``(unknown)`` last
     site_peak: tuple[PhasePeak, ...]  # L1, L2, L3; empty without a grid meter
     chargers: tuple[ChargerDay, ...]  # by charger id
+    energy: tuple[EnergyDay, ...] = ()  # by currency; empty before the bill was recorded
+    demand: DemandDay | None = None  # None: no demand windows recorded (no grid meter, older database)
 
     @property
     def hours(self) -> float:
@@ -169,6 +222,8 @@ class DailyReport:
             "vehicles": [v.to_dict() for v in self.vehicles],
             "site_peak": [p.to_dict() for p in self.site_peak],
             "chargers": [c.to_dict() for c in self.chargers],
+            "energy": [e.to_dict() for e in self.energy],
+            "demand": self.demand.to_dict() if self.demand is not None else None,
         }
 
     def to_csv(self) -> str:
@@ -218,6 +273,30 @@ class DailyReport:
                     "sessions_plugged": c.sessions_plugged,
                     "sessions_successful": c.sessions_successful,
                     "success_rate": _fmt(c.success_rate, _RATIO, ""),
+                }
+            )
+        for e in self.energy:
+            w.writerow(
+                {
+                    "section": "energy",
+                    "date": day,
+                    "currency": e.currency,
+                    "import_kwh": _fmt(e.import_kwh, _KWH),
+                    "priced_kwh": _fmt(e.priced_kwh, _KWH),
+                    "cost": _fmt(e.cost, _MONEY, _UNKNOWN),
+                }
+            )
+        if self.demand is not None:
+            d = self.demand
+            w.writerow(
+                {
+                    "section": "demand",
+                    "date": day,
+                    "peak_kw": _fmt(d.peak_kw, _KW, _UNKNOWN),
+                    "peak_at": _iso(d.peak_at) or _UNKNOWN,
+                    "coverage": _fmt(d.peak_coverage, _RATIO, _UNKNOWN),
+                    "windows": d.windows,
+                    "windows_partial": d.windows_partial,
                 }
             )
         return out.getvalue()

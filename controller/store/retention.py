@@ -2,8 +2,8 @@
 
 The roll-up keeps the long-term picture after raw rows are gone, so :func:`purge` first rolls up
 every day it is about to delete (without overwriting days already rolled up) and the roll-up tables
-themselves are never purged. Days are UTC. A session counts on the day it stopped; open sessions
-are never purged.
+themselves are never purged, nor is ``energy_cost_daily`` (one row a day). Days are UTC. A session
+counts on the day it stopped; open sessions are never purged.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ PURGE_RULES: dict[str, str] = {
         " ELSE session_id NOT IN (SELECT q.session_id FROM departure_history q"
         " WHERE q.vehicle_id = departure_history.vehicle_id AND q.actual_at IS NOT NULL"
         f" ORDER BY q.actual_at DESC LIMIT {DEPARTURES_PER_VEHICLE}) END"
+    ),
+    # the demand charge's windows go with their age, but never a window of the last two months
+    # (however short the retention): a restart must find the billing period's peak
+    "demand_windows": (
+        "window_start < ?1 AND window_start < (SELECT MAX(q.window_start) FROM demand_windows q) - 62 * 86400"
     ),
     # keep each charger's latest link state: availability on the first kept day starts from it
     "charger_status": (

@@ -230,13 +230,52 @@ def _v5(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+_V6 = """
+CREATE TABLE demand_windows (
+    window_start REAL PRIMARY KEY,
+    window_end REAL NOT NULL,
+    energy_kwh REAL NOT NULL,
+    covered_s REAL NOT NULL,
+    average_kw REAL,
+    closed INTEGER NOT NULL
+);
+CREATE TABLE energy_cost_daily (
+    day TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    import_kwh REAL NOT NULL,
+    priced_kwh REAL NOT NULL,
+    cost REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (day, currency)
+)
+"""
+
+
+def _v6(conn: sqlite3.Connection) -> None:
+    """Version 6: the bill (issue 16).
+
+    ``demand_windows`` — every averaging window of grid import for the demand charge
+    (``tariff.demand.window_min``, aligned to the site-local clock; :mod:`controller.energy.demand`):
+    its import energy, the time its readings covered (less than the window when some were
+    missing), the average over that time, and whether it has closed. Upserted while it runs and
+    when it closes, so a restart keeps the billing period's peak and continues the window it
+    stopped in. ``energy_cost_daily`` — per site-local day (``day``: ``YYYY-MM-DD``, *site-local*,
+    unlike the UTC days of the roll-up tables) and currency: grid import, the part of it a price
+    covered and its cost (:mod:`controller.energy.cost`). It is never purged (one row a day), so the
+    running total (``depot_energy_cost_total``) survives restarts and retention.
+    """
+    for statement in _V6.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def failsafe_sql(table: str) -> str:
     """SQL (0/1, never NULL) for "row of ``table`` is a fail-safe": connector 0, stack 0, no expiry."""
     stack = f"COALESCE({table}.stack_level, {UNRECORDED_STACK_LEVEL})"
     return f"({table}.connector = 0 AND {stack} = {FAILSAFE_STACK_LEVEL} AND {table}.valid_until IS NULL)"
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -19,7 +19,9 @@ from controller.store.records import (
     Allocation,
     ChargerRecord,
     ChargerStatus,
+    DailyEnergy,
     DeclaredDeparture,
+    DemandWindowRecord,
     Departure,
     Event,
     MeterSample,
@@ -102,6 +104,15 @@ INSERT INTO accepted_profiles
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
+_DEMAND_WINDOW = """
+INSERT OR REPLACE INTO demand_windows (window_start, window_end, energy_kwh, covered_s, average_kw, closed)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+_DAILY_ENERGY = """
+INSERT OR REPLACE INTO energy_cost_daily (day, currency, import_kwh, priced_kwh, cost, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+
 
 def statement(r: Record) -> tuple[str, tuple[Any, ...]]:
     """The SQL and parameters that write ``r``."""
@@ -162,6 +173,12 @@ def statement(r: Record) -> tuple[str, tuple[Any, ...]]:
             r.target_soc_pct,
             int(r.cancelled),
         )
+    if isinstance(r, DemandWindowRecord):
+        return _DEMAND_WINDOW, (
+            to_unix(r.start), to_unix(r.end), r.energy_kwh, r.covered_s, r.average_kw, int(r.closed)
+        )
+    if isinstance(r, DailyEnergy):
+        return _DAILY_ENERGY, (r.day.isoformat(), r.currency, r.import_kwh, r.priced_kwh, r.cost, to_unix(r.at))
     if isinstance(r, ChargerRecord):
         return _CHARGER, (r.charger_id, r.circuit_id, r.kind, r.phases, r.connectors, r.max_a, r.max_kw, to_unix(r.at))
     raise TypeError(f"not a store record: {type(r).__name__}")

@@ -13,12 +13,15 @@ from typing import Any
 
 from controller.api.models import (
     ChargerInfo,
+    DemandWindowInfo,
+    EnergyInfo,
     FailsafeInfo,
     GridInfo,
     LoopInfo,
     MeterInfo,
     NodeInfo,
     PlanInfo,
+    PricesFileInfo,
     SessionInfo,
     StatusResponse,
     StoreInfo,
@@ -129,6 +132,34 @@ def full_status(*, failsafe: bool = True) -> StatusResponse:
                       last_shed_at=NOW - timedelta(hours=1, minutes=3), shed_ms_p50=180.0, shed_ms_p99=420.0),
         store=StoreInfo(path="/var/lib/depotctl/depot.db", written=1_043_221, dropped=12, queue_depth=4,
                         broken=False),
+        energy=energy_info(),
+    )
+
+
+PRICES_REFUSED = (
+    "/var/lib/depotctl/prices.csv:7: price 'O.31' is not a number\n/var/lib/depotctl/prices.csv:9: no price"
+)
+
+
+def energy_info() -> EnergyInfo:
+    """The bill of the afternoon: a day-ahead price, a peak with a partial window, a refused prices file."""
+    month = datetime(2024, 3, 1, tzinfo=CET)
+    return EnergyInfo(
+        currency="EUR", price_per_kwh=0.2412, price_source="prices file", day=NOW.date(),
+        today_import_kwh=1834.5, today_cost=402.77, cost_total=9120.5, demand_price_per_kw=14.0, window_min=15,
+        period_start=month, peak_kw=231.6,
+        peak_window=DemandWindowInfo(start=month + timedelta(days=4, hours=7, minutes=45),
+                                     end=month + timedelta(days=4, hours=8), average_kw=231.6, coverage=0.9,
+                                     partial=True),
+        window=DemandWindowInfo(start=NOW.replace(minute=30, second=0), end=NOW.replace(minute=45, second=0),
+                                average_kw=188.2, coverage=1.0, partial=False),
+        demand_charge=231.6 * 14.0,
+        prices_file=PricesFileInfo(
+            path="/var/lib/depotctl/prices.csv", prices=96, loaded_at=NOW - timedelta(hours=2),
+            covers_until=NOW + timedelta(hours=9, minutes=30), error=PRICES_REFUSED,
+            error_at=NOW - timedelta(minutes=5),
+        ),
+        pv_meter="pv-roof", pv_kw=41.3,
     )
 
 

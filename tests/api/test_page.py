@@ -389,6 +389,22 @@ def test_failsafe_page(pages: dict[str, Rendered]) -> None:
     assert "cannot get 250.0 kWh" in system
 
 
+def test_the_bill_and_a_refused_prices_file(pages: dict[str, Rendered]) -> None:
+    page = pages["failsafe"]
+    bill = page.dom.by_id["bill"]
+    assert "bill-section" not in page.dom.hidden
+    assert "Price now 0.2412 EUR/kWh (prices file)" in bill
+    assert "Today 1,834.5 kWh imported, 402.77 EUR" in bill
+    # (the DOM's text runs are joined with a space: "00:00 )", "07:45 – …")
+    assert "Peak this month 231.6 kW (15-min average since Fri 1 Mar 00:00 ); demand charge 3,242.40 EUR" in bill
+    assert "Highest window 231.6 kW over Tue 5 Mar 07:45 – Tue 5 Mar 08:00 (readings cover 90 %)" in bill
+    assert "Window now 188.2 kW over 14:30 – 14:45" in bill
+    assert "Prices file /var/lib/depotctl/prices.csv: 96 prices until Wed 13 Mar 00:00" in bill
+    assert "Refused, the prices read before stay in force: /var/lib/depotctl/prices.csv:7: price 'O.31'" in bill
+    assert "PV 41.3 kW (meter pv-roof)" in bill
+    assert "bill-section" in pages["sparse"].dom.hidden  # an older daemon's status: no section
+
+
 def test_chargers_under_control_or_not(pages: dict[str, Rendered]) -> None:
     """Per charger: uncontrolled (why, since when), fail-safe profile confirmed or not, clock offset."""
     page = pages["failsafe"]

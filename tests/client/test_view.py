@@ -106,3 +106,16 @@ def test_extra_goes_last_and_rendering_is_pure() -> None:
 )
 def test_duration(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_the_bill() -> None:
+    text = text_of(render_status(full_status()))
+    assert lines_fit(text)
+    assert "0.2412 EUR/kWh (prices file)" in text
+    assert "1834.5 kWh imported · 402.77 EUR" in text
+    assert "231.6 kW this month (since 2024-03-01 00:00, 15-min average)" in text
+    assert "demand charge 3242.40 EUR at 14 EUR/kW" in text and "readings cover 90%" in text
+    assert "REFUSED 14:25:05: /var/lib/depotctl/prices.csv:7: price 'O.31' is not a number" in text
+    assert "/var/lib/depotctl/prices.csv:9: no price" in text and "the prices read before stay in force" in text
+    assert "41.3 kW · meter pv-roof" in text
+    assert "imported" not in text_of(render_status(sparse_status()))  # an older daemon: no bill shown

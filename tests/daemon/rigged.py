@@ -72,6 +72,7 @@ class Rigged:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    task: asyncio.Task[int] | None = None  # the in-process daemon's run (a test may replace both)
 
     async def status(self) -> dict[str, Any]:
         body = await asyncio.to_thread(_get, self.api_url + "/api/v1/status")
@@ -178,6 +179,7 @@ async def rigged(
     options: DaemonOptions | None = None,
     rig_options: Mapping[str, Any] | None = None,
     clock: Callable[[], datetime] | None = None,
+    site_edit: Callable[[Site], Site] | None = None,
 ) -> AsyncIterator[Rigged]:
     """The demo site with ``overrides`` (also topology: circuits, chargers — the rig simulates the
     same depot) on free ports, the rig playing ``day``, a daemon on it, every charger connected.
@@ -187,7 +189,9 @@ async def rigged(
     in-process daemon (unless ``options`` names its own); by default one pinned at
     :data:`~tests.daemon.clocks.PINNED_AT` — never the wall clock. A daemon ``process`` runs on the
     machine's clock, and so does the rig then (its chargers' clocks must agree with the daemon's).
-    ``options``: the in-process daemon's options (default: no signal handlers).
+    ``options``: the in-process daemon's options (default: no signal handlers). ``site_edit``: what
+    to change in the in-process daemon's :class:`Site` beyond what the site file says (the rig still
+    plays the file's depot), e.g. a tariff with a demand charge.
     """
     site0 = rig_site(overrides)
     extra: dict[str, Any] = dict(rig_options or {})
@@ -209,13 +213,13 @@ async def rigged(
             f"http://127.0.0.1:{ports['metrics']}",
             f"ws://127.0.0.1:{ports['ocpp']}/ocpp",
         )
-        task = None
         if process:
             r.log_path = tmp / "daemon.log"
             r.proc = start_process(site_path, r.log_path)
         else:
-            r.daemon = Daemon(load_site(site_path).site, site_path, options)
-            task = asyncio.create_task(r.daemon.run())
+            site = load_site(site_path).site
+            r.daemon = Daemon(site_edit(site) if site_edit is not None else site, site_path, options)
+            r.task = asyncio.create_task(r.daemon.run())
         try:
             await wait_async(lambda: _up(r), 20, "the daemon's API")
             offline = await r.rig.connect_chargers(r.ocpp_url, keep_connected=True, timeout_s=15)
@@ -224,10 +228,10 @@ async def rigged(
         finally:
             if r.proc is not None:  # in a thread: the rig's chargers must keep answering meanwhile
                 await asyncio.to_thread(stop_process, r.proc)
-            if r.daemon is not None and task is not None:
+            if r.daemon is not None and r.task is not None:
                 r.daemon.request_stop()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(task, 15)
+                    await asyncio.wait_for(r.task, 15)
     finally:
         await rig.stop()
 

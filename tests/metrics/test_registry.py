@@ -15,6 +15,7 @@ from controller.metrics import (
     count_push,
     count_shed,
     count_store_dropped,
+    observe_bill,
     observe_charger,
     observe_charger_safety,
     observe_failsafe,
@@ -52,6 +53,9 @@ CONTRACT_TYPES: dict[str, str] = {
     "depot_charger_uncontrolled": "gauge",
     "depot_charger_clock_offset_seconds": "gauge",
     "depot_charger_failsafe_installed": "gauge",
+    "depot_energy_price": "gauge",
+    "depot_demand_peak_kw": "gauge",
+    "depot_energy_cost_total": "counter",
 }
 
 CONTRACT_LABELS: dict[str, set[str]] = {
@@ -74,6 +78,8 @@ CONTRACT_LABELS: dict[str, set[str]] = {
     "depot_charger_uncontrolled": {"charger"},
     "depot_charger_clock_offset_seconds": {"charger"},
     "depot_charger_failsafe_installed": {"charger"},
+    "depot_energy_price": {"currency"},
+    "depot_energy_cost_total": {"currency"},
 }
 
 
@@ -94,6 +100,7 @@ def fill(m: DepotMetrics) -> None:
     add_exceeded(m, "feeder-a", 2, 1.5)
     set_departure_at_risk(m, "bus-7", True)
     count_store_dropped(m)
+    observe_bill(m, "EUR", 0.31, 42.5, 12.75)
 
 
 @pytest.fixture

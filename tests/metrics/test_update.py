@@ -9,6 +9,7 @@ from controller.metrics import (
     add_exceeded,
     count_push,
     count_shed,
+    observe_bill,
     observe_charger,
     observe_charger_safety,
     observe_failsafe,
@@ -234,3 +235,22 @@ def test_charger_safety_reaches_the_collectors_only_when_it_changes() -> None:
     observe_site(m, load_site("config/demo-site.yaml").site)  # … a reload sets everything again
     observe_charger_safety(m, "CP01", uncontrolled=False, clock_offset_s=1.3, failsafe_installed=True)
     assert value(m, "depot_charger_uncontrolled", charger="CP01") == 0.0
+
+
+def test_bill_price_peak_and_cost() -> None:
+    m = DepotMetrics()
+    r = m.registry
+    assert r.get_sample_value("depot_demand_peak_kw") == 0.0  # nothing yet: 0, the period's start
+    observe_bill(m, "EUR", 0.31, 42.5, 12.75)
+    assert r.get_sample_value("depot_energy_price", {"currency": "EUR"}) == 0.31
+    assert r.get_sample_value("depot_demand_peak_kw") == 42.5
+    assert r.get_sample_value("depot_energy_cost_total", {"currency": "EUR"}) == 12.75
+    observe_bill(m, "EUR", None, None, 12.80)  # no price now (a gap in the prices): no price series
+    assert r.get_sample_value("depot_energy_price", {"currency": "EUR"}) is None
+    assert r.get_sample_value("depot_demand_peak_kw") == 0.0
+    assert r.get_sample_value("depot_energy_cost_total", {"currency": "EUR"}) == 12.80
+    observe_bill(m, "CHF", 0.25, 10.0, 1.0)  # a reload changed the currency: the old series go
+    assert r.get_sample_value("depot_energy_cost_total", {"currency": "EUR"}) is None
+    assert r.get_sample_value("depot_energy_price", {"currency": "CHF"}) == 0.25
+    observe_bill(m, "CHF", None, 10.0, None)  # no energy prices at all: no cost series
+    assert r.get_sample_value("depot_energy_cost_total", {"currency": "CHF"}) is None

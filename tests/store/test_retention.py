@@ -8,6 +8,8 @@ import sqlite_utils
 from controller.store import (
     AcceptedProfile,
     Allocation,
+    DailyEnergy,
+    DemandWindowRecord,
     Departure,
     Event,
     MeterSample,
@@ -64,6 +66,9 @@ def test_purge_deletes_only_old_rows_in_batches(tmp_path: Path) -> None:
         Departure("d-cancelled", "bus-1", ago(50), departure_at=ago(-1), cancelled=True),
         Departure("d-rec", "bus-2", ago(50), recurring="mon 06:00"),
         Departure("d-next", "bus-1", ago(1), departure_at=ago(-1)),
+        # demand windows: older than the retention, but the last two months stay (a billing period's peak)
+        *(DemandWindowRecord(ago(d), ago(d, 0.25), 5.0, 900.0, True) for d in (100, 40, 1)),
+        DailyEnergy(ago(100).date(), "EUR", 500.0, 500.0, 90.0, ago(99)),  # never purged
     ]
     write(path, records)
     batches: list[tuple[str, int]] = []
@@ -78,8 +83,14 @@ def test_purge_deletes_only_old_rows_in_batches(tmp_path: Path) -> None:
         "accepted_profiles": 1,
         "charger_status": 0,
         "departure_history": 0,
+        "demand_windows": 1,
     }
     db = sqlite_utils.Database(path)
+    assert [r[0] for r in db.execute("SELECT window_start FROM demand_windows ORDER BY 1")] == [
+        ago(40).timestamp(),
+        ago(1).timestamp(),
+    ]
+    assert count(db, "energy_cost_daily") == 1
     assert count(db, "meter_readings") == 30
     assert [r["session_id"] for r in db.query("SELECT session_id FROM sessions ORDER BY 1")] == ["s-new", "s-open"]
     assert [r["departure_id"] for r in db.query("SELECT departure_id FROM departures ORDER BY 1")] == [

@@ -399,6 +399,36 @@
     fill("system", dl(items));
   }
 
+  function windowText(w, clock) {
+    if (!w) return null;
+    return [`${number(w.average_kw)} kW over `, clock.time(w.start, false), "–", clock.time(w.end, false),
+      w.partial ? h("span", { class: "warn-text", text: ` (readings cover ${number(w.coverage * 100, 0)} %)` }) : null];
+  }
+
+  function renderBill(st, clock) {
+    const e = st.energy;
+    $("bill-section").hidden = !e;
+    if (!e) return;
+    const cur = e.currency;
+    const pf = e.prices_file;
+    const items = [
+      ["Price now", e.price_per_kwh === null ? h("span", { class: "muted", text: "no price" })
+        : [`${number(e.price_per_kwh, 4)} ${cur}/kWh`, h("span", { class: "muted", text: ` (${e.price_source})` })]],
+      ["Today", `${number(e.today_import_kwh)} kWh imported, `
+        + (e.today_cost === null ? "cost unknown (no price)" : `${number(e.today_cost, 2)} ${cur}`)],
+      ["Peak this month", [`${number(e.peak_kw)} kW (${count(e.window_min)}-min average since `,
+        clock.time(e.period_start, false), ")",
+        e.demand_charge !== null ? `; demand charge ${number(e.demand_charge, 2)} ${cur} at ${number(e.demand_price_per_kw, 2)} ${cur}/kW` : ""]],
+      e.peak_window ? ["Highest window", windowText(e.peak_window, clock)] : null,
+      e.window ? ["Window now", windowText(e.window, clock)] : null,
+      pf ? ["Prices file", [`${pf.path}: ${count(pf.prices)} prices until `, clock.time(pf.covers_until, false),
+        pf.error ? h("div", { class: "notice error prices-error", role: "alert" },
+          h("strong", { text: "Refused, the prices read before stay in force: " }), pf.error) : null]] : null,
+      e.pv_meter ? ["PV", `${number(e.pv_kw)} kW (meter ${e.pv_meter})`] : null,
+    ];
+    fill("bill", dl(items));
+  }
+
   function render(st) {
     const clock = makeClock(st.timezone, st.now);
     setText($("site"), st.site);
@@ -407,6 +437,7 @@
       clock.note ? h("strong", { class: "warn-text", text: ` (${clock.note})` }) : null, " · refreshes every 2 s");
     renderFailsafe(st, clock);
     renderCircuits(st);
+    renderBill(st, clock);
     renderDepartures(st, clock);
     renderChargers(st, clock);
     renderMeters(st);
