@@ -243,18 +243,7 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
         x_up = np.minimum(x_up, inst.outside_caps)
     x_up = np.where(need[:, None] > 1e-9, x_up, 0.0)
 
-    now_s = inst.now.timestamp()
-    mids = (g.starts_s + g.ends_s) / 2.0
-    span = np.maximum(dep - now_s, 3600.0)
-    early = np.clip((mids[None, :] - now_s) / span[:, None], 0.0, 1.0)
-    # who is served first among sessions that can all be met: least laxity first (the share of its
-    # remaining time a session needs at full rate), so nobody is put off until it cannot catch up,
-    # and the most important priority class ahead of the rest
-    rate = np.maximum(max_u * kwh_h, 1e-6)
-    tight = np.clip(need / (rate * np.maximum(dep - now_s, 60.0) / 3600.0), 0.0, 2.0)
-    rank = np.array(layout.classes, dtype=np.float64)  # 0 = most important class
-    first = np.where(rank == 0, TOP_CLASS_EARLY, 1.0) if layout.n_classes > 1 else np.ones(n)
-    per_kwh = EARLY_W * early * ((LAXITY_BASE + tight) * first)[:, None]
+    per_kwh = earliness_per_kwh(inst, layout, inst.now.timestamp())
     cost_x = (kwh * per_kwh).ravel()
     w = priority_weights(list(inst.priorities))
     cost_d = np.concatenate([STAB_W * amps, STAB_W * amps])
@@ -315,6 +304,40 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     f0 = layout.fair_row0
     row_upper[f0 : f0 + n] = np.where(fair_on, 0.0, INF)
     return LpData(layout, col_lower, col_upper, cost, row_lower, row_upper, kwh, presence, np.maximum(total, 1e-3))
+
+
+def earliness_per_kwh(inst: Instance, layout: Layout, now_s: float, tight_step: float = 0.0) -> FloatArray:
+    """(n, t) the earliness cost per kWh of each session-slot, seen from ``now_s``: later slots
+    cost more, least laxity first (the share of its remaining time a session needs at full rate),
+    so nobody is put off until it cannot catch up, and the most important priority class ahead of
+    the rest. ``tight_step`` > 0 rounds the laxity term to that step (the cost stage's tie-break:
+    costs that do not move every cycle keep its hot start short)."""
+    n = layout.n
+    g = inst.grid
+    dep = inst.departure_s
+    mids = (g.starts_s + g.ends_s) / 2.0
+    span = np.maximum(dep - now_s, 3600.0)
+    early = np.clip((mids[None, :] - now_s) / span[:, None], 0.0, 1.0)
+    rate = np.maximum(inst.max_unit * inst.kwh_per_unit_h, 1e-6)
+    tight = np.clip(inst.need_kwh / (rate * np.maximum(dep - now_s, 60.0) / 3600.0), 0.0, 2.0)
+    if tight_step > 0.0:
+        tight = np.round(tight / tight_step) * tight_step
+    rank = np.array(layout.classes, dtype=np.float64)  # 0 = most important class
+    first = np.where(rank == 0, TOP_CLASS_EARLY, 1.0) if layout.n_classes > 1 else np.ones(n)
+    out: FloatArray = EARLY_W * early * ((LAXITY_BASE + tight) * first)[:, None]
+    return out
+
+
+def met_earliness(inst: Instance, met: npt.NDArray[np.bool_], kwh: FloatArray, now_s: float) -> FloatArray:
+    """(n, t) stage 2's cost for lateness of the departures held met (earliest first), per
+    session-slot: weighted by the least important class's weight, so that a better class's
+    earliness never outweighs a kWh for anyone (energy comes before earliness)."""
+    g = inst.grid
+    w = priority_weights(list(inst.priorities))
+    mids = (g.starts_s + g.ends_s) / 2.0
+    early = np.clip((mids[None, :] - now_s) / np.maximum(inst.departure_s - now_s, 60.0)[:, None], 0.0, 1.0)
+    out: FloatArray = np.where(met[:, None], EARLY_MET_W * float(w.min()) * early * kwh, 0.0)
+    return out
 
 
 def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray]:
@@ -588,15 +611,7 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     # the departures held met are served early (earliest first): what is delivered is not at risk
     # from a driver who leaves before the estimate, and next cycle's stage 1 finds the same set
     # ahead (it prefers the smallest remaining needs) instead of trading places with the rest
-    g = inst.grid
-    now_s = inst.now.timestamp()
-    dep = inst.departure_s
-    mids = (g.starts_s + g.ends_s) / 2.0
-    early = np.clip((mids[None, :] - now_s) / np.maximum(dep - now_s, 60.0)[:, None], 0.0, 1.0)
-    # weighted by the least important class's weight, so that a better class's earliness never
-    # outweighs a kWh for anyone (energy comes before earliness in the objective)
-    bonus = np.where(met[:, None], EARLY_MET_W * float(w.min()) * early * data.kwh, 0.0)
-    cost[: lay.n_x] += bonus.ravel()
+    cost[: lay.n_x] += met_earliness(inst, met, data.kwh, inst.now.timestamp()).ravel()
     col_upper = data.col_upper.copy()
     u_up = col_upper[u0 : u0 + n * SEGMENTS].reshape(n, SEGMENTS)
     u_up[met] = (short[met] / SEGMENTS + 1e-9)[:, None]

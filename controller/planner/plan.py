@@ -245,7 +245,8 @@ def _fixup(
 
 def _peak_binds_now(inst: Instance, x: FloatArray) -> bool:
     """Whether the first slot's grid import is at the plan's billing peak (or the peak so far) under
-    a demand charge: more now would raise what the demand charge bills."""
+    a demand charge: more now would raise what the demand charge bills. Read from the cost stage's
+    schedule ``x`` (before the repair's rounding)."""
     bill = inst.bill
     if bill is None or bill.demand_price_per_kw <= 0.0 or not inst.cost_stage or x.shape[1] == 0:
         return False
@@ -441,6 +442,7 @@ def _plan(
     x, data, stats, new_state = _solve_chain(inst, rows, state, target, solvers)
     x = np.where(data.presence > 1e-9, repair.snap_to_bounds(x, inst), 0.0)
     x_lp = x.copy()
+    peak_now = _peak_binds_now(inst, x) if inst.n and stats.solver == "highs" else False  # the LP's own view
     x_first_lp = x[:, 0].copy()
     givers = repair.can_give(x, data.col_upper[: x.size].reshape(x.shape), data.kwh, inst.need_kwh)
     rep = repair.repair_first_slot(
@@ -467,7 +469,7 @@ def _plan(
     energy = np.minimum((data.kwh * x).sum(axis=1), need) if inst.n else np.zeros(0)
     x0 = x[:, 0] if inst.n else np.zeros(0)
     sessions: list[SessionPlan] = []
-    sources = _bindings(inst, rows, x0, energy, rep.paused, _peak_binds_now(inst, x) if inst.n else False)
+    sources = _bindings(inst, rows, x0, energy, rep.paused, peak_now)
     scheds = _schedules(starts, x, data.presence) if inst.n else []
     x0_l, energy_l = x0.tolist(), energy.tolist()
     for s, p in enumerate(inst.sessions):
