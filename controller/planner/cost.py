@@ -62,6 +62,8 @@ TIE_W = 1e-2  # the held stage's costs (earliness, stability) after money: a tie
 HOLD_W = 1.0  # per kWh of shortfall inside the hold's tolerance, in money units (a price's scale)
 HOLD_TOL = 1e-6  # x max(1, need) kWh: how far below the held stage's energy a session may end
 COLD_START = "presolve"
+HOLD_ROWS = True
+HIGHS_OPTIONS: dict[str, Any] = {}
 TIE_REF_S = 3600.0  # the tie-break's earliness is seen from the start of the current hour
 TIE_TIGHT_STEP = 0.125  # and its laxity term rounded to this step
 
@@ -94,12 +96,18 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray) -> LpData:
     col_lower = np.zeros(lay.n_cols)
     col_lower[lay.peak_col0] = bill.peak_floor_kw
     col_upper = np.concatenate([held.col_upper, np.full(lay.n_cost_cols, INF)])
-    col_upper[u0 : u0 + n * SEGMENTS] = np.repeat((short + HOLD_TOL * np.maximum(1.0, need)) / SEGMENTS, SEGMENTS)
+    hold = short + HOLD_TOL * np.maximum(1.0, need)
+    if HOLD_ROWS:
+        col_upper[u0 : u0 + n * SEGMENTS] = 0.0
+    else:
+        col_upper[u0 : u0 + n * SEGMENTS] = np.repeat(hold / SEGMENTS, SEGMENTS)
 
     energy_priced = bill.price_per_kwh is not None and price.any()
     export_lo = np.where(energy_priced & (price > 0.0), -bill.net_kw, -INF)
     peak_lo = bill.net_peak_kw if bill.demand_price_per_kw > 0.0 else np.full(t, -INF)
     row_lower = np.concatenate([held.row_lower, np.zeros(t), export_lo, peak_lo])
+    if HOLD_ROWS:
+        row_lower[lay.energy_row0 : lay.energy_row0 + n] = np.maximum(need - hold, 0.0)
     row_upper = np.concatenate([held.row_upper, np.zeros(t), np.full(2 * t, INF)])
     return replace(held, layout=lay, col_lower=col_lower, col_upper=col_upper, cost=cost, row_lower=row_lower,
                    row_upper=row_upper, ev_kw=ev_kw, held=held)
@@ -137,6 +145,9 @@ def solve_cost(
     try:
         m3 = _kept_or_built(inst, data3, kept if warm else None, time_limit_s)
         m3.extra.pop("matrix", None)
+        if not warm:
+            for key, value in HIGHS_OPTIONS.items():
+                m3.highs.setOptionValue(key, value)
         if not warm and COLD_START == "basis":
             basis = _extended_basis(model.for_fixups().highs.getBasis(), data.layout, data3.layout)
             if basis is not None:
@@ -219,20 +230,28 @@ def _resolve_cost(
         if len(changed):
             h.changeColsBounds(len(changed), changed, lo[changed], up[changed])
         ex["x_lo"], ex["x_up"] = lo, up
-        need = data.row_lower[lay.energy_row0 : lay.energy_row0 + n]
+        need = (data.held if data.held is not None else data).row_lower[lay.energy_row0 : lay.energy_row0 + n]
         energy = (data.kwh * x_energy).sum(axis=1)
         # hold the energy re-plan's shortfall; it may deliver a little more than the need (a
         # minimum current: the car stops when full), so may this stage, no more
-        u0 = lay.n_x
-        u_up = np.repeat((np.maximum(need - energy, 0.0) + HOLD_TOL * np.maximum(1.0, need)) / SEGMENTS, SEGMENTS)
-        cols = np.arange(u0, u0 + n * SEGMENTS, dtype=np.int32)
-        h.changeColsBounds(len(cols), cols, np.zeros(len(cols)), u_up)
-        col_upper = ex["col_upper"].copy()
-        col_upper[u0 : u0 + n * SEGMENTS] = u_up
-        ex["col_upper"] = col_upper
-        rows = np.arange(lay.energy_row0, lay.energy_row0 + n, dtype=np.int32)
+        hold = np.maximum(need - energy, 0.0) + HOLD_TOL * np.maximum(1.0, need)
         top = np.maximum(need, energy)
-        h.changeRowsBounds(n, rows, need, top)
+        rows = np.arange(lay.energy_row0, lay.energy_row0 + n, dtype=np.int32)
+        if HOLD_ROWS:
+            lower = np.maximum(np.minimum(energy, need) - HOLD_TOL * np.maximum(1.0, need), 0.0)
+            h.changeRowsBounds(n, rows, lower, top)
+            row_lower = ex["row_lower"].copy()
+            row_lower[lay.energy_row0 : lay.energy_row0 + n] = lower
+            ex["row_lower"] = row_lower
+        else:
+            u0 = lay.n_x
+            u_up = np.repeat(hold / SEGMENTS, SEGMENTS)
+            cols = np.arange(u0, u0 + n * SEGMENTS, dtype=np.int32)
+            h.changeColsBounds(len(cols), cols, np.zeros(len(cols)), u_up)
+            col_upper = ex["col_upper"].copy()
+            col_upper[u0 : u0 + n * SEGMENTS] = u_up
+            ex["col_upper"] = col_upper
+            h.changeRowsBounds(n, rows, need, top)
         row_upper = ex["row_upper"].copy()
         row_upper[lay.energy_row0 : lay.energy_row0 + n] = top
         ex["row_upper"] = row_upper

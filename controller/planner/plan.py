@@ -371,7 +371,7 @@ def _schedules(
     last = np.where(here.all(axis=1), t, np.argmin(here, axis=1))
     keep &= np.arange(t)[None, :] < last[:, None]
     slot = np.nonzero(keep)[1].tolist()  # row by row, in slot order
-    points = list(zip([starts[k] for k in slot], vals[keep].tolist(), strict=True))
+    points = list(zip(map(starts.__getitem__, slot), vals[keep].tolist(), strict=True))
     ends = np.cumsum(keep.sum(axis=1)).tolist()
     return [tuple(points[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
