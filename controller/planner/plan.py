@@ -91,7 +91,10 @@ def _solve_chain(
             res, model, data = solve(inst, prev, model, limit_s, choose_met)
             problem = _check(res.x, data, rows, need) if res.ok else res.status
             if problem is None and model is not None:
-                res, data = _cost_stage(inst, rows, res, model, data, limit_s)
+                # stage 3 gets what stages 1-2 left of one time limit (at least a quarter of it):
+                # a plan's worst case grows by at most that; a timed-out cost stage keeps stage 2's plan
+                left_s = max(limit_s / 4.0, limit_s - (res.build_ms + res.solve_ms) / 1e3)
+                res, data = _cost_stage(inst, rows, res, model, data, left_s)
             stats = SolveStats(res.status, "highs", res.build_ms, res.solve_ms, 0.0, res.variables,
                                res.constraints, t, res.warm, res.iterations)
             if problem is None:
