@@ -1,0 +1,227 @@
+"""Stage 3 of the planner: the bill — energy cost and demand charge, once departures are safe.
+
+Runs after the energy stage (departures first: stage 2; ``when_short: share``: the one stage)
+whenever something is priced that a plan can change (:attr:`Instance.cost_stage`: energy prices
+that differ between slots or PV to use, or a demand charge). It holds what that stage decided and
+minimises what the depot pays, with the planner's earlier tie-breaks after it:
+
+1. limits, exactly as before (the same line, kW, bound, taper and outside-cap rows and columns);
+2. each session's energy at least what the held stage gives it (- ``HOLD_TOL`` x max(1, need)
+   kWh), as the bounds of its energy row (the shortfall columns are fixed at 0): no departure it
+   met is missed, no session gets less energy;
+3. money, in units of :attr:`Bill.money_unit` (the largest |price|): per slot the price x hours x
+   the grid import, and ``demand.price_per_kw`` per kW of each billing period's peak above the
+   peak so far;
+4. the held stage's earliness (and share-mode fairness) x ``TIE_W``, and its stability term as it
+   is (already far below a price): a tie-break.
+
+Columns and rows it adds (:class:`~controller.planner.lp.Layout` with ``cost``), per slot ``t``
+(kW here in units of a power of two near the site's import / ``KW_REF``, for HiGHS's scaling):
+
+    ev[t]      EV power at the grid [kW]:   sum_s gkw[s] presence[s,t] x[s,t] - ev[t] = 0
+    export[t]  PV not used on site [kW]:    export[t] + ev[t] >= -net[t]
+    peak       the period's peak [kW]:      peak - ev[t] >= net_peak[t]      (>= the peak so far;
+               a second peak column, from 0, for the slots of the next billing period)
+
+so the import is ``net[t] + ev[t] + export[t] >= 0`` (exported PV earns nothing). Its cost, price x
+hours x (net + ev + export), is linear: the constant ``net`` part is left out, the ``ev`` part sits
+on the x columns (so the repair's top-up sees each slot's price), the ``export`` part on its column.
+A negative price is real (day-ahead markets): such a slot's export column costs nothing, so there
+the whole net import is priced, export included (a convex model cannot price "import only" at a
+negative price). ``net`` and ``net_peak`` are :class:`~controller.planner.bill.Bill`'s.
+
+The stage keeps its own HiGHS model between cycles like the others (only changed data sent, hot
+started from its last optimum). A cold build is solved from scratch: measured at 1 000 sessions
+(bench/planner.py's instance, 2026-12-07), from scratch 2 827 dual simplex iterations in ~190 ms,
+from the held stage's basis extended by the new columns 1 780 in ~195 ms (the basis round trip
+through Python alone ~23 ms), with presolve 3 706 in ~390 ms. If it fails, the held stage's
+answer stands (the status says so).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+
+from controller.planner.instance import Instance
+from controller.planner.lp import (
+    INF,
+    SEGMENTS,
+    Layout,
+    LpData,
+    LpModel,
+    LpResult,
+    _kept_or_built,
+    earliness_per_kwh,
+    met_earliness,
+    met_mask,
+    resolve_with_pattern,
+)
+
+FloatArray = npt.NDArray[np.float64]
+TIE_W = 1e-2  # the held stage's costs (earliness, stability) after money: a tie-break
+HOLD_TOL = 1e-6  # x max(1, need) kWh: how far below the held stage's energy a session may end
+KW_REF = 100.0  # the cost columns' unit: a power of two of kW that keeps their rows near this
+TIE_REF_S = 3600.0  # the tie-break's earliness is seen from the start of the current hour
+TIE_TIGHT_STEP = 0.125  # and its laxity term rounded to this step
+
+
+def cost_data(inst: Instance, held: LpData, x_held: FloatArray) -> LpData:
+    """Stage 3's arrays from the held stage's arrays and answer ``x_held``."""
+    bill = inst.bill
+    assert bill is not None
+    lay0 = held.layout
+    lay = replace(lay0, cost=True, peak_split=bill.period_split)
+    n, t = lay.n, lay.t
+    money = bill.money_unit
+    hours = inst.grid.hours
+    price = bill.price_per_kwh if bill.price_per_kwh is not None else np.zeros(t)
+    # the ev, export and peak columns count in units of ``unit`` kW, a power of two that keeps their
+    # rows' magnitudes near KW_REF (a depot's import of 20 MW in kW made HiGHS clean up every solve)
+    top = max(float(np.max(np.abs(bill.net_peak_kw), initial=0.0)), float(np.max(np.abs(bill.net_kw), initial=0.0)),
+              bill.peak_floor_kw, 1.0)
+    unit = float(2.0 ** max(0, math.ceil(math.log2(top / KW_REF)))) if KW_REF > 0 else 1.0
+    ev_kw = inst.grid_kw_per_unit[:, None] * held.presence / unit
+
+    need = held.row_lower[lay.energy_row0 : lay.energy_row0 + n]
+    short = np.maximum(need - (held.kwh * x_held).sum(axis=1), 0.0)
+    cost = np.zeros(lay.n_cols)
+    cost[: lay0.n_cols] = TIE_W * held.cost  # share-mode fairness, scaled like the earliness
+    cost[: lay.n_x] = TIE_W * _tie(inst, lay0, held.kwh, met_mask(need, short)).ravel()
+    d0 = lay.n_x + n * SEGMENTS
+    cost[d0 : d0 + 2 * n] = held.cost[d0 : d0 + 2 * n]  # stability as it is (1e-5 per A: already tiny)
+    cost[: lay.n_x] += (ev_kw * unit * (price * hours / money)[None, :]).ravel()
+    u0 = lay.n_x
+    cost[lay.export_col0 : lay.export_col0 + t] = np.maximum(price, 0.0) * hours / money * unit
+    cost[lay.peak_col0 : lay.peak_col0 + 2] = bill.demand_price_per_kw / money * unit
+
+    col_lower = np.zeros(lay.n_cols)
+    col_lower[lay.peak_col0] = bill.peak_floor_kw / unit
+    col_upper = np.concatenate([held.col_upper, np.full(lay.n_cost_cols, INF)])
+    col_upper[u0 : u0 + n * SEGMENTS] = 0.0  # the shortfall is held in the energy rows' bounds instead
+
+    energy_priced = bill.price_per_kwh is not None and price.any()
+    export_lo = np.where(energy_priced & (price > 0.0), -bill.net_kw / unit, -INF)
+    peak_lo = bill.net_peak_kw / unit if bill.demand_price_per_kw > 0.0 else np.full(t, -INF)
+    row_lower = np.concatenate([held.row_lower, np.zeros(t), export_lo, peak_lo])
+    # each session's energy at least what the held stage gives it (its shortfall at most the held
+    # one, + HOLD_TOL), at most its need
+    row_lower[lay.energy_row0 : lay.energy_row0 + n] = np.maximum(need - short - HOLD_TOL * np.maximum(1.0, need), 0.0)
+    row_upper = np.concatenate([held.row_upper, np.zeros(t), np.full(2 * t, INF)])
+    return replace(held, layout=lay, col_lower=col_lower, col_upper=col_upper, cost=cost, row_lower=row_lower,
+                   row_upper=row_upper, ev_kw=ev_kw, held=held)
+
+
+def _tie(inst: Instance, lay: Layout, kwh: FloatArray, met: npt.NDArray[np.bool_]) -> FloatArray:
+    """The held stages' earliness (least laxity first; the departures held met earliest), seen
+    from the start of the current ``TIE_REF_S`` period rather than from now and with the laxity
+    rounded: the same order, but costs that stay put from one cycle to the next, so the kept model
+    re-plans only what changed (measured: a tie-break seen from now moved every cost every cycle
+    and took ~300 simplex iterations per warm cycle at 1 000 sessions)."""
+    ref_s = float(np.floor(inst.now.timestamp() / TIE_REF_S) * TIE_REF_S)
+    per_kwh = earliness_per_kwh(inst, lay, ref_s, TIE_TIGHT_STEP)
+    out: FloatArray = kwh * per_kwh
+    if inst.site.control.when_short == "complete":
+        out = out + met_earliness(inst, met, kwh, ref_s)
+    return out
+
+
+def solve_cost(
+    inst: Instance, res: LpResult, model: LpModel | None, data: LpData, time_limit_s: float
+) -> tuple[LpResult, LpData]:
+    """Run the cost stage on the held stage's answer ``res`` (its arrays ``data``, its model
+    ``model.for_fixups()``). Returns stage 3's answer and arrays, or the held ones (with the reason
+    in the status) when it is not needed or fails. Never raises on solver trouble."""
+    if model is None:
+        return res, data
+    if not inst.cost_stage or not res.ok or inst.n == 0 or data.layout.cost:
+        model.stage3 = None
+        return res, data
+    t0 = time.perf_counter()
+    data3 = cost_data(inst, data, res.x)
+    kept = model.stage3
+    warm = kept is not None and kept.layout == data3.layout
+    try:
+        m3 = _kept_or_built(inst, data3, kept if warm else None, time_limit_s)
+        m3.extra.pop("matrix", None)
+        t1 = time.perf_counter()
+        m3.highs.run()
+        t2 = time.perf_counter()
+        status = m3.highs.getModelStatus()
+        iters = int(m3.highs.getInfo().simplex_iteration_count)
+        ok = status == highspy.HighsModelStatus.kOptimal
+        if ok:
+            lay = data3.layout
+            vals = np.asarray(m3.highs.getSolution().col_value[: lay.n_x], dtype=np.float64)
+            x3 = vals.reshape(lay.n, lay.t)
+        reason = m3.highs.modelStatusToString(status)
+    except Exception as exc:  # the held stage's answer stands
+        ok, iters, reason = False, 0, f"{type(exc).__name__}"
+        t1 = t2 = time.perf_counter()
+    if not ok:
+        model.stage3 = None  # rebuilt next cycle
+        return replace(res, status=f"{res.status}; cost stage failed ({reason}), energy plan kept"), data
+    model.stage3 = m3
+    return LpResult(x3, res.status, True, res.build_ms + (t1 - t0) * 1e3, res.solve_ms + (t2 - t1) * 1e3,
+                    res.iterations + iters, res.warm, res.variables, res.constraints), data3
+
+
+def resolve_pattern(
+    model: LpModel, data: LpData, x_lo: FloatArray, x_up: FloatArray
+) -> tuple[FloatArray | None, float]:
+    """The fix-up's re-plan around the min-current repair's pattern (``x_lo``..``x_up`` on the x
+    columns), in the objective's order: the energy stage re-plans energy
+    (:func:`~controller.planner.lp.resolve_with_pattern`); when the plan came from the cost stage,
+    that stage then re-plans the cost around the same pattern, holding each session's shortfall at
+    most the energy re-plan's."""
+    held = data.held if data.held is not None else data
+    x2, ms = resolve_with_pattern(model.for_fixups(), held, x_lo, x_up)
+    m3 = model.stage3
+    if x2 is None or m3 is None or not data.layout.cost:
+        return x2, ms
+    x3, ms3 = _resolve_cost(m3, data, x_lo, x_up, x2)
+    return (x3 if x3 is not None else x2), ms + ms3
+
+
+def _resolve_cost(
+    model: LpModel, data: LpData, x_lo: FloatArray, x_up: FloatArray, x_energy: FloatArray
+) -> tuple[FloatArray | None, float]:
+    lay = data.layout
+    n = lay.n
+    h = model.highs
+    ex = model.extra
+    t0 = time.perf_counter()
+    try:
+        lo, up = x_lo.ravel(), x_up.ravel()
+        cur_lo = ex.get("x_lo", ex["col_lower"][: lay.n_x])
+        cur_up = ex.get("x_up", ex["col_upper"][: lay.n_x])
+        changed = np.nonzero((lo != cur_lo) | (up != cur_up))[0].astype(np.int32)
+        if len(changed):
+            h.changeColsBounds(len(changed), changed, lo[changed], up[changed])
+        ex["x_lo"], ex["x_up"] = lo, up
+        need = (data.held if data.held is not None else data).row_lower[lay.energy_row0 : lay.energy_row0 + n]
+        energy = (data.kwh * x_energy).sum(axis=1)
+        # hold the energy re-plan's energy; it may deliver a little more than the need (a minimum
+        # current: the car stops when full), so may this stage, no more
+        top = np.maximum(need, energy)
+        lower = np.maximum(np.minimum(energy, need) - HOLD_TOL * np.maximum(1.0, need), 0.0)
+        rows = np.arange(lay.energy_row0, lay.energy_row0 + n, dtype=np.int32)
+        h.changeRowsBounds(n, rows, lower, top)
+        row_lower = ex["row_lower"].copy()
+        row_lower[lay.energy_row0 : lay.energy_row0 + n] = lower
+        ex["row_lower"] = row_lower
+        row_upper = ex["row_upper"].copy()
+        row_upper[lay.energy_row0 : lay.energy_row0 + n] = top
+        ex["row_upper"] = row_upper
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, (time.perf_counter() - t0) * 1e3
+        vals = np.asarray(h.getSolution().col_value[: lay.n_x], dtype=np.float64)
+    except Exception:  # the energy re-plan stands
+        return None, (time.perf_counter() - t0) * 1e3
+    return vals.reshape(n, lay.t), (time.perf_counter() - t0) * 1e3
