@@ -52,6 +52,10 @@ class View:
     sessions: tuple[LiveView, ...]
     next_decision_at: datetime
     forecast_a: Mapping[str, tuple[tuple[datetime, PhaseCurrents], ...]] = field(default_factory=dict)
+    prices: tuple[tuple[datetime, float], ...] = ()  # dated prices (Snapshot.prices)
+    demand_peak_kw: float | None = None  # highest completed window average of grid import so far
+    pv_kw: float | None = None  # PV output now (None: no PV)
+    pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()  # the day-ahead PV forecast
 
 
 class Policy(Protocol):
@@ -214,6 +218,12 @@ class PlannerPolicy:
     solvers_used: dict[str, int] = field(default_factory=dict)
 
     def decide(self, view: View) -> dict[str, float]:
+        result, self.state = plan(self.snapshot(view), self.state)
+        self.solvers_used[result.stats.solver] = self.solvers_used.get(result.stats.solver, 0) + 1
+        return {sp.session_id: sp.limit.value for sp in result.sessions}
+
+    def snapshot(self, view: View) -> Snapshot:
+        """The snapshot the daemon would build at this moment (it learns each car's maximum)."""
         sessions = []
         for lv in view.sessions:
             s = lv.session
@@ -237,14 +247,15 @@ class PlannerPolicy:
                     battery_kwh=s.battery_kwh,
                 )
             )
-        snapshot = Snapshot(
+        return Snapshot(
             site=view.site,
             now=view.now,
             base_load_a=dict(view.base_a),
             sessions=tuple(sessions),
             next_plan_at=view.next_decision_at,
             base_load_forecast_a=dict(view.forecast_a),
+            prices=view.prices,
+            demand_peak_kw=view.demand_peak_kw,
+            pv_kw=view.pv_kw,
+            pv_forecast_kw=view.pv_forecast_kw,
         )
-        result, self.state = plan(snapshot, self.state)
-        self.solvers_used[result.stats.solver] = self.solvers_used.get(result.stats.solver, 0) + 1
-        return {sp.session_id: sp.limit.value for sp in result.sessions}
