@@ -13,10 +13,11 @@ The third, :func:`solve_cost_bound` (scenarios with a tariff), is the least bill
 with the grid import per slot (base load + chargers − PV, never below 0) priced at the slot's
 energy price, and the demand charge on the highest clock-aligned window average of it, minimised
 subject to (a) at least as many departures met as the energy optimum meets and (b) at least the
-energy optimum's total energy. Slots then also break at price steps, PV steps and window
-boundaries, so that the price, the PV and a window's membership are constant within a slot: any
-schedule the engine runs, averaged over each slot, is feasible here and costs no more (import is
-convex in the chargers' power), so the value bounds the cost of every such schedule.
+energy optimum's total energy (less the met tolerance of the sessions it meets). Slots then also
+break at price steps, PV steps and window boundaries, so that the price, the PV and a window's
+membership are constant within a slot: any schedule the engine runs, averaged over each slot, is
+feasible here and costs no more (import is convex in the chargers' power), so the value bounds the
+cost of every such schedule.
 
 Phasor limits: each node line's current is ``|B + Σ c_s x_s|`` (the true base phasor B, each
 session's line phasor per A c_s: :func:`controller.model.phasor.charger_phasors`), kept at most
@@ -418,7 +419,9 @@ def solve_cost_bound(
     scenario: Scenario, energy: OptimalSchedule, time_limit_s: float = COST_BOUND_TIME_LIMIT_S
 ) -> CostBound:
     """The least ``cost_total`` with perfect knowledge subject to (a) at least as many departures
-    met as ``energy`` (the energy optimum from the start) meets and (b) at least its total energy.
+    met as ``energy`` (the energy optimum from the start) meets and (b) at least its total energy,
+    less the met tolerance (:func:`met_threshold_kwh`) of each session it meets — so that a
+    controller meeting those departures as the simulation judges them is held to no more energy.
 
     Without a tariff the bill is 0 and nothing is solved. Proven when HiGHS reports Optimal (within
     :data:`COST_MIP_REL_GAP`); otherwise ``bound`` is its MIP dual bound (a valid lower bound) and
@@ -435,7 +438,8 @@ def solve_cost_bound(
     delivered0 = (x0 * m.kwh_per_a).sum(axis=1) if n else np.zeros(0)
     judged = [i for i, s in enumerate(m.sessions) if not s.past_end(scenario.end)]
     met0 = [i for i in judged if delivered0[i] >= met_threshold_kwh(m.needs[i]) - 1e-6]
-    energy_min = float(delivered0.sum())
+    # (b) counts a met session's energy as a met departure does: its need less the met tolerance
+    energy_min = float(delivered0.sum()) - sum(m.needs[i] - met_threshold_kwh(m.needs[i]) for i in met0)
     if not scenario.priced:
         return CostBound(0.0, 0.0, True, len(met0), energy_min, None, tariff.currency, "no tariff", 0.0)
     bounds = m.bounds
@@ -462,7 +466,7 @@ def solve_cost_bound(
     for slots in windows.values():
         covered_h = float(sum(hours[k] for k in slots))
         m.add_row([(peak, 1.0), *((imp[k], -float(hours[k]) / covered_h) for k in slots)], 0.0, np.inf)
-    # (b) at least the energy optimum's energy
+    # (b) at least the energy optimum's energy (less the met tolerance of the sessions it meets)
     everything = [e for i in range(n) for e in m.delivered_kwh(i)]
     if everything:
         m.add_row(everything, energy_min - 1e-6 * max(1.0, energy_min), np.inf)

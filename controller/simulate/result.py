@@ -92,8 +92,9 @@ class MetBound:
 COST_BOUND_DEFINITION = (
     "the least cost_total any controller could reach with perfect knowledge while meeting at least as "
     "many departures as the energy optimum meets (departures_met_min) and delivering at least the energy "
-    "optimum's total energy (energy_kwh_min = optimal_bound_kwh); same model and relaxations as the "
-    "energy optimum (no AC minimum current, the outer polygon of each phasor limit), a MILP on HiGHS"
+    "optimum's total energy (optimal_bound_kwh) less the met tolerance of each session it meets "
+    "(energy_kwh_min); same model and relaxations as the energy optimum (no AC minimum current, the outer "
+    "polygon of each phasor limit), a MILP on HiGHS"
 )
 
 
