@@ -405,7 +405,7 @@ def solve_max_met(scenario: Scenario, time_limit_s: float = MAX_MET_TIME_LIMIT_S
 # The cost bound's time limit: a MILP only where the energy optimum leaves some departures unmet
 # (else an LP); started from the energy optimum's schedule, so it always has a schedule to report.
 COST_BOUND_TIME_LIMIT_S = 20.0
-COST_MIP_REL_GAP = 1e-4  # proven = within 0.01 % of the least cost
+COST_MIP_REL_GAP = 1e-3  # proven: the schedule found is within 0.1 % of the bound (the bound is HiGHS's dual bound)
 
 
 def _grid_kw_per_a(v: SimVehicle) -> float:
@@ -423,9 +423,9 @@ def solve_cost_bound(
     less the met tolerance (:func:`met_threshold_kwh`) of each session it meets — so that a
     controller meeting those departures as the simulation judges them is held to no more energy.
 
-    Without a tariff the bill is 0 and nothing is solved. Proven when HiGHS reports Optimal (within
-    :data:`COST_MIP_REL_GAP`); otherwise ``bound`` is its MIP dual bound (a valid lower bound) and
-    ``incumbent`` the least cost it found a schedule for.
+    Without a tariff the bill is 0 and nothing is solved. ``bound`` is HiGHS's proven lower bound
+    (an LP: its optimum; a MILP: its dual bound), ``incumbent`` the least cost it found a schedule
+    for; proven when HiGHS reports Optimal (a MILP: the two within :data:`COST_MIP_REL_GAP`).
     """
     t0 = time.perf_counter()
     site = scenario.site

@@ -14,12 +14,12 @@ The heuristics are handed each session's line phasors per A at every node above 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from controller.model.phasor import charger_phasors, draw
-from controller.model.site import Charger, Site
+from controller.model.site import Charger, Site, Tariff
 from controller.model.snapshot import PhaseCurrents, SessionState, Snapshot
 from controller.planner.plan import plan
 from controller.planner.state import PlannerState
@@ -216,6 +216,7 @@ class PlannerPolicy:
     state: PlannerState = field(default_factory=PlannerState)
     learned: dict[str, float] = field(default_factory=dict)  # per session: the car's own maximum [A]
     solvers_used: dict[str, int] = field(default_factory=dict)
+    ignore_tariff: bool = False  # plan as if the site had no tariff (the bill is still the site's)
 
     def decide(self, view: View) -> dict[str, float]:
         result, self.state = plan(self.snapshot(view), self.state)
@@ -247,15 +248,18 @@ class PlannerPolicy:
                     battery_kwh=s.battery_kwh,
                 )
             )
+        site = view.site
+        if self.ignore_tariff:
+            site = replace(site, tariff=Tariff(currency=site.tariff.currency))
         return Snapshot(
-            site=view.site,
+            site=site,
             now=view.now,
             base_load_a=dict(view.base_a),
             sessions=tuple(sessions),
             next_plan_at=view.next_decision_at,
             base_load_forecast_a=dict(view.forecast_a),
-            prices=view.prices,
-            demand_peak_kw=view.demand_peak_kw,
+            prices=() if self.ignore_tariff else view.prices,
+            demand_peak_kw=None if self.ignore_tariff else view.demand_peak_kw,
             pv_kw=view.pv_kw,
             pv_forecast_kw=view.pv_forecast_kw,
         )

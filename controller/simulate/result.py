@@ -102,9 +102,10 @@ COST_BOUND_DEFINITION = (
 class CostBound:
     """The offline cost bound (policy ``optimal``): :data:`COST_BOUND_DEFINITION`.
 
-    ``bound`` is a lower bound on that least cost: the optimum when ``proven``, else the best bound
-    HiGHS proved in its time limit; ``incumbent`` is the least cost it found a schedule for (None:
-    none found), ``peak_kw`` that schedule's peak.
+    ``bound`` is a lower bound on that least cost that HiGHS proved (the LP optimum, or a MILP's dual
+    bound); ``proven``: HiGHS finished (a MILP: ``incumbent`` within 0.1 % of ``bound``), else it
+    stopped at its time limit; ``incumbent`` is the least cost it found a schedule for (None: none
+    found), ``peak_kw`` that schedule's peak.
     """
 
     bound: float

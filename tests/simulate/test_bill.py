@@ -217,7 +217,7 @@ def test_the_cost_bound_keeps_the_departures_the_energy_optimum_meets_where_not_
     assert bound.departures_met_min < 3  # the MILP path: binaries for who is met
     assert bound.departures_met_min <= optimum.max_met.bound
     assert bound.proven and bound.incumbent is not None
-    assert bound.bound == pytest.approx(bound.incumbent, rel=2e-4)
+    assert bound.bound <= bound.incumbent <= bound.bound * 1.001 + 1e-9
 
 
 def test_without_a_tariff_the_bill_is_zero_and_the_peak_still_reported() -> None:
