@@ -416,16 +416,23 @@ def _grid_kw_per_a(v: SimVehicle) -> float:
 
 
 def solve_cost_bound(
-    scenario: Scenario, energy: OptimalSchedule, time_limit_s: float = COST_BOUND_TIME_LIMIT_S
+    scenario: Scenario,
+    energy: OptimalSchedule,
+    time_limit_s: float = COST_BOUND_TIME_LIMIT_S,
+    *,
+    met_min: int | None = None,
+    energy_min_kwh: float | None = None,
 ) -> CostBound:
     """The least ``cost_total`` with perfect knowledge subject to (a) at least as many departures
     met as ``energy`` (the energy optimum from the start) meets and (b) at least its total energy,
     less the met tolerance (:func:`met_threshold_kwh`) of each session it meets — so that a
     controller meeting those departures as the simulation judges them is held to no more energy.
 
-    Without a tariff the bill is 0 and nothing is solved. ``bound`` is HiGHS's proven lower bound
-    (an LP: its optimum; a MILP: its dual bound), ``incumbent`` the least cost it found a schedule
-    for; proven when HiGHS reports Optimal (a MILP: the two within :data:`COST_MIP_REL_GAP`).
+    ``met_min`` / ``energy_min_kwh`` replace the two terms (e.g. by what a policy reached: the least
+    cost of doing what it did). Without a tariff the bill is 0 and nothing is solved. ``bound`` is
+    HiGHS's proven lower bound (an LP: its optimum; a MILP: its dual bound), ``incumbent`` the least
+    cost it found a schedule for; proven when HiGHS reports Optimal (a MILP: the two within
+    :data:`COST_MIP_REL_GAP`).
     """
     t0 = time.perf_counter()
     site = scenario.site
@@ -440,8 +447,11 @@ def solve_cost_bound(
     met0 = [i for i in judged if delivered0[i] >= met_threshold_kwh(m.needs[i]) - 1e-6]
     # (b) counts a met session's energy as a met departure does: its need less the met tolerance
     energy_min = float(delivered0.sum()) - sum(m.needs[i] - met_threshold_kwh(m.needs[i]) for i in met0)
+    if energy_min_kwh is not None:
+        energy_min = energy_min_kwh
+    n_met = len(met0) if met_min is None else min(met_min, len(judged))
     if not scenario.priced:
-        return CostBound(0.0, 0.0, True, len(met0), energy_min, None, tariff.currency, "no tariff", 0.0)
+        return CostBound(0.0, 0.0, True, n_met, energy_min, None, tariff.currency, "no tariff", 0.0)
     bounds = m.bounds
     hours = np.array([(b - a).total_seconds() / 3600 for a, b in itertools.pairwise(bounds)])
     tz = scenario.tz
@@ -472,18 +482,19 @@ def solve_cost_bound(
         m.add_row(everything, energy_min - 1e-6 * max(1.0, energy_min), np.inf)
     # (a) at least as many departures met
     met_cols: list[int] = []
-    if len(met0) == len(judged):
+    if n_met == len(judged):
         for i in judged:
             m.add_row(m.delivered_kwh(i), met_threshold_kwh(m.needs[i]), np.inf)
-    elif met0:
+    elif n_met > 0:
         for i in judged:
             met = m.add_col(0.0, 1.0, 0.0, integer=True)
             met_cols.append(met)
             m.add_row([*m.delivered_kwh(i), (met, -met_threshold_kwh(m.needs[i]))], 0.0, np.inf)
-        m.add_row([(c, 1.0) for c in met_cols], float(len(met0)), np.inf)
+        m.add_row([(c, 1.0) for c in met_cols], float(n_met), np.inf)
     h = m.highs(time_limit_s)
     if met_cols:
         h.setOptionValue("mip_rel_gap", COST_MIP_REL_GAP)
+    if met_cols and n_met <= len(met0) and float(delivered0.sum()) >= energy_min:  # the energy optimum fits
         start = _start_vector(m, x0, base_kw - pv_kw, per_a_kw, imp, peak, windows, hours, met_cols, judged, met0)
         sol = highspy.HighsSolution()
         sol.col_value = start
@@ -510,7 +521,7 @@ def solve_cost_bound(
         bound=bound,
         incumbent=incumbent,
         proven=proven,
-        departures_met_min=len(met0),
+        departures_met_min=n_met,
         energy_kwh_min=energy_min,
         peak_kw=peak_kw,
         currency=tariff.currency,

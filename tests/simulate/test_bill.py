@@ -15,6 +15,7 @@ from controller.model.snapshot import Snapshot
 from controller.simulate.bill import dated_price, window_start
 from controller.simulate.cli import simulate
 from controller.simulate.engine import run
+from controller.simulate.optimal import solve_cost_bound, solve_optimal
 from controller.simulate.policies import PlannerPolicy, Uncontrolled, View
 from controller.simulate.scenario import load_scenario_text
 from controller.simulate.whatif import with_pv_factor
@@ -218,6 +219,14 @@ def test_the_cost_bound_keeps_the_departures_the_energy_optimum_meets_where_not_
     assert bound.departures_met_min <= optimum.max_met.bound
     assert bound.proven and bound.incumbent is not None
     assert bound.bound <= bound.incumbent <= bound.bound * 1.001 + 1e-9
+    # on a policy's own terms (its departures met, its energy) the bound is below what it paid
+    first = solve_optimal(sc)
+    for policy in ("lp", "edf"):
+        r = simulate(sc, policy)
+        assert r.violations.count == 0 and r.bill is not None
+        own = solve_cost_bound(sc, first, met_min=r.departures_met, energy_min_kwh=r.delivered_kwh * (1 - 1e-6))
+        assert own.proven and own.departures_met_min == r.departures_met
+        assert own.bound <= r.bill.cost_total + 1e-6, policy
 
 
 def test_without_a_tariff_the_bill_is_zero_and_the_peak_still_reported() -> None:
