@@ -217,6 +217,7 @@ class PlannerPolicy:
     learned: dict[str, float] = field(default_factory=dict)  # per session: the car's own maximum [A]
     solvers_used: dict[str, int] = field(default_factory=dict)
     ignore_tariff: bool = False  # plan as if the site had no tariff (the bill is still the site's)
+    _untariffed: tuple[Site, Site] | None = field(default=None, repr=False)
 
     def decide(self, view: View) -> dict[str, float]:
         result, self.state = plan(self.snapshot(view), self.state)
@@ -249,8 +250,10 @@ class PlannerPolicy:
                 )
             )
         site = view.site
-        if self.ignore_tariff:
-            site = replace(site, tariff=Tariff(currency=site.tariff.currency))
+        if self.ignore_tariff:  # one untariffed copy per site: the planner keeps its state per Site
+            if self._untariffed is None or self._untariffed[0] is not view.site:
+                self._untariffed = (view.site, replace(site, tariff=Tariff(currency=site.tariff.currency)))
+            site = self._untariffed[1]
         return Snapshot(
             site=site,
             now=view.now,
