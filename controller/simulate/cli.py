@@ -10,7 +10,13 @@ from typing import Any
 
 from controller.config.reading import read_or_report
 from controller.simulate.engine import run
-from controller.simulate.optimal import MAX_MET_TIME_LIMIT_S, OptimalPolicy, solve_max_met
+from controller.simulate.optimal import (
+    COST_BOUND_TIME_LIMIT_S,
+    MAX_MET_TIME_LIMIT_S,
+    OptimalPolicy,
+    solve_cost_bound,
+    solve_max_met,
+)
 from controller.simulate.policies import (
     PlannerPolicy,
     Policy,
@@ -21,7 +27,7 @@ from controller.simulate.policies import (
 )
 from controller.simulate.result import SimResult, session_table, table
 from controller.simulate.scenario import Scenario, load_scenario
-from controller.simulate.whatif import scale_sessions, with_grid_limit
+from controller.simulate.whatif import scale_sessions, with_grid_limit, with_pv_factor
 
 POLICIES = ("lp", "equal-share", "edf", "llf", "uncontrolled", "optimal")
 
@@ -50,19 +56,25 @@ def simulate(
     keep_series: bool = False,
     max_met_time_limit_s: float = MAX_MET_TIME_LIMIT_S,
     departure_history: bool | None = None,
+    max_met: bool = True,
+    cost_bound_time_limit_s: float = COST_BOUND_TIME_LIMIT_S,
 ) -> SimResult:
-    """Run one policy on one scenario. The ``optimal`` policy's result also carries both bounds:
-    the energy optimum (``optimal_bound_kwh``) and the most departures any controller could meet
-    (``max_met``, a MILP limited to ``max_met_time_limit_s``). ``departure_history``: whether the
-    policy plans against each vehicle's history-based departure estimate (default: lp only)."""
+    """Run one policy on one scenario. The ``optimal`` policy's result also carries the bounds:
+    the energy optimum (``optimal_bound_kwh``), the most departures any controller could meet
+    (``max_met``, a MILP limited to ``max_met_time_limit_s``; ``max_met=False`` skips it) and the
+    least bill (``cost_bound``, limited to ``cost_bound_time_limit_s``).
+    ``departure_history``: whether the policy plans against each vehicle's history-based departure
+    estimate (default: lp only)."""
     policy = make_policy(policy_name, scenario)
     bar = _Progress(f"{scenario.name} {policy_name}") if progress else None
     result = run(scenario, policy, progress=bar, keep_series=keep_series, departure_history=departure_history)
     if bar is not None:
         bar.done()
-    if isinstance(policy, OptimalPolicy) and policy.schedule is not None:
+    if isinstance(policy, OptimalPolicy) and policy.first is not None:
         result.optimal_bound_kwh = policy.bound_kwh
-        result.max_met = solve_max_met(scenario, max_met_time_limit_s)
+        if max_met:
+            result.max_met = solve_max_met(scenario, max_met_time_limit_s)
+        result.cost_bound = solve_cost_bound(scenario, policy.first, cost_bound_time_limit_s)
     if isinstance(policy, PlannerPolicy):
         result.solvers = dict(policy.solvers_used)
     return result
@@ -109,6 +121,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             scenario = with_grid_limit(scenario, args.grid_limit_a)
         if args.scale_sessions is not None:
             scenario = scale_sessions(scenario, args.scale_sessions)
+        if args.pv_factor is not None:
+            scenario = with_pv_factor(scenario, args.pv_factor)
         scenarios.append(scenario)
     progress = sys.stderr.isatty() and not args.no_progress
     history = False if args.no_departure_history else None
@@ -138,6 +152,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 print(f"{r.scenario} (optimal): with perfect knowledge at most {r.optimal_bound_kwh:.1f} kWh")
             if r.max_met is not None:
                 print(f"{r.scenario} (optimal): with perfect knowledge {r.max_met.describe()}")
+            if r.cost_bound is not None and r.priced:
+                print(f"{r.scenario} (optimal): with perfect knowledge {r.cost_bound.describe()}")
+            if r.bill is not None and r.priced:
+                b = r.bill
+                print(
+                    f"{r.scenario} ({r.policy}): cost {b.cost_total:.2f} {b.currency} (energy {b.cost_energy:.2f}, "
+                    f"demand {b.cost_demand:.2f} for a {b.peak_kw:.1f} kW peak), import {b.import_kwh:.1f} kWh"
+                    + (f", PV {b.pv_used_kwh:.1f} of {b.pv_kwh:.1f} kWh used on site" if b.pv_kwh > 0 else "")
+                )
             if r.past_end:
                 print(
                     f"{r.scenario} ({r.policy}): {r.past_end} session(s) still plugged in at the scenario's end: "
@@ -161,6 +184,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2: {text!r}")
+    return value
+
+
 def _scale(text: str) -> float:
     value = _positive(text)
     if value < 1:
@@ -176,6 +209,12 @@ def register(sub: Any) -> None:
     p.add_argument("--plot", metavar="OUT.png", help="write a plot of loads and energies (needs matplotlib)")
     p.add_argument("--scale-sessions", type=_scale, metavar="F", help="repeat the sessions with F× the vehicles")
     p.add_argument("--grid-limit-a", type=_positive, metavar="N", help="what if the connection were N A per phase")
+    p.add_argument(
+        "--pv-factor",
+        type=_share,
+        metavar="F",
+        help="the real PV output is F × the scenario's pv_kw; lp's forecast stays the profile (0.3: a cloudy day)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-departure-history", action="store_true",
                    help="lp plans against the declared departures, not the vehicles' history")

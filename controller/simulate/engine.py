@@ -32,11 +32,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from controller.fleet.departure_estimate import DepartureSample, planned_departure
-from controller.model.phasor import Vec3, charger_phasors, line_angles_deg, node_service, transformer_matrix
+from controller.model.phasor import (
+    Vec3,
+    charger_phasors,
+    line_angles_deg,
+    node_ln_voltage_v,
+    node_service,
+    transformer_matrix,
+)
 from controller.model.site import GRID_ID, Charger, Site
 from controller.model.snapshot import PhaseCurrents
 from controller.rules.shed import ChargerDraw, shed
-from controller.simulate.forecast import day_ahead
+from controller.simulate.bill import BillMeter
+from controller.simulate.forecast import day_ahead, pv_day_ahead
 from controller.simulate.policies import LiveView, PlannerPolicy, Policy, View
 from controller.simulate.result import SessionOutcome, SimResult, Violations
 from controller.simulate.scenario import Scenario, ScenarioSession
@@ -51,10 +59,12 @@ def _units(site: Site, bus: str) -> Vec3:
     return (a[0], a[1], a[2])
 
 
-def node_base_phasors(scenario: Scenario, t: datetime) -> dict[str, Vec3]:
+def node_base_phasors(scenario: Scenario, t: datetime, *, pv: bool = True) -> dict[str, Vec3]:
     """True non-EV line current phasors per node [A], as its meter would see them: its own
     profile (in phase with the lines of its measuring bus — a transformer node's primary is on its
-    parent's bus), else the sum of its children's (through its transformer, if it has one)."""
+    parent's bus), else the sum of its children's (through its transformer, if it has one).
+
+    ``pv``: the grid node's less the PV output (:func:`pv_phasors`); no other node sees it."""
     local = scenario.local(t)
     site = scenario.site
     out: dict[str, Vec3] = {}
@@ -87,7 +97,28 @@ def node_base_phasors(scenario: Scenario, t: datetime) -> dict[str, Vec3]:
 
     for node in site.node_ids():
         base(node)
+    pv_kw = scenario.pv_kw(t) if pv else 0.0
+    if pv_kw > 0:
+        g = out[GRID_ID]
+        p = pv_phasors(site, pv_kw)
+        out[GRID_ID] = (g[0] - p[0], g[1] - p[1], g[2] - p[2])
     return out
+
+
+def pv_phasors(site: Site, pv_kw: float) -> Vec3:
+    """The PV output as line current phasors at the grid connection [A]: balanced over the
+    service's lines (three, or two on split-phase), in phase with each line's voltage to neutral."""
+    lines = 2 if site.site.service == "split-phase" else 3
+    amps = pv_kw * 1000.0 / (lines * node_ln_voltage_v(site, GRID_ID))
+    u = _units(site, GRID_ID)
+    return (u[0] * amps, u[1] * amps, u[2] * amps if lines == 3 else 0j)
+
+
+def grid_real_kw(site: Site, grid: Vec3) -> float:
+    """Real power of line current phasors at the grid connection [kW] (each line's in-phase
+    component × its voltage to neutral)."""
+    v = node_ln_voltage_v(site, GRID_ID)
+    return sum(in_phase_a(site, GRID_ID, grid)) * v / 1000.0
 
 
 def node_base_a(scenario: Scenario, t: datetime) -> dict[str, PhaseCurrents]:
@@ -205,6 +236,7 @@ def run(
     peak: dict[str, list[float]] = {n: [0.0, 0.0, 0.0] for n in site.node_ids()}
     decision_ms: list[float] = []
     series: dict[str, list[object]] = {"t": [], "grid_a": [], "energy": []}
+    meter = BillMeter(site.tariff, scenario.prices, tz)
     next_decision = scenario.start
     replan = True
     t = scenario.start
@@ -229,6 +261,7 @@ def run(
             live[s.key] = _Live(s, vehicle, outcome, per_a=per_a)
             replan = True
 
+        pv_kw = scenario.pv_kw(t)
         base_ph = node_base_phasors(scenario, t)
         base = {n: magnitudes(v) for n, v in base_ph.items()}
         believed = window.add(t, {n: base[n] for n in metered})
@@ -251,6 +284,10 @@ def run(
                 ),
                 next_decision_at=t + plan_every,
                 forecast_a=day_ahead(scenario, t, metered),
+                prices=scenario.prices,
+                demand_peak_kw=meter.peak_so_far_kw,
+                pv_kw=pv_kw if scenario.pv else None,
+                pv_forecast_kw=pv_day_ahead(scenario, t),
             )
             t0 = time.perf_counter()
             limits = policy.decide(view)
@@ -290,6 +327,9 @@ def run(
                 lv.has_drawn = True
             lv.outcome.delivered_kwh += lv.vehicle.energy_kwh(lv.draw_a, dt_s)
         loads = node_loads_a(base_ph, live.values())
+        consumption_kw = grid_real_kw(site, base_ph[GRID_ID]) + pv_kw  # the base load without PV
+        consumption_kw += sum(lv.vehicle.grid_kw(lv.draw_a) for lv in live.values())
+        meter.add(t, dt_s, consumption_kw, pv_kw, keep=keep_series)
         for node in site.node_ids():
             load = loads[node]
             limit = site.node_limit_a(node)
@@ -338,9 +378,11 @@ def run(
         decision_ms=decision_ms,
         steps=n_steps,
         wall_s=time.perf_counter() - wall0,
+        bill=meter.bill(),
+        priced=scenario.priced,
     )
     if keep_series:
-        result.series = dict(series)
+        result.series = {**series, **meter.series}
     return result
 
 

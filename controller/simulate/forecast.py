@@ -4,6 +4,11 @@ A running daemon learns the base load of each metered node from its history (the
 yesterday). In a scenario the daily steps of a profile (``at: "HH:MM"``) are exactly that pattern;
 one-off dated steps (``at: "2026-03-02T19:00"``) are not in it — they stay surprises, handled by the
 fast loop and the next plan.
+
+The PV forecast (:func:`pv_day_ahead`) is the same for the PV profile: its daily steps, a perfect
+day-ahead forecast of them — unless the scenario's ``pv_factor`` makes the real output differ (a
+cloudy day the forecast did not see). The base-load forecast is the non-EV load itself (PV not taken
+off: the PV forecast comes beside it, in ``Snapshot.pv_forecast_kw``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from controller.model.snapshot import PhaseCurrents
-from controller.simulate.scenario import LoadProfile, Scenario
+from controller.simulate.scenario import KwProfile, LoadProfile, Scenario
 
 Steps = tuple[tuple[datetime, PhaseCurrents], ...]
 
@@ -39,3 +44,16 @@ def day_ahead(scenario: Scenario, now: datetime, metered: tuple[str, ...]) -> di
         if steps:
             out[node] = steps
     return out
+
+
+def pv_day_ahead(scenario: Scenario, now: datetime) -> tuple[tuple[datetime, float], ...]:
+    """The PV forecast over the horizon from ``now``: steps ``(from, kW)`` of the profile's daily steps."""
+    if not scenario.pv.daily:
+        return ()
+    daily_only = KwProfile(daily=scenario.pv.daily)
+    local_now = scenario.local(now)
+    local_end = local_now + timedelta(hours=scenario.site.control.horizon_h)
+    points = [local_now, *daily_only.change_points(local_now, local_end)]
+    tz = scenario.tz
+    utc = now.tzinfo
+    return tuple((p.replace(tzinfo=tz).astimezone(utc), daily_only.at(p)) for p in sorted(set(points)))

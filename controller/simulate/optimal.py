@@ -9,6 +9,16 @@ The second bound, :func:`solve_max_met`, is the most departures any controller c
 same model (:func:`build_model`, the same relaxations) with a binary "met" per session that departs
 within the scenario, solved as a MILP with a time limit; it says when the bound is not proven.
 
+The third, :func:`solve_cost_bound` (scenarios with a tariff), is the least bill: the same model
+with the grid import per slot (base load + chargers − PV, never below 0) priced at the slot's
+energy price, and the demand charge on the highest clock-aligned window average of it, minimised
+subject to (a) at least as many departures met as the energy optimum meets and (b) at least the
+energy optimum's total energy (less the met tolerance of the sessions it meets). Slots then also
+break at price steps, PV steps and window boundaries, so that the price, the PV and a window's
+membership are constant within a slot: any schedule the engine runs, averaged over each slot, is
+feasible here and costs no more (import is convex in the chargers' power), so the value bounds the
+cost of every such schedule.
+
 Phasor limits: each node line's current is ``|B + Σ c_s x_s|`` (the true base phasor B, each
 session's line phasor per A c_s: :func:`controller.model.phasor.charger_phasors`), kept at most
 ``limit − margin``. The model takes the *outer* polygon of that circle: one tangent row
@@ -38,9 +48,10 @@ import numpy as np
 from controller.model.phasor import charger_phasors, node_ln_voltage_v
 from controller.model.site import GRID_ID
 from controller.planner.highs import new_highs
-from controller.simulate.engine import node_base_phasors
+from controller.simulate.bill import price_at, price_change_points, window_min, window_start, window_starts
+from controller.simulate.engine import grid_real_kw, node_base_phasors
 from controller.simulate.policies import View, to_limit
-from controller.simulate.result import MET_TOLERANCE, MET_TOLERANCE_KWH, MetBound
+from controller.simulate.result import MET_TOLERANCE, MET_TOLERANCE_KWH, CostBound, MetBound
 from controller.simulate.scenario import Scenario, ScenarioSession
 from controller.simulate.vehicles import TAPER_FLOOR, TAPER_FROM_SOC, SimVehicle
 
@@ -125,6 +136,11 @@ def slot_boundaries(scenario: Scenario, start: datetime | None = None) -> list[d
     for profile in profiles:
         for local in profile.change_points(local_start, local_end):
             points.add(local.replace(tzinfo=tz).astimezone(scenario.start.tzinfo))
+    if scenario.priced or scenario.pv:  # the bill's slots: price, PV and window constant within each
+        for local in scenario.pv.change_points(local_start, local_end):
+            points.add(local.replace(tzinfo=tz).astimezone(scenario.start.tzinfo))
+        points.update(price_change_points(scenario.site.tariff, scenario.prices, scenario.start, scenario.end, tz))
+        points.update(window_starts(scenario.start, scenario.end, window_min(scenario.site.tariff), tz))
     on_grid = {engine_time(scenario, p) for p in points}
     return sorted(p for p in on_grid if begin <= p <= end)
 
@@ -386,6 +402,170 @@ def solve_max_met(scenario: Scenario, time_limit_s: float = MAX_MET_TIME_LIMIT_S
     return MetBound(bound, found, proven, len(judged), status, time.perf_counter() - t0)
 
 
+# The cost bound's time limit: a MILP only where the energy optimum leaves some departures unmet
+# (else an LP); started from the energy optimum's schedule, so it always has a schedule to report.
+COST_BOUND_TIME_LIMIT_S = 20.0
+COST_MIP_REL_GAP = 1e-3  # proven: the schedule found is within 0.1 % of the bound (the bound is HiGHS's dual bound)
+
+
+def _grid_kw_per_a(v: SimVehicle) -> float:
+    """Grid real power per A of the model's x (per-phase current) [kW]."""
+    if v.kind == "ac":
+        return v.volts_v / 1000.0
+    return 1.0 / (v.a_per_kw * v.efficiency) if v.a_per_kw else 0.0
+
+
+def solve_cost_bound(
+    scenario: Scenario,
+    energy: OptimalSchedule,
+    time_limit_s: float = COST_BOUND_TIME_LIMIT_S,
+    *,
+    met_min: int | None = None,
+    energy_min_kwh: float | None = None,
+) -> CostBound:
+    """The least ``cost_total`` with perfect knowledge subject to (a) at least as many departures
+    met as ``energy`` (the energy optimum from the start) meets and (b) at least its total energy,
+    less the met tolerance (:func:`met_threshold_kwh`) of each session it meets — so that a
+    controller meeting those departures as the simulation judges them is held to no more energy.
+
+    ``met_min`` / ``energy_min_kwh`` replace the two terms (e.g. by what a policy reached: the least
+    cost of doing what it did). Without a tariff the bill is 0 and nothing is solved. ``bound`` is
+    HiGHS's proven lower bound (an LP: its optimum; a MILP: its dual bound), ``incumbent`` the least
+    cost it found a schedule for; proven when HiGHS reports Optimal (a MILP: the two within
+    :data:`COST_MIP_REL_GAP`).
+    """
+    t0 = time.perf_counter()
+    site = scenario.site
+    tariff = site.tariff
+    m = build_model(scenario, scenario.start, {})
+    n, n_slots = len(m.sessions), m.n_slots
+    x0 = np.array([energy.current_a[s.key] for s in m.sessions]) if n else np.zeros((0, n_slots))
+    if n and (m.bounds != energy.boundaries or x0.shape != (n, n_slots)):
+        raise ValueError("the energy optimum was solved on other slots")
+    delivered0 = (x0 * m.kwh_per_a).sum(axis=1) if n else np.zeros(0)
+    judged = [i for i, s in enumerate(m.sessions) if not s.past_end(scenario.end)]
+    met0 = [i for i in judged if delivered0[i] >= met_threshold_kwh(m.needs[i]) - 1e-6]
+    # (b) counts a met session's energy as a met departure does: its need less the met tolerance
+    energy_min = float(delivered0.sum()) - sum(m.needs[i] - met_threshold_kwh(m.needs[i]) for i in met0)
+    if energy_min_kwh is not None:
+        energy_min = energy_min_kwh
+    n_met = len(met0) if met_min is None else min(met_min, len(judged))
+    if not scenario.priced:
+        return CostBound(0.0, 0.0, True, n_met, energy_min, None, tariff.currency, "no tariff", 0.0)
+    bounds = m.bounds
+    hours = np.array([(b - a).total_seconds() / 3600 for a, b in itertools.pairwise(bounds)])
+    tz = scenario.tz
+    base_kw = np.array([grid_real_kw(site, node_base_phasors(scenario, b, pv=False)[GRID_ID]) for b in bounds[:-1]])
+    pv_kw = np.array([scenario.pv_kw(b) for b in bounds[:-1]])
+    price = np.array([price_at(tariff, scenario.prices, b, scenario.local(b)) for b in bounds[:-1]])
+    vehicles = [SimVehicle.for_session(site, s) for s in m.sessions]
+    per_a_kw = [_grid_kw_per_a(v) for v in vehicles]
+    # import per slot: imp[k] ≥ base − pv + Σ g x, imp ≥ 0 (export earns nothing)
+    imp = [m.add_col(0.0, np.inf, float(price[k] * hours[k])) for k in range(n_slots)]
+    for k in range(n_slots):
+        entries = [(imp[k], 1.0)]
+        entries += [(m.x_col(i, k), -per_a_kw[i]) for i in range(n) if m.upper[m.x_col(i, k)] > 0]
+        m.add_row(entries, float(base_kw[k] - pv_kw[k]), np.inf)
+    # the peak: every clock-aligned window's average import
+    minutes = window_min(tariff)
+    windows: dict[datetime, list[int]] = {}
+    for k in range(n_slots):
+        windows.setdefault(window_start(bounds[k].astimezone(tz), minutes), []).append(k)
+    demand = tariff.demand
+    peak = m.add_col(0.0, np.inf, demand.price_per_kw if demand is not None else 0.0)
+    for slots in windows.values():
+        covered_h = float(sum(hours[k] for k in slots))
+        m.add_row([(peak, 1.0), *((imp[k], -float(hours[k]) / covered_h) for k in slots)], 0.0, np.inf)
+    # (b) at least the energy optimum's energy (less the met tolerance of the sessions it meets)
+    everything = [e for i in range(n) for e in m.delivered_kwh(i)]
+    if everything:
+        m.add_row(everything, energy_min - 1e-6 * max(1.0, energy_min), np.inf)
+    # (a) at least as many departures met
+    met_cols: list[int] = []
+    if n_met == len(judged):
+        for i in judged:
+            m.add_row(m.delivered_kwh(i), met_threshold_kwh(m.needs[i]), np.inf)
+    elif n_met > 0:
+        for i in judged:
+            met = m.add_col(0.0, 1.0, 0.0, integer=True)
+            met_cols.append(met)
+            m.add_row([*m.delivered_kwh(i), (met, -met_threshold_kwh(m.needs[i]))], 0.0, np.inf)
+        m.add_row([(c, 1.0) for c in met_cols], float(n_met), np.inf)
+    h = m.highs(time_limit_s)
+    if met_cols:
+        h.setOptionValue("mip_rel_gap", COST_MIP_REL_GAP)
+    if met_cols and n_met <= len(met0) and float(delivered0.sum()) >= energy_min:  # the energy optimum fits
+        start = _start_vector(m, x0, base_kw - pv_kw, per_a_kw, imp, peak, windows, hours, met_cols, judged, met0)
+        sol = highspy.HighsSolution()
+        sol.col_value = start
+        sol.value_valid = True
+        h.setSolution(sol)
+    h.run()
+    model_status = h.getModelStatus()
+    status = h.modelStatusToString(model_status)
+    info = h.getInfo()
+    incumbent: float | None = None
+    peak_kw: float | None = None
+    if info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible:
+        incumbent = float(info.objective_function_value)
+        peak_kw = float(h.getSolution().col_value[peak])
+    proven = model_status == highspy.HighsModelStatus.kOptimal and incumbent is not None
+    if met_cols:
+        dual = float(info.mip_dual_bound)
+        bound = dual if math.isfinite(dual) else 0.0
+        if incumbent is not None:
+            bound = min(bound, incumbent)
+    else:
+        bound = incumbent if proven and incumbent is not None else 0.0
+    return CostBound(
+        bound=bound,
+        incumbent=incumbent,
+        proven=proven,
+        departures_met_min=n_met,
+        energy_kwh_min=energy_min,
+        peak_kw=peak_kw,
+        currency=tariff.currency,
+        status=status,
+        solve_s=time.perf_counter() - t0,
+    )
+
+
+def _start_vector(
+    m: _Model,
+    x0: np.ndarray[Any, np.dtype[np.float64]],
+    net_kw: np.ndarray[Any, np.dtype[np.float64]],
+    per_a_kw: list[float],
+    imp: list[int],
+    peak: int,
+    windows: dict[datetime, list[int]],
+    hours: np.ndarray[Any, np.dtype[np.float64]],
+    met_cols: list[int],
+    judged: list[int],
+    met0: list[int],
+) -> list[float]:
+    """The energy optimum's schedule as a full column vector of the cost model (a MIP start)."""
+    values = [0.0] * len(m.lower)
+    n, n_slots = x0.shape
+    for i in range(n):
+        acc = 0.0
+        for k in range(n_slots):
+            values[m.x_col(i, k)] = float(x0[i, k])
+            values[m.e_col(i, k)] = acc
+            acc += float(x0[i, k] * m.kwh_per_a[i, k])
+    ev_kw = (x0 * np.array(per_a_kw)[:, None]).sum(axis=0) if n else np.zeros(n_slots)
+    imports = [max(0.0, float(net_kw[k] + ev_kw[k])) for k in range(n_slots)]
+    for k, col in enumerate(imp):
+        values[col] = imports[k]
+    values[peak] = max(
+        sum(imports[k] * float(hours[k]) for k in slots) / float(sum(hours[k] for k in slots))
+        for slots in windows.values()
+    )
+    chosen = set(met0)
+    for col, i in zip(met_cols, judged, strict=True):
+        values[col] = 1.0 if i in chosen else 0.0
+    return values
+
+
 RESOLVE_EVERY = timedelta(hours=1)
 
 
@@ -405,8 +585,10 @@ class OptimalPolicy:
     bound_kwh: float = 0.0
     solved_at: datetime | None = None
 
+    first: OptimalSchedule | None = field(default=None)  # the solve from the start (the bounds' reference)
+
     def __post_init__(self) -> None:
-        self.schedule = solve_optimal(self.scenario)
+        self.schedule = self.first = solve_optimal(self.scenario)
         self.bound_kwh = self.schedule.bound_kwh
         self.solved_at = self.scenario.start
 

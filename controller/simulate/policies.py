@@ -14,12 +14,12 @@ The heuristics are handed each session's line phasors per A at every node above 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from controller.model.phasor import charger_phasors, draw
-from controller.model.site import Charger, Site
+from controller.model.site import Charger, Site, Tariff
 from controller.model.snapshot import PhaseCurrents, SessionState, Snapshot
 from controller.planner.plan import plan
 from controller.planner.state import PlannerState
@@ -52,6 +52,10 @@ class View:
     sessions: tuple[LiveView, ...]
     next_decision_at: datetime
     forecast_a: Mapping[str, tuple[tuple[datetime, PhaseCurrents], ...]] = field(default_factory=dict)
+    prices: tuple[tuple[datetime, float], ...] = ()  # dated prices (Snapshot.prices)
+    demand_peak_kw: float | None = None  # highest completed window average of grid import so far
+    pv_kw: float | None = None  # PV output now (None: no PV)
+    pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()  # the day-ahead PV forecast
 
 
 class Policy(Protocol):
@@ -212,8 +216,16 @@ class PlannerPolicy:
     state: PlannerState = field(default_factory=PlannerState)
     learned: dict[str, float] = field(default_factory=dict)  # per session: the car's own maximum [A]
     solvers_used: dict[str, int] = field(default_factory=dict)
+    ignore_tariff: bool = False  # plan as if the site had no tariff (the bill is still the site's)
+    _untariffed: tuple[Site, Site] | None = field(default=None, repr=False)
 
     def decide(self, view: View) -> dict[str, float]:
+        result, self.state = plan(self.snapshot(view), self.state)
+        self.solvers_used[result.stats.solver] = self.solvers_used.get(result.stats.solver, 0) + 1
+        return {sp.session_id: sp.limit.value for sp in result.sessions}
+
+    def snapshot(self, view: View) -> Snapshot:
+        """The snapshot the daemon would build at this moment (it learns each car's maximum)."""
         sessions = []
         for lv in view.sessions:
             s = lv.session
@@ -237,14 +249,20 @@ class PlannerPolicy:
                     battery_kwh=s.battery_kwh,
                 )
             )
-        snapshot = Snapshot(
-            site=view.site,
+        site = view.site
+        if self.ignore_tariff:  # one untariffed copy per site: the planner keeps its state per Site
+            if self._untariffed is None or self._untariffed[0] is not view.site:
+                self._untariffed = (view.site, replace(site, tariff=Tariff(currency=site.tariff.currency)))
+            site = self._untariffed[1]
+        return Snapshot(
+            site=site,
             now=view.now,
             base_load_a=dict(view.base_a),
             sessions=tuple(sessions),
             next_plan_at=view.next_decision_at,
             base_load_forecast_a=dict(view.forecast_a),
+            prices=() if self.ignore_tariff else view.prices,
+            demand_peak_kw=None if self.ignore_tariff else view.demand_peak_kw,
+            pv_kw=view.pv_kw,
+            pv_forecast_kw=view.pv_forecast_kw,
         )
-        result, self.state = plan(snapshot, self.state)
-        self.solvers_used[result.stats.solver] = self.solvers_used.get(result.stats.solver, 0) + 1
-        return {sp.session_id: sp.limit.value for sp in result.sessions}

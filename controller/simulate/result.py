@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.model.site import PHASES
+from controller.simulate.bill import Bill
 
 MET_TOLERANCE = 0.005
 MET_TOLERANCE_KWH = 0.1
@@ -88,6 +89,60 @@ class MetBound:
         }
 
 
+COST_BOUND_DEFINITION = (
+    "the least cost_total any controller could reach with perfect knowledge while meeting at least as "
+    "many departures as the energy optimum meets (departures_met_min) and delivering at least the energy "
+    "optimum's total energy (optimal_bound_kwh) less the met tolerance of each session it meets "
+    "(energy_kwh_min); same model and relaxations as the energy optimum (no AC minimum current, the outer "
+    "polygon of each phasor limit), a MILP on HiGHS"
+)
+
+
+@dataclass(frozen=True)
+class CostBound:
+    """The offline cost bound (policy ``optimal``): :data:`COST_BOUND_DEFINITION`.
+
+    ``bound`` is a lower bound on that least cost that HiGHS proved (the LP optimum, or a MILP's dual
+    bound); ``proven``: HiGHS finished (a MILP: ``incumbent`` within 0.1 % of ``bound``), else it
+    stopped at its time limit; ``incumbent`` is the least cost it found a schedule for (None: none
+    found), ``peak_kw`` that schedule's peak.
+    """
+
+    bound: float
+    incumbent: float | None
+    proven: bool
+    departures_met_min: int
+    energy_kwh_min: float
+    peak_kw: float | None
+    currency: str
+    status: str
+    solve_s: float
+
+    def describe(self) -> str:
+        head = (
+            f"cost at least {self.bound:.2f} {self.currency} for {self.departures_met_min} departures met and "
+            f"{self.energy_kwh_min:.1f} kWh"
+        )
+        if self.proven:
+            return head + " (proven)"
+        found = "none found" if self.incumbent is None else f"best found {self.incumbent:.2f}"
+        return f"{head} (not proven: HiGHS stopped with {self.status!r} after {self.solve_s:.1f} s; {found})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bound": round(self.bound, 4),
+            "proven": self.proven,
+            "incumbent": None if self.incumbent is None else round(self.incumbent, 4),
+            "peak_kw": None if self.peak_kw is None else round(self.peak_kw, 3),
+            "departures_met_min": self.departures_met_min,
+            "energy_kwh_min": round(self.energy_kwh_min, 3),
+            "currency": self.currency,
+            "status": self.status,
+            "solve_s": round(self.solve_s, 3),
+            "definition": COST_BOUND_DEFINITION,
+        }
+
+
 @dataclass
 class SimResult:
     scenario: str
@@ -102,6 +157,9 @@ class SimResult:
     max_met: MetBound | None = None  # the most departures any controller could meet (policy optimal only)
     solvers: dict[str, int] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)  # for plots: time, loads, energies
+    bill: Bill | None = None  # cost, peak and PV (every policy)
+    priced: bool = False  # the scenario has a tariff (energy steps, dated prices or a demand charge)
+    cost_bound: CostBound | None = None  # the least cost with perfect knowledge (policy optimal only)
 
     @property
     def requested_kwh(self) -> float:
@@ -180,6 +238,7 @@ class SimResult:
             "peak_a": {
                 node: dict(zip(PHASES, (round(a, 2) for a in amps), strict=True)) for node, amps in self.peak_a.items()
             },
+            **(self.bill.to_json() if self.bill is not None else {}),
             "planner_ms": self.planner_ms(),
             "steps": self.steps,
             "wall_s": round(self.wall_s, 3),
@@ -188,6 +247,9 @@ class SimResult:
             out["optimal_bound_kwh"] = round(self.optimal_bound_kwh, 3)
         if self.max_met is not None:
             out["max_met"] = self.max_met.to_json()
+        if self.cost_bound is not None:
+            out["optimal_cost_bound"] = round(self.cost_bound.bound, 4)
+            out["cost_bound"] = self.cost_bound.to_json()
         if self.solvers:
             out["solvers"] = dict(self.solvers)
         return out
@@ -197,7 +259,9 @@ def table(results: list[SimResult]) -> str:
     """One summary row per (scenario, policy).
 
     ``met`` is met / departed within the scenario; ``past end`` counts the sessions still plugged in
-    when it ended (their energy is in ``delivered kWh``; they are neither met nor missed).
+    when it ended (their energy is in ``delivered kWh``; they are neither met nor missed). ``cost``
+    is ``cost_total`` (energy and demand charge; — without a tariff), ``peak kW`` the highest window
+    average of grid import.
     """
     head = (
         "scenario",
@@ -210,6 +274,8 @@ def table(results: list[SimResult]) -> str:
         "violations",
         "worst A",
         "A·s over",
+        "cost",
+        "peak kW",
         "p95 ms",
         "first missed",
     )
@@ -229,6 +295,8 @@ def table(results: list[SimResult]) -> str:
                 str(r.violations.count),
                 f"{r.violations.worst_a:.1f}",
                 f"{r.violations.ampere_seconds:.0f}",
+                "—" if r.bill is None or not r.priced else f"{r.bill.cost_total:.2f} {r.bill.currency}",
+                "—" if r.bill is None else f"{r.bill.peak_kw:.1f}",
                 f"{r.planner_ms()['p95']:.1f}",
                 missed,
             )

@@ -16,6 +16,11 @@ scenario:
        declared_depart: "2026-03-03T06:00", energy_kwh: 40}   # it left 50 min before it said
   history:                       # past sessions of the site's vehicles, before the scenario
     - {vehicle: van-3, declared: "2026-02-27T06:00", actual: "2026-02-27T05:05"}
+  pv_kw: [{at: "00:00", kw: 0}, {at: "10:00", kw: 40}, {at: "15:00", kw: 0}]   # on-site PV output
+  tariff:                        # optional: replaces the site's tariff's currency / energy / demand
+    currency: EUR
+    demand: {price_per_kw: 14.0, window_min: 15}
+  prices: [{at: "2026-03-02T17:00", price_per_kwh: 0.42}]   # dated prices (a prices_file's rows)
 ```
 Load profiles repeat daily when ``at`` is HH:MM; an ISO date-time instead pins a step to one moment.
 A session may depart after the scenario's end (real session data always has some): it is simulated
@@ -26,14 +31,26 @@ A vehicle's departure history (declared vs actual, what the daemon keeps in SQLi
 ``declared_depart`` and real ``depart``); the ``lp`` policy plans against the estimate from it
 (:mod:`controller.fleet.departure_estimate`, docs/departures.md), the heuristics against the
 declared departure.
+
+PV (``pv_kw``) is produced at the grid connection (the main board): a balanced current in phase with
+the lines' voltages that lowers what the grid meter sees and nothing below it — no circuit gets room
+from it. The ``lp`` policy is given the daily steps of the profile as a perfect day-ahead forecast
+(dated steps are surprises, as for the base load); ``pv_factor`` (``depotctl simulate --pv-factor``)
+scales the real output against that forecast (0.3: a cloudy day the forecast did not see).
+
+``scenario.tariff`` stands in for, or overrides, the site's ``tariff:`` in a simulation: each key
+given (``currency``, ``energy``, ``demand``) replaces the site's. ``prices`` are dated prices (what a
+``prices_file`` holds): each from its ``at`` until the next, the last one until the end of its hour;
+where they cover a moment they win over the daily ``energy`` steps.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
 from pathlib import Path as FsPath
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,7 +59,7 @@ from controller.config.checks import is_hhmm, parse_local_datetime
 from controller.config.loader import load_site_document, parse_document, validate_model
 from controller.config.problems import ConfigError, Problem
 from controller.config.yaml_source import Path, YamlDocument
-from controller.model.site import Site
+from controller.model.site import DemandCharge, Site, TariffStep
 
 
 class _Section(BaseModel):
@@ -52,6 +69,28 @@ class _Section(BaseModel):
 class LoadStepSection(_Section):
     at: str = Field(description="HH:MM (repeats daily) or an ISO local date-time.")
     a: list[float] = Field(min_length=3, max_length=3, description="Non-EV current on L1, L2, L3 [A].")
+
+
+class KwStepSection(_Section):
+    at: str = Field(description="HH:MM (repeats daily) or an ISO local date-time.")
+    kw: float = Field(ge=0, description="PV output [kW].")
+
+
+class PriceStepSection(_Section):
+    at: str = Field(description="HH:MM (energy, repeats daily) or an ISO local date-time (prices).")
+    price_per_kwh: float
+
+
+class DemandSection(_Section):
+    price_per_kw: float = Field(ge=0)
+    window_min: int = 15
+    period: Literal["month"] = "month"
+
+
+class TariffOverrideSection(_Section):
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    energy: list[PriceStepSection] | None = None
+    demand: DemandSection | None = None
 
 
 class SessionSection(_Section):
@@ -83,6 +122,50 @@ class ScenarioSection(_Section):
     circuit_base_load: dict[str, list[LoadStepSection]] = Field(default_factory=dict)
     sessions: list[SessionSection] = Field(default_factory=list)
     history: list[HistorySection] = Field(default_factory=list)
+    pv_kw: list[KwStepSection] = Field(default_factory=list)
+    tariff: TariffOverrideSection | None = None
+    prices: list[PriceStepSection] = Field(default_factory=list)
+
+
+WINDOWS_MIN = (5, 10, 15, 30, 60)
+"""The demand charge's averaging windows a scenario may use (each divides an hour)."""
+
+
+@dataclass(frozen=True)
+class KwProfile:
+    """Piecewise-constant power [kW] (the PV output). Daily steps repeat; dated steps apply from then on."""
+
+    daily: tuple[tuple[int, float], ...] = ()  # (minute of day, kW)
+    dated: tuple[tuple[datetime, float], ...] = ()  # (site-local naive time, kW)
+
+    def __bool__(self) -> bool:
+        return bool(self.daily or self.dated)
+
+    def at(self, local: datetime) -> float:
+        """Power [kW] at site-local time ``local`` (naive)."""
+        value = 0.0
+        if self.daily:
+            minute = local.hour * 60 + local.minute + local.second / 60
+            value = self.daily[-1][1]  # wraps from the previous day
+            for start, kw in self.daily:
+                if start <= minute:
+                    value = kw
+        for when, kw in self.dated:
+            if when <= local:
+                value = kw
+        return value
+
+    def change_points(self, start: datetime, end: datetime) -> list[datetime]:
+        """Local times in [start, end) where the profile may change."""
+        points = [when for when, _ in self.dated if start <= when < end]
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < end:
+            for minute, _ in self.daily:
+                t = day + timedelta(minutes=minute)
+                if start <= t < end:
+                    points.append(t)
+            day += timedelta(days=1)
+        return sorted(points)
 
 
 @dataclass(frozen=True)
@@ -164,6 +247,13 @@ class Scenario:
     circuit_base_load: dict[str, LoadProfile]
     sessions: tuple[ScenarioSession, ...]
     history: tuple[PastSession, ...] = ()
+    pv: KwProfile = KwProfile()
+    """PV output at the grid connection (the profile; the real output is ``pv_factor`` × it)."""
+    prices: tuple[tuple[datetime, float], ...] = ()
+    """Dated energy prices: ``(from, price per kWh)`` (aware UTC), each until the next, the last one
+    until the end of its hour (:attr:`controller.model.snapshot.Snapshot.prices`)."""
+    pv_factor: float = 1.0
+    """The real PV output as a share of the profile (the ``lp`` policy's forecast is the profile)."""
 
     @property
     def end(self) -> datetime:
@@ -175,6 +265,15 @@ class Scenario:
 
     def local(self, t: datetime) -> datetime:
         return t.astimezone(self.tz).replace(tzinfo=None)
+
+    def pv_kw(self, t: datetime) -> float:
+        """The real PV output at ``t`` [kW]."""
+        return self.pv_factor * self.pv.at(self.local(t)) if self.pv else 0.0
+
+    @property
+    def priced(self) -> bool:
+        """Whether the scenario has anything to price (energy steps, dated prices or a demand charge)."""
+        return self.site.tariff.active or bool(self.prices)
 
 
 def load_scenario(path: str | FsPath) -> Scenario:
@@ -263,11 +362,14 @@ class _Builder:
         sessions = [s for s in built if s is not None]
         self.overlaps(sessions)
         history = [h for i, raw in enumerate(sec.history) if (h := self.past(i, raw, start)) is not None]
+        pv = self.kw_profile(sec.pv_kw, (*root, "pv_kw"))
+        site = self.tariffed(sec.tariff)
+        prices = self.dated_prices(sec.prices, (*root, "prices"))
         if start is None:
             return None
         return Scenario(
             name=name,
-            site=self.site,
+            site=site,
             start=start,
             duration_s=sec.duration_h * 3600,
             step_s=sec.step_s,
@@ -275,7 +377,79 @@ class _Builder:
             circuit_base_load=per_circuit,
             sessions=tuple(sessions),
             history=tuple(sorted(history, key=lambda h: (h.actual, h.vehicle_id))),
+            pv=pv,
+            prices=prices,
         )
+
+    def kw_profile(self, steps: list[KwStepSection], path: Path) -> KwProfile:
+        daily: dict[int, float] = {}
+        dated: dict[datetime, float] = {}
+        for i, step in enumerate(steps):
+            if is_hhmm(step.at):
+                hours, minutes = step.at.split(":")
+                key = int(hours) * 60 + int(minutes)
+                if key in daily:
+                    self.error((*path, i, "at"), f"two steps at {step.at}")
+                daily[key] = step.kw
+            elif (local := parse_local_datetime(step.at)) is not None:
+                if local in dated:
+                    self.error((*path, i, "at"), f"two steps at {step.at}")
+                dated[local] = step.kw
+            else:
+                self.error((*path, i, "at"), f"expected HH:MM or an ISO local date-time, got {step.at!r}")
+        return KwProfile(tuple(sorted(daily.items())), tuple(sorted(dated.items())))
+
+    def tariffed(self, sec: TariffOverrideSection | None) -> Site:
+        """The site with the scenario's tariff keys in place of its own."""
+        if sec is None:
+            return self.site
+        path: Path = ("scenario", "tariff")
+        tariff = self.site.tariff
+        if sec.currency is not None:
+            tariff = replace(tariff, currency=sec.currency)
+        if sec.energy is not None:
+            steps: list[TariffStep] = []
+            for i, step in enumerate(sec.energy):
+                if not is_hhmm(step.at):
+                    self.error(
+                        (*path, "energy", i, "at"), f"energy steps repeat daily: expected HH:MM, got {step.at!r}"
+                    )
+                    continue
+                at = time(int(step.at[:2]), int(step.at[3:]))
+                if steps and at <= steps[-1].at:
+                    self.error(
+                        (*path, "energy", i, "at"),
+                        f"energy steps must be in time order ({step.at} after {steps[-1].at:%H:%M})",
+                    )
+                    continue
+                steps.append(TariffStep(at, step.price_per_kwh))
+            tariff = replace(tariff, energy=tuple(steps))
+        if sec.demand is not None:
+            if sec.demand.window_min not in WINDOWS_MIN:
+                self.error(
+                    (*path, "demand", "window_min"),
+                    f"window_min must be one of {', '.join(map(str, WINDOWS_MIN))}, got {sec.demand.window_min}",
+                )
+            tariff = replace(
+                tariff, demand=DemandCharge(sec.demand.price_per_kw, sec.demand.window_min, sec.demand.period)
+            )
+        return replace(self.site, tariff=tariff)
+
+    def dated_prices(self, steps: list[PriceStepSection], path: Path) -> tuple[tuple[datetime, float], ...]:
+        out: list[tuple[datetime, float]] = []
+        for i, step in enumerate(steps):
+            local = parse_local_datetime(step.at)
+            if local is None:
+                self.error(
+                    (*path, i, "at"), f"dated prices need an ISO local date-time like 2026-03-02T17:00, got {step.at!r}"
+                )
+                continue
+            when = local.replace(tzinfo=self.tz).astimezone(ZoneInfo("UTC"))
+            if out and when <= out[-1][0]:
+                self.error((*path, i, "at"), "dated prices must be in time order, each at its own time")
+                continue
+            out.append((when, step.price_per_kwh))
+        return tuple(out)
 
     def past(self, i: int, h: HistorySection, start: datetime | None) -> PastSession | None:
         path: Path = ("scenario", "history", i)

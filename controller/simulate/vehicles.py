@@ -46,6 +46,7 @@ class SimVehicle:
     start_kwh: float  # energy in the battery on arrival
     target_kwh: float  # energy it wants (stops there)
     phases_used: int = 3  # AC: the phases its EV draws on (1 on a single-phase or line-to-line charger)
+    efficiency: float = 1.0  # DC: battery power / grid real power (AC: the meter is the charger's, 1)
 
     @classmethod
     def for_session(cls, site: Site, s: ScenarioSession) -> SimVehicle:
@@ -72,6 +73,7 @@ class SimVehicle:
             start_kwh=s.battery_kwh - s.energy_kwh,
             target_kwh=s.energy_kwh,
             phases_used=used,
+            efficiency=ch.efficiency if ch.kind == "dc" else 1.0,
         )
 
     def soc_pct(self, delivered_kwh: float) -> float:
@@ -99,6 +101,12 @@ class SimVehicle:
         for p in self.grid_phases:
             out[p] = amps
         return (out[0], out[1], out[2])
+
+    def grid_kw(self, draw_a: PhaseCurrents) -> float:
+        """Real power it takes from the grid at this draw [kW] (DC: the battery's / efficiency)."""
+        if self.kind == "ac":
+            return sum(draw_a) * (self.volts_v / len(self.grid_phases)) / 1000.0
+        return max(draw_a) / self.a_per_kw / self.efficiency if self.a_per_kw else 0.0
 
     def energy_kwh(self, draw_a: PhaseCurrents, dt_s: float) -> float:
         """Energy into the battery over ``dt_s`` at this draw [kWh]."""

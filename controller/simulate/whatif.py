@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
-from controller.model.site import Charger
+from controller.model.site import Charger, Tariff
 from controller.simulate.scenario import Scenario, ScenarioSession
 
 
@@ -35,3 +36,14 @@ def scale_sessions(scenario: Scenario, factor: float) -> Scenario:
         sessions.append(dataclasses.replace(original, index=len(sessions), charger_id=new_id, vehicle_id=None))
     site = dataclasses.replace(scenario.site, chargers=tuple(chargers))
     return dataclasses.replace(scenario, site=site, sessions=tuple(sessions))
+
+
+def with_pv_factor(scenario: Scenario, factor: float) -> Scenario:
+    """The real PV output is ``factor`` × the profile; the forecast the planner is given stays the profile."""
+    return dataclasses.replace(scenario, pv_factor=factor)
+
+
+def with_tariff(scenario: Scenario, tariff: Tariff, prices: tuple[tuple[datetime, float], ...] = ()) -> Scenario:
+    """The scenario with another tariff (and dated prices): ``Tariff()`` and ``()`` price nothing."""
+    site = dataclasses.replace(scenario.site, tariff=tariff)
+    return dataclasses.replace(scenario, site=site, prices=prices)
