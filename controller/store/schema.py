@@ -266,6 +266,10 @@ CREATE TABLE upstream_caps (
 """
 
 
+def _v6_temp(conn: sqlite3.Connection) -> None:
+    """TEMP: stands in for another branch's version 6 (the lead drops this commit)."""
+
+
 def _v7(conn: sqlite3.Connection) -> None:
     """Version 7: local-controller mode (``ocpp.upstream``, :mod:`controller.upstream.store`).
 
@@ -290,7 +294,7 @@ def failsafe_sql(table: str) -> str:
     return f"({table}.connector = 0 AND {stack} = {FAILSAFE_STACK_LEVEL} AND {table}.valid_until IS NULL)"
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 7: _v7}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6_temp, 7: _v7}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
