@@ -1,0 +1,1 @@
+"""Local-controller mode: depotctl between the chargers and the operator's CSMS."""
