@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call as call16
@@ -37,6 +38,11 @@ F = TypeVar("F", bound="Callable[..., Any]")
 
 def on(action: str) -> Callable[[F], F]:
     return cast("Callable[[F], F]", _on(action))
+
+
+def after(action: str) -> Callable[[F], F]:
+    """Runs after the answer to ``action`` went out (a task: it may make calls itself)."""
+    return cast("Callable[[F], F]", _after(action))
 
 
 class _Hooked:
@@ -162,6 +168,42 @@ class Sim16(_Hooked, Cp16):  # type: ignore[misc]
             kw.get("id"), kw.get("connector_id"), kw.get("charging_profile_purpose"), kw.get("stack_level")
         )
         return result16.ClearChargingProfile(status="Accepted" if n else "Unknown")
+
+    @on("RemoteStartTransaction")
+    def remote_start(self, id_tag: str, connector_id: int | None = None, **_kw: Any) -> Any:
+        self.sim.record.calls_received.append("RemoteStartTransaction")
+        return result16.RemoteStartTransaction(status=self.sim.remote_start_status(connector_id))
+
+    @after("RemoteStartTransaction")
+    def after_remote_start(self, id_tag: str, connector_id: int | None = None, **_kw: Any) -> None:
+        self.sim.spawn(self.sim.remote_started(id_tag, connector_id))
+
+    @on("RemoteStopTransaction")
+    def remote_stop(self, transaction_id: int) -> result16.RemoteStopTransaction:
+        self.sim.record.calls_received.append("RemoteStopTransaction")
+        return result16.RemoteStopTransaction(status=self.sim.remote_stop_status(str(transaction_id)))
+
+    @after("RemoteStopTransaction")
+    def after_remote_stop(self, transaction_id: int) -> None:
+        self.sim.spawn(self.sim.remote_stopped(str(transaction_id)))
+
+    @on("DataTransfer")
+    def data_transfer(self, vendor_id: str, **_kw: Any) -> result16.DataTransfer:
+        self.sim.record.calls_received.append("DataTransfer")
+        return result16.DataTransfer(status="UnknownVendorId")
+
+    @on("TriggerMessage")
+    def trigger_message(self, requested_message: str, connector_id: int | None = None) -> Any:
+        self.sim.record.calls_received.append("TriggerMessage")
+        ok = requested_message in ("Heartbeat", "StatusNotification", "MeterValues")
+        return result16.TriggerMessage(status="Accepted" if ok else "NotImplemented")
+
+    @after("TriggerMessage")
+    def after_trigger(self, requested_message: str, connector_id: int | None = None) -> None:
+        self.sim.spawn(self.sim.triggered(requested_message, connector_id))
+
+    async def heartbeat(self) -> None:
+        await self.call(call16.Heartbeat())
 
     # charger → central system
     async def boot(self) -> None:
@@ -308,6 +350,42 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         n = self.sim.clear_profiles(kw.get("charging_profile_id"))
         return result201.ClearChargingProfile(status="Accepted" if n else "Unknown")
 
+    @on("RequestStartTransaction")
+    def request_start(self, id_token: dict[str, Any], remote_start_id: int, **kw: Any) -> Any:
+        self.sim.record.calls_received.append("RequestStartTransaction")
+        return result201.RequestStartTransaction(status=self.sim.remote_start_status(kw.get("evse_id")))
+
+    @after("RequestStartTransaction")
+    def after_request_start(self, id_token: dict[str, Any], remote_start_id: int, **kw: Any) -> None:
+        self.sim.spawn(self.sim.remote_started(str(id_token["id_token"]), kw.get("evse_id"), remote_start_id))
+
+    @on("RequestStopTransaction")
+    def request_stop(self, transaction_id: str) -> result201.RequestStopTransaction:
+        self.sim.record.calls_received.append("RequestStopTransaction")
+        return result201.RequestStopTransaction(status=self.sim.remote_stop_status(transaction_id))
+
+    @after("RequestStopTransaction")
+    def after_request_stop(self, transaction_id: str) -> None:
+        self.sim.spawn(self.sim.remote_stopped(transaction_id))
+
+    @on("DataTransfer")
+    def data_transfer(self, vendor_id: str, **_kw: Any) -> result201.DataTransfer:
+        self.sim.record.calls_received.append("DataTransfer")
+        return result201.DataTransfer(status="UnknownVendorId")
+
+    @on("TriggerMessage")
+    def trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None) -> Any:
+        self.sim.record.calls_received.append("TriggerMessage")
+        ok = requested_message in ("Heartbeat", "StatusNotification", "MeterValues")
+        return result201.TriggerMessage(status="Accepted" if ok else "NotImplemented")
+
+    @after("TriggerMessage")
+    def after_trigger(self, requested_message: str, evse: dict[str, Any] | None = None) -> None:
+        self.sim.spawn(self.sim.triggered(requested_message, evse.get("id") if evse else None))
+
+    async def heartbeat(self) -> None:
+        await self.call(call201.Heartbeat())
+
     async def boot(self) -> None:
         await self.call(
             call201.BootNotification(
@@ -316,7 +394,7 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         )
 
     async def status(self, connector_id: int, status: str) -> None:
-        mapped = {"Preparing": "Occupied", "Charging": "Occupied"}.get(status, status)
+        mapped = {"Preparing": "Occupied", "Charging": "Occupied", "Finishing": "Occupied"}.get(status, status)
         await self.call(
             call201.StatusNotification(
                 timestamp=format_time(self.sim.charger_now()),
@@ -343,6 +421,8 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
     ) -> None:
         c.seq_no += 1
         info: dict[str, Any] = {"transaction_id": tx_id}
+        if event_type == "Started" and c.remote_start_id is not None:
+            info["remote_start_id"] = c.remote_start_id
         if stopped_reason is not None:
             info["stopped_reason"] = stopped_reason
         await self.call(
@@ -361,7 +441,8 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
 
     async def start_transaction(self, c: Connector, at: datetime | None = None) -> str:
         tx_id = self.sim.next_tx_id()
-        await self._tx_event(c, "Started", "Authorized", tx_id, with_token=True, at=at)
+        trigger = "RemoteStart" if c.remote_start_id is not None else "Authorized"
+        await self._tx_event(c, "Started", trigger, tx_id, with_token=True, at=at)
         return tx_id
 
     async def stop_transaction(
@@ -371,6 +452,8 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         assert tx is not None
         if reason == "EVDisconnected":
             await self._tx_event(c, "Ended", "EVCommunicationLost", tx.transaction_id, at=at)
+        elif reason == "Remote":
+            await self._tx_event(c, "Ended", "RemoteStop", tx.transaction_id, at=at, stopped_reason="Remote")
         else:  # ended by a reboot / power loss, reported after reconnecting
             await self._tx_event(
                 c, "Ended", "AbnormalCondition", tx.transaction_id, at=at, stopped_reason=reason, offline=True

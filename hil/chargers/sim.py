@@ -49,6 +49,7 @@ from hil.chargers.composite import (
     format_time,
 )
 from hil.ev import EvParams, EvState, grid_currents, step
+from hil.ocpp_schema import FrameValidator
 
 LOG = logging.getLogger("hil.chargers")
 
@@ -153,6 +154,12 @@ class Connector:
     seq_no: int = 0
     phases_used: int | None = None
     """Phases the EV draws on as of the last update (``None``: not yet updated)."""
+    remote_tag: str | None = None
+    """An id tag of a remote start accepted before an EV was plugged in (used at the plug-in)."""
+    remote_start_id: int | None = None
+    """2.0.1: the ``remoteStartId`` of the remote start that began (or will begin) the transaction."""
+    starting: bool = False
+    """A transaction is being started (Authorize / StartTransaction in flight)."""
 
 
 @dataclass
@@ -177,6 +184,7 @@ class SimCharger:
         self.o = options
         self.clock = clock
         self.frame_hook = frame_hook
+        self.validator: FrameValidator | None = None
         self.store = ProfileStore(
             options.voltage_v,
             "ignores_charge_point_max" in options.quirks,
@@ -487,6 +495,8 @@ class SimCharger:
             token = base64.b64encode(self.o.charger_id.encode() + b":" + pw).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
         self._url, self._connect_kw = url, {"ssl_context": ssl_context, "timeout_s": timeout_s}
+        if self.validator is not None:
+            self.validator.reset()  # a new connection: nothing is pending on it
         if self.o.lose_profiles_on_reconnect and self._connects > 0:
             self.update()
             self.store.profiles.clear()
@@ -625,20 +635,122 @@ class SimCharger:
                 on_change(False)
             await asyncio.sleep(backoff_initial_s)  # not in the same instant (lets a drop_link finish closing)
 
+    # --- frame validation ---------------------------------------------------------------------
+    def validate_frames(self) -> FrameValidator:
+        """Check every frame this charger receives against the OCPP JSON schemas of its version
+        (:mod:`hil.ocpp_schema`; frames it sends are noted to match the answers): the returned
+        validator's ``violations``. Chains with a ``frame_hook`` given; idempotent."""
+        if self.validator is None:
+            validator = self.validator = FrameValidator(self.o.version)
+            previous = self.frame_hook
+
+            def hook(direction: str, raw: str | bytes) -> None:
+                validator.feed(direction, raw)
+                if previous is not None:
+                    previous(direction, raw)
+
+            self.frame_hook = hook
+        return self.validator
+
     # --- EV sessions --------------------------------------------------------------------------
     async def plug_in(
-        self, ev: EvParams, soc_pct: float = 20.0, id_tag: str = "TAG", connector_id: int = 1, timeout_s: float = 5.0
+        self,
+        ev: EvParams,
+        soc_pct: float = 20.0,
+        id_tag: str = "TAG",
+        connector_id: int = 1,
+        timeout_s: float = 5.0,
+        *,
+        start: bool = True,
     ) -> None:
+        """Plug an EV in and start a transaction with ``id_tag`` (Authorize first); ``start=False``:
+        only plug it in (Preparing) and wait for a remote start. A remote start accepted before
+        the plug-in starts the transaction now, with its tag, without Authorize."""
         c = self.connectors[connector_id]
         self.update()
         c.ev, c.ev_state, c.id_tag, c.stuck_at_zero = ev, EvState(self.t_s(), soc_pct), id_tag, False
         c.phases_used = None
-        await self._start_transaction(c, timeout_s)
+        if c.remote_tag is not None:
+            c.id_tag, c.remote_tag = c.remote_tag, None
+            await self._start_transaction(c, timeout_s, authorize=False)
+        elif start:
+            await self._start_transaction(c, timeout_s)
+        else:
+            await asyncio.wait_for(self.cp.status(c.connector_id, "Preparing"), timeout_s)
 
-    async def _start_transaction(self, c: Connector, timeout_s: float) -> None:
+    # --- remote start / stop (from the central system) ------------------------------------------
+    def _remote_connector(self, connector_id: int | None) -> Connector | None:
+        if connector_id is not None:
+            return self.connectors.get(connector_id)
+        free = [c for c in self.connectors.values() if c.tx is None]
+        return next((c for c in free if c.ev is not None), free[0] if free else None)
+
+    def remote_start_status(self, connector_id: int | None) -> str:
+        """The answer to RemoteStartTransaction / RequestStartTransaction: Rejected when the
+        connector is unknown or has a transaction already."""
+        c = self._remote_connector(connector_id)
+        busy = c is None or c.tx is not None or c.starting or c.remote_tag is not None
+        return "Rejected" if busy else "Accepted"
+
+    async def remote_started(
+        self, id_tag: str, connector_id: int | None, remote_start_id: int | None = None, timeout_s: float = 5.0
+    ) -> None:
+        """After accepting a remote start: start now if an EV is plugged in (no Authorize, as with
+        ``AuthorizeRemoteTxRequests`` false), else when one is (:meth:`plug_in`)."""
+        c = self._remote_connector(connector_id)
+        if c is None or c.tx is not None:
+            return
+        c.remote_start_id = remote_start_id
+        if c.ev is None:
+            c.remote_tag = id_tag
+            return
+        c.id_tag = id_tag
+        await self._start_transaction(c, timeout_s, authorize=False)
+
+    def _tx_connector(self, transaction_id: str) -> Connector | None:
+        return next((c for c in self.connectors.values() if c.tx and c.tx.transaction_id == transaction_id), None)
+
+    def remote_stop_status(self, transaction_id: str) -> str:
+        return "Accepted" if self._tx_connector(transaction_id) is not None else "Rejected"
+
+    async def remote_stopped(self, transaction_id: str, timeout_s: float = 5.0) -> None:
+        """After accepting a remote stop: end the transaction (reason Remote); the EV stays
+        plugged in (Finishing) until :meth:`unplug`."""
+        c = self._tx_connector(transaction_id)
+        if c is None:
+            return
+        self.update()
+        await asyncio.wait_for(self.cp.stop_transaction(c, reason="Remote"), timeout_s)
+        self.store.transaction_ended(c.connector_id)
+        c.tx, c.remote_start_id = None, None
+        self.update()
+        await asyncio.wait_for(self.cp.status(c.connector_id, "Finishing"), timeout_s)
+
+    async def triggered(self, message: str, connector_id: int | None, timeout_s: float = 5.0) -> None:
+        """After accepting a TriggerMessage: send the message asked for."""
+        targets = [connector_id] if connector_id in self.connectors else list(self.connectors)
+        if message == "Heartbeat":
+            await asyncio.wait_for(self.cp.heartbeat(), timeout_s)
+        for cid in targets if message in ("StatusNotification", "MeterValues") else []:
+            c = self.connectors[cid]
+            if message == "StatusNotification":
+                status = "Charging" if c.tx else ("Preparing" if c.ev else "Available")
+                await asyncio.wait_for(self.cp.status(cid, status), timeout_s)
+            elif c.tx is not None:
+                await asyncio.wait_for(self.cp.meter_values(cid, self.sample(cid)), timeout_s)
+
+    async def _start_transaction(self, c: Connector, timeout_s: float, *, authorize: bool = True) -> None:
+        c.starting = True
+        try:
+            await self._start_transaction_now(c, timeout_s, authorize)
+        finally:
+            c.starting = False
+
+    async def _start_transaction_now(self, c: Connector, timeout_s: float, authorize: bool) -> None:
         assert c.id_tag is not None
         await asyncio.wait_for(self.cp.status(c.connector_id, "Preparing"), timeout_s)
-        await asyncio.wait_for(self.cp.authorize(c.id_tag), timeout_s)
+        if authorize:
+            await asyncio.wait_for(self.cp.authorize(c.id_tag), timeout_s)
         started = self.charger_now()
         tx_id = await asyncio.wait_for(self.cp.start_transaction(c, started), timeout_s)
         self.update()
@@ -652,7 +764,7 @@ class SimCharger:
         if c.tx is not None:
             await asyncio.wait_for(self.cp.stop_transaction(c), timeout_s)
             self.store.transaction_ended(connector_id)
-        c.tx, c.ev, c.ev_state, c.phases_used = None, None, None, None
+        c.tx, c.ev, c.ev_state, c.phases_used, c.remote_start_id = None, None, None, None, None
         await asyncio.wait_for(self.cp.status(connector_id, "Available"), timeout_s)
 
     def leave(self, connector_id: int = 1) -> None:
