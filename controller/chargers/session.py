@@ -50,6 +50,10 @@ class SessionContext:
     emit: EventSink
     next_transaction_id: Callable[[], int]
     booted: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the charger has its BootNotification answer (the set-up waits for it)."""
+    relay_answers_boot: bool = False
+    """Local-controller mode: the relay sets :attr:`booted` when it sends the answer (the CSMS's,
+    which comes later than the local one)."""
 
     def event(self, kind: EventKind, **detail: Any) -> None:
         self.emit(ChargerEvent(kind, self.state.charger_id, self.clock(), detail))

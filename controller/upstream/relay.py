@@ -183,6 +183,7 @@ class ChargerRelay(CallRelay):
         self._ids = itertools.count(1)
         if self.version == "1.6":
             session.ctx.next_transaction_id = self._next_transaction_id
+        session.ctx.relay_answers_boot = True
 
     # --- life ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -268,10 +269,10 @@ class ChargerRelay(CallRelay):
                     self._pending_tx_id = None
             if self.version == "1.6" and call.action == "StopTransaction":
                 self._forget_local(call.payload.get("transactionId"))
-            await self.session.send_frame(result_frame(call.unique_id, reply.payload))
+            await self._to_charger(call, result_frame(call.unique_id, reply.payload))
         else:
             LOG.info("%s: the CSMS answered %s with %s", self.charger_id, call.action, reply.code)
-            await self.session.send_frame(error_frame(call.unique_id, reply))
+            await self._to_charger(call, error_frame(call.unique_id, reply))
         self.proxy.count("relayed")
 
     async def _answer_here(self, item: _Item) -> None:
@@ -312,9 +313,15 @@ class ChargerRelay(CallRelay):
     async def _send_local(self, item: _Item, frame: str | None) -> None:
         call = item.call
         if frame is None:
-            await self.session.send_frame(call_error_frame(self.version, call.unique_id, "InternalError", "No answer"))
+            frame = call_error_frame(self.version, call.unique_id, "InternalError", "No answer")
+            await self._to_charger(call, frame)
             return
-        await self.session.send_frame(self._offline_answer(call, frame))
+        await self._to_charger(call, self._offline_answer(call, frame))
+
+    async def _to_charger(self, call: Call, frame: str) -> None:
+        await self.session.send_frame(frame)
+        if call.action == "BootNotification":
+            self.session.ctx.booted.set()  # depotctl's set-up may call the charger now
 
     def _offline_answer(self, call: Call, frame: str) -> str:
         """The local answer, with what it says about an id tag as ``offline_authorize`` has it."""

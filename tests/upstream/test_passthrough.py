@@ -5,9 +5,14 @@ test, closed loop on real websockets."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
-from hil.csms import CsmsOptions
+import websockets.asyncio.client
+from websockets.typing import Subprotocol
+
+from hil.csms import CallErrorAnswer, CsmsOptions
 from hil.ev import EvParams
 from tests.upstream.conftest import TAGS, eventually, proxied
 
@@ -74,4 +79,60 @@ async def test_boot_authorise_start_meter_values_remote_stop_and_start(tmp_path:
         assert csms.transactions("A16")[1].transaction_id == 100002
         assert loop.proxy.queue_depth() == 0
         assert all(s.connected for s in loop.proxy.status())
+        loop.assert_clean()
+
+
+async def test_the_csmss_calls_reach_the_chargers_with_ids_of_depotctls_own(tmp_path: Path) -> None:
+    async with proxied(tmp_path, [*CHARGERS, "HUNG"]) as loop:
+        csms = loop.csms
+        sims = {cid: await loop.charger(cid, v) for cid, v in CHARGERS.items()}
+        for cid in CHARGERS:
+            await csms.wait_connected(cid, booted=1)
+            # the charger's own DataTransfer: the CSMS's answer, not depotctl's (UnknownVendorId)
+            if CHARGERS[cid] == "1.6":
+                from ocpp.v16 import call as c16
+
+                answer = await sims[cid].cp.call(c16.DataTransfer(vendor_id="acme", data="x"))
+            else:
+                from ocpp.v201 import call as c201
+
+                answer = await sims[cid].cp.call(c201.DataTransfer(vendor_id="acme", data="x"))
+            assert answer.status == "Accepted"
+            assert csms.log(cid).data_transfers[-1]["vendorId"] == "acme"
+
+            assert (await csms.data_transfer(cid, "acme", "hello"))["status"] == "UnknownVendorId"
+            assert (await csms.trigger_message(cid, "StatusNotification", 1))["status"] == "Accepted"
+            await eventually(lambda cid=cid: len(csms.log(cid).statuses) >= 2, 3.0, "the triggered status")  # type: ignore[misc]
+            if CHARGERS[cid] == "1.6":
+                assert (await csms.change_configuration(cid, "MeterValueSampleInterval", "7"))["status"] == "Accepted"
+                assert sims[cid].config["MeterValueSampleInterval"] == "7"
+            else:
+                out = await csms.set_variables(cid, [("SampledDataCtrlr", "TxUpdatedInterval", "7")])
+                assert out["setVariableResult"][0]["attributeStatus"] == "Accepted"
+            # a call the charger does not implement: its CALLERROR goes back as it is
+            try:
+                await csms.reset(cid)
+            except CallErrorAnswer as exc:
+                assert exc.code == "NotImplemented"
+            else:
+                raise AssertionError("the charger's CALLERROR did not reach the CSMS")
+            forwarded = [f for f in loop.received[cid] if f[0] == 2 and f[2] in ("DataTransfer", "TriggerMessage")]
+            assert forwarded and all(str(f[1]).startswith("up-") for f in forwarded)
+
+        # a charger that never answers: the CSMS hears so within the proxy's timeout
+        async with websockets.asyncio.client.connect(
+            f"{loop.url}/HUNG", subprotocols=[Subprotocol("ocpp1.6")], open_timeout=2, ping_interval=None
+        ) as ws:
+            await ws.send(json.dumps([2, "b1", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]))
+            boot = json.loads(await asyncio.wait_for(ws.recv(), 3))
+            assert boot[0] == 3 and boot[2]["status"] == "Accepted"
+            await csms.wait_connected("HUNG", booted=1)
+            t0 = asyncio.get_running_loop().time()
+            try:
+                await csms.data_transfer("HUNG", "acme")
+            except CallErrorAnswer as exc:
+                assert exc.code == "InternalError"
+            else:
+                raise AssertionError("no CALLERROR for an unanswered call")
+            assert asyncio.get_running_loop().time() - t0 < 2.5
         loop.assert_clean()
