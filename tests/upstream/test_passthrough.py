@@ -123,7 +123,8 @@ async def test_the_csmss_calls_reach_the_chargers_with_ids_of_depotctls_own(tmp_
         async with websockets.asyncio.client.connect(
             f"{loop.url}/HUNG", subprotocols=[Subprotocol("ocpp1.6")], open_timeout=2, ping_interval=None
         ) as ws:
-            await ws.send(json.dumps([2, "b1", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]))
+            boot_request = {"chargePointVendor": "v", "chargePointModel": "m"}
+            await ws.send(json.dumps([2, "b1", "BootNotification", boot_request]))
             boot = json.loads(await asyncio.wait_for(ws.recv(), 3))
             assert boot[0] == 3 and boot[2]["status"] == "Accepted"
             await csms.wait_connected("HUNG", booted=1)
