@@ -27,7 +27,7 @@ from controller.chargers.state import ChargerState
 from controller.daemon.planning import Planning, PlanRecord, PlanSummary, worker_timeout_s
 from controller.daemon.ports import Clock, FailsafeView, Monotonic, Observation, PlanOutcome, Recorder
 from controller.daemon.readings import observe_measured
-from controller.daemon.sessions import DepartureHistory, Sent, plan_sessions
+from controller.daemon.sessions import CapSource, DepartureHistory, Sent, plan_sessions
 from controller.daemon.uncontrolled import Uncontrolled
 from controller.fleet.departures import DepartureNeed
 from controller.metrics import DepotMetrics, observe_plan, set_departure_at_risk
@@ -101,6 +101,9 @@ class PlanPorts:
     loop's next observation has them)."""
     reaction_of: Callable[[str], float] | None = None
     """Per charger, its EVs' reaction time [s] (None: the default for all)."""
+    caps: CapSource | None = None
+    """Local-controller mode: the CSMS's caps per session (``controller.upstream.caps.CapBook``;
+    None: no upstream, no caps)."""
 
 
 class PlanLoop:
@@ -133,6 +136,7 @@ class PlanLoop:
             site, p.states, now, departure_of=p.fleet.departure_of, sent=p.dispatch.sent, learned=self.learned,
             uncontrolled=frozenset(p.dispatch.uncontrolled) | p.held(),
             departures=p.fleet.departures, use_history=site.control.departure_history, reaction_of=p.reaction_of,
+            caps=p.caps,
         )
         seen = p.observation()
         return Snapshot(

@@ -6,7 +6,8 @@ Pure functions of the central system's charger states, the site and ``now``:
   charger, completed with what the daemon knows beyond OCPP: the vehicle's next departure and its
   energy need from the fleet schedule (unless the EV announced its own, ISO 15118), its state of
   charge and battery size, and a learned per-vehicle maximum when it draws clearly less than it
-  is allowed (:mod:`controller.rules.learn`).
+  is allowed (:mod:`controller.rules.learn`); in local-controller mode, its ``cap``: what the
+  operator's CSMS allows it over the horizon (:func:`capped`, a :class:`CapSource`).
 * :class:`DepartureHistory` — per vehicle, its recent sessions' declared vs actual departure, and
   per running session the departure declared for it; :func:`plan_sessions` plans against
   :func:`~controller.fleet.departure_estimate.planned_departure` (earlier than declared where the
@@ -17,10 +18,11 @@ Pure functions of the central system's charger states, the site and ``now``:
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 from controller.chargers.planning import grid_currents, session_id, session_states
 from controller.chargers.state import ChargerState, ConnectorState
@@ -38,6 +40,7 @@ from controller.rules.learn import VEHICLE_LIMITED_GAP_A, learned_max_a
 from controller.rules.line_loads import amps_per_kw
 from controller.store.records import DeclaredDeparture
 from controller.store.restore import PastDeparture
+from controller.upstream.caps_site import session_units
 
 SOC_MAX_AGE_S = 600.0  # a state of charge changes slowly: ten minutes old is still useful
 REACTION_S = 5.0
@@ -53,6 +56,24 @@ BEST_EFFORT_PRIORITY = NO_VEHICLE_PRIORITY + 1
 
 DepartureLookup = Callable[[str, datetime], DepartureNeed | None]
 """(vehicle id, after) → the vehicle's next departure, or None."""
+
+
+class CapSource(Protocol):
+    """Upper bounds from outside depotctl (the CSMS's profiles, :class:`controller.upstream.caps.CapBook`)."""
+
+    def cap_steps(
+        self,
+        charger_id: str,
+        connector_id: int,
+        transaction_id: str | None,
+        *,
+        unit: Literal["A", "kW"],
+        phases_used: int,
+        voltage_v: float,
+        start: datetime,
+        end: datetime,
+        sharing: int | None = None,
+    ) -> tuple[tuple[datetime, float], ...]: ...
 
 
 @dataclass(frozen=True)
@@ -243,6 +264,7 @@ def plan_sessions(
     departures: DepartureHistory | None = None,
     use_history: bool = True,
     reaction_of: Reaction | None = None,
+    caps: CapSource | None = None,
 ) -> tuple[SessionState, ...]:
     """Sessions on connected chargers, ready for the planner's Snapshot.
 
@@ -256,6 +278,8 @@ def plan_sessions(
     ended since the last call become history (:meth:`DepartureHistory.follow`).
     ``reaction_of``: per charger, its EVs' reaction time (a reading counts towards a learnt
     maximum only after it); None: :data:`REACTION_S` for all.
+    ``caps``: local-controller mode: each session's ``cap`` over the planning horizon
+    (:func:`capped`); None: no caps.
     """
     connected = {cid: st for cid, st in states.items() if st.connected and cid not in uncontrolled}
     vehicles = {v.id: v for v in site.vehicles}
@@ -277,9 +301,35 @@ def plan_sessions(
         out.append(replace(s, **updates) if updates else s)  # type: ignore[arg-type]
     for sid in [k for k in learned if k not in {x.session_id for x in out}]:
         del learned[sid]
+    if caps is not None:
+        out = capped(site, connected, out, now, caps)
     if departures is not None:
         departures.follow(states, now)
     return tuple(out)
+
+
+def capped(
+    site: Site, states: Mapping[str, ChargerState], sessions: Iterable[SessionState], now: datetime, caps: CapSource
+) -> list[SessionState]:
+    """Each session with its ``cap`` from ``caps`` over ``now`` … ``now + control.horizon_h``, in its
+    unit (:func:`controller.upstream.caps_site.session_units`: A per used phase — the wired phases
+    while the vehicle's are unknown — or kW). A charger-wide cap is shared equally by the sessions
+    on that charger (their sum stays under it)."""
+    sessions = list(sessions)
+    end = now + timedelta(hours=site.control.horizon_h)
+    per_charger = Counter(s.charger_id for s in sessions)
+    out = []
+    for s in sessions:
+        conn = states[s.charger_id].connectors.get(s.connector)
+        tx = conn.transaction if conn is not None else None
+        units = session_units(site, site.charger(s.charger_id), s.phases_used)
+        cap = caps.cap_steps(
+            s.charger_id, s.connector, None if tx is None else str(tx.transaction_id), unit=units.unit,
+            phases_used=units.phases_used, voltage_v=units.voltage_v, start=now, end=end,
+            sharing=per_charger[s.charger_id],
+        )
+        out.append(replace(s, cap=cap) if cap else s)
+    return out
 
 
 def _stated(

@@ -1,1 +1,1 @@
-"""Local-controller mode: depotctl between the chargers and the operator's CSMS."""
+"""Local-controller mode: depotctl between the depot's chargers and the operator's CSMS (issue 17)."""
