@@ -17,31 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from controller.config.passwords import PasswordsError as PasswordsError  # re-exported: raised by Passwords.load
+from controller.config.passwords import parse_password_file
 
 LOG = logging.getLogger("depotctl.chargers.auth")
 
 
-class PasswordsError(ValueError):
-    """The passwords file cannot be used (message names the file and the problem)."""
-
-
 def parse_passwords(text: str, filename: str = "<passwords>") -> dict[str, tuple[bytes, ...]]:
-    """YAML text → charger id → the byte strings accepted as its password."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PasswordsError(f"{filename}: not valid YAML: {exc}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise PasswordsError(f"{filename}: must be a mapping of charger id → password")
-    out: dict[str, tuple[bytes, ...]] = {}
-    for key, value in data.items():
-        if not isinstance(key, str) or not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise PasswordsError(f"{filename}: entry {key!r}: the password must be a string")
-        out[key] = accepted_forms(str(value))
-    return out
+    """YAML text (the format: :mod:`controller.config.passwords`) → charger id → the byte strings
+    accepted as its password."""
+    return {key: accepted_forms(value) for key, value in parse_password_file(text, filename).items()}
 
 
 def accepted_forms(password: str) -> tuple[bytes, ...]:

@@ -8,39 +8,28 @@ warnings.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.config.electrical import PAIRS, ROTATIONS_3P, check_electrical, electrical_site
 from controller.config.listen import is_fixed_address
 from controller.config.placement import preceding_section
+from controller.config.pv import check_pv
 from controller.config.schema import KNOWN_QUIRKS, REGISTER_VALUES, SLOT_MINUTES, SiteFile
+from controller.config.tariff import check_prices_file, check_tariff
+from controller.config.times import is_hhmm as is_hhmm  # re-exported: scenario files read times as sites do
+from controller.config.times import parse_local_datetime as parse_local_datetime
+from controller.config.upstream import check_upstream
 from controller.config.yaml_source import Path
 from controller.model import phasor
 from controller.model.presets import PRESET_NAMES
 from controller.model.site import Charger, Site
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 DEFAULT_REACTION_S = 5.0
 """The reaction allowance of a charger without ``reaction_s`` [s] (IEC 61851-1's 5 s; the daemon's
 ``controller.daemon.sessions.REACTION_S``): a commissioning measurement only ever lengthens it."""
 
 Report = Callable[[Path, str], None]
-
-
-def is_hhmm(text: str) -> bool:
-    return bool(_HHMM.match(text))
-
-
-def parse_local_datetime(text: str) -> datetime | None:
-    """An ISO date-time without offset (site-local), or None if it is not one."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo is None and "T" in text.upper() else None
 
 
 def check(sf: SiteFile, error: Report, warn: Report, *, offline: bool = False) -> None:
@@ -52,8 +41,12 @@ def check(sf: SiteFile, error: Report, warn: Report, *, offline: bool = False) -
     _check_chargers(sf, error, warn)
     check_electrical(sf, error, warn)
     _check_vehicles_and_schedules(sf, error)
+    check_tariff(sf, error)
+    check_pv(sf, error)
     if not offline:
         _check_services(sf, error, warn)
+        check_prices_file(sf, error, warn)
+        check_upstream(sf, error, warn)
     _check_failsafe_capacity(sf, warn)
 
 
@@ -67,14 +60,6 @@ def _check_site(sf: SiteFile, error: Report) -> None:
     if sf.control.slot_min not in SLOT_MINUTES:
         allowed = ", ".join(map(str, SLOT_MINUTES))
         error(("control", "slot_min"), f"must be one of {allowed} minutes, got {sf.control.slot_min}")
-    prev: str | None = None
-    for i, step in enumerate(sf.tariff):
-        if not is_hhmm(step.at):
-            error(("tariff", i, "at"), f"time must be HH:MM, got {step.at!r}")
-            continue
-        if prev is not None and step.at <= prev:
-            error(("tariff", i, "at"), f"tariff steps must be in time order ({step.at} after {prev})")
-        prev = step.at
 
 
 def _check_ids(sf: SiteFile, error: Report) -> set[str]:
@@ -107,7 +92,7 @@ def _check_ids(sf: SiteFile, error: Report) -> set[str]:
 
 
 def _check_meters(sf: SiteFile, error: Report, warn: Report) -> None:
-    used = {sf.grid.meter} | {c.meter for c in sf.circuits}
+    used = {sf.grid.meter} | {c.meter for c in sf.circuits} | {sf.pv.meter if sf.pv is not None else None}
     for i, m in enumerate(sf.meters):
         if (m.preset is None) == (m.registers is None):
             error(("meters", i), "give exactly one of `preset` or `registers`")
@@ -134,7 +119,7 @@ def _check_meters(sf: SiteFile, error: Report, warn: Report) -> None:
         if m.stale_after_s < m.poll_s:
             error(("meters", i, "stale_after_s"), f"must be at least poll_s ({m.poll_s:g} s)")
         if m.id not in used:
-            warn(("meters", i, "id"), f"meter {m.id!r} is not attached to the grid or any circuit")
+            warn(("meters", i, "id"), f"meter {m.id!r} is not attached to the grid, any circuit or `pv`")
     meter_ids = {m.id for m in sf.meters}
     if sf.grid.meter is None:
         warn(("grid",), "no grid meter: the controller cannot see the base load and will stay in fail-safe")

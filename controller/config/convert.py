@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import time
 from typing import Any
 
-from controller.config.checks import parse_local_datetime
 from controller.config.electrical import charger_model, circuit_model
+from controller.config.pv import pv_model
 from controller.config.schema import SiteFile
+from controller.config.tariff import tariff_dict, tariff_model
+from controller.config.times import hhmm_time, parse_local_datetime
+from controller.config.upstream import ocpp_model, upstream_dict
 from controller.model import site as m
-
-
-def _hhmm(text: str) -> time:
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
 
 
 def to_site(sf: SiteFile) -> m.Site:
@@ -37,14 +34,15 @@ def to_site(sf: SiteFile) -> m.Site:
         circuits=tuple(circuit_model(c) for c in sf.circuits),
         chargers=tuple(charger_model(c) for c in sf.chargers),
         failsafe=m.Failsafe(**sf.failsafe.model_dump()),
-        ocpp=m.Ocpp(**sf.ocpp.model_dump()),
+        ocpp=ocpp_model(sf.ocpp),
         control=m.Control(**sf.control.model_dump()),
         vehicles=tuple(
             m.Vehicle(v.id, tuple(v.id_tags), v.battery_kwh, v.max_kw, v.max_a, v.priority, v.tenant)
             for v in sf.vehicles
         ),
         schedules=tuple(_schedule(s) for s in sf.schedules),
-        tariff=m.Tariff(energy=tuple(m.TariffStep(_hhmm(t.at), t.price_per_kwh) for t in sf.tariff)),
+        tariff=tariff_model(sf.tariff),
+        pv=pv_model(sf),
         api=m.Api(**sf.api.model_dump()),
         metrics=m.Metrics(**sf.metrics.model_dump()),
         storage=m.Storage(**sf.storage.model_dump()),
@@ -54,7 +52,7 @@ def to_site(sf: SiteFile) -> m.Site:
 def _schedule(s: Any) -> m.Schedule:
     days = s.departs.days
     if days is not None:
-        at = _hhmm(s.departs.at)
+        at = hhmm_time(s.departs.at)
         return m.Schedule(s.vehicle, at, tuple(days), None, s.energy_kwh, s.target_soc_pct, s.priority)
     on = parse_local_datetime(s.departs.at)
     assert on is not None
@@ -88,7 +86,7 @@ def to_dict(site: m.Site) -> dict[str, Any]:
         "circuits": [_circuit_dict(c) for c in site.circuits],
         "chargers": [_charger(c) for c in site.chargers],
         "failsafe": {"charger_a": site.failsafe.charger_a, "dc_kw": site.failsafe.dc_kw},
-        "ocpp": _drop_none(_fields(site.ocpp)),
+        "ocpp": _ocpp_dict(site.ocpp),
         "control": _fields(site.control),
         "vehicles": [
             _drop_none(
@@ -105,11 +103,20 @@ def to_dict(site: m.Site) -> dict[str, Any]:
             for v in site.vehicles
         ],
         "schedules": [_schedule_dict(s) for s in site.schedules],
-        "tariff": [{"at": t.at.strftime("%H:%M"), "price_per_kwh": t.price_per_kwh} for t in site.tariff.energy],
+        "tariff": tariff_dict(site.tariff),
         "api": _drop_none(_fields(site.api)),
         "metrics": _fields(site.metrics),
         "storage": _fields(site.storage),
     }
+    if site.pv is not None:
+        out["pv"] = {"meter": site.pv.meter}
+    return out
+
+
+def _ocpp_dict(o: m.Ocpp) -> dict[str, Any]:
+    out = _drop_none(_fields(o))
+    if o.upstream is not None:
+        out["upstream"] = upstream_dict(o.upstream)
     return out
 
 

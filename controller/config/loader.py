@@ -15,6 +15,7 @@ from controller.config.checks import check
 from controller.config.placement import SECTION_ORDER, insertion_line, is_missing_section
 from controller.config.problems import ConfigError, Problem
 from controller.config.schema import SiteFile, section_model
+from controller.config.shorthand import file_path
 from controller.config.yaml_source import Mark, Path, YamlDocument, YamlSyntaxError, parse_yaml
 from controller.model.site import Site
 
@@ -84,6 +85,7 @@ def load_site_document(
 
     def report(severity: str) -> Any:
         def add(path: Path, message: str) -> None:
+            path = file_path(doc.data, path)  # a short form's problem, at the text the file has
             mark = _mark_for(doc, path)
             problems.append(Problem(path, message, mark.line, mark.col, "error" if severity == "error" else "warning"))
 
@@ -120,7 +122,7 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
 
 
 def _from_pydantic(doc: YamlDocument, err: Any, prefix: Path, root: type[BaseModel]) -> Problem:
-    loc: Path = (*prefix, *err["loc"])
+    loc: Path = file_path(doc.data, (*prefix, *err["loc"]))
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])

@@ -31,6 +31,7 @@ _UNITS = {
     "_pct": "%",
     "_days": "days",
     "_per_kwh": "per kWh",
+    "_per_kw": "per kW",
 }
 
 
@@ -56,6 +57,15 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "mapping"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def _input_type(field: Any) -> Any:
+    """What a file may write for the field: a short form's validator says (``tariff``), else its type."""
+    for meta in field.metadata:
+        given = getattr(meta, "json_schema_input_type", PydanticUndefined)
+        if given is not PydanticUndefined:
+            return given
+    return field.annotation
 
 
 def _default(field: Any) -> str:
@@ -105,7 +115,7 @@ def render() -> str:
         for name, field in model.model_fields.items():
             meaning = (field.description or "").replace("|", "\\|")
             lines.append(
-                f"| `{name}` | {_type_name(field.annotation)} | {_unit(name)} | {_default(field)} | {meaning} |"
+                f"| `{name}` | {_type_name(_input_type(field))} | {_unit(name)} | {_default(field)} | {meaning} |"
             )
     lines += ["", END]
     return "\n".join(lines)

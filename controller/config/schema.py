@@ -7,10 +7,11 @@ exact path of each value. The descriptions here feed ``depotctl schema`` and the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from controller.config.shorthand import expand_tariff
 from controller.model.presets import PRESET_NAMES
 from controller.model.site import REGISTER_VALUES as REGISTER_VALUES  # re-exported: the schema names them
 
@@ -29,6 +30,11 @@ KNOWN_QUIRKS: tuple[str, ...] = (
 )
 
 SLOT_MINUTES: tuple[int, ...] = (5, 10, 15, 20, 30, 60)
+DEMAND_WINDOW_MINUTES: tuple[int, ...] = (5, 10, 15, 30, 60)
+"""The demand charge's averaging windows [min]: the integration periods utility meters use for a
+demand register (15 min in most of Europe and North America, 30 min in the UK and Australia, 60
+min or 5 min elsewhere). Each divides the hour, so windows start on the clock (:00, :15, …) the
+same way every hour, as the meter's do."""
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -200,6 +206,44 @@ class FailsafeSection(_Section):
     dc_kw: float = Field(10.0, ge=0, description="Power limit of every DC charger in fail-safe [kW].")
 
 
+class UpstreamSection(_Section):
+    """The operator's CSMS (local-controller mode). Each charger that connects to depotctl is
+    connected upstream as itself, at `{url}/{charger id}`, with the OCPP version it speaks; its
+    messages pass through, and a charging profile from the CSMS becomes a cap on depotctl's plan."""
+
+    url: str = Field(
+        min_length=1,
+        description="The CSMS's OCPP endpoint without the charger id, e.g. wss://csms.example.com/ocpp:"
+        " `ws://` for security profiles 0 and 1, `wss://` for 2; no trailing `/`, no credentials.",
+    )
+    security_profile: int = Field(
+        2,
+        ge=0,
+        le=2,
+        description="How depotctl authenticates to the CSMS, as OCPP defines the profiles: 0 none (lab),"
+        " 1 HTTP Basic auth over `ws://`, 2 TLS and HTTP Basic auth over `wss://` (3, client"
+        " certificates, is not supported).",
+    )
+    passwords_file: str | None = Field(
+        None,
+        min_length=1,
+        description="YAML mapping charger id → the password the CSMS expects of it (profiles 1 and 2:"
+        " required), as `ocpp.passwords_file`. A charger without one is warned about.",
+    )
+    ca_file: str | None = Field(
+        None,
+        min_length=1,
+        description="CA certificates (PEM) to verify the CSMS's TLS certificate with (`wss://` only);"
+        " default: the system's trusted CAs.",
+    )
+    offline_authorize: Literal["cache", "accept", "reject"] = Field(
+        "cache",
+        description="How an id tag is answered while the CSMS is unreachable: `cache` (as the CSMS"
+        " answered it before, or its local authorisation list says), `accept` (every tag) or `reject`"
+        " (none).",
+    )
+
+
 class OcppSection(_Section):
     listen: str = Field("0.0.0.0:9000", description="HOST:PORT the OCPP server listens on.")
     path: str = Field("/ocpp", description="URL path prefix; chargers connect to PATH/CHARGER-ID.")
@@ -212,6 +256,11 @@ class OcppSection(_Section):
     heartbeat_s: int = Field(300, ge=10, description="Heartbeat interval given at boot [s].")
     call_timeout_s: float = Field(5.0, gt=0, le=30, description="Bound on one call to a charger [s].")
     meter_sample_s: int = Field(10, ge=1, le=900, description="MeterValueSampleInterval asked of chargers [s].")
+    upstream: UpstreamSection | None = Field(
+        None,
+        description="The operator's CSMS (back office), optional: with it depotctl is the depot's local"
+        " controller, between the chargers and the CSMS. Without it depotctl is the only central system.",
+    )
 
 
 class ControlSection(_Section):
@@ -264,8 +313,67 @@ class ScheduleSection(_Section):
 
 
 class TariffStepSection(_Section):
-    at: str = Field(description="HH:MM from which the price applies (daily, until the next step).")
-    price_per_kwh: float = Field(description="Energy price [currency/kWh].")
+    at: str = Field(
+        description="HH:MM (site-local) from which the price applies, every day, until the next step;"
+        " steps in time order. Before the first step of the day the last one's price applies."
+    )
+    price_per_kwh: float = Field(
+        description="Energy price [currency per kWh imported]; may be negative (a day-ahead market's"
+        " surplus hours)."
+    )
+
+
+class DemandSection(_Section):
+    """The demand charge: the billing period's highest average grid import over one window, priced
+    per kW. The planner keeps new load under the period's peak so far where departures allow."""
+
+    price_per_kw: float = Field(
+        ge=0, description="Price of the billing period's peak [currency per kW of the highest window average]."
+    )
+    window_min: int = Field(
+        15,
+        json_schema_extra={"enum": list(DEMAND_WINDOW_MINUTES)},
+        description="Averaging window of the utility's demand meter [min]: 5, 10, 15, 30 or 60 — the"
+        " integration periods demand meters use, each dividing the hour so windows start on the"
+        " clock (:00, :15, …) as the meter's do. Ask the utility; 15 is the most common.",
+    )
+    period: Literal["month"] = Field(
+        "month",
+        description="Billing period whose peak is charged: `month` (the calendar month, site-local), the"
+        " only one supported.",
+    )
+
+
+class TariffSection(_Section):
+    """What the depot pays for electricity. The older form, a list of energy steps
+    (`tariff: [{at: "00:00", price_per_kwh: 0.18}, …]`), is shorthand for `tariff: {energy: [...]}`."""
+
+    currency: str = Field(
+        "EUR",
+        description="ISO 4217 code of every price in this section (EUR, USD, GBP, …): 3 capital letters.",
+    )
+    energy: list[TariffStepSection] = Field(
+        default_factory=list, description="Daily time-of-use energy prices, site-local, repeating every day."
+    )
+    prices_file: str | None = Field(
+        None,
+        min_length=1,
+        description="CSV of dated prices (ISO start time, price per kWh), e.g. day-ahead prices an"
+        " operator's cron job drops there; where it covers a time it wins over `energy`. Re-read when"
+        " it changes; check-config warns while it does not exist.",
+    )
+    demand: DemandSection | None = Field(None, description="The demand charge, optional.")
+
+
+class PvSection(_Section):
+    """On-site PV production. The base load stays grid import minus EV current; the PV meter's
+    history gives the day-ahead PV forecast."""
+
+    meter: str = Field(
+        min_length=1,
+        description="Id of the meter in `meters` measuring the PV output alone (a meter with a power"
+        " register; not the grid's or a circuit's meter).",
+    )
 
 
 class ApiSection(_Section):
@@ -298,7 +406,13 @@ class SiteFile(_Section):
     control: ControlSection = Field(default_factory=ControlSection, description="Planner timing and tuning.")
     vehicles: list[VehicleSection] = Field(default_factory=list, description="Fleet vehicles.")
     schedules: list[ScheduleSection] = Field(default_factory=list, description="Departures.")
-    tariff: list[TariffStepSection] = Field(default_factory=list, description="Daily time-of-use prices.")
+    tariff: Annotated[
+        TariffSection, BeforeValidator(expand_tariff, json_schema_input_type=TariffSection | list[TariffStepSection])
+    ] = Field(
+        default_factory=TariffSection,
+        description="Energy prices and the demand charge (a list of energy steps: the older short form).",
+    )
+    pv: PvSection | None = Field(None, description="On-site PV production, optional.")
     api: ApiSection = Field(default_factory=ApiSection, description="HTTP API for fleet managers.")
     metrics: MetricsSection = Field(default_factory=MetricsSection, description="Prometheus endpoint.")
     storage: StorageSection = Field(default_factory=StorageSection, description="History database.")

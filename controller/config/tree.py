@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controller.config.summary import summary_lines
 from controller.model import phasor
 from controller.model.site import GRID_ID, PHASES, Charger, Circuit, Site
 
@@ -132,4 +133,5 @@ def render_tree(site: Site) -> str:
         (len(site.schedules), "departure"),
     )
     out.append(", ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in counts))
+    out += summary_lines(site)
     return "\n".join(out)
