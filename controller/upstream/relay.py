@@ -97,6 +97,8 @@ class CapsFace(Protocol):
 
     def transaction_ended(self, charger_id: str, connector_id: int, transaction_id: str) -> None: ...
 
+    def transaction_alias(self, charger_id: str, transaction_id: str, upstream_id: str) -> None: ...
+
     def snapshot(self) -> list[dict[str, Any]]: ...
 
     def restore(self, rows: list[dict[str, Any]]) -> None: ...
@@ -406,6 +408,9 @@ class ChargerRelay(CallRelay):
                 if q.local_tx_id is not None and isinstance(tx_id, int) and not isinstance(tx_id, bool):
                     self.proxy.txids.map(self.charger_id, q.local_tx_id, tx_id)
                     mapped = (self.charger_id, q.local_tx_id, tx_id)
+                    if self.proxy.caps is not None:  # a TxProfile naming the CSMS's id is the local one's
+                        self.proxy.caps.transaction_alias(self.charger_id, str(q.local_tx_id), str(tx_id))
+                        self.proxy.caps_changed()
                     LOG.info("%s: local transaction %d is the CSMS's %d", self.charger_id, q.local_tx_id, tx_id)
                 if q.action == "StartTransaction" and reply.payload.get("idTagInfo", {}).get("status") != "Accepted":
                     LOG.warning("%s: the CSMS answered a queued StartTransaction with %s (the charger was told %s)",

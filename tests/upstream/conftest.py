@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.chargers.events import ChargerEvent
 from controller.chargers.server import CentralSystem
 from controller.model.site import Site, Upstream
+from controller.upstream.caps import CapBook
+from controller.upstream.caps_site import site_ratings
 from controller.upstream.link import Backoff, LinkOptions
 from controller.upstream.proxy import Proxy, ProxyOptions
 from controller.upstream.relay import CapsFace
@@ -45,6 +48,7 @@ class Loop:
     csms: SimCsms
     cs: CentralSystem
     proxy: Proxy
+    caps: CapBook | None
     store_path: Path
     clock: Callable[[], Any]
     sims: dict[str, SimCharger] = field(default_factory=dict)
@@ -96,7 +100,7 @@ async def proxied(
     tmp_path: Path,
     chargers: Sequence[str],
     *,
-    caps: CapsFace | None = None,
+    caps: CapsFace | bool | None = True,
     csms_options: CsmsOptions | None = None,
     options: ProxyOptions | None = None,
     offline_authorize: str = "cache",
@@ -107,11 +111,22 @@ async def proxied(
     csms = SimCsms(clock, csms_options or CsmsOptions(id_tags=TAGS, call_timeout_s=3.0))
     await csms.start()
     site = proxied_site(chargers, csms.url, offline_authorize=offline_authorize)
-    cs = CentralSystem(site, host="127.0.0.1", port=0, clock=clock, boot_grace_s=0.5)
+    listeners: list[Callable[[ChargerEvent], None]] = []
+
+    def emit(event: ChargerEvent) -> None:
+        for listener in listeners:
+            listener(event)
+
+    cs = CentralSystem(site, host="127.0.0.1", port=0, clock=clock, boot_grace_s=0.5, emit=emit)
     store_path = tmp_path / store_name
+    if caps is True:
+        caps = CapBook(clock, ratings=site_ratings(lambda: cs.site))
+    elif caps is False:
+        caps = None
     opts = options or ProxyOptions(link=FAST_LINK, answer_within_s=1.5, forward_timeout_s=1.5)
     proxy = Proxy(lambda: cs.site, UpstreamStore(store_path), cs.control, caps, clock, opts)
-    loop = Loop(csms, cs, proxy, store_path, clock)
+    listeners.append(proxy.on_event)  # as the daemon does: transactions start and end for the cap book
+    loop = Loop(csms, cs, proxy, caps if isinstance(caps, CapBook) else None, store_path, clock)
     await proxy.open()
     cs.relays = proxy
     await cs.start()
