@@ -203,6 +203,10 @@ class Proxy:
         if charger_id in self._relays or state != "closed":
             self._states[charger_id] = (state, self.clock())
 
+    def link_failures(self) -> int:
+        """Failed connection attempts of the links open now."""
+        return sum(r.link.failed_attempts for r in self._relays.values())
+
     def relay(self, charger_id: str) -> ChargerRelay | None:
         return self._relays.get(charger_id)
 

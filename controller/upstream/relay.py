@@ -10,15 +10,15 @@ only once the transaction id the charger will get is known — the CSMS's, or a 
 (:mod:`.txids`) — so that depotctl's own state names the id the charger knows.
 
 **Transaction messages** (1.6 StartTransaction, StopTransaction, MeterValues naming a
-transaction; 2.0.1 TransactionEvent) that the CSMS has not answered are never dropped: before the
-charger is answered locally the message is committed to the queue in SQLite (:mod:`.store`). The
-queue is replayed in order, as the charger sent it (original message ids and timestamps; only a
-local 1.6 transaction id is replaced by the CSMS's once known), whenever the link is up; while it
-is not empty — or the link is down — a new transaction message joins its end, and the charger's
-other messages are answered locally: nothing live reaches the CSMS before the backlog is
-through. Of those, a BootNotification answered locally is owed to the CSMS and sent first when the
-link comes back, and the last StatusNotification per connector after the backlog; the others
-(Heartbeat, Authorize, DataTransfer …) are not sent late — their answers were given.
+transaction; 2.0.1 TransactionEvent) that the CSMS has not answered are never dropped, nor are
+the charger's BootNotification, StatusNotification and status/event notifications (the CSMS's
+view of the charger; :data:`QUEUED_16`, :data:`QUEUED_201`): before the charger is answered
+locally the message is committed to the queue in SQLite (:mod:`.store`). The queue is replayed in
+order, as the charger sent it (original message ids and timestamps; only a local 1.6 transaction
+id is replaced by the CSMS's once known), whenever the link is up; while it is not empty — or the
+link is down — every such message joins its end, so nothing live reaches the CSMS before the
+backlog is through. The rest (Heartbeat, Authorize, DataTransfer …) is answered locally then and
+not sent late: its answer was given.
 
 Delivery is **at least once**: a message leaves the queue (one committed delete) after the CSMS
 answered it; a ``kill -9`` between the answer and the delete, or a CSMS that answers only after
@@ -132,19 +132,28 @@ class RelayHost(Protocol):
     def forget_tx(self, charger_id: str, local: int) -> None: ...
 
 
-def is_transaction_message(version: str, action: str, payload: dict[str, Any]) -> bool:
-    """The messages a charger itself must queue while offline — and so does the proxy."""
-    if version == "1.6":
-        if action in ("StartTransaction", "StopTransaction"):
-            return True
-        return action == "MeterValues" and payload.get("transactionId") is not None
-    return action == "TransactionEvent"
+QUEUED_16 = frozenset({
+    "StartTransaction", "StopTransaction", "BootNotification", "StatusNotification", "FirmwareStatusNotification",
+    "DiagnosticsStatusNotification", "SecurityEventNotification", "LogStatusNotification",
+    "SignedFirmwareStatusNotification",
+})
+QUEUED_201 = frozenset({
+    "TransactionEvent", "BootNotification", "StatusNotification", "FirmwareStatusNotification",
+    "LogStatusNotification", "SecurityEventNotification", "NotifyEvent",
+})
+"""What the CSMS must still get when it cannot answer now — the transaction messages, and the
+charger's boot, status and notifications (its view of the charger) — in the order sent. The rest
+(Heartbeat, Authorize, DataTransfer, MeterValues outside a transaction, NotifyEVChargingNeeds …)
+is answered locally and not sent late: its answer was given."""
 
 
-def _status_key(version: str, payload: dict[str, Any]) -> str:
+def is_queued_message(version: str, action: str, payload: dict[str, Any]) -> bool:
+    """A message that goes to the durable queue when it cannot be delivered live."""
     if version == "1.6":
-        return str(payload.get("connectorId"))
-    return f"{payload.get('evseId')}/{payload.get('connectorId')}"
+        if action == "MeterValues":
+            return payload.get("transactionId") is not None  # a transaction message
+        return action in QUEUED_16
+    return action in QUEUED_201
 
 
 def result_frame(unique_id: str, payload: dict[str, Any]) -> str:
@@ -175,9 +184,7 @@ class ChargerRelay(CallRelay):
         link.on_state = self._link_state
         self.backlog: collections.deque[Queued] = proxy.backlog(charger_id)
         self.draining = False
-        """The backlog (and what is owed) is being sent: live messages wait their turn."""
-        self.boot_owed: tuple[str, dict[str, Any]] | None = None
-        self.statuses_owed: dict[str, tuple[str, dict[str, Any]]] = {}
+        """The backlog is being sent: live messages wait their turn."""
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -213,7 +220,7 @@ class ChargerRelay(CallRelay):
         return self.draining or bool(self.backlog)
 
     def _link_state(self, state: LinkState) -> None:
-        if state == "up" and (self.backlog or self.boot_owed is not None or self.statuses_owed):
+        if state == "up" and self.backlog:
             self.draining = True  # before anything live can go: the worker checks this first
         self.proxy.link_changed(self.charger_id, state)
         self._wake.set()
@@ -280,7 +287,7 @@ class ChargerRelay(CallRelay):
     async def _answer_here(self, item: _Item) -> None:
         """The CSMS cannot answer now: queue what must reach it, answer the charger locally."""
         call = item.call
-        if is_transaction_message(self.version, call.action, call.payload):
+        if is_queued_message(self.version, call.action, call.payload):
             local_tx: int | None = None
             frame = item.local
             if self.version == "1.6" and call.action == "StartTransaction":
@@ -305,10 +312,6 @@ class ChargerRelay(CallRelay):
             self.proxy.count("queued")
             await self._send_local(item, frame)
             return
-        if call.action == "BootNotification":
-            self.boot_owed = (call.unique_id, call.payload)
-        elif call.action == "StatusNotification":
-            self.statuses_owed[_status_key(self.version, call.payload)] = (call.unique_id, call.payload)
         self.proxy.count("answered_locally")
         await self._send_local(item, item.local)
 
@@ -378,7 +381,7 @@ class ChargerRelay(CallRelay):
             self._wake.clear()
             if not self.link.up:
                 continue
-            if not (self.backlog or self.boot_owed is not None or self.statuses_owed):
+            if not self.backlog:
                 self.draining = False
                 continue
             self.draining = True
@@ -387,14 +390,8 @@ class ChargerRelay(CallRelay):
                 LOG.info("%s: upstream backlog delivered; live traffic resumes", self.charger_id)
 
     async def _drain(self) -> bool:
-        """Send what is owed, in order; ``False`` when the link failed on the way (kept for later)."""
+        """Send the backlog in order; ``False`` when the link failed on the way (the rest waits)."""
         timeout_s = self.proxy.answer_within_s()
-        if self.boot_owed is not None:
-            uid, payload = self.boot_owed
-            if await self.link.call(uid, "BootNotification", payload, timeout_s) is None:
-                return False
-            if self.boot_owed is not None and self.boot_owed[0] == uid:
-                self.boot_owed = None
         while self.backlog:
             q = self.backlog[0]
             payload = self._rewrite_up(q.action, q.payload)
@@ -429,13 +426,7 @@ class ChargerRelay(CallRelay):
             self.proxy.count("replayed")
             if q.action == "StopTransaction":
                 self._forget_local(q.payload.get("transactionId"))
-        for key in list(self.statuses_owed):
-            uid, payload = self.statuses_owed[key]
-            if await self.link.call(uid, "StatusNotification", payload, timeout_s) is None:
-                return False
-            if self.statuses_owed.get(key, (None,))[0] == uid:
-                del self.statuses_owed[key]
-        return not self.backlog
+        return True
 
     # --- CSMS → charger -----------------------------------------------------------------------
     async def _csms_call(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
