@@ -1,12 +1,17 @@
 """Planner benchmark: our highspy LP vs a straightforward PuLP + CBC model of the same instance.
 
-    python bench/planner.py [--json] [--sizes 10,100,300,1000] [--runs 5]
+    python bench/planner.py [--json] [--sizes 10,100,300,1000] [--runs 5] [--cost]
 
 Instances: grid -> 4 feeders -> 4 sub-boards each, per-phase limits, mixed 1-phase / 3-phase AC
 and DC sessions with departures staggered over 24 h. Per size it prints variables, constraints,
 build / solve / total ms of a cold plan (median of ``--runs``), the next cycle (15 s later, inputs
 changed slightly, the kept model hot-started), the reference (PuLP build + CBC solve) and the
 ratio reference / ours (cold).
+
+The plain instances price nothing (no tariff: stages 1 and 2 only). ``--cost`` measures, in the
+same run and next to each plain row, the same instance with a time-of-use tariff (0.18 / 0.31 per
+kWh) and a demand charge (14 per kW, a billing peak so far of half the grid's kW): the planner's
+cost stage on top (mode ``cost``; the reference is the plain one's).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from controller.model import (
     SessionState,
     Site,
     SiteInfo,
+    DemandCharge,
     Snapshot,
     Tariff,
     TariffStep,
@@ -44,7 +50,8 @@ ROTATIONS = ("L1-L2-L3", "L2-L3-L1", "L3-L1-L2")
 NOW = datetime(2026, 11, 26, 17, 1, 0, tzinfo=UTC)
 
 
-def make_snapshot(n: int, seed: int = 1) -> Snapshot:
+def make_snapshot(n: int, seed: int = 1, cost: bool = False) -> Snapshot:
+    """The bench instance; ``cost``: with a time-of-use tariff and a demand charge."""
     rng = random.Random(seed)
     feeders = [Circuit(id=f"feeder-{f}", limit_a=0.0) for f in "abcd"]
     boards: list[Circuit] = []
@@ -92,13 +99,20 @@ def make_snapshot(n: int, seed: int = 1) -> Snapshot:
         circuits=(*feeders, *boards),
         chargers=tuple(chargers),
         control=Control(plan_every_s=15.0, horizon_h=24.0, slot_min=15, solver_time_limit_s=5.0),
-        tariff=Tariff(energy=(TariffStep(at=datetime(2026, 1, 1, 7).time(), price_per_kwh=0.32),
-                              TariffStep(at=datetime(2026, 1, 1, 23).time(), price_per_kwh=0.18))),
+        tariff=COST_TARIFF if cost else Tariff(),
     )
     base = {"grid": (grid_a * 0.15, grid_a * 0.12, grid_a * 0.1)}
     for k, c in enumerate(feeders):
         base[c.id] = (c.limit_a * 0.1, c.limit_a * 0.05 * (k % 2), c.limit_a * 0.08)
-    return Snapshot(site=site, now=NOW, base_load_a=base, sessions=tuple(sessions))
+    peak_kw = 0.5 * grid_a * 3 * 230.0 / 1000.0 if cost else None
+    return Snapshot(site=site, now=NOW, base_load_a=base, sessions=tuple(sessions), demand_peak_kw=peak_kw)
+
+
+COST_TARIFF = Tariff(
+    energy=(TariffStep(at=datetime(2026, 1, 1, 7).time(), price_per_kwh=0.31),
+            TariffStep(at=datetime(2026, 1, 1, 22).time(), price_per_kwh=0.18)),
+    demand=DemandCharge(price_per_kw=14.0),
+)
 
 
 def next_cycle(snap: Snapshot, seed: int = 2) -> Snapshot:
@@ -112,8 +126,8 @@ def next_cycle(snap: Snapshot, seed: int = 2) -> Snapshot:
     return replace(snap, now=snap.now + timedelta(seconds=15), base_load_a=base, sessions=sessions)  # type: ignore[arg-type]
 
 
-def run_size(n: int, runs: int, reference: bool) -> dict[str, float | int | None]:
-    snap = make_snapshot(n)
+def run_size(n: int, runs: int, reference: bool, cost: bool = False) -> dict[str, float | int | str | None]:
+    snap = make_snapshot(n, cost=cost)
     nxt = next_cycle(snap)
     cold, warm, builds, solves = [], [], [], []
     stats = None
@@ -129,6 +143,9 @@ def run_size(n: int, runs: int, reference: bool) -> dict[str, float | int | None
         warm.append((time.perf_counter() - t0) * 1e3)
         if not p2.stats.warm:
             print(f"warning: N={n} next cycle did not reuse the model", file=sys.stderr)
+        for pl in (p, p2):
+            if pl.stats.status != "Optimal" and "MILP" not in pl.stats.status:
+                print(f"warning: N={n} {'cost' if cost else 'plain'}: {pl.stats.status}", file=sys.stderr)
     assert stats is not None
     ref_ms: float | None = None
     if reference:
@@ -141,6 +158,7 @@ def run_size(n: int, runs: int, reference: bool) -> dict[str, float | int | None
     total = statistics.median(cold)
     return {
         "n": n,
+        "mode": "cost" if cost else "plain",
         "variables": stats.variables,
         "constraints": stats.constraints,
         "slots": stats.slots,
@@ -178,14 +196,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10,100,300,1000")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-reference", action="store_true", help="skip the PuLP/CBC reference")
+    ap.add_argument("--cost", action="store_true",
+                    help="also measure each size with a tariff and a demand charge (the cost stage)")
     args = ap.parse_args(argv)
     _silence_highs_banner()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    rows = [run_size(n, max(1, args.runs), not args.no_reference) for n in sizes]
+    rows: list[dict[str, float | int | str | None]] = []
+    for n in sizes:
+        plain = run_size(n, max(1, args.runs), not args.no_reference)
+        rows.append(plain)
+        if args.cost:
+            with_cost = run_size(n, max(1, args.runs), False, cost=True)
+            ref = plain["reference_ms"]
+            with_cost["reference_ms"] = ref
+            total = with_cost["total_ms"]
+            if isinstance(ref, float) and isinstance(total, float) and total > 0:
+                with_cost["ratio"] = round(ref / total, 1)
+            rows.append(with_cost)
     if args.json:
         print(json.dumps(rows))
         return 0
-    cols = ["n", "slots", "variables", "constraints", "build_ms", "solve_ms", "total_ms", "warm_ms",
+    cols = ["n", "mode", "slots", "variables", "constraints", "build_ms", "solve_ms", "total_ms", "warm_ms",
             "reference_ms", "ratio"]
     print("  ".join(f"{c:>12}" for c in cols))
     for r in rows:

@@ -51,13 +51,14 @@ def proportional_schedule(inst: Instance, rows: Rows, kwh: FloatArray) -> FloatA
     x = np.zeros((n, t))
     if n == 0:
         return x
-    remaining, maxs, prio = inst.need_kwh, inst.max_unit, np.asarray(inst.priorities)
+    remaining, prio = inst.need_kwh, np.asarray(inst.priorities)
+    most = inst.slot_max  # per slot: maximum or outside cap
     classes = sorted(set(prio.tolist()))
     for k in range(t):
         residual = np.maximum(rows.cap_at(k).copy(), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             need_cap = np.where(kwh[:, k] > EPS, remaining / kwh[:, k], 0.0)
-        upper = np.minimum(maxs, need_cap)
+        upper = np.minimum(most[:, k], need_cap)
         for c in classes:
             members = prio == c
             weight = np.where(members & (kwh[:, k] > EPS), remaining, 0.0)
@@ -73,8 +74,8 @@ def fair_first_slot(inst: Instance, rows: Rows, kwh: FloatArray) -> FloatArray:
     session has no previous limit (equal sessions then get equal limits, not an arbitrary vertex)."""
     if inst.n == 0 or kwh.shape[1] == 0:
         return np.zeros(inst.n)
-    need, maxs, prio = inst.need_kwh, inst.max_unit, np.asarray(inst.priorities)
-    upper = np.where(kwh[:, 0] > EPS, maxs, 0.0)
+    need, prio = inst.need_kwh, np.asarray(inst.priorities)
+    upper = np.where(kwh[:, 0] > EPS, inst.slot_max[:, 0], 0.0)
     residual = np.maximum(rows.cap_at(0).copy(), 0.0)
     x = np.zeros(inst.n)
     for c in sorted(set(prio.tolist())):

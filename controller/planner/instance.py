@@ -18,7 +18,9 @@ import numpy.typing as npt
 from controller.model import phasor
 from controller.model.site import GRID_ID, PHASES, Charger, Site, Vehicle
 from controller.model.snapshot import NO_VEHICLE_PRIORITY, SessionState, Snapshot
-from controller.planner.slots import SlotGrid, build_slots, horizon_end, tariff_prices
+from controller.planner.bill import Bill, build_bill
+from controller.planner.slots import SlotGrid, build_slots, horizon_end
+from controller.planner.steps import Steps
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -90,6 +92,13 @@ class Instance:
     prices: FloatArray | None
     warnings: list[str] = field(default_factory=list)
     cap_slots_a: dict[str, FloatArray] = field(default_factory=dict)  # node → (3, slots), from a forecast
+    bill: Bill | None = None  # what a plan costs per slot (None: nothing priced, no cost stage)
+    outside_caps: FloatArray | None = None  # (n, slots) SessionState.cap per slot (inf: none); None: no caps
+
+    @property
+    def cost_stage(self) -> bool:
+        """Whether the planner runs its cost stage: something is priced that the plan can change."""
+        return self.bill is not None and self.bill.priced
 
     @property
     def n(self) -> int:
@@ -130,6 +139,16 @@ class Instance:
     @cached_property
     def min_unit(self) -> FloatArray:
         return _frozen([p.min_unit for p in self.sessions])
+
+    @cached_property
+    def slot_max(self) -> FloatArray:
+        """(n, slots) the most each session may take in each slot: its maximum, or the outside
+        cap (``SessionState.cap``) where lower (an AC cap below the minimum current is 0)."""
+        top = np.repeat(self.max_unit[:, None], self.grid.count, axis=1)
+        if self.outside_caps is not None:
+            top = np.minimum(top, self.outside_caps)
+        top.flags.writeable = False
+        return top
 
     @cached_property
     def kwh_per_unit_h(self) -> FloatArray:
@@ -492,6 +511,7 @@ def build_instance(snap: Snapshot) -> Instance:
     ancestors[GRID_ID] = (GRID_ID,)
 
     sessions: list[SessionParams] = []
+    states: list[SessionState] = []  # parallel to ``sessions``
     skipped: list[tuple[SessionState, str]] = []
     seen: set[str] = set()
     dwell: timedelta | None
@@ -513,6 +533,7 @@ def build_instance(snap: Snapshot) -> Instance:
             sessions.append(
                 _session_params(s, ch, site, now, vehicles, ancestors[ch.circuit], warnings, dwell)
             )
+            states.append(s)
         except (TypeError, ValueError, OverflowError, AttributeError) as exc:  # e.g. a naive datetime
             skipped.append((s, "invalid session data"))
             warnings.append(f"session {s.session_id}: invalid data ({exc}), held at 0")
@@ -549,12 +570,55 @@ def build_instance(snap: Snapshot) -> Instance:
     sessions = [
         replace(p, departure=first_end) if p.departure <= now else p for p in sessions
     ]
-    prices = tariff_prices(grid, site.tariff.energy, site.site.timezone)
+    bill = build_bill(site, snap, grid, base[GRID_ID], warnings)
     return Instance(
         site=site, now=now, grid=grid, sessions=sessions, skipped=skipped, node_ids=node_ids,
-        base_a=base, cap_a=cap, overloads=overloads, grid_kw_cap=grid_kw_cap, prices=prices,
-        warnings=warnings, cap_slots_a=_forecast_caps(site, snap, grid, cap, warnings),
+        base_a=base, cap_a=cap, overloads=overloads, grid_kw_cap=grid_kw_cap,
+        prices=None if bill is None else bill.price_per_kwh,
+        warnings=warnings, cap_slots_a=_forecast_caps(site, snap, grid, cap, warnings), bill=bill,
+        outside_caps=_outside_caps(states, sessions, grid, warnings),
     )
+
+
+def _outside_caps(
+    states: list[SessionState], params: list[SessionParams], grid: SlotGrid, warnings: list[str]
+) -> FloatArray | None:
+    """Per session and slot the least ``SessionState.cap`` in force during the slot (inf: none),
+    in the session's unit; an AC cap below the charger's minimum current is 0 (the session pauses
+    in that slot). A cap that cannot be read holds the session at 0 (the safe side), with a warning.
+    ``None`` when no session has a cap."""
+    if not any(s.cap for s in states):
+        return None
+    starts, ends = grid.starts_s, grid.ends_s
+    out = np.full((len(params), grid.count), np.inf)
+    for i, (s, p) in enumerate(zip(states, params, strict=True)):
+        if not s.cap:
+            continue
+        try:
+            times = [at.timestamp() for at, _ in s.cap]
+            if any(at.tzinfo is None or at.utcoffset() is None for at, _ in s.cap):
+                raise ValueError("naive time")
+            values = []
+            for _, v in s.cap:
+                f = float(v)
+                if math.isnan(f) or f < 0.0:
+                    warnings.append(f"session {s.session_id}: outside cap {v!r} taken as 0")
+                    f = 0.0
+                values.append(f)
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            warnings.append(f"session {s.session_id}: outside cap unreadable ({exc}): held at 0")
+            out[i] = 0.0
+            continue
+        steps = Steps.from_points(times, values, math.inf)
+        if steps is None:
+            continue
+        least = steps.minimum(starts, ends)  # NaN: no step in force during the slot
+        least = np.where(np.isnan(least), np.inf, least)
+        if p.kind == "ac":
+            least = np.where(least < p.min_unit - 1e-9, 0.0, least)
+        out[i] = least
+    out.flags.writeable = False
+    return out
 
 
 FORECAST_TRUSTED_AFTER_S = 3600.0  # before this, the measured base load still counts if higher

@@ -5,6 +5,7 @@ Columns (in this order):
   u[s, k]  shortfall of session s, K pieces of need/K each with growing cost (fairness)
   d+[s], d-[s]  deviation of the first-slot decision from the previous plan (stability)
   z[c]     largest shortfall fraction in priority class c (fairness within a class)
+  (cost stage only, :mod:`controller.planner.cost`: ev[t], export[t], peak[2])
 Rows:
   line rows   (row, slot): per node-line (and per facet of its phasor polygon, see
               Instance.line_rows) the EV current under the node <= room (limit - margin - base)
@@ -13,9 +14,11 @@ Rows:
   stab rows   (session): x[s,0] - d+ + d- = previous first-slot decision   (free without one)
   fair rows   (session): sum_k u[s,k] - request[s] z[class(s)] <= 0   (request = delivered + need;
               free for tiny requests)
+  (cost stage only: ev rows, export rows, peak rows per slot)
 
 The objective realises the order of the issue with weights: shortfall (by priority rank, convex in
-the shortfall fraction so it is shared in proportion to need) >> tariff >> earliness >> stability.
+the shortfall fraction so it is shared in proportion to need) >> earliness >> stability. What the
+energy costs is the cost stage's (:mod:`controller.planner.cost`), after these.
 With ``control.when_short: complete`` the shortfall cost is linear in each session's shortfall
 *fraction* instead (and the fairness rows are off): as many sessions as possible are completed.
 Earliness is weighted by laxity (least laxity first) and priority class.
@@ -44,7 +47,6 @@ SEGMENTS = 4
 SLOPES = np.array([1.0, 2.0, 4.0, 8.0])
 MAX_RANK_RATIO = 30.0
 MAX_WEIGHT_RANGE = 1e6
-TARIFF_W = 0.1
 EARLY_W = 0.02
 LAXITY_BASE = 0.5  # earliness weight (x EARLY_W) of a session with all the time in the world
 TOP_CLASS_EARLY = 3.0  # the most important priority class is served this much earlier
@@ -71,14 +73,35 @@ class Layout:
     # rebuild the model
     row_coef: bytes = b""
     kw_per_unit: tuple[float, ...] = ()
+    # the cost stage's columns and rows (:mod:`controller.planner.cost`), after all others:
+    # columns ev[t] (EV kW at the grid), export[t], peak (this billing period), peak (the next);
+    # rows per slot: ev (definition), export, peak; ``peak_split``: first slot of the next period
+    cost: bool = False
+    peak_split: int = 0
 
     @property
     def n_x(self) -> int:
         return self.n * self.t
 
     @property
+    def n_cost_cols(self) -> int:
+        return 2 * self.t + 2 if self.cost else 0
+
+    @property
     def n_cols(self) -> int:
-        return self.n_x + self.n * SEGMENTS + 2 * self.n + self.n_classes
+        return self.n_x + self.n * SEGMENTS + 2 * self.n + self.n_classes + self.n_cost_cols
+
+    @property
+    def ev_col0(self) -> int:
+        return self.z_col0 + self.n_classes
+
+    @property
+    def export_col0(self) -> int:
+        return self.ev_col0 + self.t
+
+    @property
+    def peak_col0(self) -> int:
+        return self.export_col0 + self.t
 
     @property
     def z_col0(self) -> int:
@@ -105,8 +128,20 @@ class Layout:
         return self.stab_row0 + self.n
 
     @property
-    def n_rows(self) -> int:
+    def ev_row0(self) -> int:
         return self.fair_row0 + self.n
+
+    @property
+    def export_row0(self) -> int:
+        return self.ev_row0 + self.t
+
+    @property
+    def peak_row0(self) -> int:
+        return self.export_row0 + self.t
+
+    @property
+    def n_rows(self) -> int:
+        return self.fair_row0 + self.n + (3 * self.t if self.cost else 0)
 
 
 @dataclass
@@ -120,6 +155,8 @@ class LpData:
     kwh: FloatArray  # (n, t) energy per unit decision in each slot
     presence: FloatArray  # (n, t)
     z_coef: FloatArray  # (n,) whole request in the fair rows (z column coefficient, negated)
+    ev_kw: FloatArray | None = None  # (n, t) cost stage: grid kW per unit decision (x's coefficient in the ev rows)
+    held: LpData | None = None  # cost stage: the data of the stage whose energy it holds
 
 
 @dataclass
@@ -146,9 +183,11 @@ class LpModel:
     # departures first: the energy stage's own model, hot-started from its own last optimum (from
     # the first stage's basis it took as many iterations as the first stage itself)
     stage2: LpModel | None = None
+    # the cost stage's own model (:mod:`controller.planner.cost`), likewise kept
+    stage3: LpModel | None = None
 
     def for_fixups(self) -> LpModel:
-        """The model holding the data of the plan's last stage (what the repair re-plans on)."""
+        """The model holding the data of the energy stage (what the repair re-plans energy on)."""
         return self.stage2 if self.stage2 is not None else self
 
 
@@ -200,6 +239,8 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
             x_up[i] *= caps
             if p.kind == "ac":  # an AC charger cannot offer less than its minimum: 0 or min
                 x_up[i] = np.where(x_up[i] < p.min_unit, np.where(x_up[i] > 0, p.min_unit, 0.0), x_up[i])
+    if inst.outside_caps is not None:  # SessionState.cap (an AC cap below the minimum is 0 already)
+        x_up = np.minimum(x_up, inst.outside_caps)
     x_up = np.where(need[:, None] > 1e-9, x_up, 0.0)
 
     now_s = inst.now.timestamp()
@@ -214,10 +255,6 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     rank = np.array(layout.classes, dtype=np.float64)  # 0 = most important class
     first = np.where(rank == 0, TOP_CLASS_EARLY, 1.0) if layout.n_classes > 1 else np.ones(n)
     per_kwh = EARLY_W * early * ((LAXITY_BASE + tight) * first)[:, None]
-    if inst.prices is not None and len(inst.prices):
-        lo, hi = float(inst.prices.min()), float(inst.prices.max())
-        if hi > lo:
-            per_kwh = per_kwh + TARIFF_W * ((inst.prices - lo) / (hi - lo))[None, :]
     cost_x = (kwh * per_kwh).ravel()
     w = priority_weights(list(inst.priorities))
     cost_d = np.concatenate([STAB_W * amps, STAB_W * amps])
@@ -288,7 +325,7 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     nz = at > 0.0
     per = nz.sum(axis=1)
     pmax = int(per.max()) if n and at.shape[1] else 0
-    m = pmax + 3
+    m = pmax + (4 if lay.cost else 3)
     rows = np.zeros((n, t, m), dtype=np.int64)
     vals = np.zeros((n, t, m), dtype=np.float64)
     mask = np.zeros((n, t, m), dtype=bool)
@@ -317,6 +354,11 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
         rows[:, 0, pmax + 2] = lay.stab_row0 + np.arange(n)
         vals[:, 0, pmax + 2] = 1.0
         mask[:, 0, pmax + 2] = True
+    if lay.cost:  # the cost stage: each x in its slot's ev row (grid kW)
+        assert data.ev_kw is not None
+        rows[:, :, pmax + 3] = lay.ev_row0 + tt[None, :]
+        vals[:, :, pmax + 3] = data.ev_kw
+        mask[:, :, pmax + 3] = True
     counts_x = mask.sum(axis=2).ravel()
     idx_x = rows[mask]
     val_x = vals[mask]
@@ -335,11 +377,31 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
         counts_x, np.full(n * SEGMENTS, 2, dtype=np.int64), np.ones(2 * n, dtype=np.int64),
         np.bincount(classes, minlength=lay.n_classes).astype(np.int64),
     ])
-    start = np.zeros(lay.n_cols + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
     index = np.concatenate([idx_x, idx_u, idx_d, idx_z])
     value = np.concatenate([val_x, np.ones(2 * n * SEGMENTS), val_d, val_z])
+    if lay.cost:
+        c_counts, c_index, c_value = _cost_columns(lay)
+        counts = np.concatenate([counts, c_counts])
+        index = np.concatenate([index, c_index])
+        value = np.concatenate([value, c_value])
+    start = np.zeros(lay.n_cols + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
     return start, index, value
+
+
+def _cost_columns(lay: Layout) -> tuple[IntArray, IntArray, FloatArray]:
+    """The cost stage's columns: ev[t] (-1 in its ev row, +1 in its export row, -1 in its peak
+    row), export[t] (+1 in its export row), the two peaks (+1 in the peak rows of their period)."""
+    t = lay.t
+    tt = np.arange(t, dtype=np.int64)
+    ev_idx = np.stack([lay.ev_row0 + tt, lay.export_row0 + tt, lay.peak_row0 + tt], axis=1).ravel()
+    ev_val = np.tile(np.array([-1.0, 1.0, -1.0]), t)
+    split = min(max(lay.peak_split, 0), t)
+    counts = np.concatenate([np.full(t, 3, dtype=np.int64), np.ones(t, dtype=np.int64),
+                             np.array([split, t - split], dtype=np.int64)])
+    index = np.concatenate([ev_idx, lay.export_row0 + tt, lay.peak_row0 + tt])
+    value = np.concatenate([ev_val, np.ones(t), np.ones(t)])
+    return counts, index, value
 
 
 def _new_highs(time_limit_s: float) -> Any:
@@ -407,6 +469,14 @@ def _update(model: LpModel, data: LpData) -> None:
     for r, c, v in zip(row_idx, col_idx, data.kwh[sess, slot].tolist(), strict=True):
         change(r, c, v)
     model.kwh = data.kwh
+    if lay.cost and data.ev_kw is not None:
+        old_ev = ex.get("ev_kw")
+        sess, slot = (np.nonzero(np.abs(old_ev - data.ev_kw) > 1e-12) if old_ev is not None
+                      else np.nonzero(np.ones_like(data.ev_kw, dtype=bool)))
+        row_idx = (lay.ev_row0 + slot).tolist()
+        col_idx = (sess * lay.t + slot).tolist()
+        for r, c, v in zip(row_idx, col_idx, data.ev_kw[sess, slot].tolist(), strict=True):
+            change(r, c, v)
     old_z = ex.get("z_coef")
     z_sess = np.arange(lay.n) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0]
     if len(z_sess):
@@ -421,7 +491,7 @@ def _update(model: LpModel, data: LpData) -> None:
 def _remember(model: LpModel, data: LpData) -> None:
     model.extra.update(
         z_coef=data.z_coef, col_lower=data.col_lower, col_upper=data.col_upper, cost=data.cost,
-        row_lower=data.row_lower, row_upper=data.row_upper,
+        row_lower=data.row_lower, row_upper=data.row_upper, ev_kw=data.ev_kw,
     )
     model.extra.pop("x_lo", None)
     model.extra.pop("x_up", None)

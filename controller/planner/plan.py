@@ -37,17 +37,18 @@ from controller.model.snapshot import (
 )
 from controller.planner import repair
 from controller.planner.cbc import solve_cbc
+from controller.planner.cost import resolve_pattern, solve_cost
 from controller.planner.exact import solve_semi_continuous
 from controller.planner.fallback import fair_first_slot, proportional_schedule
 from controller.planner.instance import Instance, build_instance
 from controller.planner.lp import (
     LpData,
     LpModel,
+    LpResult,
     layout_for,
     lp_data,
     matrix,
     priority_weights,
-    resolve_with_pattern,
     solve,
 )
 from controller.planner.milp import choose_met
@@ -89,6 +90,8 @@ def _solve_chain(
         if name == "highs":
             res, model, data = solve(inst, prev, model, limit_s, choose_met)
             problem = _check(res.x, data, rows, need) if res.ok else res.status
+            if problem is None and model is not None:
+                res, data = _cost_stage(inst, rows, res, model, data, limit_s)
             stats = SolveStats(res.status, "highs", res.build_ms, res.solve_ms, 0.0, res.variables,
                                res.constraints, t, res.warm, res.iterations)
             if problem is None:
@@ -125,6 +128,21 @@ def _solve_chain(
     assert stats is not None
     new_state = PlannerState(model=model)
     return x, data, stats, new_state
+
+
+def _cost_stage(
+    inst: Instance, rows: Rows, res: LpResult, model: LpModel, data: LpData, limit_s: float
+) -> tuple[LpResult, LpData]:
+    """Stage 3 (the bill) on the energy stage's checked answer; its own answer is checked the
+    same way, and where it fails the check the energy stage's stands."""
+    res3, data3 = solve_cost(inst, res, model, data, limit_s)
+    if data3 is data:
+        return res3, data
+    problem = _check(res3.x, data3, rows, inst.need_kwh)
+    if problem is None:
+        return res3, data3
+    model.stage3 = None
+    return replace(res, status=f"{res.status}; cost stage answer failed the check ({problem}), energy plan kept"), data
 
 
 def _shortfall_score(inst: Instance, data: LpData, y: FloatArray) -> float:
@@ -172,7 +190,8 @@ def _repair_variants(
             best = (score, k, z, z_lp)
     if _newly_short(inst, data, best[2], x_lp):
         # the repair lost energy the LP had found: on a small site, plan it exactly
-        exact, ms = solve_semi_continuous(inst, data, x[:, 0], inst.site.control.solver_time_limit_s)
+        energy_data = data.held if data.held is not None else data  # exactly: energy, as the stages before cost
+        exact, ms = solve_semi_continuous(inst, energy_data, x[:, 0], inst.site.control.solver_time_limit_s)
         total_ms += ms
         if exact is not None:
             exact = np.where(data.presence > 1e-9, repair.snap_to_bounds(exact, inst), 0.0)
@@ -208,7 +227,7 @@ def _fixup(
         up = np.where(paused, 0.0, x_up0)
         lo[:, 0] = x[:, 0]
         up[:, 0] = x[:, 0]
-        new, ms = resolve_with_pattern(model, data, lo, up)
+        new, ms = resolve_pattern(model, data, lo, up)
         total_ms += ms
         if new is None:
             break
@@ -224,8 +243,33 @@ def _fixup(
     return best, best_lp, total_ms
 
 
+def _peak_binds_now(inst: Instance, x: FloatArray) -> bool:
+    """Whether the first slot's grid import is at the plan's billing peak (or the peak so far) under
+    a demand charge: more now would raise what the demand charge bills."""
+    bill = inst.bill
+    if bill is None or bill.demand_price_per_kw <= 0.0 or not inst.cost_stage or x.shape[1] == 0:
+        return False
+    presence = inst.grid.presence(inst.departure_s) if inst.n else np.zeros((0, x.shape[1]))
+    load = bill.net_peak_kw + (inst.grid_kw_per_unit[:, None] * presence * x).sum(axis=0)
+    split = min(max(bill.period_split, 1), len(load))
+    peak = max(bill.peak_floor_kw, float(load[:split].max()))
+    return bool(load[0] >= peak - 1e-3 * max(1.0, peak))
+
+
+def _within_caps(x: FloatArray, inst: Instance) -> FloatArray:
+    """Every slot at most its outside cap (``SessionState.cap``), on the limit resolution; an AC
+    value that a cap cuts below the minimum current is 0."""
+    if inst.outside_caps is None or x.size == 0:
+        return x
+    step = repair.steps(inst)[:, None]
+    top = np.floor(inst.slot_max[:, : x.shape[1]] / step + 1e-7) * step
+    y = np.minimum(x, top)
+    low = inst.is_ac[:, None] & (y > 0.0) & (y < inst.min_unit[:, None] - 1e-9)
+    return np.where(low, 0.0, y)
+
+
 def _bindings(
-    inst: Instance, rows: Rows, x0: FloatArray, energy: FloatArray, paused: set[int]
+    inst: Instance, rows: Rows, x0: FloatArray, energy: FloatArray, paused: set[int], peak_now: bool = False
 ) -> list[str]:
     """The constraint that holds each session's first-slot limit where it is (vectorised)."""
     n = inst.n
@@ -247,20 +291,28 @@ def _bindings(
     need, maxs = inst.need_kwh, inst.max_unit
     is_paused = np.zeros(n, dtype=bool)
     is_paused[sorted(paused)] = True
+    cap0 = inst.slot_max[:, 0] if inst.grid.count else maxs
+    capped = (cap0 < maxs - 1e-9) & (x0 >= cap0 - 0.1)
     # the first that applies, in this order
     code = np.select(
         [
             need <= 1e-9,
             is_paused,
             over_q >= 0,
+            capped,
             (maxs <= 0) | (x0 >= maxs - 0.1),
             best_room < want + 1e-6,
             (x0 > 0) & (energy >= need - 1e-3 * np.fmax(1.0, need)),
         ],
-        [0, 1, 2, 3, 4, 5], 6,
+        [0, 1, 2, 7, 3, 4, 5], 6,
     ).tolist()
-    fixed = ("departure met", "min current: paused", "", "", "", "departure met",
-             "tariff" if inst.prices is not None else "schedule")
+    if peak_now:
+        held = "demand charge"
+    elif inst.cost_stage and inst.prices is not None:
+        held = "tariff"
+    else:
+        held = "schedule"
+    fixed = ("departure met", "min current: paused", "", "", "", "departure met", held, "csms cap")
     labels, over_l, best_l = rows.labels, over_q.tolist(), np.asarray(best).tolist()
     out: list[str] = []
     for s, c in enumerate(code):
@@ -395,7 +447,7 @@ def _plan(
         x[:, 0], inst, rows, state.paused_since, state.running_since, snapshot.now, givers
     )
     x[:, 0] = rep.x0
-    kept = new_state.model.for_fixups() if stats.solver == "highs" and new_state.model is not None else None
+    kept = new_state.model if stats.solver == "highs" else None
     x, x_lp, fixup_ms = _repair_variants(x, x_lp, inst, rows, data, kept)
     x = repair.round_to_step(x, inst, rows)
     need = inst.need_kwh.copy()
@@ -403,6 +455,7 @@ def _plan(
     x = repair.top_up(x, inst, rows, data.kwh, need, data.cost[: x.size].reshape(x.shape), lp_energy)
     x[:, 0] = repair.deadband(x[:, 0], prev, inst, rows, rep.paused)
     x[:, 1:] = repair.cap_energy(x, data.kwh, need)[:, 1:]
+    x = _within_caps(x, inst)
     x, fixes = repair.enforce_limits(x, inst, rows)
     warnings = list(inst.warnings)
     if fixes:
@@ -414,7 +467,7 @@ def _plan(
     energy = np.minimum((data.kwh * x).sum(axis=1), need) if inst.n else np.zeros(0)
     x0 = x[:, 0] if inst.n else np.zeros(0)
     sessions: list[SessionPlan] = []
-    sources = _bindings(inst, rows, x0, energy, rep.paused)
+    sources = _bindings(inst, rows, x0, energy, rep.paused, _peak_binds_now(inst, x) if inst.n else False)
     scheds = _schedules(starts, x, data.presence) if inst.n else []
     x0_l, energy_l = x0.tolist(), energy.tolist()
     for s, p in enumerate(inst.sessions):

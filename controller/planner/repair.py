@@ -176,7 +176,8 @@ def _share_freed(
     room = np.maximum(residual, 0.0)  # not capped per row by ``freed``: a one-phase neighbour
     # may use on one phase what a paused three-phase car left on three
     shares_row = (rows.a[freed > EPS] > 0).any(axis=0) if (freed > EPS).any() else np.zeros(len(x), dtype=bool)
-    mins, maxs, is_ac, _ = _arrays(inst)
+    mins, _, is_ac, _ = _arrays(inst)
+    maxs = inst.slot_max[:, 0].copy()  # the first slot's most: maximum or outside cap
     need = inst.need_kwh
     cand = shares_row & (need > EPS) & (maxs > x + EPS)
     cand[idx] = False
@@ -228,11 +229,12 @@ def round_to_step(x: FloatArray, inst: Instance, rows: Rows) -> FloatArray:
     Rounding up keeps planned energy (the vehicle stops by itself when full); rounding down is
     the safe side. Never below an AC minimum, never above the maximum.
     """
-    mins, maxs, is_ac, _ = _arrays(inst)
+    mins, _, is_ac, _ = _arrays(inst)
     shape = (-1,) + (1,) * (x.ndim - 1)
     step = steps(inst).reshape(shape)
     m = mins.reshape(shape)
-    top = np.floor(maxs.reshape(shape) / step + 1e-7) * step
+    most = inst.slot_max[:, : x.shape[1]] if x.ndim == 2 else inst.slot_max[:, 0] if inst.grid.count else inst.max_unit
+    top = np.floor(most / step + 1e-7) * step
     down = np.floor(x / step + 1e-7) * step
     keep_min = is_ac.reshape(shape) & (x >= m - 1e-9) & (down < m)
     down = np.where(keep_min, m, down)
@@ -279,7 +281,8 @@ def deadband(
     band_a = max(0.0, inst.site.control.deadband_a)
     if band_a <= 0 or not prev:
         return x0
-    mins, maxs, is_ac = inst.min_unit, inst.max_unit, inst.is_ac
+    mins, is_ac = inst.min_unit, inst.is_ac
+    maxs = inst.slot_max[:, 0] if inst.grid.count else inst.max_unit  # an outside cap counts
     # last cycle's limit per session (NaN: none, or not a number: no deadband)
     old = np.array([prev.get(sid, math.nan) for sid in inst.session_ids], dtype=np.float64)
     known = np.isfinite(old)
@@ -344,7 +347,8 @@ def top_up(
     first (``slot_cost[s, t]``). Slot 0 is only raised for sessions already charging in it. With
     ``lp_energy``, only sessions that now get less than the LP planned are topped up.
     """
-    mins, maxs, is_ac, prio = _arrays(inst)
+    mins, _, is_ac, prio = _arrays(inst)
+    maxs = inst.slot_max[:, : x.shape[1]]  # per slot: maximum or outside cap
     step = steps(inst)
     y = x.copy()
     energy = (kwh * y).sum(axis=1)

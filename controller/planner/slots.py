@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -83,26 +82,14 @@ def build_slots(now: datetime, next_plan_at: datetime, end: datetime, control: C
 
 
 def tariff_prices(grid: SlotGrid, tariff: tuple[TariffStep, ...], tz_name: str) -> FloatArray | None:
-    """Price per kWh at each slot's midpoint in site-local time, or ``None`` without a tariff."""
-    if not tariff:
+    """Price per kWh of each slot (time-weighted mean over the slot, the daily steps read in
+    site-local wall-clock time), or ``None`` without a tariff."""
+    from controller.planner.prices import daily_steps, site_tz, slot_prices
+
+    if not tariff or grid.count == 0:
         return None
-    try:
-        tz = ZoneInfo(tz_name)
-    except (KeyError, ValueError):
-        tz = ZoneInfo("UTC")
-    steps = sorted(tariff, key=lambda s: s.at)
-    secs = [s.at.hour * 3600 + s.at.minute * 60 + s.at.second for s in steps]
-    prices = np.empty(grid.count)
-    mids = (grid.starts_s + grid.ends_s) / 2.0
-    for i, mid in enumerate(mids):
-        local = datetime.fromtimestamp(float(mid), tz=tz)
-        sod = local.hour * 3600 + local.minute * 60 + local.second
-        price = steps[-1].price_per_kwh  # before the first step of the day: yesterday's last
-        for step_s, step in zip(secs, steps, strict=True):
-            if sod >= step_s:
-                price = step.price_per_kwh
-        prices[i] = price if math.isfinite(price) else 0.0
-    return prices
+    daily = daily_steps(tariff, site_tz(tz_name), float(grid.starts_s[0]), float(grid.ends_s[-1]))
+    return slot_prices(grid.starts_s, grid.ends_s, daily, None)
 
 
 def horizon_end(now: datetime, departures: list[datetime], control: Control) -> datetime:
