@@ -221,6 +221,29 @@ class StoreInfo(_Model):
     broken: bool = Field(description="True when the store gave up writing (disk full, corrupt file …).")
 
 
+class UpstreamLinkInfo(_Model):
+    """One charger's link to the operator's CSMS (local-controller mode)."""
+
+    charger_id: str
+    state: Literal["connecting", "up", "down", "closed"] = Field(
+        description="connecting (an attempt under way), up, down (between attempts: back-off), closed (the "
+        "charger is not connected to depotctl)."
+    )
+    connected: bool = Field(description="True while the link is up.")
+    queue_messages: Count = Field(description="The charger's messages queued for the CSMS, not yet delivered.")
+    since: AwareDatetime | None = Field(description="When the link entered this state.")
+
+
+class UpstreamInfo(_Model):
+    """Local-controller mode: depotctl between the chargers and the operator's CSMS."""
+
+    url: str = Field(description="The CSMS (each charger connects as {url}/{charger id}).")
+    connected: Count = Field(description="Chargers whose upstream link is up.")
+    chargers: Count = Field(description="Chargers with an upstream link (connected to depotctl) or a backlog.")
+    queue_messages: Count = Field(description="Messages queued for the CSMS, all chargers (in SQLite).")
+    links: list[UpstreamLinkInfo]
+
+
 class StatusResponse(_Model):
     """``GET /api/v1/status``: everything an operator needs on one page."""
 
@@ -239,6 +262,9 @@ class StatusResponse(_Model):
     plan: PlanInfo | None = Field(description="The last plan; None before the first one.")
     loop: LoopInfo
     store: StoreInfo | None = Field(description="The history store; None when storage is off.")
+    upstream: UpstreamInfo | None = Field(
+        default=None, description="Local-controller mode's links to the CSMS; None without ocpp.upstream."
+    )
 
 
 class ErrorResponse(_Model):

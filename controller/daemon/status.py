@@ -32,6 +32,7 @@ from controller.api.models import (
     StatusResponse,
     StoreInfo,
     UncontrolledInfo,
+    UpstreamInfo,
 )
 from controller.chargers.planning import session_id
 from controller.chargers.state import ChargerState, ConnectorState
@@ -94,6 +95,8 @@ class StatusFace:
     store: Callable[[], Store | None]
     commissioned: Callable[[str], Commissioned] = lambda _charger_id: "never"
     """Per charger, its last commissioning: passed, failed (or aborted), running now, never."""
+    upstream: Callable[[], UpstreamInfo | None] = lambda: None
+    """Local-controller mode: the links to the CSMS and the queue (``None`` without upstream)."""
 
 
 class HasStatusFace(Protocol):
@@ -153,6 +156,7 @@ def build_status(source: StatusFace | HasStatusFace) -> StatusResponse:
         plan=_plan_info(outcome.plan, face.planning) if outcome is not None else None,
         loop=_loop_info(face.loop),
         store=_store_info(face.store()),
+        upstream=face.upstream(),
     )
 
 

@@ -81,6 +81,7 @@ class Proxy:
         rng: random.Random | None = None,
     ) -> None:
         self._site = site
+        self._last_upstream: Upstream | None = None
         self.store = store
         self.control = control
         self.caps = caps
@@ -102,10 +103,13 @@ class Proxy:
 
     @property
     def upstream(self) -> Upstream:
+        """The site's ``ocpp.upstream`` (a reload that drops it keeps the last one to the restart)."""
         up = self._site().ocpp.upstream
-        if up is None:
+        if up is not None:
+            self._last_upstream = up
+        elif self._last_upstream is None:
             raise RuntimeError("local-controller mode without ocpp.upstream")
-        return up
+        return self._last_upstream
 
     @staticmethod
     def _load_passwords(up: Upstream) -> Passwords | None:
