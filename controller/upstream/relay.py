@@ -44,7 +44,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -53,8 +53,9 @@ from ocpp.messages import Call, CallError, CallResult
 
 from controller.chargers.control import Control
 from controller.chargers.rpc import call_error_frame
-from controller.chargers.session import CallRelay, OcppSession, relayed_call
+from controller.chargers.session import MEASURANDS, CallRelay, OcppSession, relayed_call
 from controller.upstream.authcache import AuthCache, Change
+from controller.upstream.guard import merged_sampling, refused_items, rejected_result, sampling_asked
 from controller.upstream.link import Error, LinkState, Reply, Result, UpstreamLink
 from controller.upstream.store import Queued, UpstreamStore
 from controller.upstream.txids import TxIds
@@ -130,6 +131,8 @@ class RelayHost(Protocol):
     def caps_changed(self) -> None: ...
 
     def forget_tx(self, charger_id: str, local: int) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
 
 
 QUEUED_16 = frozenset({
@@ -457,13 +460,14 @@ class ChargerRelay(CallRelay):
                     self.charger_id, self.version, connector if isinstance(connector, int) else None, profile
                 )
                 self.proxy.caps_changed()
-        own_id = f"up-{next(self._ids)}"
-        timeout_s = self.proxy.forward_timeout_s()
-        reply = await self.proxy.control.foreign_call(
-            self.charger_id, lambda: relayed_call(self.session, own_id, action, request, timeout_s)
-        )
+        refused = refused_items(request) if self.version != "1.6" and action == "SetVariables" else []
+        if refused:
+            await self._set_variables_guarded(unique_id, request, refused)
+            return
+        reply = await self._forward(action, request)
         if reply is None:
-            LOG.warning("%s: no answer to the CSMS's %s within %.0f s", self.charger_id, action, timeout_s)
+            LOG.warning("%s: no answer to the CSMS's %s within %.1f s", self.charger_id, action,
+                        self.proxy.forward_timeout_s())
             self.proxy.count("forward_unanswered")
             await self.link.send(call_error_frame(self.version, unique_id, "InternalError", NO_ANSWER))
             return
@@ -473,12 +477,66 @@ class ChargerRelay(CallRelay):
             if action == "SendLocalList" and body.get("status") == "Accepted":
                 self.proxy.learn_auth(self.proxy.auth.learn_local_list(self.version, request))
             await self.link.send(result_frame(unique_id, body))
+            asked = sampling_asked(self.version, action, request)
+            if asked and "Accepted" in json.dumps(body):
+                self.proxy.spawn(self._sampling_again(asked))
             return
         assert isinstance(reply, CallError)
         details = reply.error_details if isinstance(reply.error_details, dict) else {}
         await self.link.send(
             error_frame(unique_id, Error(str(reply.error_code), str(reply.error_description or ""), details))
         )
+
+    async def _forward(self, action: str, request: dict[str, Any]) -> CallResult | CallError | None:
+        """Through the charger's call queue, bounded as a whole (the wait for its turn included)."""
+        own_id = f"up-{next(self._ids)}"
+        timeout_s = self.proxy.forward_timeout_s()
+        try:
+            return await asyncio.wait_for(self.proxy.control.foreign_call(
+                self.charger_id, lambda: relayed_call(self.session, own_id, action, request, timeout_s)
+            ), timeout_s + 1.0)
+        except TimeoutError:
+            return None
+
+    async def _set_variables_guarded(self, unique_id: str, request: dict[str, Any], refused: list[int]) -> None:
+        """A 2.0.1 SetVariables switching smart charging off: those items Rejected here, the rest
+        forwarded; one answer, the results in the order asked (:mod:`.guard`)."""
+        items = list(request.get("setVariableData") or [])
+        results: list[Any] = [rejected_result(items[i]) if i in refused else None for i in range(len(items))]
+        LOG.warning("%s: the CSMS asked to switch smart charging off: refused", self.charger_id)
+        self.proxy.count("refused_smart_charging_off")
+        keep = [i for i in range(len(items)) if i not in refused]
+        if keep:
+            reply = await self._forward("SetVariables", {**request, "setVariableData": [items[i] for i in keep]})
+            if reply is None:
+                await self.link.send(call_error_frame(self.version, unique_id, "InternalError", NO_ANSWER))
+                return
+            if isinstance(reply, CallError):
+                details = reply.error_details if isinstance(reply.error_details, dict) else {}
+                await self.link.send(
+                    error_frame(unique_id, Error(str(reply.error_code), str(reply.error_description or ""), details))
+                )
+                return
+            got = list((reply.payload or {}).get("setVariableResult") or [])
+            for i, result in zip(keep, got, strict=False):
+                results[i] = result
+        await self.link.send(result_frame(unique_id, {"setVariableResult": [r for r in results if r is not None]}))
+        asked = sampling_asked(self.version, "SetVariables", {"setVariableData": [items[i] for i in keep]})
+        if asked and "Accepted" in json.dumps(results):
+            self.proxy.spawn(self._sampling_again(asked))
+
+    async def _sampling_again(self, asked: dict[str, str]) -> None:
+        """After the CSMS changed meter sampling: what depotctl and the CSMS both need (:mod:`.guard`)."""
+        interval, measurands = merged_sampling(self.session.ctx.site.ocpp.meter_sample_s, MEASURANDS, asked)
+        try:
+            await self.proxy.control.foreign_call(
+                self.charger_id, lambda: self.session.configure_sampling(interval, measurands)
+            )
+        except Exception:
+            LOG.exception("%s: meter sampling not set again after the CSMS changed it", self.charger_id)
+            return
+        LOG.info("%s: meter sampling set again after the CSMS's change: every %d s, %s", self.charger_id,
+                 interval, ",".join(measurands))
 
     def _rewrite_down(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """A 1.6 call naming a CSMS transaction id the charger knows by a local one, rewritten."""

@@ -103,12 +103,25 @@ async def test_the_csmss_calls_reach_the_chargers_with_ids_of_depotctls_own(tmp_
             assert (await csms.data_transfer(cid, "acme", "hello"))["status"] == "UnknownVendorId"
             assert (await csms.trigger_message(cid, "StatusNotification", 1))["status"] == "Accepted"
             await eventually(lambda cid=cid: len(csms.log(cid).statuses) >= 2, 3.0, "the triggered status")  # type: ignore[misc]
+            # meter sampling changed by the CSMS: passed on, then set again to what both need
+            sim = sims[cid]
+            await eventually(lambda sim=sim: "Current.Import" in sim.measurands(), 3.0, "depotctl's sampling")  # type: ignore[misc]
             if CHARGERS[cid] == "1.6":
                 assert (await csms.change_configuration(cid, "MeterValueSampleInterval", "7"))["status"] == "Accepted"
-                assert sims[cid].config["MeterValueSampleInterval"] == "7"
-            else:
-                out = await csms.set_variables(cid, [("SampledDataCtrlr", "TxUpdatedInterval", "7")])
-                assert out["setVariableResult"][0]["attributeStatus"] == "Accepted"
+                answer = await csms.change_configuration(cid, "MeterValuesSampledData", "Energy.Active.Import.Register")
+                assert answer["status"] == "Accepted"
+            else:  # and smart charging switched off: refused, never forwarded
+                out = await csms.set_variables(cid, [("SmartChargingCtrlr", "Enabled", "false"),
+                                                     ("SampledDataCtrlr", "TxUpdatedInterval", "7")])
+                assert [r["attributeStatus"] for r in out["setVariableResult"]] == ["Rejected", "Accepted"]
+                assert out["setVariableResult"][0]["variable"]["name"] == "Enabled"
+                got = [f[3] for f in loop.received[cid] if f[0] == 2 and f[2] == "SetVariables"]
+                assert not [i for p in got for i in p["setVariableData"] if i["variable"]["name"] == "Enabled"]
+            assert ("MeterValueSampleInterval", "7", "Accepted") in sim.record.config_changes
+            await eventually(  # the shorter interval, depotctl's measurands and the CSMS's
+                lambda sim=sim: sim.config["MeterValueSampleInterval"] == "1" and "Current.Import" in sim.measurands(),  # type: ignore[misc]
+                3.0, "sampling set again")
+            assert "Energy.Active.Import.Register" in sim.measurands()
             # a call the charger does not implement: its CALLERROR goes back as it is
             try:
                 await csms.reset(cid)
@@ -119,21 +132,40 @@ async def test_the_csmss_calls_reach_the_chargers_with_ids_of_depotctls_own(tmp_
             forwarded = [f for f in loop.received[cid] if f[0] == 2 and f[2] in ("DataTransfer", "TriggerMessage")]
             assert forwarded and all(str(f[1]).startswith("up-") for f in forwarded)
 
-        # a charger that never answers: the CSMS hears so within the proxy's timeout
+        # a charger that answers depotctl but never the CSMS's call: the CSMS hears so within the
+        # proxy's timeout, and meanwhile the charger's one call slot is known to be taken
         async with websockets.asyncio.client.connect(
             f"{loop.url}/HUNG", subprotocols=[Subprotocol("ocpp1.6")], open_timeout=2, ping_interval=None
         ) as ws:
-            boot_request = {"chargePointVendor": "v", "chargePointModel": "m"}
-            await ws.send(json.dumps([2, "b1", "BootNotification", boot_request]))
-            boot = json.loads(await asyncio.wait_for(ws.recv(), 3))
-            assert boot[0] == 3 and boot[2]["status"] == "Accepted"
-            await csms.wait_connected("HUNG", booted=1)
-            t0 = asyncio.get_running_loop().time()
+            answering = asyncio.create_task(_answer_all_but_data_transfer(ws))
             try:
-                await csms.data_transfer("HUNG", "acme")
-            except CallErrorAnswer as exc:
-                assert exc.code == "InternalError"
-            else:
-                raise AssertionError("no CALLERROR for an unanswered call")
-            assert asyncio.get_running_loop().time() - t0 < 2.5
+                await csms.wait_connected("HUNG", booted=1)
+                await eventually(lambda: loop.cs.control.failsafe_installed("HUNG"), 5.0, "HUNG set up")
+                await asyncio.sleep(0.5)  # the rest of depotctl's set-up (sampling)
+                assert loop.cs.control.lowerable_now("HUNG")
+                t0 = asyncio.get_running_loop().time()
+                call = asyncio.create_task(csms.data_transfer("HUNG", "acme"))
+                await asyncio.sleep(1.2)
+                assert not loop.cs.control.lowerable_now("HUNG")  # a decrease would wait behind it
+                try:
+                    await call
+                except CallErrorAnswer as exc:
+                    assert exc.code == "InternalError"
+                else:
+                    raise AssertionError("no CALLERROR for an unanswered call")
+                assert asyncio.get_running_loop().time() - t0 < 2.5
+                assert loop.cs.control.lowerable_now("HUNG")
+            finally:
+                answering.cancel()
         loop.assert_clean()
+
+
+async def _answer_all_but_data_transfer(ws: websockets.asyncio.client.ClientConnection) -> None:
+    """A bare 1.6 charger: boots, accepts what depotctl asks, never answers a DataTransfer."""
+    answers = {"GetConfiguration": {"configurationKey": []}, "SetChargingProfile": {"status": "Accepted"},
+               "ChangeConfiguration": {"status": "Accepted"}}
+    await ws.send(json.dumps([2, "b1", "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]))
+    async for raw in ws:
+        frame = json.loads(raw)
+        if frame[0] == 2 and frame[2] in answers:
+            await ws.send(json.dumps([3, frame[1], answers[frame[2]]]))
