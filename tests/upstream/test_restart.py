@@ -1,7 +1,7 @@
 """``kill -9`` of ``depotctl run`` while the CSMS is away loses nothing: the queued transaction
 messages (meter values, the 1.6 StopTransaction, the 2.0.1 TransactionEvent Ended) are in SQLite,
 and the restarted daemon delivers them to the CSMS once the chargers are back, in order, with the
-original timestamps and the CSMS's transaction ids, each once."""
+original timestamps and the CSMS's transaction ids, each once. The CSMS's caps survive too."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ async def test_kill_9_during_the_outage_loses_nothing(tmp_path: Path) -> None:
         for cid in ("CP07", "CP08"):
             await csms.wait_until(lambda cid=cid: bool(csms.transactions(cid)), 10.0, f"{cid} transaction")  # type: ignore[misc]
             txs[cid] = csms.transactions(cid)[0]
+        assert (await csms.set_cap("CP07", 10.0))["status"] == "Accepted"  # kept across the restart too
 
         await csms.go_away()
 
@@ -78,5 +79,7 @@ async def test_kill_9_during_the_outage_loses_nothing(tmp_path: Path) -> None:
             assert [m.timestamp for m in tx.meter_values] == _stamps_sent(up, cid, tx.key), cid
             assert {m.transaction_id for m in tx.meter_values} == {tx.key}
         assert txs["CP07"].stop_reason == "EVDisconnected"
+        composite = await csms.get_composite_schedule("CP07", 0, 300, "A")  # the restarted cap book's answer
+        assert composite["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 10.0
         assert txs["CP08"].events[-1].event_type == "Ended"
         up.assert_clean()  # no duplicate, no unknown transaction, every frame valid both ways
