@@ -14,8 +14,14 @@ meter values every ``--meter-s`` seconds; then measure
   all are set up again, the worst event-loop lag meanwhile (what a control loop in this process
   would suffer) and the time of one ``apply`` issued during the storm.
 
-Usage: ``python bench/ocpp.py [--sizes 100,500,1000] [--steady-s 60] [--json]``.
-Targets (issue 6): 1000 chargers, push-to-all ≤ 2 s, server CPU ≤ 25 % of one core (15 s/min).
+``--upstream``: local-controller mode (issue 17). The rig's CSMS runs in a third process and every
+charger is proxied to it (one upstream link per charger, every charger message forwarded, the
+CSMS's answers relayed back); the same figures, plus the time until every upstream link is up and
+whether every transaction got the CSMS's id. The CPU figures stay this (depotctl's) process's.
+
+Usage: ``python bench/ocpp.py [--sizes 100,500,1000] [--steady-s 60] [--upstream] [--json]``.
+Targets (issue 6): 1000 chargers, push-to-all ≤ 2 s, server CPU ≤ 25 % of one core (15 s/min);
+(issue 17) the same push-to-all ≤ 2 s with upstream on.
 """
 
 from __future__ import annotations
@@ -36,8 +42,12 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+from controller.chargers.clock import utc_now  # noqa: E402
 from controller.chargers.server import CentralSystem  # noqa: E402
-from controller.model.site import Charger, Grid, Ocpp, Site, SiteInfo  # noqa: E402
+from controller.model.site import Charger, Grid, Ocpp, Site, SiteInfo, Upstream  # noqa: E402
+from controller.upstream.caps import CapBook  # noqa: E402
+from controller.upstream.proxy import Proxy  # noqa: E402
+from controller.upstream.store import UpstreamStore  # noqa: E402
 
 
 def _raise_fd_limit() -> None:
@@ -47,7 +57,7 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def bench_site(n: int, meter_s: int) -> Site:
+def bench_site(n: int, meter_s: int, upstream_url: str | None = None) -> Site:
     chargers = tuple(
         Charger(id=f"CP{i:04d}", circuit="grid", kind="ac", phases=3, phase_rotation="L1-L2-L3", max_a=32.0)
         for i in range(n)
@@ -56,8 +66,30 @@ def bench_site(n: int, meter_s: int) -> Site:
         site=SiteInfo("bench", "UTC"),
         grid=Grid(limit_a=100_000.0),
         chargers=chargers,
-        ocpp=Ocpp(listen="127.0.0.1:0", security_profile=0, meter_sample_s=meter_s, call_timeout_s=5.0),
+        ocpp=Ocpp(
+            listen="127.0.0.1:0", security_profile=0, meter_sample_s=meter_s, call_timeout_s=5.0,
+            upstream=Upstream(url=upstream_url, security_profile=0) if upstream_url else None,
+        ),
     )
+
+
+# --- worker: the rig's CSMS (a separate process, --upstream) ---------------------------------------
+
+
+async def csms_worker() -> None:
+    from hil.csms import CsmsOptions, SimCsms
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    csms = SimCsms(utc_now, CsmsOptions(call_timeout_s=10.0))
+    await csms.start()
+    print(f"url {csms.url}", flush=True)
+    while (await reader.readline()).decode().strip() == "count":
+        txs = csms.transactions()
+        numbered = sum(1 for t in txs if isinstance(t.transaction_id, int) and t.transaction_id >= 100_001)
+        print(f"transactions {len(txs)} {numbered} violations {len(csms.violations())}", flush=True)
+    await csms.stop()
 
 
 # --- worker: the simulated chargers (a separate process) -----------------------------------------
@@ -119,9 +151,26 @@ async def _wait_until(pred: Any, timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def run_size(n: int, steady_s: float, meter_s: int, pushes: int) -> dict[str, Any]:
-    site = bench_site(n, meter_s)
+async def run_size(n: int, steady_s: float, meter_s: int, pushes: int, upstream: bool = False) -> dict[str, Any]:
+    csms_proc = None
+    proxy = None
+    tmp = None
+    if upstream:
+        import tempfile
+
+        csms_proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--csms-worker", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        upstream_url = (await _line(csms_proc, 60)).removeprefix("url ")
+        site = bench_site(n, meter_s, upstream_url)
+        tmp = tempfile.TemporaryDirectory(prefix="depotctl-bench-")
+    else:
+        site = bench_site(n, meter_s)
     cs = CentralSystem(site, host="127.0.0.1", port=0, boot_grace_s=5.0)
+    if tmp is not None:
+        proxy = Proxy(lambda: site, UpstreamStore(Path(tmp.name) / "depot.db"), cs.control, CapBook(utc_now), utc_now)
+        await proxy.open()
+        cs.relays = proxy
     await cs.start()
     url = f"ws://127.0.0.1:{cs.port}/ocpp"
     proc = await asyncio.create_subprocess_exec(
@@ -148,6 +197,16 @@ async def run_size(n: int, steady_s: float, meter_s: int, pushes: int) -> dict[s
         assert await _line(proc, 120) == "connected"
         assert await _line(proc, 120) == "plugged"
         await _wait_until(lambda: all(cs.state(c).transaction(1) is not None for c in ids), 60)
+        upstream_row: dict[str, Any] = {}
+        if proxy is not None and csms_proc is not None:
+            await _wait_until(lambda: sum(1 for x in proxy.status() if x.connected) == n, 120)
+            upstream_row["upstream_all_up_s"] = round(time.monotonic() - t0, 3)
+            assert csms_proc.stdin is not None
+            csms_proc.stdin.write(b"count\n")
+            await csms_proc.stdin.drain()
+            _, total, numbered, _, violations = (await _line(csms_proc, 30)).split()
+            upstream_row.update(csms_transactions=int(total), csms_numbered=int(numbered),
+                                csms_violations=int(violations), queue_messages=proxy.queue_depth())
 
         # steady state: meter values only
         await asyncio.sleep(min(meter_s, steady_s))  # let the first round of meter values settle in
@@ -194,7 +253,16 @@ async def run_size(n: int, steady_s: float, meter_s: int, pushes: int) -> dict[s
             proc.kill()
         await proc.wait()
         await cs.stop()
+        if proxy is not None:
+            await proxy.close()
+        if csms_proc is not None:
+            if csms_proc.returncode is None:
+                csms_proc.kill()
+            await csms_proc.wait()
+        if tmp is not None:
+            tmp.cleanup()
     return {
+        "upstream": upstream,
         "chargers": n,
         "connect_all_s": round(t_connected, 3),
         "setup_all_s": round(t_setup, 3),
@@ -209,6 +277,7 @@ async def run_size(n: int, steady_s: float, meter_s: int, pushes: int) -> dict[s
         "storm_max_loop_lag_s": round(lag.max_lag, 3),
         "storm_apply_s": round(apply_during_storm, 3),
         "storm_apply_status": one.status,
+        **upstream_row,
     }
 
 
@@ -244,7 +313,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for n in args.sizes:
-        row = await run_size(n, args.steady_s, args.meter_s, args.pushes)
+        row = await run_size(n, args.steady_s, args.meter_s, args.pushes, args.upstream)
         rows.append(row)
         if not args.json:
             print(f"N={n}: {row}", file=sys.stderr, flush=True)
@@ -257,11 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--worker":
         asyncio.run(worker(argv[1], int(argv[2]), float(argv[3])))
         return 0
+    if argv and argv[0] == "--csms-worker":
+        asyncio.run(csms_worker())
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 500, 1000])
     parser.add_argument("--steady-s", type=float, default=60.0, help="steady-state CPU window [s]")
     parser.add_argument("--meter-s", type=int, default=10, help="meter value interval [s]")
     parser.add_argument("--pushes", type=int, default=3)
+    parser.add_argument("--upstream", action="store_true", help="local-controller mode: proxied to the rig's CSMS")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
     rows = asyncio.run(main_async(args))

@@ -281,6 +281,29 @@ class EnergyInfo(_Model):
     pv_kw: float | None = Field(description="PV output now [kW]; None without PV or a fresh reading.")
 
 
+class UpstreamLinkInfo(_Model):
+    """One charger's link to the operator's CSMS (local-controller mode)."""
+
+    charger_id: str
+    state: Literal["connecting", "up", "down", "closed"] = Field(
+        description="connecting (an attempt under way), up, down (between attempts: back-off), closed (the "
+        "charger is not connected to depotctl)."
+    )
+    connected: bool = Field(description="True while the link is up.")
+    queue_messages: Count = Field(description="The charger's messages queued for the CSMS, not yet delivered.")
+    since: AwareDatetime | None = Field(description="When the link entered this state.")
+
+
+class UpstreamInfo(_Model):
+    """Local-controller mode: depotctl between the chargers and the operator's CSMS."""
+
+    url: str = Field(description="The CSMS (each charger connects as {url}/{charger id}).")
+    connected: Count = Field(description="Chargers whose upstream link is up.")
+    chargers: Count = Field(description="Chargers with an upstream link (connected to depotctl) or a backlog.")
+    queue_messages: Count = Field(description="Messages queued for the CSMS, all chargers (in SQLite).")
+    links: list[UpstreamLinkInfo]
+
+
 class StatusResponse(_Model):
     """``GET /api/v1/status``: everything an operator needs on one page."""
 
@@ -301,6 +324,9 @@ class StatusResponse(_Model):
     store: StoreInfo | None = Field(description="The history store; None when storage is off.")
     energy: EnergyInfo | None = Field(
         None, description="The bill: price, today's cost, the billing period's peak, PV; None from an older daemon."
+    )
+    upstream: UpstreamInfo | None = Field(
+        default=None, description="Local-controller mode's links to the CSMS; None without ocpp.upstream."
     )
 
 

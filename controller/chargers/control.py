@@ -35,6 +35,8 @@
   after its end, until a newer accepted profile replaces it on the charger.
 * :meth:`Control.send_spec` sends a ready-built profile as it is (commissioning): through the
   same one-call-per-charger queue and into the same book, without quirk fall-backs.
+* :meth:`Control.foreign_call` runs a call the operator's CSMS made (local-controller mode)
+  through the same queue, behind every waiting decrease.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from controller.chargers.call_queue import CallQueue
 from controller.chargers.clock import Clock
@@ -72,6 +74,7 @@ from controller.config.schema import KNOWN_QUIRKS
 from controller.model.site import GRID_ID, Charger, Site
 
 LOG = logging.getLogger("depotctl.chargers.control")
+T = TypeVar("T")
 
 ApplyStatus = Literal[
     "accepted", "unchanged", "superseded", "not_connected", "deferred", "rejected", "timeout", "failed"
@@ -546,6 +549,19 @@ class Control:
         for cid in sorted(set(self._ctl) | set(self._chargers)):
             if self._session_of(cid) is not None and not self.failsafe_installed(cid):
                 self.keep_failsafe(cid)
+
+    async def foreign_call(self, charger_id: str, run: Callable[[], Awaitable[T]]) -> T:
+        """Run a call that is not ours — the CSMS's, forwarded in local-controller mode — through
+        the charger's call queue: after every decrease waiting, never superseded, and seen by
+        :meth:`lowerable_now` while it waits for its answer (a decrease waits behind it)."""
+        ctl = self.ctl(charger_id)
+        await ctl.queue.acquire(("foreign", next(ctl.seq)), urgent=False)  # a unique key: never superseded
+        ctl.in_flight_since = self.clock()
+        try:
+            return await run()
+        finally:
+            ctl.in_flight_since = None
+            ctl.queue.release()
 
     async def send_spec(self, charger_id: str, spec: ProfileSpec, *, urgent: bool = True) -> ApplyResult:
         """Send one profile exactly as built — no quirk fall-backs, nothing learnt from a rejection

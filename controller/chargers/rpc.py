@@ -13,13 +13,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 from websockets.exceptions import ConnectionClosed
+
+if TYPE_CHECKING:
+    from controller.chargers.session import CallRelay
 
 LOG = logging.getLogger("depotctl.chargers.rpc")
 
@@ -84,6 +87,11 @@ class RobustRpcMixin:
     _response_queue: Any
     _handle_call: Callable[[Call], Awaitable[Any]]
 
+    relay: CallRelay | None = None
+    """Local-controller mode: the charger's CALLs go to the relay (:mod:`.relay_hook`), which
+    answers them; ``None``: answered here, as always."""
+    _capture: tuple[str, list[str]] | None = None
+
     work_slots: asyncio.Semaphore | None = None
     """Shared by all sessions of a server: at most this many frames are processed at once, so a
     burst (hundreds of chargers booting after a power cut) is spread over many loop iterations
@@ -111,13 +119,45 @@ class RobustRpcMixin:
             return
 
     async def _send(self, message: str) -> None:
+        if self._capture is not None and _answers(message, self._capture[0]):
+            self._capture[1].append(message)
+            return
         if self.frame_hook is not None:
             self.frame_hook("out", message)
         await self._connection.send(message)
 
+    async def send_frame(self, message: str) -> None:
+        """Send one frame as it is (the relay's answers and forwarded calls)."""
+        await self._send(message)
+
     async def _error(self, unique_id: str, code: str, description: str, cause: str = "") -> None:
         LOG.info("%s: CALLERROR %s to a frame: %s", self.id, code, cause or description)
         await self._send(call_error_frame(self._ocpp_version, unique_id, code, description, cause))
+
+    async def _answer(self, call: Call) -> None:
+        """Handle a CALL and send the answer (a CALLRESULT, or a CALLERROR for any failure)."""
+        uid = call.unique_id
+        try:
+            await self._handle_call(call)
+        except OCPPError as error:
+            cause = error.details.get("cause", "") if isinstance(error.details, dict) else ""
+            await self._error(uid, str(error.code), str(error.description), str(cause))
+        except ConnectionClosed:
+            raise
+        except Exception as exc:  # never let one bad frame end the session
+            LOG.exception("%s: error handling %s", self.id, call.action)
+            await self._error(uid, "InternalError", "An internal error occurred", type(exc).__name__)
+
+    async def answer_locally(self, call: Call) -> str | None:
+        """Handle a CALL as :meth:`_answer` does — every handler and state update — but return
+        the answer frame instead of sending it (``None``: the handler sent none)."""
+        captured: list[str] = []
+        self._capture = (call.unique_id, captured)
+        try:
+            await self._answer(call)
+        finally:
+            self._capture = None
+        return captured[0] if captured else None
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         version = self._ocpp_version
@@ -144,16 +184,10 @@ class RobustRpcMixin:
                 await self._error(uid, "FormatViolation", "Payload must be a JSON object")
                 return
             call = Call(uid, msg[2], msg[3])
-            try:
-                await self._handle_call(call)
-            except OCPPError as error:
-                cause = error.details.get("cause", "") if isinstance(error.details, dict) else ""
-                await self._error(uid, str(error.code), str(error.description), str(cause))
-            except ConnectionClosed:
-                raise
-            except Exception as exc:  # never let one bad frame end the session
-                LOG.exception("%s: error handling %s", self.id, msg[2])
-                await self._error(uid, "InternalError", "An internal error occurred", type(exc).__name__)
+            if self.relay is not None:
+                await self.relay.charger_call(call)
+            else:
+                await self._answer(call)
             return
         if kind in (3, 4):
             if not self._call_lock.locked():
@@ -168,3 +202,12 @@ class RobustRpcMixin:
         await self._error(
             uid, "MessageTypeNotSupported" if version != "1.6" else "ProtocolError", f"Unknown message type {kind!r}"
         )
+
+
+def _answers(message: str, unique_id: str) -> bool:
+    """``message`` is the CALLRESULT or CALLERROR to the call ``unique_id``."""
+    try:
+        frame = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(frame, list) and len(frame) >= 2 and frame[0] in (3, 4) and frame[1] == unique_id

@@ -49,7 +49,7 @@ from controller.chargers.auth import Passwords, parse_basic
 from controller.chargers.clock import Clock, utc_now
 from controller.chargers.control import FAILSAFE_RETRY_S, Control
 from controller.chargers.events import ChargerEvent, EventSink, ignore
-from controller.chargers.session import MEASURANDS, OcppSession, SessionContext
+from controller.chargers.session import MEASURANDS, OcppSession, RelayFactory, SessionContext
 from controller.chargers.state import ChargerState
 from controller.chargers.v16 import V16Session
 from controller.chargers.v201 import V201Session
@@ -93,8 +93,11 @@ class CentralSystem:
         setup_slots: int = 64,
         frame_hook: Callable[[str, str, str | bytes], None] | None = None,
         failsafe_retry_s: tuple[float, float] = FAILSAFE_RETRY_S,
+        relays: RelayFactory | None = None,
     ) -> None:
         self.site = site
+        self.relays = relays
+        """Local-controller mode (``ocpp.upstream``): each charger's CALLs go through its relay."""
         self.passwords = passwords
         self.clock = clock
         self._emit = emit
@@ -300,6 +303,9 @@ class CentralSystem:
             session.frame_hook = lambda direction, raw: hook(version, direction, raw)
         session.on_frame = lambda: _seen(st, self.clock)
         session.work_slots = self._work_slots
+        relays = self.relays
+        if relays is not None:
+            session.relay = relays.attach(cid, session)
         link = _Link(ws, session)
         old = self._links.get(cid)
         self._links[cid] = link
@@ -324,6 +330,8 @@ class CentralSystem:
                 st.connected = False
                 self.control.connection_lost(cid)
                 ctx.event("disconnected")
+            if relays is not None and session.relay is not None:
+                await relays.detach(cid, session.relay)
 
     async def _setup(self, cid: str, link: _Link) -> None:
         """After boot (or a grace period for a reconnect without boot): capabilities, the fail-safe

@@ -1,5 +1,14 @@
 """What the 1.6 and 2.0.1 sessions share: their context, bounded calls, and the session protocol
-the server and :mod:`controller.chargers.control` program against."""
+the server and :mod:`controller.chargers.control` program against.
+
+Local-controller mode (``ocpp.upstream``, :mod:`controller.upstream`) hooks in here: with an
+upstream CSMS, every CALL a charger sends is still handled locally — its state, sessions and
+clock offset stay exactly as without one — but the frame the charger gets back is the relay's to
+decide (:class:`CallRelay`): the CSMS's answer when it comes in time, else the local one. The
+central system knows the relays only as a :class:`RelayFactory`; without one nothing changes.
+:func:`relayed_call` sends a call the CSMS made, with a message id of the relay's choosing,
+through the charger's one-call-in-flight lock that depotctl's own calls take.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ocpp.exceptions import OCPPError
-from ocpp.messages import CallError
+from ocpp.messages import Call, CallError, CallResult
 from websockets.exceptions import ConnectionClosed
 
 from controller.chargers.clock import Clock
@@ -41,6 +50,10 @@ class SessionContext:
     emit: EventSink
     next_transaction_id: Callable[[], int]
     booted: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the charger has its BootNotification answer (the set-up waits for it)."""
+    relay_answers_boot: bool = False
+    """Local-controller mode: the relay sets :attr:`booted` when it sends the answer (the CSMS's,
+    which comes later than the local one)."""
 
     def event(self, kind: EventKind, **detail: Any) -> None:
         self.emit(ChargerEvent(kind, self.state.charger_id, self.clock(), detail))
@@ -59,16 +72,33 @@ class CallOutcome:
         return self.status == "Accepted"
 
 
+class CallRelay(Protocol):
+    """Local-controller mode (:mod:`.relay_hook`): one charger's relay, told about each CALL the
+    charger sends, in the receive loop."""
+
+    async def charger_call(self, call: Call) -> None:
+        """See that the charger gets one answer to ``call``, after running it locally
+        (``session.answer_locally``) as the relay needs. Must not wait for the CSMS: the receive
+        loop waits for this, and the answers to depotctl's own calls come through that loop."""
+        ...
+
+
 class OcppSession(Protocol):
     """One connected charger, either version."""
 
+    id: str
     version: str
     ctx: SessionContext
     frame_hook: Callable[[str, str | bytes], None] | None
     on_frame: Callable[[], None] | None
     work_slots: asyncio.Semaphore | None
+    relay: CallRelay | None
 
     async def start(self) -> None: ...
+
+    async def answer_locally(self, call: Call) -> str | None: ...
+
+    async def send_frame(self, message: str) -> None: ...
 
     async def read_capabilities(self) -> Capabilities: ...
 
@@ -77,6 +107,14 @@ class OcppSession(Protocol):
     async def send_profile(self, spec: ProfileSpec) -> CallOutcome: ...
 
     async def composite_schedule(self, connector_id: int, duration_s: int) -> CallOutcome: ...
+
+
+class RelayFactory(Protocol):
+    """What the central system asks of local-controller mode when a charger connects and goes."""
+
+    def attach(self, charger_id: str, session: OcppSession) -> CallRelay: ...
+
+    async def detach(self, charger_id: str, relay: CallRelay) -> None: ...
 
 
 async def bounded_call(cp: Any, payload: Any, timeout_s: float) -> CallOutcome:
@@ -128,6 +166,30 @@ async def profile_call(cp: Any, action: str, payload: dict[str, Any], timeout_s:
 
 
 _PROFILE_STATUSES = ("Accepted", "Rejected", "NotSupported")
+
+
+async def relayed_call(
+    cp: Any, unique_id: str, action: str, payload: dict[str, Any], timeout_s: float
+) -> CallResult | CallError | None:
+    """Send ``payload`` (camelCase, unchanged) to the charger as ``[2, unique_id, action, payload]``
+    and return its answer; ``None`` when it gave none within ``timeout_s`` or the link closed.
+
+    Takes the session's call lock, as every call depotctl makes does (OCPP allows one in flight).
+    """
+    frame = json.dumps([2, unique_id, action, payload], separators=(",", ":"))
+
+    async def exchange() -> Any:
+        async with cp._call_lock:
+            await cp._send(frame)
+            return await cp._get_specific_response(unique_id, timeout_s)
+
+    try:
+        response = await asyncio.wait_for(exchange(), timeout_s + 0.5)
+    except (TimeoutError, ConnectionClosed):
+        return None
+    if isinstance(response, (CallResult, CallError)):
+        return response
+    return None
 
 
 async def narrow_measurands(

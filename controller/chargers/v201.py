@@ -73,7 +73,8 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
 
     @after(Action.boot_notification)
     def after_boot(self, **_kw: Any) -> None:
-        self.ctx.booted.set()
+        if not self.ctx.relay_answers_boot:
+            self.ctx.booted.set()
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_kw: Any) -> call_result.Heartbeat:

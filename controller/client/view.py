@@ -413,4 +413,15 @@ def health_table(status: StatusResponse, clock: LocalClock) -> Table:
         if st.broken:
             store.append(" · BROKEN", style="bold red")
         table.add_row("store", store)
+    up = status.upstream
+    if up is not None:  # local-controller mode: the links to the operator's CSMS
+        line = Text(f"{up.url} · {up.connected}/{up.chargers} links up")
+        line.append(f" · {up.queue_messages} queued", style="yellow" if up.queue_messages else "")
+        table.add_row("upstream", line)
+        for link in up.links:
+            if link.connected and not link.queue_messages:
+                continue
+            since = f" since {clock.at(link.since)}" if link.since is not None else ""
+            table.add_row("", Text(f"{link.charger_id} {link.state}{since} · {link.queue_messages} queued",
+                                   style="" if link.connected else "yellow"))
     return table

@@ -48,7 +48,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from controller.api.models import StatusResponse
+from controller.api.models import StatusResponse, UpstreamInfo
 from controller.chargers.clock import utc_now
 from controller.chargers.events import ChargerEvent
 from controller.chargers.server import CentralSystem
@@ -66,16 +66,22 @@ from controller.daemon.record import PushHistory, StoreRecorder
 from controller.daemon.safety import FailsafeGuard
 from controller.daemon.sdnotify import Notifier
 from controller.daemon.status import StatusFace, build_status
+from controller.daemon.upstream_status import upstream_info
 from controller.daemon.watchdog import Watchdog
 from controller.meter.hub import quiet_pymodbus
 from controller.meter.meters import SiteMeters
 from controller.metrics import DepotMetrics
 from controller.metrics.server import MetricsServer, start_metrics_server
 from controller.metrics.update import observe_site
+from controller.metrics.upstream import UpstreamCollector
 from controller.model.site import PHASES, Site
 from controller.planner.worker import PlanWorker
 from controller.store import ChargerRecord, Restored
 from controller.store.commission import CommissionStore
+from controller.upstream.caps import CapBook
+from controller.upstream.caps_site import site_ratings
+from controller.upstream.proxy import Proxy, ProxyOptions
+from controller.upstream.store import UpstreamStore
 
 if TYPE_CHECKING:
     from controller.api.auth import Auth
@@ -104,6 +110,8 @@ class DaemonOptions:
     """Plan in a worker process (the product); off: in a thread of the daemon, as before."""
     commission: CommissionOptions = field(default_factory=CommissionOptions)
     """Timings and thresholds of commissioning runs (tests shrink them)."""
+    upstream: ProxyOptions = field(default_factory=ProxyOptions)
+    """Local-controller mode's timings (the upstream links' back-off; tests shrink them)."""
 
 
 class Daemon:
@@ -165,8 +173,17 @@ class Daemon:
         self.sessions = SessionBook(self.cs.states, self.recorder, self.dispatch.session_ended, self.replan.set)
         self.budgets = ChargerBudgets(self._site, self.cs.states, self.cs.control)
         self.bill = Bill(BillPorts(self._site, self.recorder, self.metrics, self.config_path.parent))
+        self.caps: CapBook | None = None
+        self.proxy: Proxy | None = None
+        if self.site.ocpp.upstream is not None:  # local-controller mode: the CSMS behind every charger
+            self.caps = CapBook(self.clock, ratings=site_ratings(self._site))
+            store = UpstreamStore(self.site.storage.path)
+            self.proxy = Proxy(self._site, store, self.cs.control, self.caps, self.clock, self.options.upstream)
+            self.cs.relays = self.proxy
 
     def _on_charger_event(self, event: ChargerEvent) -> None:
+        if self.proxy is not None:
+            self.proxy.on_event(event)
         self.sessions.on_event(event)
         self.commission.on_event(event.kind, event.charger_id)
 
@@ -183,6 +200,7 @@ class Daemon:
             wake=self.replan, stop=self.stop_event, held=self.commission.held,
             held_budgets_a=self.commission.held_budgets_a, reaction_of=self.commission.reaction_s,
             costs=self.bill.cost_inputs,
+            caps=self.caps,
         )
 
     def _fast_ports(self) -> fast.FastPorts:
@@ -210,7 +228,11 @@ class Daemon:
             failsafe_installed=self.cs.control.failsafe_installed, dispatch=self.dispatch,
             delivered_kwh=self.sessions.delivered_kwh, store=lambda: self.recorder.store,
             commissioned=self.commission.commissioned, bill=self.bill.status,
+            upstream=self._upstream_info,
         )
+
+    def _upstream_info(self) -> UpstreamInfo | None:
+        return upstream_info(self.proxy) if self.proxy is not None else None
 
     def _job_ports(self) -> jobs.JobPorts:
         return jobs.JobPorts(
@@ -227,6 +249,9 @@ class Daemon:
         """Open storage, restore, start the servers and the loops (returns once they run)."""
         quiet_pymodbus()
         self._open_store()
+        if self.proxy is not None:  # what a previous run left undelivered, before any charger connects
+            await self.proxy.open()
+            self.metrics.registry.register(UpstreamCollector(self.proxy.status))
         await self.cs.start()
         LOG.info("OCPP central system on %s:%d%s", self.cs.host, self.cs.port, self.site.ocpp.path)
         if self.options.serve_metrics:
@@ -311,6 +336,8 @@ class Daemon:
         self.sessions.all_offline(self.clock())
         self.bill.flush(self.clock())  # the window in progress and today's cost, for the next start
         await self.cs.stop()
+        if self.proxy is not None:
+            await self.proxy.close()
         await self.meters.close()
         if self.api_server is not None:
             with contextlib.suppress(Exception):
@@ -388,11 +415,14 @@ class Daemon:
             ("api.listen", old.api.listen, new.api.listen),
             ("metrics.listen", old.metrics.listen, new.metrics.listen),
             ("storage.path", old.storage.path, new.storage.path),
+            ("ocpp.upstream", old.ocpp.upstream is not None, new.ocpp.upstream is not None),
         ):
             if a != b:
                 LOG.warning("reload: %s changed (%s → %s): takes effect at the next restart", what, a, b)
         self.site = new
         self.cs.reload(new)
+        if self.proxy is not None and new.ocpp.upstream is not None:
+            self.proxy.reload()  # passwords, offline_authorize; a new url for links made from now on
         self.commission.reloaded()  # a run of a charger the file no longer has ends
         self.bill.reload(self.clock())  # the prices file is read again (a bad one: the old prices stay)
         if self.auth is not None:

@@ -42,7 +42,9 @@ class OpenSession:
 
 
 def parse_transaction_id(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+    """A 1.6 id (an integer; negative: a local one, :mod:`controller.upstream.txids`) or a 2.0.1 one."""
+    digits = text[1:] if text.startswith("-") else text
+    return int(text) if digits.isdigit() else text
 
 
 def seed_transactions(

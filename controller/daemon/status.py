@@ -35,6 +35,7 @@ from controller.api.models import (
     StatusResponse,
     StoreInfo,
     UncontrolledInfo,
+    UpstreamInfo,
 )
 from controller.chargers.planning import session_id
 from controller.chargers.state import ChargerState, ConnectorState
@@ -101,6 +102,8 @@ class StatusFace:
     """Per charger, its last commissioning: passed, failed (or aborted), running now, never."""
     bill: Callable[[datetime], BillStatus] | None = None
     """The bill now (:class:`~controller.daemon.bill.Bill`): price, today's cost, the period's peak, PV."""
+    upstream: Callable[[], UpstreamInfo | None] = lambda: None
+    """Local-controller mode: the links to the CSMS and the queue (``None`` without upstream)."""
 
 
 class HasStatusFace(Protocol):
@@ -161,6 +164,7 @@ def build_status(source: StatusFace | HasStatusFace) -> StatusResponse:
         loop=_loop_info(face.loop),
         store=_store_info(face.store()),
         energy=_energy_info(face.bill(now)) if face.bill is not None else None,
+        upstream=face.upstream(),
     )
 
 

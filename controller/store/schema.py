@@ -251,6 +251,42 @@ CREATE TABLE energy_cost_daily (
 """
 
 
+_V7 = """
+CREATE TABLE upstream_queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    charger_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    unique_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    local_tx_id INTEGER,
+    queued_at REAL NOT NULL
+);
+CREATE INDEX upstream_queue_charger ON upstream_queue (charger_id, seq);
+CREATE TABLE upstream_tx_ids (
+    charger_id TEXT NOT NULL,
+    local_id INTEGER NOT NULL,
+    csms_id INTEGER,
+    created_at REAL NOT NULL,
+    mapped_at REAL,
+    PRIMARY KEY (charger_id, local_id)
+);
+CREATE TABLE upstream_auth (
+    version TEXT NOT NULL,
+    token TEXT NOT NULL,
+    source TEXT NOT NULL,
+    info TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (version, token, source)
+);
+CREATE TABLE upstream_caps (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    rows TEXT NOT NULL,
+    updated_at REAL NOT NULL
+)
+"""
+
+
 def _v6(conn: sqlite3.Connection) -> None:
     """Version 6: the bill (issue 16).
 
@@ -269,13 +305,33 @@ def _v6(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+def _v7(conn: sqlite3.Connection) -> None:
+    """Version 7: local-controller mode (``ocpp.upstream``, :mod:`controller.upstream.store`).
+
+    ``upstream_queue`` holds each charger's transaction messages the CSMS has not answered yet,
+    in order (``seq``), exactly as the charger sent them (``payload``: the JSON text, original
+    timestamps; ``local_tx_id``: a 1.6 StartTransaction answered here, the id the charger got);
+    a row goes when the CSMS answers it. ``upstream_tx_ids`` maps those local 1.6 transaction
+    ids to the CSMS's (``csms_id`` NULL until it answered). ``upstream_auth`` keeps the CSMS's
+    answers about id tags (``source`` 'answer') and its local authorisation list (``source``
+    'list'), the JSON ``idTagInfo``/``idTokenInfo`` per tag, for answering while it is away.
+    ``upstream_caps`` is the CSMS's charging profiles as the cap book keeps them (one JSON row).
+    Retention leaves these tables alone: a row goes when it is no longer needed.
+    """
+    for statement in _V7.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def failsafe_sql(table: str) -> str:
     """SQL (0/1, never NULL) for "row of ``table`` is a fail-safe": connector 0, stack 0, no expiry."""
     stack = f"COALESCE({table}.stack_level, {UNRECORDED_STACK_LEVEL})"
     return f"({table}.connector = 0 AND {stack} = {FAILSAFE_STACK_LEVEL} AND {table}.valid_until IS NULL)"
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7,
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -393,6 +393,12 @@
         ? [s.broken ? h("strong", { class: "state bad", text: "⚠ BROKEN: not writing. " }) : null,
           `${s.path}: ${count(s.written)} rows written, ${count(s.dropped)} dropped, ${count(s.queue_depth)} queued`]
         : h("span", { class: "muted", text: "off" })],
+      st.upstream ? ["Back office (CSMS)", [
+        `${st.upstream.url}: ${count(st.upstream.connected)} of ${count(st.upstream.chargers)} links up, `,
+        st.upstream.queue_messages ? h("strong", { class: "warn-text", text: `${count(st.upstream.queue_messages)} messages queued` }) : "nothing queued",
+        ...st.upstream.links.filter((k) => !k.connected || k.queue_messages).map((k) => h("div", { class: "muted" },
+          `${k.charger_id}: ${k.state}`, k.since ? [" since ", clock.time(k.since)] : null, `, ${count(k.queue_messages)} queued`)),
+      ]] : null,
       ["Daemon", [`depotctl ${st.version}, started `, clock.time(st.started_at), ` (${clock.ago(st.started_at)})`]],
       ["Site file", [`${st.config_file}, loaded `, clock.time(st.config_loaded_at)]],
     ];
