@@ -236,6 +236,8 @@ async def test_measurands_fall_back_one_by_one(server_factory: Callable[..., Any
         st = cs.state(cid)
         try:
             await eventually(lambda st=st: st.failsafe is not None, what="set up")  # type: ignore[misc]
+            # sampling is configured after the fail-safe is installed: wait for that step too
+            await eventually(lambda st=st: st.capabilities.measurands != (), what="sampling")  # type: ignore[misc]
             assert st.ocpp_version == version
             assert st.capabilities.measurands == (
                 "Current.Import",
