@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -103,6 +103,8 @@ class PlanPorts:
     """Per charger, its EVs' reaction time [s] (None: the default for all)."""
     costs: Callable[[datetime], CostInputs] | None = None
     """The bill's inputs for the planner now: dated prices, the period's peak, PV (None: none)."""
+    refresh_costs: Callable[[datetime], Awaitable[None]] | None = None
+    """Before each snapshot: the bill reads its prices file again if it changed."""
 
 
 class PlanLoop:
@@ -225,6 +227,8 @@ async def plan_loop(loop: PlanLoop) -> None:
 
 async def plan_cycle(loop: PlanLoop) -> Plan:
     p = loop.ports
+    if p.refresh_costs is not None:
+        await p.refresh_costs(p.clock())
     now = p.clock()
     snapshot = loop.snapshot(now)
     result = await p.planner.plan(snapshot)
