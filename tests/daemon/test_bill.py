@@ -160,3 +160,24 @@ async def test_pv_now_and_its_forecast_from_yesterdays_readings(tmp_path: Path) 
     assert run.sample("depot_energy_cost_total", currency="EUR") is None  # no energy prices: no cost series
     await run.stop()
 
+
+
+async def test_a_reload_with_another_window_and_currency_keeps_the_period_peak(tmp_path: Path) -> None:
+    site = bill_site(Tariff(currency="EUR", energy=FLAT, demand=DemandCharge(price_per_kw=14.0)))
+    run = Run(site, tmp_path / "depot.db", local(12, 9, 9, 0), tmp_path)
+    run.bill.metered(run.now, 50_000.0, None)
+    run.feed(local(12, 9, 9, 20), 50.0)
+    assert run.sample("depot_energy_cost_total", currency="EUR") is not None
+    run.site = bill_site(Tariff(currency="CHF", energy=FLAT, demand=DemandCharge(price_per_kw=20.0, window_min=30)))
+    await run.bill.reload(run.now)
+    status = run.bill.status(run.now)
+    assert status.window_min == 30 and status.currency == "CHF"
+    assert status.peak is not None and status.peak.average_kw == pytest.approx(50.0)  # the 15-min peak stays
+    assert run.sample("depot_energy_cost_total", currency="EUR") is None
+    assert run.sample("depot_energy_cost_total", currency="CHF") == 0.0  # nothing in francs yet
+    run.feed(local(12, 9, 9, 31), 80.0)
+    assert run.bill.peaks.window_at(run.now)[0] == local(12, 9, 9, 30)
+    peak = run.bill.status(run.now).peak  # the 30-min window 09:00–09:30, read from 09:20 on: what it has
+    assert peak is not None and peak.start == local(12, 9, 9, 0) and peak.partial
+    assert peak.average_kw == pytest.approx(80.0) and peak.covered_s == 599  # the first reading after: nothing
+    await run.stop()
