@@ -268,9 +268,9 @@ class Bill:
         try:
             self._reload(now)
             await self._read_prices(now, force=True)
+            self._publish(now)
         except Exception:
             LOG.exception("the bill did not follow the reload")
-        self._publish(now)
 
     def _reload(self, now: datetime) -> None:
         site = self.ports.site()
