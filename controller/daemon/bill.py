@@ -4,8 +4,9 @@
 
 * the dated prices file (``tariff.prices_file``, :class:`~controller.energy.prices.PricesFile`):
   read at start, on SIGHUP (:meth:`Bill.reload`) and whenever it changes (its size and modification
-  time are looked at every plan cycle); a bad file is logged with every problem, recorded as a
-  ``prices_file`` event, shown in the status, and the prices read before stay in force;
+  time are looked at every plan cycle, :meth:`Bill.refresh`; read in a thread); a bad file is
+  logged with every problem, recorded as a ``prices_file`` event, shown in the status, and the
+  prices read before stay in force;
 * the billing period's peak (:class:`~controller.energy.demand.PeakTracker`): grid import
   averaged over ``tariff.demand.window_min`` (15 without a demand charge: the peak is shown
   anyway) clock-aligned windows, the site-local month's highest;
@@ -16,7 +17,8 @@
 
 The fast loop tells it each cycle what the grid and PV meters read (:meth:`Bill.metered`, the
 :class:`~controller.daemon.ports.EnergyMeter` face); the plan loop asks it for the planner's
-inputs (:meth:`Bill.cost_inputs` → :class:`~controller.daemon.ports.CostInputs`); the status,
+inputs (:meth:`Bill.refresh`, then :meth:`Bill.cost_inputs` →
+:class:`~controller.daemon.ports.CostInputs`); the status,
 ``/metrics`` (``depot_energy_price``, ``depot_demand_peak_kw``, ``depot_energy_cost_total``) and
 the daily report show it. Everything persists in SQLite (``demand_windows``, ``energy_cost_daily``;
 the PV history is the meter's ``meter_readings``): the window in progress and today's figures are
@@ -28,6 +30,7 @@ The bill is history, not control: a fault in it is logged and never stops a loop
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable
@@ -133,6 +136,7 @@ class Bill:
         self._persisted_at: datetime | None = None
         self._pv_negative_logged = False
         self._fault_logged = False
+        self._reading = asyncio.Lock()  # one read of the prices file at a time (each in a thread)
 
     def _prices_file(self, site: Site) -> PricesFile | None:
         name = site.tariff.prices_file
@@ -143,9 +147,14 @@ class Bill:
 
     # --- start ----------------------------------------------------------------------------------
     def open(self, db_path: str | Path, now: datetime) -> None:
-        """Restore from the history database and read the prices file (at start)."""
+        """Restore from the history database (at start, before the history writer has the file: the
+        read may migrate it)."""
         self.db_path = Path(db_path)
         self._restore(now, peaks=True, cost=True, pv=True)
+        self._publish(now)
+
+    def start(self, now: datetime) -> None:
+        """Read the prices file (at start, once the history records: the read is an event)."""
         if self.prices is not None:
             self._note_read(self.prices.reload(now))
         self._publish(now)
@@ -221,12 +230,27 @@ class Bill:
         return None if got is None else got[0]
 
     # --- the plan loop --------------------------------------------------------------------------
+    async def refresh(self, now: datetime) -> None:
+        """Read the prices file again if it changed (its size or modification time; in a thread: a
+        long file takes a while to parse). The plan loop calls it before each snapshot."""
+        try:
+            await self._read_prices(now, force=False)
+        except Exception:
+            LOG.exception("reading the prices file failed")
+
+    async def _read_prices(self, now: datetime, *, force: bool) -> None:
+        async with self._reading:
+            prices = self.prices
+            if prices is None:
+                return
+            read = await asyncio.to_thread(prices.reload if force else prices.poll, now)
+            if prices is self.prices:  # not replaced by a reload meanwhile
+                self._note_read(read)
+
     def cost_inputs(self, now: datetime) -> CostInputs:
-        """The planner's inputs now; the prices file is read again first if it changed."""
+        """The planner's inputs now (the prices as last read: :meth:`refresh`)."""
         try:
             site = self.ports.site()
-            if self.prices is not None:
-                self._note_read(self.prices.poll(now))
             end = now + timedelta(hours=site.control.horizon_h)
             prices = covering(self.prices.steps, now, end, self.tz) if self.prices is not None else ()
             peak = self.peaks.peak_kw(now) if site.tariff.demand is not None else None
@@ -238,11 +262,13 @@ class Bill:
             return CostInputs()
 
     # --- reload and stop ------------------------------------------------------------------------
-    def reload(self, now: datetime) -> None:
-        """The site file was reloaded (SIGHUP): read the prices file again, and follow a changed time
-        zone, window, currency, PV meter or prices file."""
+    async def reload(self, now: datetime) -> None:
+        """SIGHUP: follow the site file in force (a changed time zone, window, currency, PV meter or
+        prices file) and read the prices file again, changed or not."""
         try:
             self._reload(now)
+            await self._read_prices(now, force=True)
+            self._publish(now)
         except Exception:
             LOG.exception("the bill did not follow the reload")
 
@@ -276,9 +302,6 @@ class Bill:
             if same_file and prices is not None and self.prices is not None:  # a new time zone: keep the last
                 prices.steps, prices.loaded_at = self.prices.steps, self.prices.loaded_at  # good ones till re-read
             self.prices = prices
-        if self.prices is not None:
-            self._note_read(self.prices.reload(now))
-        self._publish(now)
 
     def flush(self, now: datetime) -> None:
         """Write the window in progress and today's figures (every :data:`PERSIST_S`, and at stop)."""

@@ -199,7 +199,7 @@ class Daemon:
             failsafe=self.failsafe, sessions=self.sessions, recorder=self.recorder, metrics=self.metrics,
             wake=self.replan, stop=self.stop_event, held=self.commission.held,
             held_budgets_a=self.commission.held_budgets_a, reaction_of=self.commission.reaction_s,
-            costs=self.bill.cost_inputs,
+            costs=self.bill.cost_inputs, refresh_costs=self.bill.refresh,
             caps=self.caps,
         )
 
@@ -367,9 +367,10 @@ class Daemon:
             self.commission.load(CommissionStore(self.site.storage.path), now)
         except Exception:  # history, not control: the daemon runs without them
             LOG.exception("commissioning reports in %s not read", self.site.storage.path)
+        self.bill.open(self.site.storage.path, now)  # the period's peak, today's cost, PV history (before the writer)
         restored = self.recorder.open(self.site.storage.path, now)
         self._restore(restored, now)
-        self.bill.open(self.site.storage.path, now)  # the period's peak, today's cost, PV history; prices
+        self.bill.start(now)  # the prices file
         for warning in self.fleet.restore(restored, now):  # departures and schedules set through the API
             LOG.warning("restoring departures: %s", warning)
         for ch in self.site.chargers:
@@ -405,7 +406,7 @@ class Daemon:
         except Exception as exc:  # the loader reports every problem in its message
             LOG.error("reload of %s refused, still running on the previous file:\n%s", self.config_path, exc)
             self.recorder.event("config_reload", f"refused: {str(exc).splitlines()[0] if str(exc) else exc!r}")
-            self.bill.reload(self.clock())  # the prices file is read again all the same
+            await self.bill.reload(self.clock())  # the prices file is read again all the same
             self.notifier.ready("reload refused: running on the previous site file")
             return False
         new = loaded.site
@@ -424,7 +425,7 @@ class Daemon:
         if self.proxy is not None and new.ocpp.upstream is not None:
             self.proxy.reload()  # passwords, offline_authorize; a new url for links made from now on
         self.commission.reloaded()  # a run of a charger the file no longer has ends
-        self.bill.reload(self.clock())  # the prices file is read again (a bad one: the old prices stay)
+        await self.bill.reload(self.clock())  # the prices file is read again (a bad one: the old prices stay)
         if self.auth is not None:
             self.auth.reload(new)  # api.tokens_file: a bad one is logged, the old tokens stay
         if old.meters != new.meters:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -106,6 +106,8 @@ class PlanPorts:
     None: no upstream, no caps)."""
     costs: Callable[[datetime], CostInputs] | None = None
     """The bill's inputs for the planner now: dated prices, the period's peak, PV (None: none)."""
+    refresh_costs: Callable[[datetime], Awaitable[None]] | None = None
+    """Before each snapshot: the bill reads its prices file again if it changed."""
 
 
 class PlanLoop:
@@ -229,6 +231,8 @@ async def plan_loop(loop: PlanLoop) -> None:
 
 async def plan_cycle(loop: PlanLoop) -> Plan:
     p = loop.ports
+    if p.refresh_costs is not None:
+        await p.refresh_costs(p.clock())
     now = p.clock()
     snapshot = loop.snapshot(now)
     result = await p.planner.plan(snapshot)

@@ -155,16 +155,16 @@ class PeakTracker:
 
     # --- restore --------------------------------------------------------------------------------
     def restore(self, now: datetime, windows: Iterable[DemandWindow]) -> None:
-        """Start from stored windows (any order; windows of other periods are ignored): the ones
-        ended by ``now`` are closed into the period's peak, the one ``now`` lies in continues."""
+        """Start from stored windows (any order; windows of other periods are ignored): the one
+        ``now`` lies in continues, the others are closed into the period's peak."""
         self._roll(now)
-        open_start, _ = self.window_at(now)
+        now_window = self.window_at(now)
         for w in sorted(windows, key=lambda w: w.start):
             if w.start > now:
                 continue
-            if w.start == open_start and now < w.end:
+            if (w.start, w.end) == now_window:
                 self.current = w
-            elif w.end <= now:
+            else:  # ended, or of another window length (a reload changed it): closed as it stands
                 self._note(w)
         self._roll(now)
 

@@ -40,10 +40,11 @@ class Run:
     def __init__(self, site: Site, db: Path, now: datetime, base_dir: Path) -> None:
         self.site, self.db, self.now = site, db, now
         self.recorder = StoreRecorder(lambda: self.now)
-        self.recorder.open(db, now)
         self.metrics = DepotMetrics()
         self.bill = Bill(BillPorts(lambda: self.site, self.recorder, self.metrics, base_dir))
-        self.bill.open(db, now)
+        self.bill.open(db, now)  # as the daemon: before the history writer has the file
+        self.recorder.open(db, now)
+        self.bill.start(now)
 
     def feed(self, until: datetime, grid_kw: float | None, pv_kw: float | None = None) -> None:
         while self.now < until:
@@ -113,13 +114,16 @@ async def test_the_prices_file_is_read_when_it_changes_and_a_bad_one_keeps_the_o
 
     prices.write_text("2026-12-09T09:00,0.40\n2026-12-09T10:00,0,20\n")  # a decimal comma with ','
     run.now += timedelta(seconds=3)
+    await run.bill.refresh(run.now)  # the plan loop, before its next snapshot: the file changed
     assert run.bill.cost_inputs(run.now).prices == inputs.prices  # refused: the previous prices stay
     status = run.bill.status(run.now).prices_file
     assert status is not None and status.error == f"{prices}:2: expected 2 columns (start, price per kWh), got 3"
     assert status.steps == 2 and status.error_at == run.now
 
     prices.write_text("2026-12-09T09:00,0.40\n2026-12-09T10:00,0.10\n2026-12-09T11:00,0.05\n")
-    run.bill.reload(run.now)  # SIGHUP
+    await run.bill.refresh(run.now + timedelta(seconds=1))
+    assert run.bill.status(run.now).prices_file.steps == 3  # type: ignore[union-attr]
+    await run.bill.reload(run.now)  # SIGHUP: read again, changed or not
     assert [p for _, p in run.bill.cost_inputs(run.now).prices] == [0.40, 0.10, 0.05]
     assert run.bill.status(run.now).prices_file.error is None  # type: ignore[union-attr]
     run.now = local(12, 9, 12, 30)  # after the file's last hour: the daily tariff again
@@ -132,7 +136,7 @@ async def test_the_prices_file_is_read_when_it_changes_and_a_bad_one_keeps_the_o
     conn.close()
     assert events[0] == f"read 2 prices from {prices}"
     assert events[1].startswith("refused (the 2 prices read before stay in force): ")
-    assert events[2] == f"read 3 prices from {prices}"
+    assert events[2:] == [f"read 3 prices from {prices}"] * 2
 
 
 async def test_pv_now_and_its_forecast_from_yesterdays_readings(tmp_path: Path) -> None:
@@ -156,3 +160,24 @@ async def test_pv_now_and_its_forecast_from_yesterdays_readings(tmp_path: Path) 
     assert run.sample("depot_energy_cost_total", currency="EUR") is None  # no energy prices: no cost series
     await run.stop()
 
+
+
+async def test_a_reload_with_another_window_and_currency_keeps_the_period_peak(tmp_path: Path) -> None:
+    site = bill_site(Tariff(currency="EUR", energy=FLAT, demand=DemandCharge(price_per_kw=14.0)))
+    run = Run(site, tmp_path / "depot.db", local(12, 9, 9, 0), tmp_path)
+    run.bill.metered(run.now, 50_000.0, None)
+    run.feed(local(12, 9, 9, 20), 50.0)
+    assert run.sample("depot_energy_cost_total", currency="EUR") is not None
+    run.site = bill_site(Tariff(currency="CHF", energy=FLAT, demand=DemandCharge(price_per_kw=20.0, window_min=30)))
+    await run.bill.reload(run.now)
+    status = run.bill.status(run.now)
+    assert status.window_min == 30 and status.currency == "CHF"
+    assert status.peak is not None and status.peak.average_kw == pytest.approx(50.0)  # the 15-min peak stays
+    assert run.sample("depot_energy_cost_total", currency="EUR") is None
+    assert run.sample("depot_energy_cost_total", currency="CHF") == 0.0  # nothing in francs yet
+    run.feed(local(12, 9, 9, 31), 80.0)
+    assert run.bill.peaks.window_at(run.now)[0] == local(12, 9, 9, 30)
+    peak = run.bill.status(run.now).peak  # the 30-min window 09:00–09:30, read from 09:20 on: what it has
+    assert peak is not None and peak.start == local(12, 9, 9, 0) and peak.partial
+    assert peak.average_kw == pytest.approx(80.0) and peak.covered_s == 599  # the first reading after: nothing
+    await run.stop()
