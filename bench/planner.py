@@ -8,10 +8,12 @@ build / solve / total ms of a cold plan (median of ``--runs``), the next cycle (
 changed slightly, the kept model hot-started), the reference (PuLP build + CBC solve) and the
 ratio reference / ours (cold).
 
-The plain instances price nothing (no tariff: stages 1 and 2 only). ``--cost`` measures, in the
-same run and next to each plain row, the same instance with a time-of-use tariff (0.18 / 0.31 per
-kWh) and a demand charge (14 per kW, a billing peak so far of half the grid's kW): the planner's
-cost stage on top (mode ``cost``; the reference is the plain one's).
+The instance's bill (``mode``): ``tou`` — its time-of-use tariff (0.32 from 07:00, 0.18 from
+23:00, site-local), the benchmark as it always was (with the cost stage, energy only); ``--cost``
+adds, in the same run and next to each ``tou`` row, ``none`` — no tariff: nothing priced, stages
+1 and 2 alone — and ``cost`` — the tariff and a demand charge (14 per kW above a billing peak so
+far of half the grid's kW): the cost stage with both. The reference is solved once per size (it
+prices nothing but the tie-break), its ratio given against each mode.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ ROTATIONS = ("L1-L2-L3", "L2-L3-L1", "L3-L1-L2")
 NOW = datetime(2026, 11, 26, 17, 1, 0, tzinfo=UTC)
 
 
-def make_snapshot(n: int, seed: int = 1, cost: bool = False) -> Snapshot:
-    """The bench instance; ``cost``: with a time-of-use tariff and a demand charge."""
+def make_snapshot(n: int, seed: int = 1, bill: str = "tou", cost: bool = False) -> Snapshot:
+    """The bench instance with its bill (``tou``, ``none``, ``cost``; ``cost=True``: ``cost``)."""
+    bill = "cost" if cost else bill
     rng = random.Random(seed)
     feeders = [Circuit(id=f"feeder-{f}", limit_a=0.0) for f in "abcd"]
     boards: list[Circuit] = []
@@ -99,20 +102,22 @@ def make_snapshot(n: int, seed: int = 1, cost: bool = False) -> Snapshot:
         circuits=(*feeders, *boards),
         chargers=tuple(chargers),
         control=Control(plan_every_s=15.0, horizon_h=24.0, slot_min=15, solver_time_limit_s=5.0),
-        tariff=COST_TARIFF if cost else Tariff(),
+        tariff=BILLS[bill],
     )
     base = {"grid": (grid_a * 0.15, grid_a * 0.12, grid_a * 0.1)}
     for k, c in enumerate(feeders):
         base[c.id] = (c.limit_a * 0.1, c.limit_a * 0.05 * (k % 2), c.limit_a * 0.08)
-    peak_kw = 0.5 * grid_a * 3 * 230.0 / 1000.0 if cost else None
+    peak_kw = 0.5 * grid_a * 3 * 230.0 / 1000.0 if bill == "cost" else None
     return Snapshot(site=site, now=NOW, base_load_a=base, sessions=tuple(sessions), demand_peak_kw=peak_kw)
 
 
-COST_TARIFF = Tariff(
-    energy=(TariffStep(at=datetime(2026, 1, 1, 7).time(), price_per_kwh=0.31),
-            TariffStep(at=datetime(2026, 1, 1, 22).time(), price_per_kwh=0.18)),
-    demand=DemandCharge(price_per_kw=14.0),
-)
+TOU = (TariffStep(at=datetime(2026, 1, 1, 7).time(), price_per_kwh=0.32),
+       TariffStep(at=datetime(2026, 1, 1, 23).time(), price_per_kwh=0.18))
+BILLS = {
+    "tou": Tariff(energy=TOU),
+    "none": Tariff(),
+    "cost": Tariff(energy=TOU, demand=DemandCharge(price_per_kw=14.0)),
+}
 
 
 def next_cycle(snap: Snapshot, seed: int = 2) -> Snapshot:
@@ -126,8 +131,8 @@ def next_cycle(snap: Snapshot, seed: int = 2) -> Snapshot:
     return replace(snap, now=snap.now + timedelta(seconds=15), base_load_a=base, sessions=sessions)  # type: ignore[arg-type]
 
 
-def run_size(n: int, runs: int, reference: bool, cost: bool = False) -> dict[str, float | int | str | None]:
-    snap = make_snapshot(n, cost=cost)
+def run_size(n: int, runs: int, reference: bool, bill: str = "tou") -> dict[str, float | int | str | None]:
+    snap = make_snapshot(n, bill=bill)
     nxt = next_cycle(snap)
     cold, warm, builds, solves = [], [], [], []
     stats = None
@@ -145,7 +150,7 @@ def run_size(n: int, runs: int, reference: bool, cost: bool = False) -> dict[str
             print(f"warning: N={n} next cycle did not reuse the model", file=sys.stderr)
         for pl in (p, p2):
             if pl.stats.status != "Optimal" and "MILP" not in pl.stats.status:
-                print(f"warning: N={n} {'cost' if cost else 'plain'}: {pl.stats.status}", file=sys.stderr)
+                print(f"warning: N={n} {bill}: {pl.stats.status}", file=sys.stderr)
     assert stats is not None
     ref_ms: float | None = None
     if reference:
@@ -158,7 +163,7 @@ def run_size(n: int, runs: int, reference: bool, cost: bool = False) -> dict[str
     total = statistics.median(cold)
     return {
         "n": n,
-        "mode": "cost" if cost else "plain",
+        "mode": bill,
         "variables": stats.variables,
         "constraints": stats.constraints,
         "slots": stats.slots,
@@ -197,22 +202,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-reference", action="store_true", help="skip the PuLP/CBC reference")
     ap.add_argument("--cost", action="store_true",
-                    help="also measure each size with a tariff and a demand charge (the cost stage)")
+                    help="also measure each size without a tariff and with a tariff and a demand charge")
     args = ap.parse_args(argv)
     _silence_highs_banner()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     rows: list[dict[str, float | int | str | None]] = []
     for n in sizes:
-        plain = run_size(n, max(1, args.runs), not args.no_reference)
-        rows.append(plain)
-        if args.cost:
-            with_cost = run_size(n, max(1, args.runs), False, cost=True)
-            ref = plain["reference_ms"]
-            with_cost["reference_ms"] = ref
-            total = with_cost["total_ms"]
+        first = run_size(n, max(1, args.runs), not args.no_reference)
+        rows.append(first)
+        for bill in ("none", "cost") if args.cost else ():
+            row = run_size(n, max(1, args.runs), False, bill=bill)
+            ref, total = first["reference_ms"], row["total_ms"]
+            row["reference_ms"] = ref
             if isinstance(ref, float) and isinstance(total, float) and total > 0:
-                with_cost["ratio"] = round(ref / total, 1)
-            rows.append(with_cost)
+                row["ratio"] = round(ref / total, 1)
+            rows.append(row)
     if args.json:
         print(json.dumps(rows))
         return 0

@@ -7,17 +7,19 @@ Snapshot's docstrings; the planner reads the fields so:
   cover, else ``site.tariff.energy``), per kWh *imported* at the grid connection.
 * **Non-EV import** at the grid node, kW: the grid's base load ``base_load_a["grid"]`` (the
   effective one the limits use: a parent carries at least its metered children) summed over the
-  three lines × the grid's line-to-neutral voltage, held over the horizon; where
-  ``base_load_forecast_a["grid"]`` covers a slot, as for the limits: within the next hour the
-  larger of measurement and forecast, after that the forecast (its mean over the slot for the
-  energy, its largest value for the peak).
+  three lines × the grid's line-to-neutral voltage, held over the horizon, corrected for PV:
 * **PV**: the base load is what the grid meter shows minus the EVs, so the PV output *now* is
   already in it (the PV sits behind the grid meter). The planner therefore counts, for slot ``t``,
-  ``base_kw[t] + pv_now − pv[t]``: ``pv_now`` = ``Snapshot.pv_kw`` added back, ``pv[t]`` the
+  ``base_kw + pv_now − pv[t]``: ``pv_now`` = ``Snapshot.pv_kw`` added back, ``pv[t]`` the
   ``Snapshot.pv_forecast_kw`` (mean over the slot for the energy, least value for the peak; the last
   forecast step holds; before the first: 0). The current slot counts exactly ``pv_kw`` (never
   more: the forecast is not used there). ``pv_kw`` ``None`` (no fresh reading): no PV is counted in
   any slot — how much PV the measured base load holds is then unknown.
+* **Base-load forecast**: ``base_load_forecast_a["grid"]`` is a forecast of what the grid base will
+  read (PV included, like the reading): where it covers a slot it is that slot's non-EV import —
+  within the next hour the larger of it and the measured import above, after that the forecast
+  (its mean over the slot for the energy, its largest value for the peak), as the limits take it.
+  Being a current magnitude it cannot show a PV surplus; the PV forecast is not used there.
 * **Demand charge** (``site.tariff.demand``, price > 0): ``Snapshot.demand_peak_kw`` (``None``: 0) is
   the billing period's peak so far; a slot's grid import up to it costs nothing more, above it
   ``price_per_kw`` per kW of new peak. Slots from the next billing period on (site-local month
@@ -102,17 +104,9 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
 
     volts = phasor.node_ln_voltage_v(site, GRID_ID)
     base_now = sum(base_grid_a) * volts / 1000.0
-    base_mean = np.full(t, base_now)
-    base_top = np.full(t, base_now)
-    fc = _forecast_kw(snap, volts)
-    if fc is not None:
-        mean, top_kw = fc.mean(starts, ends), fc.maximum(starts, ends)
-        trusted = snap.now.timestamp() + FORECAST_TRUSTED_AFTER_S
-        early = (np.arange(t) == 0) | (starts < trusted)
-        has = np.isfinite(mean)
-        base_mean = np.where(has, np.where(early, np.maximum(base_now, mean), mean), base_now)
-        base_top = np.where(has, np.where(early, np.maximum(base_now, top_kw), top_kw), base_now)
 
+    # the measured base holds the PV output now: held over the horizon, the PV now is added back
+    # and the forecast PV of each slot taken off (the current slot: exactly the measured PV)
     pv_now = _finite_nonneg(snap.pv_kw)
     pv_mean = np.zeros(t)
     pv_least = np.zeros(t)
@@ -124,8 +118,20 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
         pv_mean[0] = pv_least[0] = pv_now  # what the measured base load holds: never the forecast
     else:
         pv_now = 0.0
-    net = base_mean + pv_now - pv_mean
-    net_peak = base_top + pv_now - pv_least
+    net = base_now + pv_now - pv_mean
+    net_peak = base_now + pv_now - pv_least
+
+    # a base-load forecast is a forecast of what the grid base will read (PV included): where it
+    # covers a slot it is that slot's net import — within the next hour the larger of it and the
+    # measured reading above, as the limits take it
+    fc = _forecast_kw(snap, volts)
+    if fc is not None:
+        mean, top_kw = fc.mean(starts, ends), fc.maximum(starts, ends)
+        trusted = snap.now.timestamp() + FORECAST_TRUSTED_AFTER_S
+        early = (np.arange(t) == 0) | (starts < trusted)
+        has = np.isfinite(mean)
+        net = np.where(has, np.where(early, np.maximum(net, mean), mean), net)
+        net_peak = np.where(has, np.where(early, np.maximum(net_peak, top_kw), top_kw), net_peak)
 
     floor = _finite_nonneg(snap.demand_peak_kw) or 0.0
     split = t

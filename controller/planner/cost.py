@@ -106,7 +106,8 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray) -> LpData:
     col_upper[u0 : u0 + n * SEGMENTS] = 0.0  # the shortfall is held in the energy rows' bounds instead
 
     energy_priced = bill.price_per_kwh is not None and price.any()
-    export_lo = np.where(energy_priced & (price > 0.0), -bill.net_kw / unit, -INF)
+    # export rows only where PV may exceed the rest of the load (else export is 0 whatever the EVs do)
+    export_lo = np.where(energy_priced & (price > 0.0) & (bill.net_kw < 0.0), -bill.net_kw / unit, -INF)
     peak_lo = bill.net_peak_kw / unit if bill.demand_price_per_kw > 0.0 else np.full(t, -INF)
     row_lower = np.concatenate([held.row_lower, np.zeros(t), export_lo, peak_lo])
     # each session's energy at least what the held stage gives it (its shortfall at most the held

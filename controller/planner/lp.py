@@ -512,6 +512,13 @@ def _update(model: LpModel, data: LpData) -> None:
             change(r, c, v)
     old_z = ex.get("z_coef")
     z_sess = np.arange(lay.n) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0]
+    f0 = lay.fair_row0
+    fair_free = bool((data.row_upper[f0 : f0 + lay.n] >= INF).all() and (data.row_lower[f0 : f0 + lay.n] <= -INF).all())
+    z_now = data.z_coef
+    if fair_free and old_z is not None:
+        # every fair row is free (departures first): its coefficients change nothing; they are
+        # sent when a fair row next binds (``z_coef`` remembers what the model holds)
+        z_sess, z_now = z_sess[:0], old_z
     if len(z_sess):
         classes = np.asarray(lay.classes, dtype=np.int64)
         row_idx = (lay.fair_row0 + z_sess).tolist()
@@ -519,6 +526,7 @@ def _update(model: LpModel, data: LpData) -> None:
         for r, c, v in zip(row_idx, col_idx, (-data.z_coef[z_sess]).tolist(), strict=True):
             change(r, c, v)
     _remember(model, data)
+    model.extra["z_coef"] = z_now
 
 
 def _remember(model: LpModel, data: LpData) -> None:

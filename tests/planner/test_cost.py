@@ -285,3 +285,19 @@ def test_stages_one_and_two_choose_the_same_departures_with_and_without_a_tariff
     with_tariff, without = _stage_two_met(priced), _stage_two_met(plain)
     assert with_tariff == without
     assert 0 < len(without) < 200  # some met, some not: the choice is real
+
+
+def test_a_base_load_forecast_moves_charging_out_of_the_hours_it_fills_under_a_demand_charge() -> None:
+    """The evening's base load (forecast, 60 A per line until 20:00 UTC) sets the billing peak;
+    charging goes after it, under that peak, at no demand charge."""
+    evening = ((NOW.replace(minute=0, second=0), (60.0, 60.0, 60.0)),
+               (NOW.replace(hour=20, minute=0, second=0), (5.0, 5.0, 5.0)))
+    s = snap(sess("s1", "a1", 30.0, 10.0), tariff=DEMAND, base_load_forecast_a={"grid": evening})
+    p, _ = plan(s)
+    safe(s, p)
+    sp = p.session("s1")
+    assert sp.will_meet_departure
+    assert sp.limit.value == 0.0 and sp.limit.source == "demand charge"
+    late = NOW.replace(hour=20, minute=0, second=0)
+    assert energy_between(p, "s1", NOW, late) == pytest.approx(0.0, abs=1e-6)
+    assert energy_between(p, "s1", late, sp.departure_at) == pytest.approx(30.0, rel=5e-3)
