@@ -30,14 +30,15 @@ Usage in a test::
 (1.6 ids count up from it, default 100001), ``data_transfer_status``, ``call_timeout_s``; worst
 cases: ``answer_delay_s`` / ``answer_delays_s`` (per action), ``call_errors`` (action → CALLERROR
 code), ``duplicate_start`` (``new_id`` | ``same_id``), ``future_tolerance_s`` (refuse messages
-stamped in the future), ``reject_invalid_frames``.
+stamped in the future), ``reject_invalid_frames``; for benchmarks ``validate_frames`` and
+``keep_frames`` (both True by default).
 
 Lifecycle: ``await start()`` → port; ``await stop()``; ``await go_away(abrupt=False)`` closes
 every connection and stops listening (clients get connection refused); ``await come_back()``
 listens on the same port again; ``hang(True/False)``: sockets accepted, frames recorded, nothing
 answered. ``async with SimCsms(...) as csms``. ``port``, ``url``, ``listening``.
 
-Calls to a charger (each returns the CALLRESULT's payload, camelCase as on the wire; raises
+Calls to a charger (:mod:`hil.csms.commands`; each returns the CALLRESULT's payload, camelCase as on the wire; raises
 :class:`CallErrorAnswer` for a CALLERROR, ``TimeoutError``, :class:`NotConnected`):
 ``call(id, action, payload)`` (anything), ``remote_start(id, tag, connector_id=1, charging_profile=None)``
 (1.6 RemoteStartTransaction / 2.0.1 RequestStartTransaction), ``remote_stop(id, tx_id)``,

@@ -20,7 +20,7 @@ import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -29,8 +29,8 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from hil.csms.handlers import Refuse, answer
-from hil.csms.profiles import charging_profile
+from hil.csms.commands import Commands
+from hil.csms.handlers import HANDLERS, Refuse, answer
 from hil.csms.records import Anomaly, ChargerLog, Frame, Transaction
 from hil.ocpp_schema import FrameValidator, Violation
 
@@ -97,6 +97,11 @@ class CsmsOptions:
     future_tolerance_s: float | None = None
     """Refuse (CALLERROR PropertyConstraintViolation, flagged ``future_timestamp``) a message with
     a timestamp later than the CSMS's clock + this [s]; ``None``: accept any."""
+    validate_frames: bool = True
+    """Check every frame against the OCPP JSON schemas (off only for benchmarks: ~0.1 ms a frame)."""
+    keep_frames: bool = True
+    """Keep every frame in ``ChargerLog.frames`` (off for benchmarks with thousands of chargers;
+    ``calls_in``/``wait_call`` then see nothing)."""
     reject_invalid_frames: bool = True
     """Answer a CALL that fails its schema with a CALLERROR (Formation/FormatViolation), as a
     strict back office does; False: process it anyway (it is still recorded as a violation)."""
@@ -109,6 +114,9 @@ class _Link:
         self.csms, self.log, self.ws, self.version, self.number = csms, log, ws, version, number
         self.validator = FrameValidator(version, check_sent=True)
         self.pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}
+        """Our CALLs awaiting an answer: unique id → (action, future)."""
+        self.unanswered: dict[str, str] = {}
+        """The charger's CALLs not answered yet: unique id → action."""
         self.calls_in: asyncio.Queue[tuple[str, str, Any, list[Violation]]] = asyncio.Queue()
         self.call_lock = asyncio.Lock()
         self.worker: asyncio.Task[None] | None = None
@@ -116,7 +124,7 @@ class _Link:
     def record(self, direction: Literal["in", "out"], raw: str | bytes) -> tuple[Any, list[Violation]]:
         """Log and validate one frame; (the parsed frame or ``None``, its violations)."""
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        found = self.validator.check(direction, raw)
+        found = self.validator.check(direction, raw) if self.csms.o.validate_frames else []
         for v in found:
             self.csms.schema_violations.append((self.log.charger_id, v))
         try:
@@ -128,23 +136,23 @@ class _Link:
             kind, uid = int(frame[0]), frame[1]
             if kind == 2 and len(frame) == 4:
                 action, payload = frame[2], frame[3]
+                if direction == "in":
+                    self.unanswered[uid] = str(action)
             elif kind == 3:
                 action, payload = self._answered_action(direction, uid), frame[2]
             else:
                 action, payload = self._answered_action(direction, uid), frame[2:]
         else:
             frame = None
-        self.log.frames.append(Frame(self.csms.clock(), direction, text, kind, uid, action, payload, self.number))
+        if self.csms.o.keep_frames:
+            self.log.frames.append(Frame(self.csms.clock(), direction, text, kind, uid, action, payload, self.number))
         return frame, found
 
     def _answered_action(self, direction: str, uid: str) -> str | None:
         if direction == "in":
             entry = self.pending.get(uid)
             return entry[0] if entry is not None else None
-        for f in reversed(self.log.frames):
-            if f.direction == "in" and f.message_type == 2 and f.unique_id == uid:
-                return f.action
-        return None
+        return self.unanswered.pop(uid, None)
 
     async def send(self, text: str) -> None:
         self.record("out", text)
@@ -160,11 +168,12 @@ class _Link:
                 if frame is None:
                     continue
                 if frame[0] == 2:
-                    if self.validator.pending("in").keys() - {frame[1]}:
+                    if self.unanswered.keys() - {frame[1]}:
                         self.csms.anomalies.append(
                             Anomaly(self.csms.clock(), self.log.charger_id, "call_while_pending", str(raw)[:200])
                         )
-                    self.calls_in.put_nowait((frame[1], str(frame[2]), frame[3], found))
+                    action, payload = (str(frame[2]), frame[3]) if len(frame) == 4 else ("", None)
+                    self.calls_in.put_nowait((frame[1], action, payload, found))
                 else:
                     entry = self.pending.get(frame[1])
                     if entry is not None and not entry[1].done():
@@ -197,10 +206,11 @@ class _Link:
         if self.csms.hanging:
             return
         try:
-            if found and o.reject_invalid_frames:
-                raise Refuse(_FORMAT_ERROR[self.version], found[0].reason[:200])
             if action in o.call_errors:
                 raise Refuse(o.call_errors[action], f"{action} refused by the simulated CSMS")
+            handled = action in HANDLERS[self.version]
+            if not action or (handled and found and o.reject_invalid_frames):
+                raise Refuse(_FORMAT_ERROR[self.version], found[0].reason[:200] if found else "not a CALL")
             if not isinstance(payload, dict):
                 raise Refuse(_FORMAT_ERROR[self.version], "the payload is not a JSON object")
             result = answer(self.csms, self.log, self.version, action, payload)
@@ -227,14 +237,15 @@ class _Link:
             finally:
                 self.pending.pop(uid, None)
         if frame[0] == 4:
-            raise CallErrorAnswer(action, str(frame[2]), str(frame[3]), frame[4] if len(frame) > 4 else None)
+            code, description, details = (*frame[2:], None, None)[:3]
+            raise CallErrorAnswer(action, str(code), str(description), details)
         result = frame[2]
         if not isinstance(result, dict):
             raise CallErrorAnswer(action, "FormatViolation", "the CALLRESULT payload is not an object", None)
         return result
 
 
-class SimCsms:
+class SimCsms(Commands):
     """The simulated back office (see :mod:`hil.csms`)."""
 
     def __init__(self, clock: Clock, options: CsmsOptions | None = None) -> None:
@@ -249,6 +260,7 @@ class SimCsms:
         self.starts_seen: dict[tuple[Any, ...], int] = {}
         self.call_ids = itertools.count(1)
         self._tx_ids = itertools.count(self.o.first_transaction_id)
+        self._remote_start_ids = itertools.count(1)
         self._links: dict[str, _Link] = {}
         self._server: Server | None = None
         self._port = self.o.port
@@ -303,6 +315,7 @@ class SimCsms:
         if not on:
             for link in self._links.values():  # the CALLs received while hanging stay unanswered
                 link.validator.forget("in")
+                link.unanswered.clear()
 
     async def __aenter__(self) -> SimCsms:
         await self.start()
@@ -327,6 +340,9 @@ class SimCsms:
 
     def next_transaction_id(self) -> int:
         return next(self._tx_ids)
+
+    def next_remote_start_id(self) -> int:
+        return next(self._remote_start_ids)
 
     # --- what was recorded ------------------------------------------------------------------------
     def log(self, charger_id: str) -> ChargerLog:
@@ -401,158 +417,6 @@ class SimCsms:
     async def send_raw(self, charger_id: str, text: str) -> None:
         """Send any text frame as is (a deliberately broken one, for the other side's validator)."""
         await self._link(charger_id).send(text)
-
-    async def remote_start(
-        self,
-        charger_id: str,
-        id_tag: str,
-        connector_id: int | None = 1,
-        *,
-        charging_profile: dict[str, Any] | None = None,
-        remote_start_id: int | None = None,
-        token_type: str = "ISO14443",
-    ) -> dict[str, Any]:
-        """1.6 RemoteStartTransaction / 2.0.1 RequestStartTransaction (``remote_start_id``:
-        default the next call number)."""
-        if self.version(charger_id) == "1.6":
-            p: dict[str, Any] = {"idTag": id_tag}
-            if connector_id is not None:
-                p["connectorId"] = connector_id
-            if charging_profile is not None:
-                p["chargingProfile"] = charging_profile
-            return await self.call(charger_id, "RemoteStartTransaction", p)
-        rid = remote_start_id if remote_start_id is not None else next(self.call_ids)
-        p = {"idToken": {"idToken": id_tag, "type": token_type}, "remoteStartId": rid}
-        if connector_id is not None:
-            p["evseId"] = connector_id
-        if charging_profile is not None:
-            p["chargingProfile"] = charging_profile
-        return await self.call(charger_id, "RequestStartTransaction", p)
-
-    async def remote_stop(self, charger_id: str, transaction_id: int | str) -> dict[str, Any]:
-        """1.6 RemoteStopTransaction / 2.0.1 RequestStopTransaction."""
-        if self.version(charger_id) == "1.6":
-            return await self.call(charger_id, "RemoteStopTransaction", {"transactionId": int(transaction_id)})
-        return await self.call(charger_id, "RequestStopTransaction", {"transactionId": str(transaction_id)})
-
-    async def set_charging_profile(self, charger_id: str, connector_id: int, profile: dict[str, Any]) -> dict[str, Any]:
-        """SetChargingProfile with a wire profile (:func:`hil.csms.profiles.charging_profile`)."""
-        if self.version(charger_id) == "1.6":
-            payload = {"connectorId": connector_id, "csChargingProfiles": profile}
-        else:
-            payload = {"evseId": connector_id, "chargingProfile": profile}
-        return await self.call(charger_id, "SetChargingProfile", payload)
-
-    async def set_cap(
-        self,
-        charger_id: str,
-        limit: float,
-        *,
-        unit: str = "A",
-        purpose: str = "ChargePointMaxProfile",
-        connector_id: int | None = None,
-        profile_id: int = 900,
-        stack_level: int = 0,
-        transaction_id: int | str | None = None,
-        duration_s: int | None = None,
-    ) -> dict[str, Any]:
-        """A cap of ``limit`` (A per phase or W) from now on (an Absolute schedule starting at the
-        CSMS's clock): ChargePointMax/ChargingStationMax on connector 0, else ``purpose`` on
-        ``connector_id`` (default 1)."""
-        version = self.version(charger_id)
-        is_max = purpose in ("ChargePointMaxProfile", "ChargingStationMaxProfile")
-        target = 0 if is_max else (connector_id if connector_id is not None else 1)
-        profile = charging_profile(
-            version,
-            profile_id=profile_id,
-            purpose=purpose,
-            limit=limit,
-            unit=unit,
-            stack_level=stack_level,
-            start=self.clock().astimezone(UTC).replace(microsecond=0),
-            transaction_id=transaction_id,
-            duration_s=duration_s,
-        )
-        return await self.set_charging_profile(charger_id, target, profile)
-
-    async def clear_charging_profile(
-        self,
-        charger_id: str,
-        *,
-        profile_id: int | None = None,
-        connector_id: int | None = None,
-        purpose: str | None = None,
-        stack_level: int | None = None,
-    ) -> dict[str, Any]:
-        if self.version(charger_id) == "1.6":
-            p: dict[str, Any] = {}
-            for k, v in (
-                ("id", profile_id),
-                ("connectorId", connector_id),
-                ("chargingProfilePurpose", purpose),
-                ("stackLevel", stack_level),
-            ):
-                if v is not None:
-                    p[k] = v
-            return await self.call(charger_id, "ClearChargingProfile", p)
-        p = {} if profile_id is None else {"chargingProfileId": profile_id}
-        criteria: dict[str, Any] = {}
-        if connector_id is not None:
-            criteria["evseId"] = connector_id
-        if purpose is not None:
-            criteria["chargingProfilePurpose"] = (
-                "ChargingStationMaxProfile" if purpose == "ChargePointMaxProfile" else purpose
-            )
-        if stack_level is not None:
-            criteria["stackLevel"] = stack_level
-        if criteria:
-            p["chargingProfileCriteria"] = criteria
-        return await self.call(charger_id, "ClearChargingProfile", p)
-
-    async def get_composite_schedule(
-        self, charger_id: str, connector_id: int, duration_s: int, unit: str | None = None
-    ) -> dict[str, Any]:
-        key = "connectorId" if self.version(charger_id) == "1.6" else "evseId"
-        p: dict[str, Any] = {key: connector_id, "duration": duration_s}
-        if unit is not None:
-            p["chargingRateUnit"] = unit
-        return await self.call(charger_id, "GetCompositeSchedule", p)
-
-    async def reset(self, charger_id: str, kind: str = "Soft") -> dict[str, Any]:
-        """Reset: ``Soft``/``Hard`` (1.6); 2.0.1 takes ``OnIdle``/``Immediate`` (Soft/Hard mapped)."""
-        if self.version(charger_id) == "1.6":
-            return await self.call(charger_id, "Reset", {"type": kind})
-        mapped = {"Soft": "OnIdle", "Hard": "Immediate"}.get(kind, kind)
-        return await self.call(charger_id, "Reset", {"type": mapped})
-
-    async def change_configuration(self, charger_id: str, key: str, value: str) -> dict[str, Any]:
-        """1.6 ChangeConfiguration."""
-        return await self.call(charger_id, "ChangeConfiguration", {"key": key, "value": value})
-
-    async def set_variables(self, charger_id: str, items: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
-        """2.0.1 SetVariables: (component name, variable name, value) each."""
-        data = [{"component": {"name": c}, "variable": {"name": v}, "attributeValue": val} for c, v, val in items]
-        return await self.call(charger_id, "SetVariables", {"setVariableData": data})
-
-    async def data_transfer(
-        self, charger_id: str, vendor_id: str, message_id: str | None = None, data: str | None = None
-    ) -> dict[str, Any]:
-        p: dict[str, Any] = {"vendorId": vendor_id}
-        if message_id is not None:
-            p["messageId"] = message_id
-        if data is not None:
-            p["data"] = data
-        return await self.call(charger_id, "DataTransfer", p)
-
-    async def trigger_message(self, charger_id: str, message: str, connector_id: int | None = None) -> dict[str, Any]:
-        """TriggerMessage (``message``: the version's ``requestedMessage``, e.g. ``StatusNotification``)."""
-        p: dict[str, Any] = {"requestedMessage": message}
-        if connector_id is not None:
-            if self.version(charger_id) == "1.6":
-                p["connectorId"] = connector_id
-            else:
-                p["evse"] = {"id": connector_id}
-        return await self.call(charger_id, "TriggerMessage", p)
 
     # --- handshake and connections -------------------------------------------------------------
     def _charger_id(self, path: str) -> str | None:

@@ -314,3 +314,45 @@ async def test_security_profile_2_tls(clock: ManualClock, tmp_path: Path) -> Non
         await sim.connect(csms.url, ssl_context=client_context(cert))
         await csms.wait_connected("CP1", booted=1)
         await sim.close()
+
+
+async def test_transaction_events_replayed_lost_late_or_out_of_order(csms: SimCsms) -> None:
+    def event(kind: str, seq_no: int, at_s: int, trigger: str = "MeterValuePeriodic") -> dict[str, Any]:
+        stamp = format_time(T0 + timedelta(seconds=at_s))
+        return {
+            "eventType": kind,
+            "timestamp": stamp,
+            "triggerReason": trigger,
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": "T-1"},
+            "meterValue": [{"timestamp": stamp, "sampledValue": [{"value": float(at_s)}]}],
+        }
+
+    async with raw_client(csms, "RAW2", "2.0.1") as ws:
+        sent = [
+            event("Started", 0, 0, "Authorized"),
+            event("Updated", 1, 60),
+            event("Updated", 1, 60),  # replayed
+            event("Updated", 3, 30),  # seqNo 2 lost; and older than the last value
+            event("Ended", 4, 240, "StopAuthorized"),
+            event("Updated", 5, 300),  # after the end
+        ]
+        for i, payload in enumerate(sent):
+            assert (await raw_call(ws, f"t{i}", "TransactionEvent", payload))[0] == 3
+    tx = csms.transaction("T-1", "RAW2")
+    assert tx.seq_nos() == [0, 1, 1, 3, 4, 5] and tx.ended and tx.stop_reason == "Local"
+    assert [m.value() for m in tx.meter_values] == [0.0, 60.0, 60.0, 30.0, 240.0, 300.0]
+    assert [a.kind for a in csms.anomalies] == ["duplicate_seq_no", "seq_no_gap", "out_of_order", "after_end"]
+    assert csms.violations() == []
+
+
+async def test_malformed_calls_get_a_callerror_and_the_link_survives(csms: SimCsms) -> None:
+    async with raw_client(csms) as ws:
+        await ws.send(json.dumps([2, "m1", "Heartbeat"]))  # no payload
+        assert json.loads(await asyncio.wait_for(ws.recv(), 2.0))[:3] == [4, "m1", "FormationViolation"]
+        frame = await raw_call(ws, "m2", "FrobnicateNow", {})
+        assert frame[:3] == [4, "m2", "NotImplemented"]
+        await ws.send("not json at all")
+        assert (await raw_call(ws, "m3", "Heartbeat", {}))[0] == 3
+    assert [a.kind for a in csms.anomalies] == ["unknown_action"]
+    assert len(csms.violations()) == 3
