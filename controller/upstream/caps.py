@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -54,6 +55,9 @@ from controller.upstream.caps_schedule import Held, Rate, Stack, combined_steps,
 LOG = logging.getLogger("depotctl.upstream.caps")
 PENDING_START_S = 600.0
 """How long a start's profile waits for its transaction to start [s] (a driver plugging in late)."""
+CACHE_AHEAD_S = 3600.0
+""":meth:`CapBook.cap_steps` works this far beyond the span asked and answers the next plans from
+that until the book changes (the plan asks every ``plan_every_s`` for a span that moved by that)."""
 MAX_COMPOSITE_S = 7 * 86400
 """GetCompositeSchedule reports at most this far ahead [s] (its ``duration`` says how far it did)."""
 Via = Literal["set", "remote_start"]
@@ -147,12 +151,16 @@ class CapBook:
         self.ratings = ratings
         self.max_stack_level = max_stack_level
         self._chargers: dict[str, _Charger] = {}
+        self._revision = 0  # bumped by every change a cap may depend on
+        self._cached_revision = 0
+        self._cache: dict[tuple[object, ...], tuple[datetime, datetime, list[tuple[datetime, float | None]]]] = {}
 
     # -- what the CSMS sends ------------------------------------------------------------------
 
     def set_profile(self, charger_id: str, version: Version, payload: dict[str, Any]) -> Answer:
         """A SetChargingProfile request payload from the CSMS (camelCase as on the wire):
         ``Accepted`` and stored when well-formed (module docstring), else ``Rejected``."""
+        self._revision += 1
         try:
             now = self.clock()
             profile = parse_set_request(version, payload, now, self.max_stack_level)
@@ -172,6 +180,7 @@ class CapBook:
         """A ClearChargingProfile request payload: by id (the other criteria then ignored), else
         every profile matching all criteria given (connector, purpose, stack level; none: all),
         a start's waiting profile included. ``Accepted`` when one was cleared, else ``Unknown``."""
+        self._revision += 1
         try:
             problem = schema_problem(version, "ClearChargingProfile" if version == "1.6" else
                                      "ClearChargingProfileRequest", payload)
@@ -249,6 +258,7 @@ class CapBook:
         when a transaction already runs there (2.0.1: a transaction may start at plug-in), else
         at :meth:`transaction_started`; it waits :data:`PENDING_START_S`. A new one replaces one
         waiting for the same connector. One that is not well-formed is logged and dropped."""
+        self._revision += 1
         try:
             now = self.clock()
             request = wrap_profile(version, connector_id if connector_id is not None else 1, _copy(profile))
@@ -271,6 +281,7 @@ class CapBook:
     def transaction_started(self, charger_id: str, connector_id: int, transaction_id: str) -> None:
         """A transaction started on the charger (its id for it; 1.6 ints as str), now: a start's
         profile waiting for this connector (or any) becomes its TxProfile."""
+        self._revision += 1
         now = self.clock()
         ch = self._charger(charger_id, now)
         known = ch.transactions.get(transaction_id)
@@ -296,6 +307,7 @@ class CapBook:
 
     def transaction_ended(self, charger_id: str, connector_id: int, transaction_id: str) -> None:
         """A transaction ended: its TxProfiles end with it (OCPP)."""
+        self._revision += 1
         del connector_id
         ch = self._charger(charger_id, self.clock())
         ch.transactions.pop(transaction_id, None)
@@ -305,6 +317,7 @@ class CapBook:
     def transaction_alias(self, charger_id: str, transaction_id: str, upstream_id: str) -> None:
         """The CSMS knows the charger's transaction ``transaction_id`` as ``upstream_id`` (1.6:
         a start answered locally while the CSMS was away): a TxProfile naming either is its."""
+        self._revision += 1
         ch = self._charger(charger_id, self.clock())
         ch.aliases.setdefault(transaction_id, set()).add(upstream_id)
 
@@ -356,9 +369,20 @@ class CapBook:
                 return session_kw(rate, phases_used, voltage_v)
             return session_amps(rate, phases_used, voltage_v)
 
-        steps = combined_steps(stack, start, end, lambda r: convert(r) / share, convert)
+        key = (charger_id, connector_id, transaction_id, unit, phases_used, voltage_v, share)
+        if self._cached_revision != self._revision:
+            self._cache.clear()
+            self._cached_revision = self._revision
+        hit = self._cache.get(key) if tx is not None else None  # without a start, Relative ones move
+        if hit is None or not hit[0] <= start or end > hit[1]:
+            window_end = end + timedelta(seconds=CACHE_AHEAD_S)
+            steps = combined_steps(stack, start, window_end, lambda r: convert(r) / share, convert)
+            if tx is not None:
+                self._cache[key] = (start, window_end, steps)
+        else:
+            steps = hit[2]
         out: list[tuple[datetime, float]] = []
-        for at, value in steps:
+        for at, value in _within(steps, start, end):
             if value is None and not out:
                 continue
             limit = float("inf") if value is None else value
@@ -402,6 +426,7 @@ class CapBook:
     def restore(self, rows: list[dict[str, Any]]) -> None:
         """Replace what is held by a :meth:`snapshot`'s rows (a row that no longer reads is
         logged and skipped; the rest is kept)."""
+        self._revision += 1
         self._chargers = {}
         for row in sorted(rows, key=lambda r: 0 if r.get("row") in ("transaction", "alias") else 1):
             try:
@@ -536,6 +561,14 @@ class CapBook:
         if version == "2.0.1":
             payload["statusInfo"] = _status_info(refused.code, refused.message)
         return Answer(status, payload, refused.message)
+
+
+def _within(
+    steps: list[tuple[datetime, float | None]], start: datetime, end: datetime
+) -> list[tuple[datetime, float | None]]:
+    """``steps`` (the first at or before ``start``) cut to ``[start, end)``, the first at ``start``."""
+    first = bisect_right(steps, start, key=lambda s: s[0]) - 1
+    return [(start, steps[first][1]), *(s for s in steps[first + 1:] if s[0] < end)]
 
 
 def _unwrap(entry: _Entry) -> dict[str, Any]:

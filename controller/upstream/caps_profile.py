@@ -112,10 +112,22 @@ def plain_json(value: object) -> float:
 
 def schema_problem(version: Version, name: str, payload: object) -> str | None:
     """The first schema violation of ``payload`` against the ``ocpp`` package's schema ``name``
-    (file name without ``.json``), or None. Never raises."""
+    (file name without ``.json``), or None. Never raises.
+
+    A SetChargingProfile's periods (up to 1024 per schedule, and jsonschema takes ~0.1 ms each)
+    are checked against their schema here (:func:`_period_problem`), the rest by jsonschema."""
     try:
         parse_float: Any = decimal.Decimal if version == "1.6" else float
         instance = json.loads(json.dumps(payload, allow_nan=False, default=plain_json), parse_float=parse_float)
+        if name == set_request_name(version):
+            for path, sched in _schedules(version, instance):
+                periods = sched["chargingSchedulePeriod"]
+                if version == "2.0.1" and len(periods) > MAX_PERIODS_201:
+                    return f"{path}: more than {MAX_PERIODS_201} periods"
+                for i, period in enumerate(periods):
+                    if (problem := _period_problem(version, f"{path}/{i}", period)) is not None:
+                        return problem
+                sched["chargingSchedulePeriod"] = periods[:1]
         error = next(iter(_validator(version, name).iter_errors(instance)), None)
     except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         return f"not JSON: {exc}"
@@ -123,6 +135,58 @@ def schema_problem(version: Version, name: str, payload: object) -> str | None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "payload"
     return f"{where}: {error.message}"
+
+
+MAX_PERIODS_201 = 1024
+_PERIOD_KEYS = {
+    "1.6": frozenset({"startPeriod", "limit", "numberPhases"}),
+    "2.0.1": frozenset({"startPeriod", "limit", "numberPhases", "phaseToUse", "customData"}),
+}
+
+
+def _schedules(version: Version, instance: object) -> list[tuple[str, dict[str, Any]]]:
+    """Each chargingSchedule of a SetChargingProfile request (as parsed) that has a period list."""
+    key = "csChargingProfiles" if version == "1.6" else "chargingProfile"
+    prof = instance.get(key) if isinstance(instance, dict) else None
+    raw = prof.get("chargingSchedule") if isinstance(prof, dict) else None
+    where = f"{key}/chargingSchedule"
+    found = [(where, raw)] if version == "1.6" else list(
+        (f"{where}/{i}", s) for i, s in enumerate(raw if isinstance(raw, list) else ())
+    )
+    return [
+        (f"{path}/chargingSchedulePeriod", s) for path, s in found
+        if isinstance(s, dict) and isinstance(s.get("chargingSchedulePeriod"), list)
+    ]
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _period_problem(version: Version, where: str, period: object) -> str | None:
+    """``period`` against the schema's ChargingSchedulePeriod (Draft 4: an integer is an int)."""
+    if not isinstance(period, dict):
+        return f"{where}: {period!r} is not of type 'object'"
+    extra = sorted(set(period) - _PERIOD_KEYS[version])
+    if extra:
+        return f"{where}: Additional properties are not allowed ({', '.join(map(repr, extra))} were unexpected)"
+    for key in ("startPeriod", "limit"):
+        if key not in period:
+            return f"{where}: {key!r} is a required property"
+    for key in ("startPeriod", "numberPhases", "phaseToUse"):
+        if key in period and not _is_integer(period[key]):
+            return f"{where}/{key}: {period[key]!r} is not of type 'integer'"
+    limit = period["limit"]
+    if isinstance(limit, bool) or not isinstance(limit, int | float | decimal.Decimal):
+        return f"{where}/limit: {limit!r} is not of type 'number'"
+    if version == "1.6" and (decimal.Decimal(limit) / decimal.Decimal("0.1")) % 1 != 0:
+        return f"{where}/limit: {limit!r} is not a multiple of 0.1"
+    custom = period.get("customData")
+    if custom is not None and not (
+        isinstance(custom, dict) and isinstance(custom.get("vendorId"), str) and len(custom["vendorId"]) <= 255
+    ):
+        return f"{where}/customData: {custom!r} is not a CustomDataType"
+    return None
 
 
 def set_request_name(version: Version) -> str:

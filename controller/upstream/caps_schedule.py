@@ -124,17 +124,41 @@ def edges(held: Held, start: datetime, end: datetime) -> set[datetime]:
     return {t for t in out if start < t < end}
 
 
-def winner(helds: Sequence[Held], t: datetime) -> tuple[Rate, ...]:
-    """The rates of the profile that wins among ``helds`` at ``t`` (module docstring)."""
-    best: tuple[tuple[int, bool, datetime], tuple[Rate, ...]] | None = None
-    for h in helds:
-        rates = rates_at(h, t)
-        if not rates:
-            continue
-        key = (h.profile.stack_level, h.profile.connector_id > 0, h.profile.received_at)
-        if best is None or key > best[0]:
-            best = (key, rates)
-    return () if best is None else best[1]
+def segments(held: Held, start: datetime, end: datetime) -> list[tuple[datetime, tuple[Rate, ...]]]:
+    """What ``held`` sets over ``[start, end)``: steps ``(from, rates)``, the first at ``start``."""
+    out: list[tuple[datetime, tuple[Rate, ...]]] = []
+    for t in sorted(edges(held, start, end) | {start}):
+        rates = rates_at(held, t)
+        if not out or out[-1][1] != rates:
+            out.append((t, rates))
+    return out
+
+
+class _Track:
+    """One profile's segments, walked forward in time."""
+
+    def __init__(self, held: Held, start: datetime, end: datetime) -> None:
+        p = held.profile
+        self.key = (p.stack_level, p.connector_id > 0, p.received_at)
+        self.steps = segments(held, start, end)
+        self.i = 0
+
+    def at(self, t: datetime) -> tuple[Rate, ...]:
+        while self.i + 1 < len(self.steps) and self.steps[self.i + 1][0] <= t:
+            self.i += 1
+        return self.steps[self.i][1]
+
+
+def _winner(tracks: Sequence[_Track], t: datetime) -> tuple[Rate, ...]:
+    """The rates of the profile that wins at ``t`` (module docstring: stack level, then one on the
+    connector itself, then the later received)."""
+    best: _Track | None = None
+    best_rates: tuple[Rate, ...] = ()
+    for track in tracks:
+        rates = track.at(t)
+        if rates and (best is None or track.key > best.key):
+            best, best_rates = track, rates
+    return best_rates
 
 
 Convert = Callable[[Rate], float]
@@ -146,13 +170,14 @@ def combined_steps(
     """Steps ``(from, limit)`` over ``[start, end)``, the first at ``start``: the lower of the
     ChargePointMax's limit (through ``for_max``) and the TxProfile's — else the TxDefaultProfile's —
     (through ``for_session``); ``None`` where no profile is in force. Equal neighbours merged."""
-    points = {start}
-    for held in stack.all():
-        points |= edges(held, start, end)
+    charger_max = [_Track(h, start, end) for h in stack.charger_max]
+    tx = [_Track(h, start, end) for h in stack.tx]
+    tx_default = [_Track(h, start, end) for h in stack.tx_default]
+    points = sorted({t for track in (*charger_max, *tx, *tx_default) for t, _ in track.steps} | {start})
     out: list[tuple[datetime, float | None]] = []
-    for t in sorted(points):
-        values = [for_max(r) for r in winner(stack.charger_max, t)]
-        values += [for_session(r) for r in (winner(stack.tx, t) or winner(stack.tx_default, t))]
+    for t in points:
+        values = [for_max(r) for r in _winner(charger_max, t)]
+        values += [for_session(r) for r in (_winner(tx, t) or _winner(tx_default, t))]
         value = min(values) if values else None
         if out and out[-1][1] == value:
             continue

@@ -212,3 +212,40 @@ def test_several_schedules_limit_to_the_lowest_in_force() -> None:
         "startSchedule"], "duration": 7200, "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6900.0}]})
     _set(book, "2.0.1", 0, prof)
     assert _cap(book, None) == ((T0, pytest.approx(10.0)), (T0 + 2 * H, INF))
+
+
+def test_later_plans_get_what_a_fresh_book_computes() -> None:
+    """cap_steps answers the next plans from what it worked out (until the book changes): the same
+    steps as a book that never asked before, as time moves on and after each change."""
+    book, clock = _book()
+    book.transaction_started("CP1", 1, "7")
+    _set(book, "1.6", 0, profile("1.6", 1, kind="Recurring", recurrency="Daily", start=T0 - 20 * H, duration=7200,
+                                 periods=((0, 10.0), (3600, 8.0))))
+    _set(book, "1.6", 1, profile("1.6", 2, "TxProfile", stack=1, kind="Relative", duration=3 * 3600,
+                                 periods=((0, 16.0), (5400, 12.0))))
+
+    def fresh(tx: str, at: datetime) -> tuple[tuple[datetime, float], ...]:
+        other = CapBook(HandClock(at))
+        other.restore(book.snapshot())
+        return _cap(other, tx, start=at, hours=24)
+
+    tx = "7"
+    seen = set()
+    for minutes in (0, 15, 30, 45, 90, 105, 120, 600):
+        at = T0 + timedelta(minutes=minutes)
+        clock.now = at
+        steps = _cap(book, tx, start=at, hours=24)
+        assert steps == fresh(tx, at), minutes
+        seen.add(steps)
+        if minutes == 30:
+            _set(book, "1.6", 0, profile("1.6", 3, "ChargePointMaxProfile", start=at, duration=3600,
+                                         periods=((0, 9.0),)))
+        if minutes == 90:
+            book.transaction_ended("CP1", 1, "7")
+            book.transaction_started("CP1", 1, "8")
+            _set(book, "1.6", 1, profile("1.6", 4, "TxProfile", stack=1, kind="Relative", duration=3600,
+                                         periods=((0, 7.0),)))
+            tx = "8"
+    assert len(seen) == 8  # every moment asked had its own steps
+    earlier = T0 + timedelta(minutes=105)  # before what was worked out last
+    assert _cap(book, tx, start=earlier, hours=24) == fresh(tx, earlier)
