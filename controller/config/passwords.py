@@ -22,8 +22,12 @@ def parse_password_file(text: str, filename: str = "<passwords>") -> dict[str, s
     """YAML text → charger id → password."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PasswordsError(f"{filename}: not valid YAML: {exc}") from None
+    except yaml.MarkedYAMLError as exc:  # its line, never its text: that may hold a password
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise PasswordsError(f"{filename}{line}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError:
+        raise PasswordsError(f"{filename}: not valid YAML") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -45,7 +45,8 @@ def check_pv(sf: SiteFile, error: Report) -> None:
         return
     circuits = [c.id for c in sf.circuits if c.meter == name]
     if circuits:
-        error(path, f"{name!r} is circuit {circuits[0]!r}'s meter; `pv.meter` is a meter measuring the PV output alone")
+        alone = "`pv.meter` is a meter measuring the PV output alone"
+        error(path, f"{name!r} is the meter of circuit {circuits[0]!r}; {alone}")
         return
     if not measures_power(meter):
         error(

@@ -32,9 +32,9 @@ KNOWN_QUIRKS: tuple[str, ...] = (
 SLOT_MINUTES: tuple[int, ...] = (5, 10, 15, 20, 30, 60)
 DEMAND_WINDOW_MINUTES: tuple[int, ...] = (5, 10, 15, 30, 60)
 """The demand charge's averaging windows [min]: the integration periods utility meters use for a
-demand register (15 min in most of Europe and North America, 30 min in the UK and Australia, 60
-min or 5 min elsewhere). Each divides the hour, so windows start on the clock (:00, :15, …) the
-same way every hour, as the meter's do."""
+demand register (15 min is the most common; some utilities use 30 or 60, a few 5 or 10). Each
+divides the hour, so windows start on the clock (:00, :15, …) the same way every hour, as the
+meter's do."""
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 

@@ -78,7 +78,8 @@ def connection_text(site: Site, ch: Charger) -> str:
 
 def render_tree(site: Site) -> str:
     """Plain-text tree: per node its limit and, on the line below, what the limit applies to and how
-    it is summed; per charger its connection. Aligned columns."""
+    it is summed; per charger its connection. Aligned columns. Below it the counts, then a line each
+    for the tariff, the PV meter and the upstream CSMS where the site has them."""
     rows: list[tuple[str, str]] = []
     connected = connected_line_currents_a(site)
     chargers_at: dict[str, list[Charger]] = {}

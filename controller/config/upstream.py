@@ -3,13 +3,14 @@
 OCPP's security profiles fix the transport: 0 (no security) and 1 (HTTP Basic auth) run over
 ``ws://``, 2 (TLS and HTTP Basic auth) over ``wss://``. Profiles 1 and 2 need the passwords the
 CSMS expects, one per charger, in a passwords file of the same format as ``ocpp.passwords_file``.
-The files are read here only when the site is checked for running (not ``offline``).
+The files (passwords, CA certificates) are read here, when the site is checked for running (not
+``offline``), so a file the proxy could not use stops ``check-config`` and a reload.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
-from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,7 +58,7 @@ def check_upstream(sf: SiteFile, error: Report, warn: Report) -> None:
     else:
         _check_passwords(sf, up.passwords_file, error, warn)
     if up.ca_file is not None and scheme == "wss":
-        _check_readable(up.ca_file, (*BASE, "ca_file"), error)
+        _check_ca_file(up.ca_file, error)
 
 
 def _check_url(up: UpstreamSection, error: Report) -> str | None:
@@ -77,13 +78,14 @@ def _check_url(up: UpstreamSection, error: Report) -> str | None:
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
     except ValueError:
-        error(path, f"has a bad port: {url!r}")
+        error(path, f"has a bad port (a number up to 65535): {url!r}")
         return None
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         error(path, f"must not have a query or fragment: each charger connects at {{url}}/{{charger id}}, got {url!r}")
         return None
     if url.endswith("/"):
-        error(path, f"must not end with '/': each charger connects at {{url}}/{{charger id}} ({url.rstrip('/')!r})")
+        fix = url.rstrip("/")
+        error(path, f"must not end with '/': each charger connects at {{url}}/{{charger id}} (write {fix!r})")
         return None
     return parts.scheme
 
@@ -105,10 +107,13 @@ def _check_passwords(sf: SiteFile, name: str, error: Report, warn: Report) -> No
         )
 
 
-def _check_readable(name: str, path: Path, error: Report) -> None:
+def _check_ca_file(name: str, error: Report) -> None:
+    """The CA file must hold at least one certificate that OpenSSL can load (PEM)."""
+    path: Path = (*BASE, "ca_file")
     try:
-        with FsPath(name).open("rb"):
-            pass
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=name)
+    except ssl.SSLError as exc:
+        error(path, f"{name} holds no usable CA certificate (PEM): {exc.reason or exc}")
     except OSError as exc:
         error(path, f"cannot read {name}: {exc.strerror or exc}")
 

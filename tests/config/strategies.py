@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from pathlib import Path
 
 from hypothesis import strategies as st
 
+from controller.config.schema import DEMAND_WINDOW_MINUTES
 from controller.model import site as m
 from controller.model.presets import PRESET_NAMES
+
+DATA = Path(__file__).parent / "data"
+UPSTREAM_PASSWORDS = str(DATA / "upstream-passwords.yaml")
+CA_FILE = str(DATA / "csms-ca.pem")
+CURRENCIES = ["EUR", "CHF", "USD", "GBP", "SEK"]
+CSMS_HOSTS = ["csms.example.com", "10.0.0.7:9000", "[::1]:8443", "backoffice"]
+CSMS_PATHS = ["", "/ocpp", "/steve/websocket/CentralSystemService", "/ocpp/v16"]
 
 # Words YAML 1.1 would turn into numbers, booleans, null or times if they were not quoted.
 TRICKY = ["0012", "1e3", "yes", "off", "null", "05:30", "0x1F", "N", "-1", ".5", "~"]
@@ -51,11 +60,44 @@ def transformers(draw: st.DrawFn, parent_bus: m.Service) -> m.Transformer:
 
 
 @st.composite
+def tariffs(draw: st.DrawFn) -> m.Tariff:
+    """Either form's worth of tariff: energy steps only (written as the list), or with a currency,
+    dated prices and a demand charge (written as the mapping)."""
+    minutes = sorted(draw(st.lists(st.integers(0, 24 * 60 - 1), max_size=4, unique=True)))
+    energy = tuple(m.TariffStep(time(t // 60, t % 60), draw(st.floats(-1, 1))) for t in minutes)
+    if draw(st.booleans()):
+        return m.Tariff(energy=energy)
+    demand = None
+    if draw(st.booleans()):
+        price = draw(st.floats(0, 100, allow_nan=False, allow_infinity=False))
+        demand = m.DemandCharge(price, draw(st.sampled_from(DEMAND_WINDOW_MINUTES)))
+    return m.Tariff(
+        currency=draw(st.sampled_from(CURRENCIES)),
+        energy=energy,
+        prices_file=draw(st.none() | st.sampled_from(["/var/lib/depotctl/prices.csv", "prices 2026.csv"])),
+        demand=demand,
+    )
+
+
+@st.composite
+def upstreams(draw: st.DrawFn) -> m.Upstream:
+    profile = draw(st.integers(0, 2))
+    scheme = "wss" if profile == 2 else "ws"
+    url = f"{scheme}://{draw(st.sampled_from(CSMS_HOSTS))}{draw(st.sampled_from(CSMS_PATHS))}"
+    passwords = UPSTREAM_PASSWORDS if profile else draw(st.none() | st.just(UPSTREAM_PASSWORDS))
+    ca_file = draw(st.none() | st.just(CA_FILE)) if profile == 2 else None
+    offline: m.OfflineAuthorize = draw(st.sampled_from(["cache", "accept", "reject"]))
+    return m.Upstream(url, profile, passwords, ca_file, offline)
+
+
+@st.composite
 def sites(draw: st.DrawFn) -> m.Site:
     n_ids = draw(st.integers(0, 14))
     ids = draw(st.lists(ident.filter(lambda s: s != "grid"), min_size=n_ids, max_size=n_ids, unique=True))
     n_meters = draw(st.integers(0, min(3, len(ids))))
     meter_ids, rest = ids[:n_meters], ids[n_meters:]
+    pv_meter = meter_ids[-1] if len(meter_ids) >= 2 and draw(st.booleans()) else None
+    load_meters = [x for x in meter_ids if x != pv_meter]  # the grid's and circuits' (a PV meter is neither)
     n_circuits = draw(st.integers(0, min(5, len(rest))))
     circuit_ids, charger_ids = rest[:n_circuits], rest[n_circuits:]
 
@@ -105,7 +147,7 @@ def sites(draw: st.DrawFn) -> m.Site:
                 draw(amps),
                 parent,
                 draw(st.none() | st.floats(0, 5)),
-                draw(st.none() | st.sampled_from(meter_ids)) if meter_ids else None,
+                draw(st.none() | st.sampled_from(load_meters)) if load_meters else None,
                 transformer,
                 draw(limit_sum),
             )
@@ -171,8 +213,6 @@ def sites(draw: st.DrawFn) -> m.Site:
             else:
                 on = datetime(2026, draw(st.integers(1, 12)), draw(st.integers(1, 28)), at.hour, at.minute)
                 schedules.append(m.Schedule(v.id, at, (), on, energy, soc, None))
-    minutes = sorted(draw(st.lists(st.integers(0, 24 * 60 - 1), max_size=4, unique=True)))
-    tariff = tuple(m.TariffStep(time(t // 60, t % 60), draw(st.floats(-1, 1))) for t in minutes)
     profile = draw(st.sampled_from([0, 1]))
     return m.Site(
         site=m.SiteInfo(
@@ -183,9 +223,14 @@ def sites(draw: st.DrawFn) -> m.Site:
         circuits=tuple(circuits),
         chargers=tuple(chargers),
         failsafe=m.Failsafe(draw(st.floats(0, 16)), draw(st.floats(0, 50))),
-        ocpp=m.Ocpp(security_profile=profile, passwords_file="/etc/depotctl/pw.yaml" if profile else None),
+        ocpp=m.Ocpp(
+            security_profile=profile,
+            passwords_file="/etc/depotctl/pw.yaml" if profile else None,
+            upstream=draw(st.none() | upstreams()),
+        ),
         control=m.Control(slot_min=draw(st.sampled_from([5, 15, 30]))),
         vehicles=tuple(vehicles),
         schedules=tuple(schedules),
-        tariff=m.Tariff(energy=tariff),
+        tariff=draw(tariffs()),
+        pv=None if pv_meter is None else m.Pv(pv_meter),
     )
