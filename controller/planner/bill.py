@@ -48,6 +48,7 @@ from controller.planner.steps import Steps
 
 FloatArray = npt.NDArray[np.float64]
 FORECAST_TRUSTED_AFTER_S = 3600.0  # as the limits: before this the measured base load counts if higher
+PRICE_EPS = 1e-9  # prices closer than this (relative) are the same price (slot means round)
 DEMAND_REF_H = 24.0  # without an energy price: one kW of peak weighs as much as this many kWh
 
 
@@ -73,7 +74,7 @@ class Bill:
         p = self.price_per_kwh
         if p is None or not len(p):
             return False
-        return bool(np.ptp(p) > 1e-12 * self.money_unit or (self.pv_kw > 1e-9).any())
+        return bool(np.ptp(p) > PRICE_EPS * self.money_unit or (self.pv_kw > 1e-9).any())
 
 
 def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[float, float, float],

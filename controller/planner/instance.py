@@ -8,6 +8,8 @@ side and reported in ``warnings``.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -175,7 +177,18 @@ class Instance:
     @cached_property
     def line_rows(self) -> LineRows:
         """The limit rows for the lines some session loads, in tree order (parents first, then by
-        line), then the site's explicit constraints."""
+        line), then the site's explicit constraints. A function of the site and each session's
+        charger and draw: the last one is remembered for the same site (they rarely change from
+        one cycle to the next; the objects compared are those :func:`_drawn` remembers)."""
+        memo = _site_memo(self.site)
+        key = tuple((p.charger.id, p.phasors, p.alt_phasors, p.spread_rad, p.amps_per_unit) for p in self.sessions)
+        if memo.rows is not None and memo.rows_key == key:
+            return memo.rows
+        rows = self._line_rows()
+        memo.rows_key, memo.rows = key, rows
+        return rows
+
+    def _line_rows(self) -> LineRows:
         # sessions with the same draw (charger connection, phases, unit) share every coefficient
         kinds: dict[tuple[NodePhasors, tuple[NodePhasors, ...], float], list[int]] = {}
         for s, p in enumerate(self.sessions):
@@ -346,10 +359,9 @@ def _session_params(
     ev_max_kw = None if s.ev_max_kw is None else _finite_pos(s.ev_max_kw)
     veh_max_a = _finite_pos(veh.max_a) if veh else None
     veh_max_kw = _finite_pos(veh.max_kw) if veh else None
-    full = phasor.draw(site, ch)  # every wired line: the charger's own rating
+    full, d, phasors, alt = _drawn(site, ch, s.phases_used)
     # the smallest candidate maximum wins, the first of equals (as ``min`` picks it)
     if ch.kind == "dc":
-        d = full
         eff = ch.efficiency if ch.efficiency > 0 else 1.0
         pf = ch.power_factor if ch.power_factor > 0 else 1.0
         amps_per_unit = 1000.0 / (eff * pf * d.volts_v)
@@ -369,7 +381,6 @@ def _session_params(
             if a is not None and a / amps_per_unit < max_unit:
                 max_unit, max_source = a / amps_per_unit, "vehicle max"
     else:
-        d = phasor.draw(site, ch, s.phases_used)
         amps_per_unit = 1.0
         kwh_per_unit_h = d.volts_v / 1000.0
         grid_kw_per_unit = kwh_per_unit_h
@@ -387,24 +398,6 @@ def _session_params(
             if kw is not None and kw * 1000.0 / d.volts_v < max_unit:
                 max_unit, max_source = kw * 1000.0 / d.volts_v, "vehicle max"
     phases = d.lines
-    used = s.phases_used if ch.kind == "ac" else None
-    phasors = _scaled(phasor.charger_phasors(site, ch, used), amps_per_unit)
-    alts: list[NodePhasors] = []
-    three_phase_ac = ch.kind == "ac" and len(full.lines) > 1 and not ch.line_to_line
-    if three_phase_ac and (used is None or used < 1):
-        # the vehicle may turn out to use one phase: on a delta bus it then draws between two
-        # lines, at another angle than the three-phase draw planned — the rows hold for both
-        one = _scaled(phasor.charger_phasors(site, ch, 1), amps_per_unit)
-        if one != phasors:
-            alts.append(one)
-    if three_phase_ac and (used is None or used <= 1) and len(full.lines) == 3 \
-            and phasor.node_service(site, ch.circuit) == "delta":
-        # on a delta bus a one-phase car draws between the charger's first line and the one its
-        # N terminal is wired to: the second by convention, the third if the installer chose so
-        first, third = full.lines[0], full.lines[2]
-        other = phasor.lift(site, ch.circuit, phasor.pair_signature(site, ch.circuit, first, third))
-        alts.append(_scaled(other, amps_per_unit))
-    alt = tuple(alts)
     max_unit = max(0.0, max_unit)
     if ch.kind == "ac" and max_unit < min_unit - 1e-9:
         max_unit, max_source = 0.0, f"{max_source} below charger min"
@@ -452,6 +445,76 @@ def _session_params(
         phasors=phasors, alt_phasors=alt,
         spread_rad=math.acos(ch.power_factor) if 0.0 < ch.power_factor < 1.0 else 0.0,
     )
+
+
+def _drawn(
+    site: Site, ch: Charger, phases_used: int | None
+) -> tuple[phasor.Draw, phasor.Draw, NodePhasors, tuple[NodePhasors, ...]]:
+    """How a session on ``ch`` draws: the charger's own rating (every wired line), the draw with
+    the vehicle's phases, its line phasors per unit of decision at every node above it, and the
+    other draws it may turn out to have. A function of the site, the charger and the phase count
+    only: remembered per site (the same site object from cycle to cycle)."""
+    memo = _site_memo(site)
+    key: tuple[str, object] = (ch.id, phases_used)
+    cacheable = True
+    try:
+        hit = memo.draws.get(key)
+    except TypeError:  # an unhashable phase count: computed (and refused) below
+        hit, cacheable = None, False
+    if hit is not None and hit[0] is ch:
+        return hit[1]
+    full = phasor.draw(site, ch)
+    d = full if ch.kind == "dc" else phasor.draw(site, ch, phases_used)
+    if ch.kind == "dc":
+        eff = ch.efficiency if ch.efficiency > 0 else 1.0
+        pf = ch.power_factor if ch.power_factor > 0 else 1.0
+        amps_per_unit = 1000.0 / (eff * pf * d.volts_v)
+    else:
+        amps_per_unit = 1.0
+    used = phases_used if ch.kind == "ac" else None
+    phasors = _scaled(phasor.charger_phasors(site, ch, used), amps_per_unit)
+    alts: list[NodePhasors] = []
+    three_phase_ac = ch.kind == "ac" and len(full.lines) > 1 and not ch.line_to_line
+    if three_phase_ac and (used is None or used < 1):
+        # the vehicle may turn out to use one phase: on a delta bus it then draws between two
+        # lines, at another angle than the three-phase draw planned — the rows hold for both
+        one = _scaled(phasor.charger_phasors(site, ch, 1), amps_per_unit)
+        if one != phasors:
+            alts.append(one)
+    if three_phase_ac and (used is None or used <= 1) and len(full.lines) == 3 \
+            and phasor.node_service(site, ch.circuit) == "delta":
+        # on a delta bus a one-phase car draws between the charger's first line and the one its
+        # N terminal is wired to: the second by convention, the third if the installer chose so
+        first, third = full.lines[0], full.lines[2]
+        other = phasor.lift(site, ch.circuit, phasor.pair_signature(site, ch.circuit, first, third))
+        alts.append(_scaled(other, amps_per_unit))
+    alt = tuple(alts)
+    out = (full, d, phasors, alt)
+    if cacheable:
+        memo.draws[key] = (ch, out)
+    return out
+
+
+@dataclass
+class _SiteMemo:
+    """What the planner derives from the site alone, kept while the site object is the same."""
+
+    site: weakref.ref[Site] | None = None
+    draws: dict[tuple[str, object], tuple[Charger, tuple[phasor.Draw, phasor.Draw, NodePhasors,
+                                                          tuple[NodePhasors, ...]]]] = field(default_factory=dict)
+    rows_key: tuple[object, ...] | None = None
+    rows: LineRows | None = None
+
+
+_MEMO = threading.local()
+
+
+def _site_memo(site: Site) -> _SiteMemo:
+    memo: _SiteMemo | None = getattr(_MEMO, "memo", None)
+    if memo is None or memo.site is None or memo.site() is not site:
+        memo = _SiteMemo(site=weakref.ref(site))
+        _MEMO.memo = memo
+    return memo
 
 
 def _scaled(per_node: dict[str, phasor.Vec3], k: float) -> NodePhasors:

@@ -17,8 +17,9 @@ Rows:
   (cost stage only: ev rows, export rows, peak rows per slot)
 
 The objective realises the order of the issue with weights: shortfall (by priority rank, convex in
-the shortfall fraction so it is shared in proportion to need) >> earliness >> stability. What the
-energy costs is the cost stage's (:mod:`controller.planner.cost`), after these.
+the shortfall fraction so it is shared in proportion to need) >> tariff ~ earliness >> stability.
+What a plan costs (energy, demand charge, PV) is minimised by the cost stage
+(:mod:`controller.planner.cost`) after these, holding their energy.
 With ``control.when_short: complete`` the shortfall cost is linear in each session's shortfall
 *fraction* instead (and the fairness rows are off): as many sessions as possible are completed.
 Earliness is weighted by laxity (least laxity first) and priority class.
@@ -56,6 +57,11 @@ FAIR_MIN_NEED = 0.2  # sessions needing less than this x the class median stay o
 NEAR_EPS = 0.2  # departures first, stage 2: the unmet closest to their need first, a tie-break
 EARLY_MET_W = 0.03  # stage 2: per kWh x priority weight, a met departure's energy at its deadline vs now
 MET_TOL = 1e-4  # a departure counts as met in stage 1 with this fraction of its need short
+PRICE_EPS = 1e-9  # prices closer than this (relative) are the same price
+TARIFF_W = 0.1  # stages 1-2: per kWh x the slot's price scaled to 0..1, below every shortfall cost (>= 1)
+# — a tie-break that never trades energy; measured: the same departures met with and without a
+# tariff (bench instances, the scenario files, random snapshots), half the simplex iterations where
+# the price moves load out of congested hours, and the cost stage starts near its answer
 
 
 @dataclass(frozen=True)
@@ -243,18 +249,11 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
         x_up = np.minimum(x_up, inst.outside_caps)
     x_up = np.where(need[:, None] > 1e-9, x_up, 0.0)
 
-    now_s = inst.now.timestamp()
-    mids = (g.starts_s + g.ends_s) / 2.0
-    span = np.maximum(dep - now_s, 3600.0)
-    early = np.clip((mids[None, :] - now_s) / span[:, None], 0.0, 1.0)
-    # who is served first among sessions that can all be met: least laxity first (the share of its
-    # remaining time a session needs at full rate), so nobody is put off until it cannot catch up,
-    # and the most important priority class ahead of the rest
-    rate = np.maximum(max_u * kwh_h, 1e-6)
-    tight = np.clip(need / (rate * np.maximum(dep - now_s, 60.0) / 3600.0), 0.0, 2.0)
-    rank = np.array(layout.classes, dtype=np.float64)  # 0 = most important class
-    first = np.where(rank == 0, TOP_CLASS_EARLY, 1.0) if layout.n_classes > 1 else np.ones(n)
-    per_kwh = EARLY_W * early * ((LAXITY_BASE + tight) * first)[:, None]
+    per_kwh = earliness_per_kwh(inst, layout, inst.now.timestamp())
+    if inst.prices is not None and len(inst.prices):  # the bill as a tie-break (see TARIFF_W)
+        lo, hi = float(inst.prices.min()), float(inst.prices.max())
+        if hi - lo > PRICE_EPS * max(abs(hi), abs(lo)):  # a flat price (up to rounding) is no tie-break
+            per_kwh = per_kwh + TARIFF_W * ((inst.prices - lo) / (hi - lo))[None, :]
     cost_x = (kwh * per_kwh).ravel()
     w = priority_weights(list(inst.priorities))
     cost_d = np.concatenate([STAB_W * amps, STAB_W * amps])
@@ -315,6 +314,40 @@ def lp_data(inst: Instance, layout: Layout, prev: dict[str, float]) -> LpData:
     f0 = layout.fair_row0
     row_upper[f0 : f0 + n] = np.where(fair_on, 0.0, INF)
     return LpData(layout, col_lower, col_upper, cost, row_lower, row_upper, kwh, presence, np.maximum(total, 1e-3))
+
+
+def earliness_per_kwh(inst: Instance, layout: Layout, now_s: float, tight_step: float = 0.0) -> FloatArray:
+    """(n, t) the earliness cost per kWh of each session-slot, seen from ``now_s``: later slots
+    cost more, least laxity first (the share of its remaining time a session needs at full rate),
+    so nobody is put off until it cannot catch up, and the most important priority class ahead of
+    the rest. ``tight_step`` > 0 rounds the laxity term to that step (the cost stage's tie-break:
+    costs that do not move every cycle keep its hot start short)."""
+    n = layout.n
+    g = inst.grid
+    dep = inst.departure_s
+    mids = (g.starts_s + g.ends_s) / 2.0
+    span = np.maximum(dep - now_s, 3600.0)
+    early = np.clip((mids[None, :] - now_s) / span[:, None], 0.0, 1.0)
+    rate = np.maximum(inst.max_unit * inst.kwh_per_unit_h, 1e-6)
+    tight = np.clip(inst.need_kwh / (rate * np.maximum(dep - now_s, 60.0) / 3600.0), 0.0, 2.0)
+    if tight_step > 0.0:
+        tight = np.round(tight / tight_step) * tight_step
+    rank = np.array(layout.classes, dtype=np.float64)  # 0 = most important class
+    first = np.where(rank == 0, TOP_CLASS_EARLY, 1.0) if layout.n_classes > 1 else np.ones(n)
+    out: FloatArray = EARLY_W * early * ((LAXITY_BASE + tight) * first)[:, None]
+    return out
+
+
+def met_earliness(inst: Instance, met: npt.NDArray[np.bool_], kwh: FloatArray, now_s: float) -> FloatArray:
+    """(n, t) stage 2's cost for lateness of the departures held met (earliest first), per
+    session-slot: weighted by the least important class's weight, so that a better class's
+    earliness never outweighs a kWh for anyone (energy comes before earliness)."""
+    g = inst.grid
+    w = priority_weights(list(inst.priorities))
+    mids = (g.starts_s + g.ends_s) / 2.0
+    early = np.clip((mids[None, :] - now_s) / np.maximum(inst.departure_s - now_s, 60.0)[:, None], 0.0, 1.0)
+    out: FloatArray = np.where(met[:, None], EARLY_MET_W * float(w.min()) * early * kwh, 0.0)
+    return out
 
 
 def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray]:
@@ -479,6 +512,13 @@ def _update(model: LpModel, data: LpData) -> None:
             change(r, c, v)
     old_z = ex.get("z_coef")
     z_sess = np.arange(lay.n) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0]
+    f0 = lay.fair_row0
+    fair_free = bool((data.row_upper[f0 : f0 + lay.n] >= INF).all() and (data.row_lower[f0 : f0 + lay.n] <= -INF).all())
+    z_now = data.z_coef
+    if fair_free and old_z is not None:
+        # every fair row is free (departures first): its coefficients change nothing; they are
+        # sent when a fair row next binds (``z_coef`` remembers what the model holds)
+        z_sess, z_now = z_sess[:0], old_z
     if len(z_sess):
         classes = np.asarray(lay.classes, dtype=np.int64)
         row_idx = (lay.fair_row0 + z_sess).tolist()
@@ -486,6 +526,7 @@ def _update(model: LpModel, data: LpData) -> None:
         for r, c, v in zip(row_idx, col_idx, (-data.z_coef[z_sess]).tolist(), strict=True):
             change(r, c, v)
     _remember(model, data)
+    model.extra["z_coef"] = z_now
 
 
 def _remember(model: LpModel, data: LpData) -> None:
@@ -588,15 +629,7 @@ def energy_stage(inst: Instance, data: LpData, x: FloatArray) -> LpData:
     # the departures held met are served early (earliest first): what is delivered is not at risk
     # from a driver who leaves before the estimate, and next cycle's stage 1 finds the same set
     # ahead (it prefers the smallest remaining needs) instead of trading places with the rest
-    g = inst.grid
-    now_s = inst.now.timestamp()
-    dep = inst.departure_s
-    mids = (g.starts_s + g.ends_s) / 2.0
-    early = np.clip((mids[None, :] - now_s) / np.maximum(dep - now_s, 60.0)[:, None], 0.0, 1.0)
-    # weighted by the least important class's weight, so that a better class's earliness never
-    # outweighs a kWh for anyone (energy comes before earliness in the objective)
-    bonus = np.where(met[:, None], EARLY_MET_W * float(w.min()) * early * data.kwh, 0.0)
-    cost[: lay.n_x] += bonus.ravel()
+    cost[: lay.n_x] += met_earliness(inst, met, data.kwh, inst.now.timestamp()).ravel()
     col_upper = data.col_upper.copy()
     u_up = col_upper[u0 : u0 + n * SEGMENTS].reshape(n, SEGMENTS)
     u_up[met] = (short[met] / SEGMENTS + 1e-9)[:, None]

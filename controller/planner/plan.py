@@ -91,7 +91,10 @@ def _solve_chain(
             res, model, data = solve(inst, prev, model, limit_s, choose_met)
             problem = _check(res.x, data, rows, need) if res.ok else res.status
             if problem is None and model is not None:
-                res, data = _cost_stage(inst, rows, res, model, data, limit_s)
+                # stage 3 gets what stages 1-2 left of one time limit (at least a quarter of it):
+                # a plan's worst case grows by at most that; a timed-out cost stage keeps stage 2's plan
+                left_s = max(limit_s / 4.0, limit_s - (res.build_ms + res.solve_ms) / 1e3)
+                res, data = _cost_stage(inst, rows, res, model, data, left_s)
             stats = SolveStats(res.status, "highs", res.build_ms, res.solve_ms, 0.0, res.variables,
                                res.constraints, t, res.warm, res.iterations)
             if problem is None:
@@ -245,7 +248,8 @@ def _fixup(
 
 def _peak_binds_now(inst: Instance, x: FloatArray) -> bool:
     """Whether the first slot's grid import is at the plan's billing peak (or the peak so far) under
-    a demand charge: more now would raise what the demand charge bills."""
+    a demand charge: more now would raise what the demand charge bills. Read from the cost stage's
+    schedule ``x`` (before the repair's rounding)."""
     bill = inst.bill
     if bill is None or bill.demand_price_per_kw <= 0.0 or not inst.cost_stage or x.shape[1] == 0:
         return False
@@ -370,7 +374,7 @@ def _schedules(
     last = np.where(here.all(axis=1), t, np.argmin(here, axis=1))
     keep &= np.arange(t)[None, :] < last[:, None]
     slot = np.nonzero(keep)[1].tolist()  # row by row, in slot order
-    points = list(zip([starts[k] for k in slot], vals[keep].tolist(), strict=True))
+    points = list(zip(map(starts.__getitem__, slot), vals[keep].tolist(), strict=True))
     ends = np.cumsum(keep.sum(axis=1)).tolist()
     return [tuple(points[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
@@ -441,6 +445,7 @@ def _plan(
     x, data, stats, new_state = _solve_chain(inst, rows, state, target, solvers)
     x = np.where(data.presence > 1e-9, repair.snap_to_bounds(x, inst), 0.0)
     x_lp = x.copy()
+    peak_now = _peak_binds_now(inst, x) if inst.n and stats.solver == "highs" else False  # the LP's own view
     x_first_lp = x[:, 0].copy()
     givers = repair.can_give(x, data.col_upper[: x.size].reshape(x.shape), data.kwh, inst.need_kwh)
     rep = repair.repair_first_slot(
@@ -467,7 +472,7 @@ def _plan(
     energy = np.minimum((data.kwh * x).sum(axis=1), need) if inst.n else np.zeros(0)
     x0 = x[:, 0] if inst.n else np.zeros(0)
     sessions: list[SessionPlan] = []
-    sources = _bindings(inst, rows, x0, energy, rep.paused, _peak_binds_now(inst, x) if inst.n else False)
+    sources = _bindings(inst, rows, x0, energy, rep.paused, peak_now)
     scheds = _schedules(starts, x, data.presence) if inst.n else []
     x0_l, energy_l = x0.tolist(), energy.tolist()
     for s, p in enumerate(inst.sessions):

@@ -32,12 +32,13 @@ def _model(
     prob = pulp.LpProblem("reference", pulp.LpMinimize)
     x: list[list[pulp.LpVariable]] = []
     kwh: list[list[float]] = []
+    most = inst.slot_max.tolist()  # the maximum, or an outside cap (SessionState.cap) where lower
     for i, p in enumerate(inst.sessions):
         dep = p.departure.timestamp()
         row_v, row_k = [], []
         for t in range(g.count):
             frac = min(1.0, max(0.0, (dep - starts[t]) / (ends[t] - starts[t])))
-            ub = p.max_unit if frac > 1e-9 and p.need_kwh > 1e-9 else 0.0
+            ub = most[i][t] if frac > 1e-9 and p.need_kwh > 1e-9 else 0.0
             var = pulp.LpVariable(f"x_{i}_{t}", lowBound=0, upBound=ub)
             if semi_continuous and p.min_unit > 0 and ub > 0:
                 on = pulp.LpVariable(f"on_{i}_{t}", cat=pulp.LpBinary)

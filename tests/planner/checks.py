@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller.model import GRID_ID, Plan, Snapshot, dc_phase_current_a
 
@@ -110,6 +110,40 @@ def bound_violations(snap: Snapshot, plan: Plan) -> list[str]:
                     problems.append(f"{sp.session_id} {start:%H:%M}: {v} A outside [{ch.min_a}, {hi}]")
             if ch.kind == "dc" and ch.max_kw is not None and v > ch.max_kw + 1e-9:
                 problems.append(f"{sp.session_id} {start:%H:%M}: {v} kW > {ch.max_kw}")
+    return problems
+
+
+def cap_violations(snap: Snapshot, plan: Plan, tol: float = 1e-6) -> list[str]:
+    """Every slot where a session's limit is above the least outside cap (``SessionState.cap``) in
+    force during the slot — steps ``(from, limit)`` each until the next, none before the first — or
+    an AC limit above 0 while such a cap is below the charger's minimum current. A cap that cannot
+    be read (a time without a zone) allows nothing."""
+    site = snap.site
+    states = {s.session_id: s for s in snap.sessions}
+    values = slot_values(plan)
+    ends = [*plan.slot_starts[1:], plan.horizon_end]
+    problems: list[str] = []
+    for sp in plan.sessions:
+        st = states.get(sp.session_id)
+        if st is None or not st.cap or not sp.grid_phases:
+            continue
+        if any(at_.tzinfo is None for at_, _ in st.cap):
+            steps = [(plan.slot_starts[0], 0.0)]
+        else:
+            steps = sorted(st.cap, key=lambda c: c[0])
+        ch = site.charger(sp.charger_id)
+        for k, (start, end) in enumerate(zip(plan.slot_starts, ends, strict=True)):
+            in_force = [v for i, (at_, v) in enumerate(steps)
+                        if at_ < max(end, start + timedelta(microseconds=1))
+                        and (i + 1 == len(steps) or steps[i + 1][0] > start)]
+            if not in_force:
+                continue
+            cap = min(in_force)
+            v = values[sp.session_id][k]
+            if v > cap + tol:
+                problems.append(f"{sp.session_id} slot {k} ({start:%H:%M}): {v} > outside cap {cap}")
+            elif ch.kind == "ac" and v > 0.0 and cap < ch.min_a - 1e-9:
+                problems.append(f"{sp.session_id} slot {k} ({start:%H:%M}): {v} A under a cap {cap} below min")
     return problems
 
 

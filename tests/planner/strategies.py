@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from itertools import permutations
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -12,6 +14,7 @@ from controller.model import (
     Charger,
     Circuit,
     Control,
+    DemandCharge,
     Grid,
     SessionState,
     Site,
@@ -56,7 +59,8 @@ def sites(draw: st.DrawFn, max_chargers: int = 6) -> Site:
     tariff: tuple[TariffStep, ...] = ()
     if draw(st.booleans()):
         tariff = (TariffStep(at=datetime(2026, 1, 1, 7).time(), price_per_kwh=0.3),
-                  TariffStep(at=datetime(2026, 1, 1, 22).time(), price_per_kwh=0.1))
+                  TariffStep(at=datetime(2026, 1, 1, 22).time(), price_per_kwh=draw(st.sampled_from((0.1, -0.05)))))
+    demand = draw(st.sampled_from((None, None, DemandCharge(price_per_kw=14.0), DemandCharge(price_per_kw=0.0))))
     return Site(
         site=SiteInfo(name="prop", timezone="Europe/Berlin"),
         grid=Grid(limit_a=draw(st.sampled_from((32.0, 63.0, 100.0, 160.0))), margin_a=2.0,
@@ -64,7 +68,7 @@ def sites(draw: st.DrawFn, max_chargers: int = 6) -> Site:
         circuits=tuple(circuits),
         chargers=tuple(chargers),
         control=Control(plan_every_s=15.0, horizon_h=12.0, slot_min=15, solver_time_limit_s=5.0),
-        tariff=Tariff(energy=tariff),
+        tariff=Tariff(energy=tariff, demand=demand),
     )
 
 
@@ -86,6 +90,7 @@ def snapshots(
             priority=draw(st.integers(1, 10)),
             phases_used=draw(st.sampled_from((None, 1, 3))) if ch.kind == "ac" else None,
             ev_max_a=draw(st.sampled_from((None, None, 10.0, 16.0))),
+            cap=draw(caps(ch.kind)),
         ))
     top = 1.3 if overload else 0.7
     base: dict[str, tuple[float, float, float]] = {}
@@ -96,4 +101,36 @@ def snapshots(
         base[node] = (
             draw(st.floats(0.0, lim * top)), draw(st.floats(0.0, lim * top)), draw(st.floats(0.0, lim * top))
         )
-    return Snapshot(site=site, now=NOW, base_load_a=base, sessions=tuple(sessions))
+    return Snapshot(site=site, now=NOW, base_load_a=base, sessions=tuple(sessions), **draw(bill_inputs()))
+
+
+@st.composite
+def caps(draw: st.DrawFn, kind: str) -> tuple[tuple[datetime, float], ...]:
+    """An outside cap (``SessionState.cap``): none mostly, else up to three steps from around now,
+    in the session's unit (A per phase AC, kW DC), 0 and ``inf`` among them."""
+    if draw(st.integers(0, 3)):
+        return ()
+    values = (0.0, 4.0, 6.0, 10.0, 16.0, math.inf) if kind == "ac" else (0.0, 5.0, 12.5, math.inf)
+    steps = []
+    for _ in range(draw(st.integers(1, 3))):
+        steps.append((NOW + timedelta(minutes=draw(st.integers(-30, 600))), draw(st.sampled_from(values))))
+    return tuple(steps)
+
+
+@st.composite
+def bill_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """The Snapshot's cost fields: dated prices, the billing peak so far, PV now and its forecast."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        start = NOW.replace(minute=0, second=0)
+        out["prices"] = tuple(
+            (start + timedelta(hours=h), draw(st.sampled_from((0.05, 0.2, 0.4, -0.02))))
+            for h in range(draw(st.integers(1, 12)))
+        )
+    out["demand_peak_kw"] = draw(st.sampled_from((None, 0.0, 5.0, 40.0)))
+    if draw(st.booleans()):
+        out["pv_kw"] = draw(st.sampled_from((None, 0.0, 3.0, 20.0)))
+        out["pv_forecast_kw"] = tuple(
+            (NOW + timedelta(hours=h), draw(st.sampled_from((0.0, 5.0, 30.0)))) for h in range(0, 12, 2)
+        )
+    return out

@@ -13,7 +13,7 @@ from controller.planner.instance import Instance, build_instance
 from controller.planner.plan import plan
 from controller.planner.reference import needs_feasible
 from controller.planner.state import PlannerState
-from tests.planner.checks import bound_violations, limit_violations
+from tests.planner.checks import bound_violations, cap_violations, limit_violations
 from tests.planner.strategies import snapshots
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -24,6 +24,7 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 def test_no_limit_exceeded_in_any_slot(snap: Snapshot) -> None:
     p, _ = plan(snap, PlannerState())
     assert limit_violations(snap, p) == []
+    assert cap_violations(snap, p) == []
 
 
 @SETTINGS
@@ -31,6 +32,7 @@ def test_no_limit_exceeded_in_any_slot(snap: Snapshot) -> None:
 def test_limits_zero_or_within_min_max(snap: Snapshot) -> None:
     p, _ = plan(snap, PlannerState())
     assert bound_violations(snap, p) == []
+    assert cap_violations(snap, p) == []
 
 
 @SETTINGS
@@ -101,6 +103,7 @@ def test_safe_over_consecutive_cycles(snap: Snapshot, cycles: int) -> None:
         p, state = plan(cur, state)
         assert limit_violations(cur, p) == []
         assert bound_violations(cur, p) == []
+        assert cap_violations(cur, p) == []
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -112,5 +115,6 @@ def test_every_solver_path_is_safe(snap: Snapshot) -> None:
         assert p.stats.solver == ("heuristic" if not solvers else p.stats.solver)
         assert limit_violations(snap, p) == []
         assert bound_violations(snap, p) == []
+        assert cap_violations(snap, p) == []
         for sp in p.sessions:
             assert sp.expected_energy_kwh <= sp.energy_need_kwh + 1e-6
