@@ -61,8 +61,6 @@ class Backoff:
 
 @dataclass(frozen=True)
 class LinkOptions:
-    answer_timeout_s: float = 5.0
-    """How long a CALL to the CSMS waits for its answer [s]."""
     connect_timeout_s: float = 10.0
     """One connection attempt, TCP + TLS + the upgrade [s]."""
     backoff: Backoff = field(default_factory=Backoff)

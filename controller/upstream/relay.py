@@ -7,7 +7,9 @@ charger the CSMS's answer when it comes within ``answer_within_s`` of the call's
 charger gets the local answer, with an id tag answered as ``offline_authorize`` says
 (:mod:`.authcache`). One exception to "local first": a 1.6 StartTransaction is handled locally
 only once the transaction id the charger will get is known — the CSMS's, or a local one
-(:mod:`.txids`) — so that depotctl's own state names the id the charger knows.
+(:mod:`.txids`) — so that depotctl's own state names the id the charger knows (a CSMS that
+answers it with a CALLERROR: the charger gets that, as it would directly, and depotctl records no
+transaction; the charger sends the start again).
 
 **Transaction messages** (1.6 StartTransaction, StopTransaction, MeterValues naming a
 transaction; 2.0.1 TransactionEvent) that the CSMS has not answered are never dropped, nor are
