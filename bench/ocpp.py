@@ -77,8 +77,11 @@ def bench_site(n: int, meter_s: int, upstream_url: str | None = None) -> Site:
 
 
 async def csms_worker() -> None:
+    """The back office. In the field it runs elsewhere; here it shares the cores, so it runs niced
+    (it checks every frame against the OCPP schemas, which costs more than anything measured)."""
     from hil.csms import CsmsOptions, SimCsms
 
+    os.nice(10)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -61,8 +61,6 @@ class Backoff:
 
 @dataclass(frozen=True)
 class LinkOptions:
-    answer_timeout_s: float = 5.0
-    """How long a CALL to the CSMS waits for its answer [s]."""
     connect_timeout_s: float = 10.0
     """One connection attempt, TCP + TLS + the upgrade [s]."""
     backoff: Backoff = field(default_factory=Backoff)
@@ -129,8 +127,13 @@ class UpstreamLink:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         frame_hook: Callable[[str, str | bytes], None] | None = None,
+        connect_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.charger_id = charger_id
+        self.connect_slots = connect_slots
+        """Shared by the site's links: at most this many connection attempts at once, so a
+        thousand chargers reconnecting after a power cut do not stall the event loop (and the
+        control loop in it) with a thousand handshakes in one go."""
         self.target = target
         self.on_call = on_call
         self.on_state = on_state
@@ -204,7 +207,11 @@ class UpstreamLink:
         attempt = 0
         while not self._closing:
             self._set_state("connecting")
-            ws = await self._connect()
+            if self.connect_slots is None:
+                ws = await self._connect()
+            else:
+                async with self.connect_slots:
+                    ws = await self._connect()
             if ws is None:
                 self.failed_attempts += 1
                 self._set_state("down")

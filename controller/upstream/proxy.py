@@ -57,6 +57,8 @@ class ProxyOptions:
     """How long a forwarded CSMS call waits for the charger [s]; ``None``: ``ocpp.call_timeout_s``."""
     frame_hook: Callable[[str, str, str, str | bytes], None] | None = None
     """Every frame on every upstream link: (charger id, version, "in"/"out", frame)."""
+    connect_slots: int = 32
+    """At most this many upstream connection attempts at once (a reconnect storm spread out)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Proxy:
         self._states: dict[str, tuple[LinkState, datetime]] = {}
         self._spawned: set[asyncio.Task[Any]] = set()
         self._caps_dirty = False
+        self._connect_slots = asyncio.Semaphore(max(1, self.options.connect_slots))
         self._passwords = self._load_passwords(self.upstream)
         self._ssl = None
         if self.upstream.url.startswith("wss:"):
@@ -178,8 +181,11 @@ class Proxy:
 
     def attach(self, charger_id: str, session: OcppSession) -> CallRelay:
         old = self._relays.pop(charger_id, None)
+        closing: asyncio.Task[None] | None = None
         if old is not None:  # replaced by a new connection of the same charger
-            self.spawn(old.close())
+            closing = asyncio.create_task(old.close())
+            self._spawned.add(closing)
+            closing.add_done_callback(self._spawned.discard)
         hook = self.options.frame_hook
         version = session.version
         link = UpstreamLink(
@@ -189,11 +195,12 @@ class Proxy:
             options=self.options.link,
             rng=self.rng,
             frame_hook=(lambda d, raw: hook(charger_id, version, d, raw)) if hook is not None else None,
+            connect_slots=self._connect_slots,
         )
         relay = ChargerRelay(self, charger_id, session, link)
         self._relays[charger_id] = relay
         self._states[charger_id] = ("connecting", self.clock())
-        relay.start()
+        relay.start(after=closing)
         return relay
 
     async def detach(self, charger_id: str, relay: CallRelay) -> None:
@@ -203,8 +210,8 @@ class Proxy:
         if isinstance(relay, ChargerRelay):
             await relay.close()
 
-    def link_changed(self, charger_id: str, state: LinkState) -> None:
-        if charger_id in self._relays or state != "closed":
+    def link_changed(self, charger_id: str, state: LinkState, relay: ChargerRelay) -> None:
+        if self._relays.get(charger_id) is relay:  # not a replaced connection's link closing
             self._states[charger_id] = (state, self.clock())
 
     def link_failures(self) -> int:
@@ -238,6 +245,7 @@ class Proxy:
     async def _write_caps(self) -> None:
         await asyncio.sleep(0)
         self._caps_dirty = False
+        self._connect_slots = asyncio.Semaphore(max(1, self.options.connect_slots))
         if self.caps is not None:
             await self._quiet(self.store.put_caps(self.caps.snapshot(), self.clock()), "caps")
 

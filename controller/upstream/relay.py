@@ -7,15 +7,18 @@ charger the CSMS's answer when it comes within ``answer_within_s`` of the call's
 charger gets the local answer, with an id tag answered as ``offline_authorize`` says
 (:mod:`.authcache`). One exception to "local first": a 1.6 StartTransaction is handled locally
 only once the transaction id the charger will get is known — the CSMS's, or a local one
-(:mod:`.txids`) — so that depotctl's own state names the id the charger knows.
+(:mod:`.txids`) — so that depotctl's own state names the id the charger knows (a CSMS that
+answers it with a CALLERROR: the charger gets that, as it would directly, and depotctl records no
+transaction; the charger sends the start again).
 
 **Transaction messages** (1.6 StartTransaction, StopTransaction, MeterValues naming a
 transaction; 2.0.1 TransactionEvent) that the CSMS has not answered are never dropped, nor are
 the charger's BootNotification, StatusNotification and status/event notifications (the CSMS's
 view of the charger; :data:`QUEUED_16`, :data:`QUEUED_201`): before the charger is answered
 locally the message is committed to the queue in SQLite (:mod:`.store`). The queue is replayed in
-order, as the charger sent it (original message ids and timestamps; only a local 1.6 transaction
-id is replaced by the CSMS's once known), whenever the link is up; while it is not empty — or the
+order, as the charger sent it (original timestamps and message ids — a fresh id for one that went
+up and timed out, as the CSMS may still hold it — and only a local 1.6 transaction id is replaced
+by the CSMS's once known), whenever the link is up; while it is not empty — or the
 link is down — every such message joins its end, so nothing live reaches the CSMS before the
 backlog is through. The rest (Heartbeat, Authorize, DataTransfer …) is answered locally then and
 not sent late: its answer was given.
@@ -41,9 +44,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,7 +129,7 @@ class RelayHost(Protocol):
 
     def backlog(self, charger_id: str) -> collections.deque[Queued]: ...
 
-    def link_changed(self, charger_id: str, state: LinkState) -> None: ...
+    def link_changed(self, charger_id: str, state: LinkState, relay: ChargerRelay) -> None: ...
 
     def learn_auth(self, changes: list[Change]) -> None: ...
 
@@ -198,11 +203,13 @@ class ChargerRelay(CallRelay):
         session.ctx.relay_answers_boot = True
 
     # --- life ---------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, after: asyncio.Task[None] | None = None) -> None:
+        """Connect upstream and relay; ``after``: the close of the charger's previous relay (its
+        backlog is this one's: only one may send it)."""
         self.link.start()
         self._tasks = [
             asyncio.create_task(self._worker(), name=f"relay {self.charger_id}"),
-            asyncio.create_task(self._replayer(), name=f"replay {self.charger_id}"),
+            asyncio.create_task(self._replayer(after), name=f"replay {self.charger_id}"),
         ]
         if self.backlog:
             self._wake.set()
@@ -225,7 +232,7 @@ class ChargerRelay(CallRelay):
     def _link_state(self, state: LinkState) -> None:
         if state == "up" and self.backlog:
             self.draining = True  # before anything live can go: the worker checks this first
-        self.proxy.link_changed(self.charger_id, state)
+        self.proxy.link_changed(self.charger_id, state, self)
         self._wake.set()
 
     def _next_transaction_id(self) -> int:
@@ -267,7 +274,9 @@ class ChargerRelay(CallRelay):
                 await self._answered(item, reply)
                 return
             self.proxy.count("answered_locally_timeout")
-        await self._answer_here(item)
+            await self._answer_here(item, sent=True)
+            return
+        await self._answer_here(item, sent=False)
 
     async def _answered(self, item: _Item, reply: Reply) -> None:
         call = item.call
@@ -287,8 +296,11 @@ class ChargerRelay(CallRelay):
             await self._to_charger(call, error_frame(call.unique_id, reply))
         self.proxy.count("relayed")
 
-    async def _answer_here(self, item: _Item) -> None:
-        """The CSMS cannot answer now: queue what must reach it, answer the charger locally."""
+    async def _answer_here(self, item: _Item, *, sent: bool) -> None:
+        """The CSMS cannot answer now: queue what must reach it, answer the charger locally.
+        ``sent``: it went up and timed out — the CSMS may still be working on it, so the queued
+        copy gets a message id of its own (OCPP-J: an id is not reused while its call may be
+        pending); one never sent keeps the charger's."""
         call = item.call
         if is_queued_message(self.version, call.action, call.payload):
             local_tx: int | None = None
@@ -300,8 +312,8 @@ class ChargerRelay(CallRelay):
                 self._pending_tx_id = None
             try:
                 queued = await self.proxy.store.enqueue(
-                    self.charger_id, self.version, call.unique_id, call.action, call.payload, local_tx,
-                    self.proxy.clock(),
+                    self.charger_id, self.version, str(uuid.uuid4()) if sent else call.unique_id, call.action,
+                    call.payload, local_tx, self.proxy.clock(),
                 )
             except Exception:
                 LOG.exception("%s: %s not queued: left unanswered (the charger sends it again)", self.charger_id,
@@ -378,7 +390,9 @@ class ChargerRelay(CallRelay):
             self.proxy.forget_tx(self.charger_id, int(tx_id))
 
     # --- the backlog --------------------------------------------------------------------------
-    async def _replayer(self) -> None:
+    async def _replayer(self, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.wait([after], timeout=5.0)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -400,6 +414,8 @@ class ChargerRelay(CallRelay):
             payload = self._rewrite_up(q.action, q.payload)
             reply = await self.link.call(q.unique_id, q.action, payload, timeout_s)
             if reply is None:
+                if self.backlog and self.backlog[0] is q:  # it may be pending at the CSMS: a new id next time
+                    self.backlog[0] = dataclasses.replace(q, unique_id=str(uuid.uuid4()))
                 return False
             mapped: tuple[str, int, int] | None = None
             if isinstance(reply, Result):

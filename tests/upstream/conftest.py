@@ -33,7 +33,7 @@ from hil.csms import CsmsOptions, SimCsms
 from tests.chargers.conftest import make_site
 from tests.daemon.clocks import pinned_clock
 
-FAST_LINK = LinkOptions(answer_timeout_s=2.0, connect_timeout_s=2.0, backoff=Backoff(0.05, 0.4, 0.5))
+FAST_LINK = LinkOptions(connect_timeout_s=2.0, backoff=Backoff(0.05, 0.4, 0.5))
 TAGS = {"TAG": "Accepted", "BLOCKED": "Blocked", "T16": "Accepted", "T201": "Accepted"}
 
 

@@ -17,8 +17,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from controller.upstream.proxy import ProxyOptions
 from hil.ev import EvParams
-from tests.upstream.conftest import Loop, eventually, proxied
+from tests.upstream.conftest import FAST_LINK, Loop, eventually, proxied
 
 EV = EvParams(max_a=32, phases=3, battery_kwh=60, reaction_s=0.2)
 CHARGERS = {"A16": "1.6", "B201": "2.0.1", "C16": "1.6"}
@@ -135,3 +136,28 @@ def _stamp(payload: Any) -> str | None:
         return str(payload["timestamp"])
     values = payload.get("meterValue") or []
     return str(values[0]["timestamp"]) if values else None
+
+
+async def test_a_csms_too_slow_to_answer_gets_everything_at_least_once_never_an_id_reused(tmp_path: Path) -> None:
+    """The worst back office short of none: it answers every MeterValues after the proxy stopped
+    waiting. Each is answered locally and queued under a message id of its own (the CSMS may still
+    be working on the first), the link is remade after two unanswered calls; once the CSMS is quick
+    again everything arrives — some twice (at least once) — and no id was reused."""
+    options = ProxyOptions(link=FAST_LINK, answer_within_s=0.4, forward_timeout_s=1.5)
+    async with proxied(tmp_path, ["S16"], options=options) as loop:
+        csms = loop.csms
+        sim = await loop.charger("S16", "1.6", meter_interval_s=0.2)
+        await csms.wait_connected("S16", booted=1)
+        await sim.plug_in(EV, id_tag="TAG")
+        [tx] = csms.transactions("S16")
+        csms.o.answer_delays_s = {"MeterValues": 0.6}
+        await eventually(lambda: loop.proxy.counters["answered_locally_timeout"] >= 1, 3.0, "a call timing out")
+        await eventually(lambda: loop.proxy.queue_depth() >= 5, 3.0, "later ones queued behind it")
+        csms.o.answer_delays_s = {}
+        await eventually(lambda: loop.proxy.queue_depth() == 0, 5.0, "the backlog delivered")
+        await sim.unplug()
+        await eventually(lambda: tx.ended, 3.0, "the stop")
+        assert set(sent_timestamps(loop, "S16", tx.key)) <= {m.timestamp for m in tx.meter_values}
+        assert csms.violations() == [] and csms.violations(direction="out") == []
+        assert sim.validator is not None and sim.validator.violations == []
+        assert {a.kind for a in csms.anomalies} <= {"call_while_pending", "out_of_order"}  # the late ones
