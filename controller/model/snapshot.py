@@ -73,7 +73,9 @@ class Snapshot:
     base_load_forecast_a: Mapping[str, tuple[tuple[datetime, PhaseCurrents], ...]] = field(default_factory=dict)
     """Optional day-ahead forecast per node: steps ``(from, A per phase)``, each until the next
     (e.g. the same time yesterday, learnt from history). For the next hour the larger of it and
-    the measured base load counts; after that the forecast does."""
+    the measured base load counts; after that the forecast does. The measured base load is as the
+    meters read it (at the grid: net of on-site PV); the forecast is the load *without* PV — the
+    limits must allow for a cloud — and the planner's cost stage takes the PV forecast off it."""
     prices: tuple[tuple[datetime, float], ...] = ()
     """Dated energy prices (``tariff.prices_file``): steps ``(from, price per kWh)``, each until the
     next, the last one until the end of its hour; where they cover a slot they win over the site's

@@ -15,11 +15,11 @@ Snapshot's docstrings; the planner reads the fields so:
   forecast step holds; before the first: 0). The current slot counts exactly ``pv_kw`` (never
   more: the forecast is not used there). ``pv_kw`` ``None`` (no fresh reading): no PV is counted in
   any slot — how much PV the measured base load holds is then unknown.
-* **Base-load forecast**: ``base_load_forecast_a["grid"]`` is a forecast of what the grid base will
-  read (PV included, like the reading): where it covers a slot it is that slot's non-EV import —
-  within the next hour the larger of it and the measured import above, after that the forecast
-  (its mean over the slot for the energy, its largest value for the peak), as the limits take it.
-  Being a current magnitude it cannot show a PV surplus; the PV forecast is not used there.
+* **Base-load forecast**: ``base_load_forecast_a["grid"]`` is a forecast of the non-EV load
+  without PV (the limits allow for a cloud): where it covers a slot, it less the slot's PV forecast
+  is that slot's net import — within the next hour the larger of that and the measured import
+  above, after that the forecast (its mean less the mean PV for the energy, its largest value less
+  the least PV for the peak), as the limits take it.
 * **Demand charge** (``site.tariff.demand``, price > 0): ``Snapshot.demand_peak_kw`` (``None``: 0) is
   the billing period's peak so far; a slot's grid import up to it costs nothing more, above it
   ``price_per_kw`` per kW of new peak. Slots from the next billing period on (site-local month
@@ -121,12 +121,13 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
     net = base_now + pv_now - pv_mean
     net_peak = base_now + pv_now - pv_least
 
-    # a base-load forecast is a forecast of what the grid base will read (PV included): where it
-    # covers a slot it is that slot's net import — within the next hour the larger of it and the
+    # a base-load forecast is a forecast of the non-EV load without PV (what the limits must
+    # allow for: a cloud takes the PV away; Snapshot.base_load_forecast_a): where it covers a slot,
+    # that less the slot's PV is its net import — within the next hour the larger of it and the
     # measured reading above, as the limits take it
     fc = _forecast_kw(snap, volts)
     if fc is not None:
-        mean, top_kw = fc.mean(starts, ends), fc.maximum(starts, ends)
+        mean, top_kw = fc.mean(starts, ends) - pv_mean, fc.maximum(starts, ends) - pv_least
         trusted = snap.now.timestamp() + FORECAST_TRUSTED_AFTER_S
         early = (np.arange(t) == 0) | (starts < trusted)
         has = np.isfinite(mean)
