@@ -115,7 +115,8 @@ def bound_violations(snap: Snapshot, plan: Plan) -> list[str]:
 
 def cap_violations(snap: Snapshot, plan: Plan, tol: float = 1e-6) -> list[str]:
     """Every slot where a session's limit is above the least outside cap (``SessionState.cap``) in
-    force during the slot — steps ``(from, limit)`` each until the next, none before the first — or
+    force during the slot — steps ``(from, limit)`` each until the next (a step the next one starts
+    with at the same time is never in force), none before the first — or
     an AC limit above 0 while such a cap is below the charger's minimum current. A cap that cannot
     be read (a time without a zone) allows nothing."""
     site = snap.site
@@ -135,7 +136,7 @@ def cap_violations(snap: Snapshot, plan: Plan, tol: float = 1e-6) -> list[str]:
         for k, (start, end) in enumerate(zip(plan.slot_starts, ends, strict=True)):
             in_force = [v for i, (at_, v) in enumerate(steps)
                         if at_ < max(end, start + timedelta(microseconds=1))
-                        and (i + 1 == len(steps) or steps[i + 1][0] > start)]
+                        and (i + 1 == len(steps) or steps[i + 1][0] > max(start, at_))]  # 0 s long: never
             if not in_force:
                 continue
             cap = min(in_force)
