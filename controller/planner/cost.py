@@ -67,6 +67,9 @@ FloatArray = npt.NDArray[np.float64]
 TIE_W = 1e-2  # the held stage's costs (earliness, stability) after money: a tie-break
 HOLD_TOL = 1e-6  # x max(1, need) kWh: how far below the held stage's energy a session may end
 KW_REF = 100.0  # the cost columns' unit: a power of two of kW that keeps their rows near this
+COST_MARGIN_SHARE = 0.25
+"""The cost stage may move a session's energy later, but not into the last this share of its
+dwell (arrival to departure): that time stays a buffer for what the plan cannot know."""
 TIE_REF_S = 3600.0  # the tie-break's earliness is seen from the start of the current hour
 TIE_TIGHT_STEP = 0.125  # and its laxity term rounded to this step
 
@@ -105,6 +108,8 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray) -> LpData:
     col_upper = np.concatenate([held.col_upper, np.full(lay.n_cost_cols, INF)])
     col_upper[u0 : u0 + n * SEGMENTS] = 0.0  # the shortfall is held in the energy rows' bounds instead
 
+    _robust(inst, x_held, col_lower[: lay.n_x].reshape(n, t), col_upper[: lay.n_x].reshape(n, t))
+
     energy_priced = bill.price_per_kwh is not None and price.any()
     # export rows only where PV may exceed the rest of the load (else export is 0 whatever the EVs do)
     export_lo = np.where(energy_priced & (price > 0.0) & (bill.net_kw < 0.0), -bill.net_kw / unit, -INF)
@@ -116,6 +121,38 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray) -> LpData:
     row_upper = np.concatenate([held.row_upper, np.zeros(t), np.full(2 * t, INF)])
     return replace(held, layout=lay, col_lower=col_lower, col_upper=col_upper, cost=cost, row_lower=row_lower,
                    row_upper=row_upper, ev_kw=ev_kw, held=held)
+
+
+def _robust(inst: Instance, x_held: FloatArray, x_lo: FloatArray, x_up: FloatArray) -> None:
+    """Departures come first, also against what the plan cannot know: a driver who leaves before
+    the estimate, a taper or an efficiency the model does not have, a vehicle arriving later that
+    needs the room, an EV that turns out to draw one phase of three. Measured in the simulator with
+    the cost stage free to move energy up to each departure: 29 fewer departures met of 702 over
+    the repo's scenarios with a tariff (buses a few kWh short after their charge was put off to
+    the last hours). So the last :data:`COST_MARGIN_SHARE` of each session's dwell stays a buffer:
+    the cost stage plans nothing there, and a session the held stage itself needs that time for
+    keeps the held stage's schedule (its energy cannot be moved safely); a session whose phases
+    are not known yet draws at least its minimum now (it must draw to show them). ``x_lo``/``x_up`` are views
+    of the x columns' bounds, changed in place; the held answer stays feasible."""
+    n, t = x_held.shape
+    if n == 0 or t == 0:
+        return
+    g = inst.grid
+    now_s = inst.now.timestamp()
+    dep = inst.departure_s
+    arrived = np.array([now_s if p.arrived_s is None else min(p.arrived_s, now_s) for p in inst.sessions])
+    deadline = dep - COST_MARGIN_SHARE * np.maximum(dep - arrived, 0.0)
+    active = x_held > 1e-9
+    last = np.where(active, np.arange(t)[None, :], -1).max(axis=1)
+    held_end = np.where(last >= 0, g.ends_s[np.maximum(last, 0)], now_s)
+    tight = held_end > deadline + 1.0
+    x_up[~tight[:, None] & (g.starts_s[None, :] >= deadline[:, None])] = 0.0
+    x_lo[tight] = x_held[tight]
+    x_up[tight] = x_held[tight]
+    unknown = np.array([bool(p.alt_phasors) for p in inst.sessions], dtype=bool)
+    if unknown.any():
+        mins = np.array([p.min_unit for p in inst.sessions])[unknown]
+        x_lo[unknown, 0] = np.minimum(np.minimum(x_held[unknown, 0], np.maximum(mins, 1e-3)), x_up[unknown, 0])
 
 
 def _tie(inst: Instance, lay: Layout, kwh: FloatArray, met: npt.NDArray[np.bool_]) -> FloatArray:

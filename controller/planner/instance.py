@@ -52,6 +52,7 @@ class SessionParams:
     departure: datetime
     priority: int
     delivered_kwh: float = 0.0  # already in the vehicle this session: need is shared relative to the whole request
+    arrived_s: float | None = None  # when it plugged in [unix s], if known
     soc_pct: float | None = None  # with battery_kwh: the charge tapers near full (see taper_caps)
     battery_kwh: float | None = None
     phasors: NodePhasors = ()  # per node above it: line phasors per unit of decision
@@ -439,6 +440,7 @@ def _session_params(
         min_unit=min_unit, max_unit=max_unit, max_source=max_source, need_kwh=need,
         need_known=need_known, departure=departure, priority=int(priority),
         delivered_kwh=_finite_pos(s.energy_delivered_kwh) or 0.0,
+        arrived_s=s.arrived_at.timestamp() if s.arrived_at is not None and s.arrived_at.tzinfo is not None else None,
         soc_pct=None if s.soc_pct is None else _soc(s.soc_pct),
         battery_kwh=(None if s.battery_kwh is None else _finite_pos(s.battery_kwh))
         or (_finite_pos(veh.battery_kwh) if veh else None),

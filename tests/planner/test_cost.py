@@ -29,6 +29,7 @@ from controller.model import (
     TariffStep,
 )
 from controller.planner import cost
+from controller.planner.cost import COST_MARGIN_SHARE
 from controller.planner.instance import build_instance
 from controller.planner.lp import met_mask, resolve_with_pattern, solve
 from controller.planner.plan import plan
@@ -61,6 +62,7 @@ def site(tariff: Tariff = NO_TARIFF, chargers: int = 4, **kw: object) -> Site:
 
 
 def sess(sid: str, charger: str, need: float, dep_h: float, now: datetime = NOW, **kw: object) -> SessionState:
+    kw.setdefault("phases_used", 3)  # known: an EV whose phases are not known draws its minimum now
     return SessionState(session_id=sid, charger_id=charger, vehicle_id=f"v-{sid}", energy_need_kwh=need,
                         departure_at=now + timedelta(hours=dep_h), arrived_at=now - timedelta(hours=1),
                         priority=5, **kw)  # type: ignore[arg-type]
@@ -107,9 +109,14 @@ def test_a_night_with_slack_and_a_demand_charge_plans_a_flat_peak_and_the_same_d
     safe(snap(*vans, tariff=DEMAND), p)
     assert met(p) == met(plain) == {"s1", "s2", "s3"}
     assert max(import_kw(plain)) > 70.0  # without a price: everyone at full power now
-    flat = BASE_KW + 180.0 / 12.0  # the least peak that still delivers every kWh in time
+    # the least peak that still delivers every kWh before the buffer (the last quarter of each
+    # dwell, 1 h ago to 12 h ahead, stays free: cost.COST_MARGIN_SHARE)
+    flat = BASE_KW + 180.0 / (12.0 - COST_MARGIN_SHARE * 13.0)
     assert max(import_kw(p)) <= flat * 1.03  # within the 0.1 A resolution and the minimum-current repair
     assert {sp.limit.source for sp in p.sessions if sp.limit.value == 0.0} == {"demand charge"}
+    # a van whose phases are not known yet draws its minimum now (it must draw to show them)
+    unknown, _ = plan(snap(*(replace(v, phases_used=None) for v in vans), tariff=DEMAND))
+    assert all(sp.limit.value >= 6.0 for sp in unknown.sessions)
 
 
 def test_under_the_billing_peak_so_far_charging_costs_nothing_more() -> None:
