@@ -9,7 +9,7 @@ changed slightly, the kept model hot-started), the reference (PuLP build + CBC s
 ratio reference / ours (cold).
 
 The instance's bill (``mode``): ``tou`` — its time-of-use tariff (0.32 from 07:00, 0.18 from
-23:00, site-local), the benchmark as it always was (with the cost stage, energy only); ``--cost``
+23:00, site-local), the benchmark as it always was (a tie-break; the cost stage off); ``--cost``
 adds, in the same run and next to each ``tou`` row, ``none`` — no tariff: nothing priced, stages
 1 and 2 alone — and ``cost`` — the tariff and a demand charge (14 per kW above a billing peak so
 far of half the grid's kW): the cost stage with both. The reference is solved once per size (it
@@ -101,7 +101,8 @@ def make_snapshot(n: int, seed: int = 1, bill: str = "tou", cost: bool = False) 
         grid=Grid(limit_a=grid_a, margin_a=5.0),
         circuits=(*feeders, *boards),
         chargers=tuple(chargers),
-        control=Control(plan_every_s=15.0, horizon_h=24.0, slot_min=15, solver_time_limit_s=5.0),
+        control=Control(plan_every_s=15.0, horizon_h=24.0, slot_min=15, solver_time_limit_s=5.0,
+                        plan_cost=bill == "cost"),
         tariff=BILLS[bill],
     )
     base = {"grid": (grid_a * 0.15, grid_a * 0.12, grid_a * 0.1)}

@@ -42,6 +42,7 @@ peak at least 20 % below edf's. Medians and totals below the table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -223,9 +224,18 @@ def priced(scenario: Scenario) -> tuple[Scenario, bool]:
     return with_tariff(scenario, STANDARD_TARIFF), True
 
 
+def planning_cost(scenario: Scenario) -> Scenario:
+    """The scenario with the planner's cost stage on (``control.plan_cost``: off by default)."""
+    site = dataclasses.replace(
+        scenario.site, control=dataclasses.replace(scenario.site.control, plan_cost=True)
+    )
+    return dataclasses.replace(scenario, site=site)
+
+
 def _tariff_row(path: Path) -> dict[str, Any]:
     """lp with the tariff and without, edf with it, the cost bound: issue 16's figures for one scenario."""
     scenario, added = priced(load_scenario(path))
+    scenario = planning_cost(scenario)
     lp = simulate(scenario, "lp")
     lp_plain = run(scenario, PlannerPolicy(name="lp-no-tariff", ignore_tariff=True))  # its bill: the tariff's
     edf = simulate(scenario, "edf")

@@ -287,6 +287,15 @@ class ControlSection(_Section):
             " from its history of declared vs actual departures (docs/departures.md)."
         ),
     )
+    plan_cost: bool = Field(
+        False,
+        description=(
+            "Let the planner move charging to cheaper hours and under the billing period's peak"
+            " (tariff.energy, prices_file, tariff.demand, PV) once the departures are decided."
+            " Off by default: in the simulator it still costs a few departures on real session data"
+            " (docs/planner.md, 'The bill'); the bill is tracked and shown either way."
+        ),
+    )
 
 
 class VehicleSection(_Section):

@@ -248,6 +248,9 @@ class Control:
     recover_cycles: int = 3
     when_short: Literal["share", "complete"] = "complete"
     departure_history: bool = True
+    plan_cost: bool = False
+    """Let the planner's cost stage move charging by price and demand charge (issue 16). Off by
+    default: measured in the simulator it still costs departures on real session data."""
 
 
 @dataclass(frozen=True)

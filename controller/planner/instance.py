@@ -101,7 +101,7 @@ class Instance:
     @property
     def cost_stage(self) -> bool:
         """Whether the planner runs its cost stage: something is priced that the plan can change."""
-        return self.bill is not None and self.bill.priced
+        return self.site.control.plan_cost and self.bill is not None and self.bill.priced
 
     @property
     def n(self) -> int:

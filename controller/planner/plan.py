@@ -312,7 +312,7 @@ def _bindings(
     ).tolist()
     if peak_now:
         held = "demand charge"
-    elif inst.cost_stage and inst.prices is not None:
+    elif inst.prices is not None:  # the cost stage, or the price as the tie-break of stages 1-2
         held = "tariff"
     else:
         held = "schedule"

@@ -67,7 +67,8 @@ def sites(draw: st.DrawFn, max_chargers: int = 6) -> Site:
                   limit_kw=draw(st.sampled_from((None, None, 30.0)))),
         circuits=tuple(circuits),
         chargers=tuple(chargers),
-        control=Control(plan_every_s=15.0, horizon_h=12.0, slot_min=15, solver_time_limit_s=5.0),
+        control=Control(plan_every_s=15.0, horizon_h=12.0, slot_min=15, solver_time_limit_s=5.0,
+                        plan_cost=draw(st.booleans())),
         tariff=Tariff(energy=tariff, demand=demand),
     )
 

@@ -54,7 +54,7 @@ def site(tariff: Tariff = NO_TARIFF, chargers: int = 4, **kw: object) -> Site:
         circuits=(Circuit(id="feeder-a", limit_a=125.0, margin_a=0.0),),
         chargers=tuple(Charger(id=f"a{i}", circuit="feeder-a", kind="ac", phases=3, phase_rotation="L1-L2-L3",
                                max_a=32.0) for i in range(1, chargers + 1)),
-        control=Control(horizon_h=24.0),
+        control=Control(horizon_h=24.0, plan_cost=True),
         tariff=tariff,
     )
     base.update(kw)
