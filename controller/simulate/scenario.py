@@ -50,7 +50,7 @@ import itertools
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from pathlib import Path as FsPath
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,28 +131,31 @@ WINDOWS_MIN = (5, 10, 15, 30, 60)
 """The demand charge's averaging windows a scenario may use (each divides an hour)."""
 
 
-@dataclass(frozen=True)
-class KwProfile:
-    """Piecewise-constant power [kW] (the PV output). Daily steps repeat; dated steps apply from then on."""
+V = TypeVar("V")
+PhaseAmps = tuple[float, float, float]
 
-    daily: tuple[tuple[int, float], ...] = ()  # (minute of day, kW)
-    dated: tuple[tuple[datetime, float], ...] = ()  # (site-local naive time, kW)
+
+@dataclass(frozen=True)
+class _Steps(Generic[V]):
+    """Piecewise-constant values. Daily steps repeat; dated steps apply from then on."""
+
+    daily: tuple[tuple[int, V], ...] = ()  # (minute of day, value)
+    dated: tuple[tuple[datetime, V], ...] = ()  # (site-local naive time, value)
 
     def __bool__(self) -> bool:
         return bool(self.daily or self.dated)
 
-    def at(self, local: datetime) -> float:
-        """Power [kW] at site-local time ``local`` (naive)."""
-        value = 0.0
+    def _value(self, local: datetime, zero: V) -> V:
+        value = zero
         if self.daily:
             minute = local.hour * 60 + local.minute + local.second / 60
             value = self.daily[-1][1]  # wraps from the previous day
-            for start, kw in self.daily:
+            for start, v in self.daily:
                 if start <= minute:
-                    value = kw
-        for when, kw in self.dated:
+                    value = v
+        for when, v in self.dated:
             if when <= local:
-                value = kw
+                value = v
         return value
 
     def change_points(self, start: datetime, end: datetime) -> list[datetime]:
@@ -169,37 +172,21 @@ class KwProfile:
 
 
 @dataclass(frozen=True)
-class LoadProfile:
-    """Piecewise-constant current per phase. Daily steps repeat; dated steps apply from then on."""
+class KwProfile(_Steps[float]):
+    """Power [kW] (the PV output) over time."""
 
-    daily: tuple[tuple[int, tuple[float, float, float]], ...] = ()  # (minute of day, A per phase)
-    dated: tuple[tuple[datetime, tuple[float, float, float]], ...] = ()
+    def at(self, local: datetime) -> float:
+        """Power [kW] at site-local time ``local`` (naive)."""
+        return self._value(local, 0.0)
 
-    def at(self, local: datetime) -> tuple[float, float, float]:
+
+@dataclass(frozen=True)
+class LoadProfile(_Steps[PhaseAmps]):
+    """Current per phase [A] over time."""
+
+    def at(self, local: datetime) -> PhaseAmps:
         """Current [A] per phase at site-local time ``local`` (naive)."""
-        value: tuple[float, float, float] = (0.0, 0.0, 0.0)
-        if self.daily:
-            minute = local.hour * 60 + local.minute + local.second / 60
-            value = self.daily[-1][1]  # wraps from the previous day
-            for start, amps in self.daily:
-                if start <= minute:
-                    value = amps
-        for when, amps in self.dated:
-            if when <= local:
-                value = amps
-        return value
-
-    def change_points(self, start: datetime, end: datetime) -> list[datetime]:
-        """Local times in [start, end) where the profile may change."""
-        points = [when for when, _ in self.dated if start <= when < end]
-        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-        while day < end:
-            for minute, _ in self.daily:
-                t = day + timedelta(minutes=minute)
-                if start <= t < end:
-                    points.append(t)
-            day += timedelta(days=1)
-        return sorted(points)
+        return self._value(local, (0.0, 0.0, 0.0))
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import ssl
-import subprocess
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from websockets.typing import Subprotocol
 
 from controller.chargers.auth import Passwords, PasswordsError, parse_basic, parse_passwords
 from hil.chargers import SimCharger, SimOptions
+from hil.csms.tls import make_test_cert, openssl_available
 from tests.chargers.conftest import eventually, make_site
 
 HEX_KEY = "00112233445566778899aabbccddeeff0a1b2c3d"  # 20 bytes, some not valid UTF-8
@@ -105,35 +104,9 @@ async def test_security_profile_0_and_unknown_chargers(server_factory: Callable[
 
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
+    if not openssl_available():
         pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return cert, key
+    return make_test_cert(tmp_path)
 
 
 async def test_security_profile_2_tls(
