@@ -21,9 +21,11 @@ test: lint
 	$(BIN)/python -m pytest
 
 # The safety invariant under many more random fault sequences than `make test` runs (the
-# invariant-soak Hypothesis profile; DEPOTCTL_SOAK_EXAMPLES / DEPOTCTL_SOAK_STEPS change its size).
+# invariant-soak Hypothesis profile; DEPOTCTL_SOAK_EXAMPLES / DEPOTCTL_SOAK_STEPS change its size),
+# and the CSMS away for a real minute in the middle of transactions (local-controller mode).
 soak: $(STAMP)
 	DEPOTCTL_SOAK=1 $(BIN)/python -m pytest tests/daemon/test_invariant.py -s
+	DEPOTCTL_OUTAGE_S=60 $(BIN)/python -m pytest tests/upstream/test_outage.py -k away_mid_transaction
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard controller hil tests bench)
