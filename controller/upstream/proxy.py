@@ -245,7 +245,6 @@ class Proxy:
     async def _write_caps(self) -> None:
         await asyncio.sleep(0)
         self._caps_dirty = False
-        self._connect_slots = asyncio.Semaphore(max(1, self.options.connect_slots))
         if self.caps is not None:
             await self._quiet(self.store.put_caps(self.caps.snapshot(), self.clock()), "caps")
 

@@ -60,7 +60,15 @@ from controller.chargers.control import Control
 from controller.chargers.rpc import call_error_frame
 from controller.chargers.session import MEASURANDS, CallRelay, OcppSession, relayed_call
 from controller.upstream.authcache import AuthCache, Change
-from controller.upstream.guard import merged_sampling, refused_items, rejected_result, sampling_asked
+from controller.upstream.guard import (
+    REFUSED_ACTIONS,
+    guard_key,
+    merged_sampling,
+    refused_items,
+    refused_key_16,
+    rejected_result,
+    sampling_asked,
+)
 from controller.upstream.link import Error, LinkState, Reply, Result, UpstreamLink
 from controller.upstream.store import Queued, UpstreamStore
 from controller.upstream.txids import TxIds
@@ -476,6 +484,13 @@ class ChargerRelay(CallRelay):
                     self.charger_id, self.version, connector if isinstance(connector, int) else None, profile
                 )
                 self.proxy.caps_changed()
+        if action in REFUSED_ACTIONS or (
+            self.version == "1.6" and action == "ChangeConfiguration" and refused_key_16(request)
+        ):  # the charger would be taken away from depotctl (guard.py)
+            LOG.warning("%s: refused the CSMS's %s %.100s", self.charger_id, action, json.dumps(request))
+            self.proxy.count("refused")
+            await self.link.send(result_frame(unique_id, {"status": "Rejected"}))
+            return
         refused = refused_items(request) if self.version != "1.6" and action == "SetVariables" else []
         if refused:
             await self._set_variables_guarded(unique_id, request, refused)
@@ -515,11 +530,13 @@ class ChargerRelay(CallRelay):
             return None
 
     async def _set_variables_guarded(self, unique_id: str, request: dict[str, Any], refused: list[int]) -> None:
-        """A 2.0.1 SetVariables switching smart charging off: those items Rejected here, the rest
-        forwarded; one answer, the results in the order asked (:mod:`.guard`)."""
+        """A 2.0.1 SetVariables with items depotctl refuses (smart charging or meter values off, the
+        charger's network or credentials): those items Rejected here, the rest forwarded; one
+        answer, the results in the order asked (:mod:`.guard`)."""
         items = list(request.get("setVariableData") or [])
         results: list[Any] = [rejected_result(items[i]) if i in refused else None for i in range(len(items))]
-        LOG.warning("%s: the CSMS asked to switch smart charging off: refused", self.charger_id)
+        LOG.warning("%s: refused the CSMS's SetVariables of %s", self.charger_id,
+                    ", ".join(".".join(map(str, guard_key(items[i]))) for i in refused))
         self.proxy.count("refused_smart_charging_off")
         keep = [i for i in range(len(items)) if i not in refused]
         if keep:

@@ -117,6 +117,25 @@ async def test_the_csmss_calls_reach_the_chargers_with_ids_of_depotctls_own(tmp_
                 assert out["setVariableResult"][0]["variable"]["name"] == "Enabled"
                 got = [f[3] for f in loop.received[cid] if f[0] == 2 and f[2] == "SetVariables"]
                 assert not [i for p in got for i in p["setVariableData"] if i["variable"]["name"] == "Enabled"]
+                # names are case-insensitive in 2.0.1; the charger's credentials and network are depotctl's
+                out = await csms.set_variables(cid, [("smartchargingctrlr", "ENABLED", "false"),
+                                                     ("SecurityCtrlr", "BasicAuthPassword", "0123456789abcdef"),
+                                                     ("OCPPCommCtrlr", "NetworkConfigurationPriority", "2")])
+                assert [r["attributeStatus"] for r in out["setVariableResult"]] == ["Rejected"] * 3
+                profile = {"configurationSlot": 2, "connectionData": {
+                    "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": "wss://csms.example.com/ocpp",
+                    "messageTimeout": 30, "securityProfile": 1, "ocppInterface": "Wired0"}}
+                assert (await csms.call(cid, "SetNetworkProfile", profile))["status"] == "Rejected"
+                got = [f for f in loop.received[cid] if f[0] == 2 and f[2] in ("SetVariables", "SetNetworkProfile")]
+                assert not [f for f in got if f[2] == "SetNetworkProfile"]
+                names = {i["variable"]["name"].casefold() for f in got if f[2] == "SetVariables"
+                         for i in f[3]["setVariableData"]}
+                assert not names & {"enabled", "basicauthpassword", "networkconfigurationpriority"}
+            if CHARGERS[cid] == "1.6":  # the charger's password and where it connects are depotctl's
+                for key in ("AuthorizationKey", "CentralSystemURL"):
+                    assert (await csms.change_configuration(cid, key, "0123456789abcdef"))["status"] == "Rejected"
+                got = [f[3].get("key") for f in loop.received[cid] if f[0] == 2 and f[2] == "ChangeConfiguration"]
+                assert "AuthorizationKey" not in got and "CentralSystemURL" not in got
             assert ("MeterValueSampleInterval", "7", "Accepted") in sim.record.config_changes
             await eventually(  # the shorter interval, depotctl's measurands and the CSMS's
                 lambda sim=sim: sim.config["MeterValueSampleInterval"] == "1" and "Current.Import" in sim.measurands(),  # type: ignore[misc]
