@@ -283,6 +283,10 @@ CREATE TABLE upstream_caps (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     rows TEXT NOT NULL,
     updated_at REAL NOT NULL
+);
+CREATE TABLE upstream_tx_floor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    lowest INTEGER NOT NULL
 )
 """
 
@@ -316,6 +320,8 @@ def _v7(conn: sqlite3.Connection) -> None:
     answers about id tags (``source`` 'answer') and its local authorisation list (``source``
     'list'), the JSON ``idTagInfo``/``idTokenInfo`` per tag, for answering while it is away.
     ``upstream_caps`` is the CSMS's charging profiles as the cap book keeps them (one JSON row).
+    ``upstream_tx_floor`` the lowest local 1.6 id ever handed out (one row, never deleted: a local
+    id is never reused, even after its mapping is gone).
     Retention leaves these tables alone: a row goes when it is no longer needed.
     """
     for statement in _V7.split(";"):

@@ -137,7 +137,7 @@ class Proxy:
         loaded = await self.store.load()
         for cid, rows in loaded.queue.items():
             self.backlog(cid).extend(rows)
-        self.txids.restore(loaded.tx_ids)
+        self.txids.restore(loaded.tx_ids, loaded.tx_lowest)
         self.auth.restore(loaded.auth)
         if loaded.caps and self.caps is not None:
             self.caps.restore(loaded.caps)

@@ -54,6 +54,8 @@ class Loaded:
     auth: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     """(version, token, source, info)."""
     caps: list[dict[str, Any]] = field(default_factory=list)
+    tx_lowest: int = 0
+    """The lowest local 1.6 transaction id ever handed out (0: none)."""
 
 
 def _ts(at: datetime) -> float:
@@ -115,6 +117,8 @@ class UpstreamStore:
                 "SELECT version, token, source, info FROM upstream_auth ORDER BY updated_at"
             ):
                 out.auth.append((str(version), str(token), str(source), json.loads(info)))
+            floor = conn.execute("SELECT lowest FROM upstream_tx_floor WHERE id = 1").fetchone()
+            out.tx_lowest = int(floor[0]) if floor is not None else 0
             row = conn.execute("SELECT rows FROM upstream_caps WHERE id = 1").fetchone()
             if row is not None:
                 out.caps = list(json.loads(row[0]))
@@ -147,6 +151,11 @@ class UpstreamStore:
                     "INSERT OR IGNORE INTO upstream_tx_ids (charger_id, local_id, csms_id, created_at)"
                     " VALUES (?, ?, NULL, ?)",
                     (charger_id, local_tx_id, _ts(queued_at)),
+                )
+                conn.execute(
+                    "INSERT INTO upstream_tx_floor (id, lowest) VALUES (1, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET lowest = MIN(lowest, excluded.lowest)",
+                    (local_tx_id,),
                 )
             return int(cur.lastrowid or 0)
 

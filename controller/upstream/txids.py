@@ -23,7 +23,10 @@ class TxIds:
         self._to_local: dict[tuple[str, int], int] = {}
         self._lowest = 0
 
-    def restore(self, rows: dict[tuple[str, int], int | None]) -> None:
+    def restore(self, rows: dict[tuple[str, int], int | None], lowest: int = 0) -> None:
+        """The mappings kept, and the lowest local id ever handed out (kept apart: a mapping goes
+        when its transaction is over, the floor never)."""
+        self._lowest = min(self._lowest, lowest)
         for (cid, local), csms in rows.items():
             self._to_csms[(cid, local)] = csms
             if csms is not None:

@@ -78,6 +78,11 @@ def test_local_transaction_ids_are_negative_and_never_reused_after_a_restart() -
     assert later.local_id("CP1", 100001) == -1
     later.forget("CP1", -1)
     assert later.local_id("CP1", 100001) is None
+    # every mapping gone (their transactions over): the floor kept apart still keeps ids fresh
+    assert TxIds().new_local("CP1") == -1
+    fresh = TxIds()
+    fresh.restore({}, lowest=-8)
+    assert fresh.new_local("CP1") == -9
     assert parse_transaction_id("-8") == -8 and parse_transaction_id("100001") == 100001
     assert parse_transaction_id("CP08-tx1") == "CP08-tx1" and parse_transaction_id("-") == "-"
 
@@ -105,4 +110,7 @@ async def test_the_store_gives_back_what_it_kept(tmp_path: Path) -> None:
     loaded = await again.load()
     assert [q.unique_id for q in loaded.queue["CP1"]] == ["m2"] and loaded.tx_ids == {("CP1", -1): 100001}
     assert loaded.auth == []
+    await again.forget_tx("CP1", -1)  # its transaction over: the mapping goes, the floor stays
+    loaded = await again.load()
+    assert loaded.tx_ids == {} and loaded.tx_lowest == -1
     await again.close()
