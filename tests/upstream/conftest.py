@@ -148,3 +148,20 @@ async def eventually(pred: Callable[[], bool], timeout_s: float = 5.0, what: str
         if loop.time() > end:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def sent_timestamps(sent: dict[str, list[list[Any]]], cid: str, tx_key: str) -> list[str]:
+    """The meter values' timestamps charger ``cid`` sent for one transaction (``sent``: the frames
+    each charger sent), in its order: MeterValues, TransactionEvent and StopTransaction's data."""
+    out: list[str] = []
+    for f in sent[cid]:
+        if f[0] != 2:
+            continue
+        action, p = f[2], f[3]
+        if action == "MeterValues" and str(p.get("transactionId")) == tx_key:
+            out += [m["timestamp"] for m in p["meterValue"]]
+        elif action == "TransactionEvent" and p["transactionInfo"]["transactionId"] == tx_key:
+            out += [m["timestamp"] for m in p.get("meterValue") or []]
+        elif action == "StopTransaction" and str(p.get("transactionId")) == tx_key:
+            out += [m["timestamp"] for m in p.get("transactionData") or []]
+    return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from controller.upstream.proxy import ProxyOptions
 from hil.ev import EvParams
-from tests.upstream.conftest import FAST_LINK, Loop, eventually, proxied
+from tests.upstream.conftest import FAST_LINK, Loop, eventually, proxied, sent_timestamps
 
 EV = EvParams(max_a=32, phases=3, battery_kwh=60, reaction_s=0.2)
 CHARGERS = {"A16": "1.6", "B201": "2.0.1", "C16": "1.6"}
@@ -32,22 +32,6 @@ METER_S = 0.3
 def queued_rows(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM upstream_queue").fetchone()[0])
-
-
-def sent_timestamps(loop: Loop, cid: str, tx_key: str) -> list[str]:
-    """The meter values' timestamps the charger sent for one transaction, in its order."""
-    out: list[str] = []
-    for f in loop.sent[cid]:
-        if f[0] != 2:
-            continue
-        action, p = f[2], f[3]
-        if action == "MeterValues" and str(p.get("transactionId")) == tx_key:
-            out += [m["timestamp"] for m in p["meterValue"]]
-        elif action == "TransactionEvent" and p["transactionInfo"]["transactionId"] == tx_key:
-            out += [m["timestamp"] for m in p.get("meterValue") or []]
-        elif action == "StopTransaction" and str(p.get("transactionId")) == tx_key:
-            out += [m["timestamp"] for m in p.get("transactionData") or []]
-    return out
 
 
 async def test_csms_away_mid_transaction_then_back(tmp_path: Path) -> None:
@@ -102,7 +86,7 @@ async def test_csms_away_mid_transaction_then_back(tmp_path: Path) -> None:
             await eventually(lambda tx=tx: tx.ended, 3.0, f"{cid} stop delivered")  # type: ignore[misc]
             assert tx.meter_stop_wh is not None or tx.events[-1].event_type == "Ended"
             # every meter value, in order, as stamped by the charger
-            assert [m.timestamp for m in tx.meter_values] == sent_timestamps(loop, cid, tx.key)
+            assert [m.timestamp for m in tx.meter_values] == sent_timestamps(loop.sent, cid, tx.key)
             # and the outage held many of them (a loaded machine's sim charger sends fewer than 1 per METER_S)
             assert len(tx.meter_values) >= OUTAGE_S / METER_S / 4
         # the transaction started while away got a CSMS id, and every message of it names that id
@@ -160,7 +144,7 @@ async def test_a_csms_too_slow_to_answer_gets_everything_at_least_once_never_an_
         await eventually(lambda: loop.proxy.queue_depth() == 0, 5.0, "the backlog delivered")
         await sim.unplug()
         await eventually(lambda: tx.ended, 3.0, "the stop")
-        assert set(sent_timestamps(loop, "S16", tx.key)) <= {m.timestamp for m in tx.meter_values}
+        assert set(sent_timestamps(loop.sent, "S16", tx.key)) <= {m.timestamp for m in tx.meter_values}
         assert csms.violations() == [] and csms.violations(direction="out") == []
         assert sim.validator is not None and sim.validator.violations == []
         assert {a.kind for a in csms.anomalies} <= {"call_while_pending", "out_of_order"}  # the late ones

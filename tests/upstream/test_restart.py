@@ -12,26 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon.rigged import start_process, steady, wait_async
-from tests.upstream.daemon_rig import Up, upstream_rigged
+from tests.upstream.conftest import sent_timestamps
+from tests.upstream.daemon_rig import upstream_rigged
 
 
 def _queued(db: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(db) as conn:
         return [(str(c), str(a), str(p)) for c, a, p in conn.execute(
             "SELECT charger_id, action, payload FROM upstream_queue ORDER BY seq")]
-
-
-def _stamps_sent(up: Up, cid: str, tx_key: str) -> list[str]:
-    out: list[str] = []
-    for f in up.sent[cid]:
-        if f[0] != 2:
-            continue
-        action, p = f[2], f[3]
-        if action == "MeterValues" and str(p.get("transactionId")) == tx_key:
-            out += [m["timestamp"] for m in p["meterValue"]]
-        elif action == "TransactionEvent" and p["transactionInfo"]["transactionId"] == tx_key:
-            out += [m["timestamp"] for m in p.get("meterValue") or []]
-    return out
 
 
 async def test_kill_9_during_the_outage_loses_nothing(tmp_path: Path) -> None:
@@ -76,7 +64,7 @@ async def test_kill_9_during_the_outage_loses_nothing(tmp_path: Path) -> None:
         for cid, tx in txs.items():
             assert tx.ended, cid
             # every meter value, in order, with the charger's own stamps, under the CSMS's id
-            assert [m.timestamp for m in tx.meter_values] == _stamps_sent(up, cid, tx.key), cid
+            assert [m.timestamp for m in tx.meter_values] == sent_timestamps(up.sent, cid, tx.key), cid
             assert {m.transaction_id for m in tx.meter_values} == {tx.key}
         assert txs["CP07"].stop_reason == "EVDisconnected"
         composite = await csms.get_composite_schedule("CP07", 0, 300, "A")  # the restarted cap book's answer
