@@ -40,6 +40,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from controller.daemon.ports import CostInputs, Recorder
+from controller.energy.arrivals import LOOKBACK_DAYS, PastSession
 from controller.energy.cost import CostMeter, EnergyDay
 from controller.energy.demand import DemandWindow, PeakTracker, period_start
 from controller.energy.price import PriceSource, covering, hour_end, price_at
@@ -48,12 +49,13 @@ from controller.energy.pv import DAY_S, DAYS, SLOT_S, PvHistory
 from controller.metrics import DepotMetrics, observe_bill
 from controller.model.site import Site
 from controller.store import DailyEnergy, DemandWindowRecord
-from controller.store.bill import BillHistory, read_bill
+from controller.store.bill import BillHistory, read_bill, read_past_sessions
 
 LOG = logging.getLogger("depotctl.daemon.bill")
 PERSIST_S = 10.0
 """The window in progress and today's import and cost are written this often [s] (and when they close)."""
 DEFAULT_WINDOW_MIN = 15
+SESSIONS_EVERY_S = 3600.0  # the arrival forecast's history is read again after this long
 """The peak's averaging window without a demand charge (``tariff.demand``)."""
 PV_NEGATIVE_KW = -0.5
 """A PV meter reading below this [kW] is logged once: production should read positive (``invert``)."""
@@ -137,6 +139,8 @@ class Bill:
         self._pv_negative_logged = False
         self._fault_logged = False
         self._reading = asyncio.Lock()  # one read of the prices file at a time (each in a thread)
+        self.past_sessions: tuple[PastSession, ...] = ()  # the arrival forecast's history
+        self._sessions_read_at: datetime | None = None
 
     def _prices_file(self, site: Site) -> PricesFile | None:
         name = site.tariff.prices_file
@@ -232,11 +236,29 @@ class Bill:
     # --- the plan loop --------------------------------------------------------------------------
     async def refresh(self, now: datetime) -> None:
         """Read the prices file again if it changed (its size or modification time; in a thread: a
-        long file takes a while to parse). The plan loop calls it before each snapshot."""
+        long file takes a while to parse), and the sessions of the last days for the arrival
+        forecast once an hour (:data:`SESSIONS_EVERY_S`; only where the planner prices the demand
+        charge). The plan loop calls it before each snapshot."""
         try:
             await self._read_prices(now, force=False)
         except Exception:
             LOG.exception("reading the prices file failed")
+        try:
+            await self._read_sessions(now)
+        except Exception:
+            LOG.exception("reading the sessions for the arrival forecast failed: planning without it")
+
+    async def _read_sessions(self, now: datetime) -> None:
+        site = self.ports.site()
+        if self.db_path is None or site.tariff.demand is None or not site.control.plan_cost:
+            self.past_sessions = ()
+            return
+        at = self._sessions_read_at
+        if at is not None and abs((now - at).total_seconds()) < SESSIONS_EVERY_S:
+            return
+        self._sessions_read_at = now
+        since = now - timedelta(days=LOOKBACK_DAYS + 1)
+        self.past_sessions = await asyncio.to_thread(read_past_sessions, self.db_path, since)
 
     async def _read_prices(self, now: datetime, *, force: bool) -> None:
         async with self._reading:
@@ -255,8 +277,8 @@ class Bill:
             prices = covering(self.prices.steps, now, end, self.tz) if self.prices is not None else ()
             peak = self.peaks.peak_kw(now) if site.tariff.demand is not None else None
             if site.pv is None:
-                return CostInputs(prices, peak)
-            return CostInputs(prices, peak, self.pv_kw, self.pv.forecast(now, end))
+                return CostInputs(prices, peak, past_sessions=self.past_sessions)
+            return CostInputs(prices, peak, self.pv_kw, self.pv.forecast(now, end), self.past_sessions)
         except Exception:
             LOG.exception("the planner's cost inputs failed: planning without them")
             return CostInputs()

@@ -21,18 +21,21 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from controller.chargers.state import ChargerState
+from controller.daemon.bill import site_tz
 from controller.daemon.planning import Planning, PlanRecord, PlanSummary, worker_timeout_s
 from controller.daemon.ports import Clock, CostInputs, FailsafeView, Monotonic, Observation, PlanOutcome, Recorder
 from controller.daemon.readings import observe_measured
 from controller.daemon.sessions import CapSource, DepartureHistory, Sent, plan_sessions
 from controller.daemon.uncontrolled import Uncontrolled
+from controller.energy.arrivals import PastSession, charger_max_kw, expected_arrivals
 from controller.fleet.departures import DepartureNeed
 from controller.metrics import DepotMetrics, observe_plan, set_departure_at_risk
 from controller.model.site import Site
-from controller.model.snapshot import PhaseCurrents, Plan, SessionState, Snapshot
+from controller.model.snapshot import ExpectedArrival, PhaseCurrents, Plan, SessionState, Snapshot
 from controller.rules.loads import add_budgets, with_unknown
 from controller.store import allocations_from_plan
 
@@ -157,7 +160,23 @@ class PlanLoop:
             demand_peak_kw=costs.demand_peak_kw,
             pv_kw=costs.pv_kw,
             pv_forecast_kw=costs.pv_forecast_kw,
+            expected_arrivals=self._expected(site, now, sessions, costs.past_sessions),
         )
+
+    @staticmethod
+    def _expected(
+        site: Site, now: datetime, sessions: tuple[SessionState, ...], past: tuple[PastSession, ...]
+    ) -> tuple[ExpectedArrival, ...]:
+        """The vehicles still to come today (the bill's session history; only where the planner
+        prices a demand charge): a vehicle plugged in now or seen today is not expected again."""
+        if not past or site.tariff.demand is None or not site.control.plan_cost:
+            return ()
+        tz = site_tz(site)
+        today = now.astimezone(tz).date()
+        known = {s.vehicle_id for s in sessions if s.vehicle_id is not None}
+        known |= {p.vehicle_id for p in past
+                  if p.vehicle_id is not None and p.started_at.astimezone(tz).date() == today}
+        return expected_arrivals(past, now, tz, site.control.horizon_h, known, partial(charger_max_kw, site))
 
     def finished(self, result: Plan, sessions: tuple[SessionState, ...]) -> PlanOutcome:
         """Note a plan: the loop's liveness, the planner's health, metrics, progress, risks, history."""

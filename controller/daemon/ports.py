@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from controller.energy.arrivals import PastSession
 from controller.model.snapshot import PhaseCurrents, Plan, SessionState
 from controller.rules.failsafe import FailsafeState
 from controller.store.records import EventKind, Record
@@ -84,6 +85,7 @@ class CostInputs:
     demand_peak_kw: float | None = None
     pv_kw: float | None = None
     pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()
+    past_sessions: tuple[PastSession, ...] = ()  # the arrival forecast's history (demand charge + plan_cost)
 
 
 @dataclass(frozen=True)

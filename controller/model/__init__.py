@@ -29,6 +29,7 @@ from controller.model.site import (
 )
 from controller.model.snapshot import (
     NO_VEHICLE_PRIORITY,
+    ExpectedArrival,
     Limit,
     NodeLoad,
     PhaseCurrents,
@@ -49,6 +50,7 @@ __all__ = [
     "Circuit",
     "Control",
     "DemandCharge",
+    "ExpectedArrival",
     "Failsafe",
     "Grid",
     "Limit",

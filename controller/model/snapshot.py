@@ -56,6 +56,20 @@ class SessionState:
 
 
 @dataclass(frozen=True)
+class ExpectedArrival:
+    """EV load the depot expects from vehicles not plugged in yet (learnt from its own history:
+    :mod:`controller.energy.arrivals`): vehicles arriving at ``arrive_at`` and leaving at
+    ``depart_at`` that take ``energy_kwh`` in all at up to ``max_kw`` together (grid side).
+    Expected values: a group of past sessions averaged over the days looked at, so both may be a
+    fraction of one vehicle's. Used only for the demand charge (the cost stage's peak)."""
+
+    arrive_at: datetime
+    depart_at: datetime
+    energy_kwh: float
+    max_kw: float
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one planning cycle needs. Built by the daemon, hand-built in tests.
 
@@ -88,6 +102,10 @@ class Snapshot:
     pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()
     """Day-ahead PV forecast: steps ``(from, kW)``, each until the next. For the current slot the
     planner never counts more than :attr:`pv_kw`."""
+    expected_arrivals: tuple[ExpectedArrival, ...] = ()
+    """Vehicles the depot expects later in the horizon (its history): the cost stage counts their
+    load in the billing peak it plans against, so the vehicles present now are not flattened into
+    room the later ones will need. Never a limit, never a departure: only the demand charge."""
 
 
 LimitUnit = Literal["A", "kW"]

@@ -30,6 +30,13 @@ Snapshot's docstrings; the planner reads the fields so:
   the slot's average, so the peak is exact for the plan — only the plan cannot shape load within a
   slot. The current slot begins now: what the current window drew before now is not counted here
   (the billing peak so far, from the daemon, is).
+* **Expected arrivals** (``Snapshot.expected_arrivals``, the depot's history): the vehicles still to
+  come are counted in the load the demand charge sees (``net_peak_kw``, not ``net_kw``), each group
+  flat over the first :data:`EXPECTED_SPREAD_SHARE` of its stay at ``energy / that time`` (at most
+  its ``max_kw``) — the lowest peak it could have on its own, and the share of the stay the cost
+  stage plans a present vehicle's energy in. So the plan keeps their room: the vehicles present are
+  spread under the peak the night will need, not flattened into the hours the later ones must
+  use.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ FloatArray = npt.NDArray[np.float64]
 FORECAST_TRUSTED_AFTER_S = 3600.0  # as the limits: before this the measured base load counts if higher
 PRICE_EPS = 1e-9  # prices closer than this (relative) are the same price (slot means round)
 DEMAND_REF_H = 24.0  # without an energy price: one kW of peak weighs as much as this many kWh
+EXPECTED_SPREAD_SHARE = 0.75  # an expected arrival's energy over this share of its stay (cost.COST_MARGIN_SHARE)
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,9 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
         net = np.where(has, np.where(early, np.maximum(net, mean), mean), net)
         net_peak = np.where(has, np.where(early, np.maximum(net_peak, top_kw), top_kw), net_peak)
 
+    if demand_price > 0.0 and snap.expected_arrivals:
+        net_peak = net_peak + _expected_kw(snap, starts, ends)
+
     floor = _finite_nonneg(snap.demand_peak_kw) or 0.0
     split = t
     if demand_price > 0.0:
@@ -144,6 +155,27 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
         price_per_kwh=price, net_kw=net, net_peak_kw=net_peak, pv_kw=pv_mean,
         demand_price_per_kw=demand_price, peak_floor_kw=floor, period_split=split, money_unit=money,
     )
+
+
+def _expected_kw(snap: Snapshot, starts: FloatArray, ends: FloatArray) -> FloatArray:
+    """Per slot, the mean kW of the expected arrivals, each flat over the first
+    :data:`EXPECTED_SPREAD_SHARE` of its stay (unusable entries are left out)."""
+    out = np.zeros(len(starts))
+    now_s = snap.now.timestamp()
+    for e in snap.expected_arrivals:
+        try:
+            a, d = e.arrive_at.timestamp(), e.depart_at.timestamp()
+            kwh, top = float(e.energy_kwh), float(e.max_kw)
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            continue
+        if not (math.isfinite(kwh) and math.isfinite(top)) or kwh <= 0.0 or top <= 0.0 or d <= a or d <= now_s:
+            continue
+        a = max(a, now_s)
+        b = a + EXPECTED_SPREAD_SHARE * (d - a)
+        kw = min(top, kwh / ((b - a) / 3600.0))
+        overlap = np.clip(np.minimum(ends, b) - np.maximum(starts, a), 0.0, None)
+        out += kw * overlap / np.maximum(ends - starts, 1e-9)
+    return out
 
 
 def _finite_nonneg(v: object) -> float | None:

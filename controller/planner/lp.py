@@ -163,6 +163,7 @@ class LpData:
     z_coef: FloatArray  # (n,) whole request in the fair rows (z column coefficient, negated)
     ev_kw: FloatArray | None = None  # (n, t) cost stage: grid kW per unit decision (x's coefficient in the ev rows)
     held: LpData | None = None  # cost stage: the data of the stage whose energy it holds
+    taper: Any = None  # cost stage: controller.planner.taper.TaperRows added after the matrix (or None)
 
 
 @dataclass

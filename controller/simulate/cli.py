@@ -56,6 +56,7 @@ def simulate(
     keep_series: bool = False,
     max_met_time_limit_s: float = MAX_MET_TIME_LIMIT_S,
     departure_history: bool | None = None,
+    arrival_forecast: bool | None = None,
     max_met: bool = True,
     cost_bound_time_limit_s: float = COST_BOUND_TIME_LIMIT_S,
 ) -> SimResult:
@@ -64,10 +65,12 @@ def simulate(
     (``max_met``, a MILP limited to ``max_met_time_limit_s``; ``max_met=False`` skips it) and the
     least bill (``cost_bound``, limited to ``cost_bound_time_limit_s``).
     ``departure_history``: whether the policy plans against each vehicle's history-based departure
-    estimate (default: lp only)."""
+    estimate (default: lp only); ``arrival_forecast``: whether it is shown the vehicles still to
+    come, forecast from earlier days (default: lp only, where the site has a demand charge)."""
     policy = make_policy(policy_name, scenario)
     bar = _Progress(f"{scenario.name} {policy_name}") if progress else None
-    result = run(scenario, policy, progress=bar, keep_series=keep_series, departure_history=departure_history)
+    result = run(scenario, policy, progress=bar, keep_series=keep_series, departure_history=departure_history,
+                 arrival_forecast=arrival_forecast)
     if bar is not None:
         bar.done()
     if isinstance(policy, OptimalPolicy) and policy.first is not None:
@@ -126,8 +129,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         scenarios.append(scenario)
     progress = sys.stderr.isatty() and not args.no_progress
     history = False if args.no_departure_history else None
+    arrivals = False if args.no_arrival_forecast else None
     results = [
-        simulate(sc, p, progress=progress, keep_series=bool(args.plot), departure_history=history)
+        simulate(sc, p, progress=progress, keep_series=bool(args.plot), departure_history=history,
+                 arrival_forecast=arrivals)
         for sc in scenarios
         for p in policies
     ]
@@ -218,4 +223,6 @@ def register(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-departure-history", action="store_true",
                    help="lp plans against the declared departures, not the vehicles' history")
+    p.add_argument("--no-arrival-forecast", action="store_true",
+                   help="lp's cost stage is not told the vehicles still to come (forecast from earlier days)")
     p.set_defaults(func=_cmd_simulate)

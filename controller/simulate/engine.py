@@ -30,7 +30,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
+from controller.energy.arrivals import charger_max_kw, expected_arrivals
 from controller.fleet.departure_estimate import DepartureSample, planned_departure
 from controller.model.phasor import (
     Vec3,
@@ -43,6 +45,7 @@ from controller.model.phasor import (
 from controller.model.site import GRID_ID, Charger, Site
 from controller.model.snapshot import PhaseCurrents
 from controller.rules.shed import ChargerDraw, shed
+from controller.simulate.arrivals import fleet_history
 from controller.simulate.bill import BillMeter
 from controller.simulate.forecast import day_ahead, pv_day_ahead
 from controller.simulate.policies import LiveView, PlannerPolicy, Policy, View
@@ -214,16 +217,23 @@ def run(
     progress: Callable[[float], None] | None = None,
     keep_series: bool = False,
     departure_history: bool | None = None,
+    arrival_forecast: bool | None = None,
 ) -> SimResult:
     """Simulate ``scenario`` under ``policy``.
 
     ``departure_history``: show the policy each session's departure estimated from its vehicle's
     history (``control.departure_history``); None (default): for the planner (``lp``) only, the
-    heuristics get the declared departures.
+    heuristics get the declared departures. ``arrival_forecast``: show the policy the vehicles still
+    to come, forecast from earlier days as the daemon does (:mod:`controller.simulate.arrivals`;
+    only the cost stage's demand charge uses it); None (default): for the planner only, where the
+    site has a demand charge.
     """
     site = scenario.site
     use_history = isinstance(policy, PlannerPolicy) if departure_history is None else departure_history
     book = DepartureBook(scenario)
+    use_arrivals = isinstance(policy, PlannerPolicy) if arrival_forecast is None else arrival_forecast
+    past = fleet_history(scenario) if use_arrivals and site.tariff.demand is not None else ()
+    seen: set[str] = set()  # sessions (vehicles) that have arrived: not expected again
     tz = scenario.tz
     step = timedelta(seconds=scenario.step_s)
     plan_every = timedelta(seconds=site.control.plan_every_s)
@@ -251,6 +261,7 @@ def run(
             replan = True
         while pending and pending[0].arrive <= t:
             s = pending.pop(0)
+            seen.add(s.key)
             if s.depart <= t:
                 continue
             outcome = SessionOutcome(
@@ -288,6 +299,9 @@ def run(
                 demand_peak_kw=meter.peak_so_far_kw,
                 pv_kw=pv_kw if scenario.pv else None,
                 pv_forecast_kw=pv_day_ahead(scenario, t),
+                expected_arrivals=expected_arrivals(
+                    past, t, tz, site.control.horizon_h, seen, partial(charger_max_kw, site)
+                ) if past else (),
             )
             t0 = time.perf_counter()
             limits = policy.decide(view)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from controller.model.phasor import charger_phasors, draw
 from controller.model.site import Charger, Site, Tariff
-from controller.model.snapshot import PhaseCurrents, SessionState, Snapshot
+from controller.model.snapshot import ExpectedArrival, PhaseCurrents, SessionState, Snapshot
 from controller.planner.plan import plan
 from controller.planner.state import PlannerState
 from controller.rules.learn import learned_max_a
@@ -56,6 +56,7 @@ class View:
     demand_peak_kw: float | None = None  # highest completed window average of grid import so far
     pv_kw: float | None = None  # PV output now (None: no PV)
     pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()  # the day-ahead PV forecast
+    expected_arrivals: tuple[ExpectedArrival, ...] = ()  # vehicles still to come (history)
 
 
 class Policy(Protocol):
@@ -265,4 +266,5 @@ class PlannerPolicy:
             demand_peak_kw=None if self.ignore_tariff else view.demand_peak_kw,
             pv_kw=view.pv_kw,
             pv_forecast_kw=view.pv_forecast_kw,
+            expected_arrivals=() if self.ignore_tariff else view.expected_arrivals,
         )

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 
+from controller.energy.arrivals import PastSession
 from controller.store.records import DailyEnergy, DemandWindowRecord
 from controller.store.schema import connect, migrate
 from controller.store.sink import from_unix, to_unix
@@ -93,3 +94,24 @@ def _pv_means(
         (slot_s, volts_per_amp, meter, to_unix(since)),
     )
     return {int(slot): float(kw) for slot, kw in rows}
+
+
+def read_past_sessions(path: str | Path, since: datetime) -> tuple[PastSession, ...]:
+    """The finished sessions that started at or after ``since`` (table ``sessions``): what the
+    arrival forecast learns from (:mod:`controller.energy.arrivals`). Its own read-only use of the
+    file (WAL: beside the history writer); a missing file gives none."""
+    if not Path(path).exists():
+        return ()
+    conn = connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT charger_id, vehicle_id, started_at, stopped_at, COALESCE(energy_kwh, 0) FROM sessions"
+            " WHERE started_at >= ? AND stopped_at IS NOT NULL ORDER BY started_at",
+            (to_unix(since),),
+        ).fetchall()
+    finally:
+        conn.close()
+    return tuple(
+        PastSession(str(c), None if v is None else str(v), from_unix(float(a)), from_unix(float(b)), float(e))
+        for c, v, a, b, e in rows
+    )

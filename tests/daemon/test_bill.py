@@ -6,6 +6,7 @@ PV meter's readings; the daily report shows cost and peak. Times are pinned inst
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from controller.metrics import DepotMetrics
 from controller.model.site import DemandCharge, Grid, Pv, Site, SiteInfo, Tariff, TariffStep
 from controller.store import MeterSample, Store
 from controller.store.report import daily_report
-from controller.store.schema import connect
+from controller.store.schema import connect, migrate
 
 AMS = ZoneInfo("Europe/Amsterdam")
 S = timedelta(seconds=1)
@@ -180,4 +181,52 @@ async def test_a_reload_with_another_window_and_currency_keeps_the_period_peak(t
     peak = run.bill.status(run.now).peak  # the 30-min window 09:00–09:30, read from 09:20 on: what it has
     assert peak is not None and peak.start == local(12, 9, 9, 0) and peak.partial
     assert peak.average_kw == pytest.approx(80.0) and peak.covered_s == 599  # the first reading after: nothing
+    await run.stop()
+
+
+async def test_the_arrival_forecast_reads_the_last_weekdays_sessions_hourly(tmp_path: Path) -> None:
+    """With a demand charge and ``plan_cost``, the bill reads the finished sessions of the last days
+    from the history file (again an hour later, not every cycle) and the plan loop turns them into
+    the vehicles expected later today — not a vehicle plugged in now."""
+    from controller.daemon.plan_loop import PlanLoop
+    from controller.model import Charger, Circuit, Control, SessionState
+    site = replace(
+        bill_site(Tariff(currency="EUR", energy=FLAT, demand=DemandCharge(price_per_kw=14.0))),
+        circuits=(Circuit(id="yard", limit_a=400.0),),
+        chargers=(Charger(id="DC1", circuit="yard", kind="dc", phases=3, phase_rotation="L1-L2-L3", max_kw=150.0,
+                          efficiency=1.0),
+                  Charger(id="DC2", circuit="yard", kind="dc", phases=3, phase_rotation="L1-L2-L3", max_kw=150.0,
+                          efficiency=1.0)),
+        control=Control(plan_cost=True, horizon_h=16.0),
+    )
+    db = tmp_path / "depot.db"
+    now = local(12, 9, 18, 0)  # Wednesday 18:00
+    run = Run(site, db, now, tmp_path)
+    conn = connect(db)
+    migrate(conn)
+    for days, (charger, vehicle, kwh) in enumerate([("DC1", "bus-1", 200.0), ("DC2", "bus-2", 100.0)] * 2):
+        ago = 1 + days // 2  # Tuesday and Monday
+        start = local(12, 9 - ago, 21 if vehicle == "bus-1" else 22)
+        conn.execute("INSERT INTO sessions (session_id, charger_id, connector, vehicle_id, started_at, stopped_at,"
+                     " energy_kwh) VALUES (?, ?, 1, ?, ?, ?, ?)",
+                     (f"s{days}", charger, vehicle, start.timestamp(), (start + timedelta(hours=8)).timestamp(), kwh))
+    conn.commit()
+    conn.close()
+    await run.bill.refresh(now)
+    past = run.bill.cost_inputs(now).past_sessions
+    assert len(past) == 4
+    here = SessionState(session_id="x", charger_id="DC2", vehicle_id="bus-2", energy_need_kwh=50.0)
+    expected = PlanLoop._expected(site, now, (here,), past)
+    assert [(e.arrive_at, e.energy_kwh, e.max_kw) for e in expected] == [(local(12, 9, 21), 200.0, 150.0)]
+    # read again only after an hour; without plan_cost nothing is read or expected
+    conn = connect(db)
+    conn.execute("DELETE FROM sessions")
+    conn.commit()
+    conn.close()
+    await run.bill.refresh(now + timedelta(minutes=30))
+    assert len(run.bill.cost_inputs(now).past_sessions) == 4
+    await run.bill.refresh(now + timedelta(hours=1))
+    assert run.bill.cost_inputs(now).past_sessions == ()
+    off = replace(site, control=Control(plan_cost=False))
+    assert PlanLoop._expected(off, now, (), past) == ()
     await run.stop()

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from controller.model import (
     Circuit,
     Control,
     DemandCharge,
+    ExpectedArrival,
     Grid,
     Plan,
     SessionState,
@@ -37,6 +39,7 @@ from controller.planner.state import PlannerState
 from tests.planner.checks import bound_violations, cap_violations, limit_violations, slot_values
 from tests.planner.scenario import DIR, load, snapshot_from
 
+TZ_BERLIN = ZoneInfo("Europe/Berlin")
 NO_TARIFF = Tariff()
 NOW = datetime(2026, 11, 26, 17, 0, 7, tzinfo=UTC)  # Thursday, 18:00 in Berlin
 VOLT = 230.0
@@ -308,3 +311,59 @@ def test_a_base_load_forecast_moves_charging_out_of_the_hours_it_fills_under_a_d
     late = NOW.replace(hour=20, minute=0, second=0)
     assert energy_between(p, "s1", NOW, late) == pytest.approx(0.0, abs=1e-6)
     assert energy_between(p, "s1", late, sp.departure_at) == pytest.approx(30.0, rel=5e-3)
+
+
+def test_expected_arrivals_keep_their_room_so_the_vans_present_charge_more_now() -> None:
+    """The depot's history says 40 kW of vans arrive in 2 h for 6 h: the present vans are not
+    flattened into those hours — the plan's peak already counts them, so charging now up to that
+    peak costs nothing more (the arrivals are never a limit, never a departure)."""
+    vans = tuple(sess(f"s{i}", f"a{i}", 60.0, 12.0) for i in range(1, 4))
+    alone, _ = plan(snap(*vans, tariff=DEMAND))
+    coming = (ExpectedArrival(NOW + timedelta(hours=2), NOW + timedelta(hours=10), 240.0, 60.0),)
+    s = snap(*vans, tariff=DEMAND, expected_arrivals=coming)
+    p, _ = plan(s)
+    safe(s, p)
+    assert met(p) == met(alone) == {"s1", "s2", "s3"}
+    expected_kw = 240.0 / (0.75 * 8.0)  # flat over the first three quarters of their stay
+    assert import_kw(p)[0] > import_kw(alone)[0] + 10.0  # the present vans charge more now
+    # the least peak for both: 2 h with the vans alone, then 6.75 h (to the vans' buffer) beside
+    # the arrivals' flat 40 kW: 2 (P - base) + 6.75 (P - base - 40) >= 180 kWh
+    least = (180.0 + 8.75 * BASE_KW + 6.75 * expected_kw) / 8.75
+    assert import_kw(p)[0] <= least * 1.03
+    # the bill: only the demand charge's load sees them, not the energy's
+    inst = build_instance(s)
+    assert inst.bill is not None
+    k = int(np.searchsorted(inst.grid.starts_s, (NOW + timedelta(hours=3)).timestamp(), side="right")) - 1
+    assert inst.bill.net_peak_kw[k] == pytest.approx(inst.bill.net_kw[k] + expected_kw, rel=1e-6)
+
+
+def test_a_dc_bus_waits_for_the_cheap_hours_and_the_taper_rows_hold_it_to_what_its_battery_takes() -> None:
+    """A 450 kWh bus at 40 % needing 260 kWh (to 98 %) under a time-of-use price: the cost stage
+    moves its charge to the cheap hours although the fastest charge would be in the taper by then
+    (the exact rows of controller.planner.taper, not the fastest charge's caps), and the schedule
+    never gives a slot more than the battery accepts along the schedule itself."""
+    from controller.planner.taper import KNEE, SLOPE
+    dc = Charger(id="d1", circuit="feeder-a", kind="dc", phases=3, phase_rotation="L1-L2-L3", max_kw=75.0)
+    bus = SessionState(session_id="bus", charger_id="d1", vehicle_id="b", energy_need_kwh=260.0,
+                       departure_at=NOW + timedelta(hours=14), arrived_at=NOW, priority=5, phases_used=3,
+                       soc_pct=40.0, battery_kwh=450.0)
+    s = Snapshot(site=replace(site(TOU), chargers=(dc,)), now=NOW, base_load_a=BASE, sessions=(bus,))
+    p, _ = plan(s)
+    safe(s, p)
+    sp = p.session("bus")
+    assert sp.will_meet_departure
+    vals = slot_values(p)["bus"]
+    ends = [*p.slot_starts[1:], p.horizon_end]
+    hours = [(b - a).total_seconds() / 3600.0 for a, b in zip(p.slot_starts, ends, strict=True)]
+    before_22 = sum(v * h for v, h, a in zip(vals, hours, p.slot_starts, strict=True)
+                    if a.astimezone(TZ_BERLIN).hour in (18, 19, 20, 21))
+    assert before_22 < 1.0  # nothing at 0.31 EUR/kWh: everything after 22:00 at 0.18
+    soc, e_total = 0.40, 0.0
+    for v, h in zip(vals, hours, strict=True):  # along the plan's own schedule
+        e = v * h
+        u = 1.0 - SLOPE * (soc - KNEE)
+        if soc > KNEE:
+            assert e <= 450.0 / SLOPE * u * (1.0 - np.exp(-SLOPE * 75.0 / 450.0 * h)) + 0.5
+        soc += e / 450.0
+        e_total += e
+    assert e_total == pytest.approx(260.0, abs=3.0)
