@@ -252,6 +252,7 @@ class Bill:
         site = self.ports.site()
         if self.db_path is None or site.tariff.demand is None or not site.control.plan_cost:
             self.past_sessions = ()
+            self._sessions_read_at = None  # read at once when switched on again
             return
         at = self._sessions_read_at
         if at is not None and abs((now - at).total_seconds()) < SESSIONS_EVERY_S:

@@ -171,12 +171,18 @@ class PlanLoop:
         prices a demand charge): a vehicle plugged in now or seen today is not expected again."""
         if not past or site.tariff.demand is None or not site.control.plan_cost:
             return ()
-        tz = site_tz(site)
-        today = now.astimezone(tz).date()
-        known = {s.vehicle_id for s in sessions if s.vehicle_id is not None}
-        known |= {p.vehicle_id for p in past
-                  if p.vehicle_id is not None and p.started_at.astimezone(tz).date() == today}
-        return expected_arrivals(past, now, tz, site.control.horizon_h, known, partial(charger_max_kw, site))
+        try:
+            tz = site_tz(site)
+            today = now.astimezone(tz).date()
+            seen_today = [p for p in past if p.started_at.astimezone(tz).date() == today]
+            known = {s.vehicle_id for s in sessions if s.vehicle_id is not None}
+            known |= {p.vehicle_id for p in seen_today if p.vehicle_id is not None}
+            used = {s.charger_id for s in sessions} | {p.charger_id for p in seen_today}
+            return expected_arrivals(past, now, tz, site.control.horizon_h, known, partial(charger_max_kw, site),
+                                     used_chargers=used)
+        except Exception:  # a forecast, not control: plan without it
+            LOG.exception("the arrival forecast failed: planning without it")
+            return ()
 
     def finished(self, result: Plan, sessions: tuple[SessionState, ...]) -> PlanOutcome:
         """Note a plan: the loop's liveness, the planner's health, metrics, progress, risks, history."""

@@ -16,8 +16,9 @@ The rule, for a plan at ``now`` over ``horizon_h``:
 * **Each past day's sessions** are moved to today, and to tomorrow, by the wall clock (a 19:15
   arrival on any day is 19:15 today, a 00:30 one is 00:30 tonight, across a DST change too) and kept
   when they arrive after ``now`` and within the horizon; a session of a vehicle that is plugged in
-  now or has come and gone today is left out (its own visit today is known), so is one shorter
-  than :data:`MIN_DWELL_S`.
+  now or has come and gone today is left out (its own visit today is known; a session without a
+  vehicle id: when its charger is in use now or was today), so is one shorter than
+  :data:`MIN_DWELL_S`.
 * **Expected values**: a kept session counts 1 / (days looked at); sessions arriving and leaving
   in the same :data:`GROUP_S` steps are one group (energy and maximum power summed). Energy is what
   the session took (not what it asked: the plan's room for it).
@@ -81,16 +82,22 @@ def expected_arrivals(
     horizon_h: float,
     known_vehicles: Iterable[str],
     max_kw: Callable[[str], float | None],
+    used_chargers: Iterable[str] = (),
 ) -> tuple[ExpectedArrival, ...]:
     """The arrivals expected after ``now`` within ``horizon_h`` (see the module docstring).
 
     ``known_vehicles``: vehicles plugged in now or already come and gone today (left out);
-    ``max_kw(charger_id)``: the most a session on that charger can draw at the grid [kW] (``None``:
-    a charger the site does not know any more — its sessions are left out)."""
+    ``used_chargers``: chargers with a session now or earlier today — a past session without a
+    vehicle id on one of them is left out (without identity, the charger is the best guess that
+    it is the same vehicle: at a depot each bus has its bay; counting it again would expect a
+    vehicle that is already here); ``max_kw(charger_id)``: the most a session on that charger can
+    draw at the grid [kW] (``None``: a charger the site does not know any more — its sessions are
+    left out)."""
     local_now = now.astimezone(tz)
     today = local_now.date()
     end = now + timedelta(hours=horizon_h)
     skip = set(known_vehicles)
+    busy = set(used_chargers)
     by_day: dict[int, list[PastSession]] = {}
     for s in history:
         if s.stopped_at <= s.started_at or s.energy_kwh <= 0.0:
@@ -106,7 +113,7 @@ def expected_arrivals(
     groups: dict[tuple[int, int], list[float]] = {}
     for ago in days:
         for s in by_day[ago]:
-            if s.vehicle_id is not None and s.vehicle_id in skip:
+            if s.vehicle_id in skip if s.vehicle_id is not None else s.charger_id in busy:
                 continue
             if (s.stopped_at - s.started_at).total_seconds() < MIN_DWELL_S:
                 continue

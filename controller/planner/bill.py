@@ -60,6 +60,7 @@ FORECAST_TRUSTED_AFTER_S = 3600.0  # as the limits: before this the measured bas
 PRICE_EPS = 1e-9  # prices closer than this (relative) are the same price (slot means round)
 DEMAND_REF_H = 24.0  # without an energy price: one kW of peak weighs as much as this many kWh
 EXPECTED_SPREAD_SHARE = 0.75  # an expected arrival's energy over this share of its stay (cost.COST_MARGIN_SHARE)
+MAX_EXPECTED_KW = 1e6  # kW: an expected load above this (1 GW) is not a depot's; the forecast is left out
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
         net_peak = np.where(has, np.where(early, np.maximum(net_peak, top_kw), top_kw), net_peak)
 
     if demand_price > 0.0 and snap.expected_arrivals:
-        net_peak = net_peak + _expected_kw(snap, starts, ends)
+        net_peak = net_peak + _expected_kw(snap, starts, ends, warnings)
 
     floor = _finite_nonneg(snap.demand_peak_kw) or 0.0
     split = t
@@ -157,24 +158,41 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
     )
 
 
-def _expected_kw(snap: Snapshot, starts: FloatArray, ends: FloatArray) -> FloatArray:
+def _expected_kw(snap: Snapshot, starts: FloatArray, ends: FloatArray, warnings: list[str]) -> FloatArray:
     """Per slot, the mean kW of the expected arrivals, each flat over the first
-    :data:`EXPECTED_SPREAD_SHARE` of its stay (unusable entries are left out)."""
+    :data:`EXPECTED_SPREAD_SHARE` of its stay. Unusable entries (a time without a zone, a value not
+    finite or not positive, a departure not after the arrival) are left out with a warning; a sum
+    that is not finite drops the forecast."""
     out = np.zeros(len(starts))
     now_s = snap.now.timestamp()
+    bad = 0
     for e in snap.expected_arrivals:
         try:
+            if e.arrive_at.utcoffset() is None or e.depart_at.utcoffset() is None:
+                raise ValueError("no time zone")
             a, d = e.arrive_at.timestamp(), e.depart_at.timestamp()
             kwh, top = float(e.energy_kwh), float(e.max_kw)
         except (TypeError, ValueError, AttributeError, OverflowError):
+            bad += 1
             continue
-        if not (math.isfinite(kwh) and math.isfinite(top)) or kwh <= 0.0 or top <= 0.0 or d <= a or d <= now_s:
+        if not (math.isfinite(kwh) and math.isfinite(top)) or kwh <= 0.0 or top <= 0.0 or d <= a:
+            bad += 1
+            continue
+        if d <= now_s:
             continue
         a = max(a, now_s)
         b = a + EXPECTED_SPREAD_SHARE * (d - a)
         kw = min(top, kwh / ((b - a) / 3600.0))
+        if kw > MAX_EXPECTED_KW:
+            warnings.append("expected arrivals: not a usable load (too large), left out")
+            return np.zeros(len(starts))
         overlap = np.clip(np.minimum(ends, b) - np.maximum(starts, a), 0.0, None)
         out += kw * overlap / np.maximum(ends - starts, 1e-9)
+    if bad:
+        warnings.append(f"expected arrivals: {bad} unusable entr{'y' if bad == 1 else 'ies'} left out")
+    if float(out.max(initial=0.0)) > MAX_EXPECTED_KW:
+        warnings.append("expected arrivals: not a usable load (too large), left out")
+        return np.zeros(len(starts))
     return out
 
 

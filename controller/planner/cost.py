@@ -8,7 +8,8 @@ minimises what the depot pays, with the planner's earlier tie-breaks after it:
 1. limits, exactly as before (the same line, kW, bound, taper and outside-cap rows and columns);
 2. each session's energy at least what the held stage gives it (- ``HOLD_TOL`` x max(1, need)
    kWh), as the bounds of its energy row (the shortfall columns are fixed at 0): no departure it
-   met is missed, no session gets less energy;
+   met is missed, no session gets less energy (a DC session on its exact taper: at most what the
+   curve takes before its buffer, where the fastest charge's caps promised a little more);
 3. money, in units of :attr:`Bill.money_unit` (the largest |price|): per slot the price x hours x
    the grid import, and ``demand.price_per_kw`` per kW of each billing period's peak above the
    peak so far;
@@ -23,7 +24,10 @@ Columns and rows it adds (:class:`~controller.planner.lp.Layout` with ``cost``),
     peak       the period's peak [kW]:      peak - ev[t] >= net_peak[t]      (>= the peak so far;
                a second peak column, from 0, for the slots of the next billing period)
 
-so the import is ``net[t] + ev[t] + export[t] >= 0`` (exported PV earns nothing). Its cost, price x
+and, for a DC session whose state of charge is known and that is not tight, its taper as rows
+(:mod:`controller.planner.taper`, added to the built model: such a model is rebuilt every cycle)
+in place of the fastest charge's caps; so the import is ``net[t] + ev[t] + export[t] >= 0``
+(exported PV earns nothing). Its cost, price x
 hours x (net + ev + export), is linear: the constant ``net`` part is left out, the ``ev`` part sits
 on the x columns (so the repair's top-up sees each slot's price), the ``export`` part on its column.
 A negative price is real (day-ahead markets): such a slot's export column costs nothing, so there
@@ -278,11 +282,13 @@ def solve_cost(
     except Exception as exc:  # the held stage's answer stands
         ok, iters, reason = False, 0, f"{type(exc).__name__}"
         t1 = t2 = time.perf_counter()
-    if not ok and data3.taper is not None and not _no_rows:
+    if not ok and data3.taper is not None and not _no_rows and reason == "Infeasible":
         # the taper rows and the hold did not fit together (the held stage's caps promise a little
-        # more than the exact curve): the stage as it is without them
+        # more than the exact curve): the stage as it is without them, in the time left
         model.stage3 = None
-        return solve_cost(inst, res, model, data, time_limit_s, _no_rows=True)
+        left_s = time_limit_s - (time.perf_counter() - t0)
+        if left_s > 0.001:
+            return solve_cost(inst, res, model, data, left_s, _no_rows=True)
     if not ok:
         model.stage3 = None  # rebuilt next cycle
         return replace(res, status=f"{res.status}; cost stage failed ({reason}), energy plan kept"), data
@@ -300,6 +306,10 @@ def resolve_pattern(
     that stage then re-plans the cost around the same pattern, holding each session's shortfall at
     most the energy re-plan's."""
     held = data.held if data.held is not None else data
+    if data.taper is not None:
+        # the energy stage has the fastest charge's caps, not the cost stage's taper rows: never above them
+        x_up = np.minimum(x_up, held.col_upper[: x_up.size].reshape(x_up.shape))
+        x_lo = np.minimum(x_lo, x_up)
     x2, ms = resolve_with_pattern(model.for_fixups(), held, x_lo, x_up)
     m3 = model.stage3
     if x2 is None or m3 is None or not data.layout.cost:

@@ -447,7 +447,11 @@ def _plan(
     x_lp = x.copy()
     peak_now = _peak_binds_now(inst, x) if inst.n and stats.solver == "highs" else False  # the LP's own view
     x_first_lp = x[:, 0].copy()
-    givers = repair.can_give(x, data.col_upper[: x.size].reshape(x.shape), data.kwh, inst.need_kwh)
+    caps = data.col_upper[: x.size]
+    if data.held is not None:  # the cost stage's bounds, never above the energy stage's caps (a DC
+        # session on its exact taper has rows, not caps, there: what it could win back is the caps')
+        caps = np.minimum(caps, data.held.col_upper[: x.size])
+    givers = repair.can_give(x, caps.reshape(x.shape), data.kwh, inst.need_kwh)
     rep = repair.repair_first_slot(
         x[:, 0], inst, rows, state.paused_since, state.running_since, snapshot.now, givers
     )

@@ -10,8 +10,9 @@ and never the day itself:
 * its arrival and departure move by up to ± :data:`JITTER_S` (traffic, a late shift), independently;
 * its energy is scaled by a factor in 1 ± :data:`ENERGY_JITTER` (another route, the weather).
 
-Each session is its own vehicle (its key), so a vehicle that has arrived in the simulation is not
-expected again, as the daemon leaves out vehicles it has seen today. The noise is seeded by the
+A session keeps the scenario's vehicle id (most scenarios have none): the forecast then leaves out
+what the daemon would — a vehicle seen today, or without an id, a session on a charger in use now
+or earlier today. The noise is seeded by the
 scenario's name: the same scenario gets the same history on every run. The product's own
 forecast (:func:`~controller.energy.arrivals.expected_arrivals`) then reads it, as it reads SQLite
 in the daemon.
@@ -53,7 +54,7 @@ def fleet_history(scenario: Scenario) -> tuple[PastSession, ...]:
                 continue
             arrive = _back(s.arrive, k, scenario) + timedelta(seconds=da)
             depart = max(_back(s.depart, k, scenario) + timedelta(seconds=dd), arrive + timedelta(minutes=10))
-            out.append(PastSession(s.charger_id, s.key, arrive, depart, s.energy_kwh * factor))
+            out.append(PastSession(s.charger_id, s.vehicle_id, arrive, depart, s.energy_kwh * factor))
     return tuple(out)
 
 

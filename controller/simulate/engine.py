@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
-from controller.energy.arrivals import charger_max_kw, expected_arrivals
+from controller.energy.arrivals import PastSession, charger_max_kw, expected_arrivals
 from controller.fleet.departure_estimate import DepartureSample, planned_departure
 from controller.model.phasor import (
     Vec3,
@@ -43,7 +43,7 @@ from controller.model.phasor import (
     transformer_matrix,
 )
 from controller.model.site import GRID_ID, Charger, Site
-from controller.model.snapshot import PhaseCurrents
+from controller.model.snapshot import ExpectedArrival, PhaseCurrents
 from controller.rules.shed import ChargerDraw, shed
 from controller.simulate.arrivals import fleet_history
 from controller.simulate.bill import BillMeter
@@ -210,6 +210,23 @@ class DepartureBook:
         return replace(s, declared_depart=at)
 
 
+def _expected(
+    past: tuple[PastSession, ...], arrived: list[ScenarioSession], live: dict[str, _Live], t: datetime,
+    scenario: Scenario,
+) -> tuple[ExpectedArrival, ...]:
+    """The vehicles still to come, as the daemon's plan loop asks for them: a vehicle plugged in
+    or seen today is not expected again (a session without a vehicle id: its charger in use now or
+    today)."""
+    tz = scenario.tz
+    today = t.astimezone(tz).date()
+    here = [lv.session for lv in live.values()] + [s for s in arrived if s.arrive.astimezone(tz).date() == today]
+    known = {s.vehicle_id for s in here if s.vehicle_id is not None}
+    used = {s.charger_id for s in here}
+    site = scenario.site
+    return expected_arrivals(past, t, tz, site.control.horizon_h, known, partial(charger_max_kw, site),
+                             used_chargers=used)
+
+
 def run(
     scenario: Scenario,
     policy: Policy,
@@ -233,7 +250,7 @@ def run(
     book = DepartureBook(scenario)
     use_arrivals = isinstance(policy, PlannerPolicy) if arrival_forecast is None else arrival_forecast
     past = fleet_history(scenario) if use_arrivals and site.tariff.demand is not None else ()
-    seen: set[str] = set()  # sessions (vehicles) that have arrived: not expected again
+    arrived: list[ScenarioSession] = []  # what the daemon's history and sessions would show
     tz = scenario.tz
     step = timedelta(seconds=scenario.step_s)
     plan_every = timedelta(seconds=site.control.plan_every_s)
@@ -261,7 +278,7 @@ def run(
             replan = True
         while pending and pending[0].arrive <= t:
             s = pending.pop(0)
-            seen.add(s.key)
+            arrived.append(s)
             if s.depart <= t:
                 continue
             outcome = SessionOutcome(
@@ -299,9 +316,7 @@ def run(
                 demand_peak_kw=meter.peak_so_far_kw,
                 pv_kw=pv_kw if scenario.pv else None,
                 pv_forecast_kw=pv_day_ahead(scenario, t),
-                expected_arrivals=expected_arrivals(
-                    past, t, tz, site.control.horizon_h, seen, partial(charger_max_kw, site)
-                ) if past else (),
+                expected_arrivals=_expected(past, arrived, live, t, scenario) if past else (),
             )
             t0 = time.perf_counter()
             limits = policy.decide(view)

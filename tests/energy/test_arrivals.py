@@ -64,3 +64,10 @@ def test_the_sessions_are_read_back_from_the_history_file(tmp_path: Path) -> Non
     assert read_past_sessions(tmp_path / "missing.sqlite", NOW) == ()
     with pytest.raises(sqlite3.Error):
         read_past_sessions(tmp_path, NOW)  # a directory is no history file
+
+
+def test_a_session_without_a_vehicle_id_is_not_expected_again_where_its_charger_is_in_use_today() -> None:
+    anon = [PastSession("DC1", None, day_at(1, 21), day_at(0, 6), 200.0),
+            PastSession("DC2", None, day_at(1, 22), day_at(0, 6), 100.0)]
+    out = expected_arrivals(anon, NOW, TZ, 24.0, (), lambda c: 150.0, used_chargers={"DC1"})
+    assert [(e.arrive_at, e.energy_kwh) for e in out] == [(day_at(0, 22), 100.0)]

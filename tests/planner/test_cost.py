@@ -367,3 +367,46 @@ def test_a_dc_bus_waits_for_the_cheap_hours_and_the_taper_rows_hold_it_to_what_i
         soc += e / 450.0
         e_total += e
     assert e_total == pytest.approx(260.0, abs=3.0)
+
+
+def test_a_bus_slower_than_its_charger_is_never_planned_above_its_own_curve() -> None:
+    """A 50 kW bus (the site's vehicle list says so) on a 150 kW charger at 88 %: the taper rows use
+    the bus's 50 kW, not the charger's rating — no slot is planned above what its battery takes
+    along the plan itself (review: the charger's rating over-promised 4.8 kWh in one slot)."""
+    from controller.model import Vehicle
+    from controller.planner.taper import KNEE, SLOPE
+    dc = Charger(id="d1", circuit="feeder-a", kind="dc", phases=3, phase_rotation="L1-L2-L3", max_kw=150.0)
+    bus = SessionState(session_id="bus", charger_id="d1", vehicle_id="b50", energy_need_kwh=30.0,
+                       departure_at=NOW + timedelta(hours=6, minutes=40), arrived_at=NOW, priority=5,
+                       phases_used=3, soc_pct=88.0, battery_kwh=450.0)
+    s = Snapshot(site=replace(site(TOU), chargers=(dc,), vehicles=(Vehicle(id="b50", max_kw=50.0),)), now=NOW,
+                 base_load_a=BASE, sessions=(bus,))
+    p, _ = plan(s)
+    safe(s, p)
+    vals = slot_values(p)["bus"]
+    ends = [*p.slot_starts[1:], p.horizon_end]
+    soc = 0.88
+    for v, a, b in zip(vals, p.slot_starts, ends, strict=True):
+        h = (b - a).total_seconds() / 3600.0
+        e = v * h
+        u = 1.0 - SLOPE * (soc - KNEE)
+        assert e <= 450.0 / SLOPE * u * (1.0 - np.exp(-SLOPE * 50.0 / 450.0 * h)) + 0.05
+        soc += e / 450.0
+
+
+def test_unusable_expected_arrivals_are_left_out_with_a_warning_and_the_plan_stands() -> None:
+    vans = tuple(sess(f"s{i}", f"a{i}", 60.0, 12.0) for i in range(1, 4))
+    plain, _ = plan(snap(*vans, tariff=DEMAND))
+    naive = datetime(2026, 11, 26, 20, 0)  # no time zone
+    bad = (
+        ExpectedArrival(naive, naive + timedelta(hours=8), 100.0, 50.0),
+        ExpectedArrival(NOW + timedelta(hours=2), NOW + timedelta(hours=1), 100.0, 50.0),  # leaves before it comes
+        ExpectedArrival(NOW + timedelta(hours=2), NOW + timedelta(hours=9), float("nan"), 50.0),
+    )
+    p, _ = plan(snap(*vans, tariff=DEMAND, expected_arrivals=bad))
+    assert p.stats.solver == "highs"
+    assert any("expected arrivals: 3 unusable entries left out" in w for w in p.warnings)
+    assert [sp.limit.value for sp in p.sessions] == [sp.limit.value for sp in plain.sessions]
+    huge = (ExpectedArrival(NOW + timedelta(hours=2), NOW + timedelta(hours=9), 1e308, 1e308),)
+    q, _ = plan(snap(*vans, tariff=DEMAND, expected_arrivals=huge))
+    assert q.stats.solver == "highs" and any("too large" in w for w in q.warnings)

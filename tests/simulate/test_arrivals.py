@@ -28,12 +28,14 @@ def test_the_history_is_earlier_days_of_the_same_kind_a_little_different_and_the
     days = sorted({p.started_at.astimezone(tz).date() for p in past})
     start_day = sc.start.astimezone(tz).date()
     assert len(days) == HISTORY_DAYS and all(d < start_day and d.weekday() < 5 for d in days)
-    by_key = {s.key: s for s in sc.sessions}
+    by_charger = {s.charger_id: s for s in sc.sessions}  # one bus per bay in this depot
+    assert len(by_charger) == len(sc.sessions)
     n = len(sc.sessions)
     assert HISTORY_DAYS * n * (1 - 3 * ABSENT_P) <= len(past) < HISTORY_DAYS * n  # some buses out of service
     moved = 0
     for p in past:
-        s = by_key[p.vehicle_id or ""]
+        s = by_charger[p.charger_id]
+        assert p.vehicle_id == s.vehicle_id  # the scenario's (none here): as the daemon would have it
         ago = (start_day - p.started_at.astimezone(tz).date()).days
         same_time = s.arrive - timedelta(days=ago)  # no DST change in these days
         assert abs((p.started_at - same_time).total_seconds()) <= JITTER_S + 1e-6
