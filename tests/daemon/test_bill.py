@@ -201,8 +201,7 @@ async def test_the_arrival_forecast_reads_the_last_weekdays_sessions_hourly(tmp_
     )
     db = tmp_path / "depot.db"
     now = local(12, 9, 18, 0)  # Wednesday 18:00
-    run = Run(site, db, now, tmp_path)
-    conn = connect(db)
+    conn = connect(db)  # the history of the last days, there before the daemon starts
     migrate(conn)
     for days, (charger, vehicle, kwh) in enumerate([("DC1", "bus-1", 200.0), ("DC2", "bus-2", 100.0)] * 2):
         ago = 1 + days // 2  # Tuesday and Monday
@@ -212,6 +211,7 @@ async def test_the_arrival_forecast_reads_the_last_weekdays_sessions_hourly(tmp_
                      (f"s{days}", charger, vehicle, start.timestamp(), (start + timedelta(hours=8)).timestamp(), kwh))
     conn.commit()
     conn.close()
+    run = Run(site, db, now, tmp_path)
     await run.bill.refresh(now)
     past = run.bill.cost_inputs(now).past_sessions
     assert len(past) == 4
