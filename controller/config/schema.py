@@ -292,6 +292,9 @@ class ControlSection(_Section):
         description=(
             "Let the planner move charging to cheaper hours and under the billing period's peak"
             " (tariff.energy, prices_file, tariff.demand, PV) once the departures are decided."
+            " With a demand charge it also counts the vehicles the depot's own history (the sessions of"
+            " the last weekdays, or weekend days, in the history database) says are still to come today,"
+            " and plans a DC bus whose state of charge it knows on its battery's taper."
             " Off by default: in the simulator it still costs a few departures on real session data"
             " (docs/planner.md, 'The bill'); the bill is tracked and shown either way."
         ),
