@@ -16,8 +16,9 @@ BUS_DEPOT = Path(__file__).resolve().parents[2] / "hil" / "scenarios" / "bus-dep
 
 
 def _with_cost_stage(sc: Scenario) -> Scenario:
-    site = dataclasses.replace(sc.site, control=dataclasses.replace(sc.site.control, plan_cost=True))
-    return dataclasses.replace(sc, site=site)
+    """The cost stage on, planning every 5 min (not 1: the same night in a fifth of the cycles)."""
+    control = dataclasses.replace(sc.site.control, plan_cost=True, plan_every_s=300)
+    return dataclasses.replace(sc, site=dataclasses.replace(sc.site, control=control))
 
 
 def test_the_history_is_earlier_days_of_the_same_kind_a_little_different_and_the_same_every_run() -> None:
@@ -50,4 +51,4 @@ def test_the_forecast_lowers_the_nights_peak_on_the_bus_depot_and_meets_every_de
     blind = run(sc, PlannerPolicy(), arrival_forecast=False)
     assert told.departures_met == blind.departures_met == len(sc.sessions)
     assert told.violations.count == blind.violations.count == 0
-    assert told.bill.peak_kw < 0.95 * blind.bill.peak_kw  # measured 2026-12-07: 628 against 677 kW
+    assert told.bill.peak_kw < 0.9 * blind.bill.peak_kw  # measured 2026-12-07: 680 against 802 kW
