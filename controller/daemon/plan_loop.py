@@ -174,12 +174,9 @@ class PlanLoop:
         try:
             tz = site_tz(site)
             today = now.astimezone(tz).date()
-            seen_today = [p for p in past if p.started_at.astimezone(tz).date() == today]
-            known = {s.vehicle_id for s in sessions if s.vehicle_id is not None}
-            known |= {p.vehicle_id for p in seen_today if p.vehicle_id is not None}
-            used = {s.charger_id for s in sessions} | {p.charger_id for p in seen_today}
-            return expected_arrivals(past, now, tz, site.control.horizon_h, known, partial(charger_max_kw, site),
-                                     used_chargers=used)
+            here = [(s.vehicle_id, s.charger_id) for s in sessions]
+            here += [(p.vehicle_id, p.charger_id) for p in past if p.started_at.astimezone(tz).date() == today]
+            return expected_arrivals(past, now, tz, site.control.horizon_h, here, partial(charger_max_kw, site))
         except Exception:  # a forecast, not control: plan without it
             LOG.exception("the arrival forecast failed: planning without it")
             return ()

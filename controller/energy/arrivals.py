@@ -36,6 +36,7 @@ from datetime import datetime, timedelta, tzinfo
 from controller.model.phasor import draw
 from controller.model.site import Site
 from controller.model.snapshot import ExpectedArrival
+from controller.planner.instance import DEFAULT_AC_MAX_A
 
 LOOKBACK_DAYS = 14
 """How far back the history is read [site-local days]."""
@@ -60,18 +61,19 @@ class PastSession:
 
 def charger_max_kw(site: Site, charger_id: str) -> float | None:
     """The most a session on ``charger_id`` can take at the grid [kW]: a DC charger's ``max_kw``
-    over its efficiency, an AC charger's ``max_a`` on every wired phase (32 A where the site does
-    not say); ``None`` for a charger the site does not have."""
+    over its efficiency, an AC charger's ``max_a`` on every wired phase (the planner's default where
+    the site does not say); ``None`` for a charger the site does not have."""
     ch = next((c for c in site.chargers if c.id == charger_id), None)
     if ch is None:
         return None
     if ch.kind == "dc":
         return ch.max_kw / max(ch.efficiency, 1e-3) if ch.max_kw else None
-    amps = ch.max_a if ch.max_a is not None else 32.0
+    amps = ch.max_a if ch.max_a is not None else DEFAULT_AC_MAX_A
     return amps * draw(site, ch).volts_v / 1000.0
 
 
-def _weekend(day: datetime) -> bool:
+def weekend(day: datetime) -> bool:
+    """Saturday or Sunday (the kind of day the forecast matches: weekdays with weekdays)."""
     return day.weekday() >= 5
 
 
@@ -80,24 +82,23 @@ def expected_arrivals(
     now: datetime,
     tz: tzinfo,
     horizon_h: float,
-    known_vehicles: Iterable[str],
+    here: Iterable[tuple[str | None, str]],
     max_kw: Callable[[str], float | None],
-    used_chargers: Iterable[str] = (),
 ) -> tuple[ExpectedArrival, ...]:
     """The arrivals expected after ``now`` within ``horizon_h`` (see the module docstring).
 
-    ``known_vehicles``: vehicles plugged in now or already come and gone today (left out);
-    ``used_chargers``: chargers with a session now or earlier today — a past session without a
-    vehicle id on one of them is left out (without identity, the charger is the best guess that
-    it is the same vehicle: at a depot each bus has its bay; counting it again would expect a
-    vehicle that is already here); ``max_kw(charger_id)``: the most a session on that charger can
-    draw at the grid [kW] (``None``: a charger the site does not know any more — its sessions are
-    left out)."""
+    ``here``: ``(vehicle_id, charger_id)`` of every session plugged in now or come and gone today.
+    A past session of one of those vehicles is left out; one without a vehicle id is left out when
+    its charger is among them (without identity, the charger is the best guess that it is the same
+    vehicle: at a depot each bus has its bay; counting it again would expect a vehicle that is
+    already here). ``max_kw(charger_id)``: the most a session on that charger can draw at the grid
+    [kW] (``None``: a charger the site does not know any more — its sessions are left out)."""
     local_now = now.astimezone(tz)
     today = local_now.date()
     end = now + timedelta(hours=horizon_h)
-    skip = set(known_vehicles)
-    busy = set(used_chargers)
+    seen = list(here)
+    skip = {v for v, _ in seen if v is not None}
+    busy = {c for _, c in seen}
     by_day: dict[int, list[PastSession]] = {}
     for s in history:
         if s.stopped_at <= s.started_at or s.energy_kwh <= 0.0:
@@ -105,8 +106,8 @@ def expected_arrivals(
         ago = (today - s.started_at.astimezone(tz).date()).days
         if 1 <= ago <= LOOKBACK_DAYS:
             by_day.setdefault(ago, []).append(s)
-    kind = _weekend(local_now)
-    days = sorted(d for d in by_day if _weekend(local_now - timedelta(days=d)) == kind)[:MAX_DAYS]
+    kind = weekend(local_now)
+    days = sorted(d for d in by_day if weekend(local_now - timedelta(days=d)) == kind)[:MAX_DAYS]
     if not days:
         return ()
     weight = 1.0 / len(days)
@@ -123,8 +124,8 @@ def expected_arrivals(
             # the same wall-clock times today, or tomorrow for what comes after midnight (a zone's
             # offset may differ between the days)
             for shift in (ago, ago + 1):
-                arrive = _shift(s.started_at, shift, tz)
-                depart = _shift(s.stopped_at, shift, tz)
+                arrive = shift_days(s.started_at, shift, tz)
+                depart = shift_days(s.stopped_at, shift, tz)
                 if not now < arrive < end or depart <= arrive:
                     continue
                 key = (int(arrive.timestamp() // GROUP_S), int(depart.timestamp() // GROUP_S))
@@ -139,8 +140,9 @@ def expected_arrivals(
     return tuple(out)
 
 
-def _shift(at: datetime, days: int, tz: tzinfo) -> datetime:
-    """``at`` moved ``days`` later by the site's wall clock (aware, in ``at``'s zone)."""
+def shift_days(at: datetime, days: int, tz: tzinfo) -> datetime:
+    """``at`` moved ``days`` later (earlier when negative) by the site's wall clock (aware, in
+    ``at``'s zone)."""
     local = at.astimezone(tz)
     moved = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
     return moved.astimezone(at.tzinfo)

@@ -264,7 +264,7 @@ def solve_cost(
     try:
         m3 = _kept_or_built(inst, data3, kept if warm else None, time_limit_s)
         m3.extra.pop("matrix", None)
-        if rows is not None and rows.count:
+        if rows is not None:
             m3.highs.addRows(rows.count, np.full(rows.count, -INF), rows.upper, len(rows.index), rows.start[:-1],
                              rows.index, rows.value)
             m3.extra["taper"] = True

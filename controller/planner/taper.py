@@ -43,7 +43,6 @@ SLOPE = (1.0 - TAPER_FLOOR) / (1.0 - KNEE)  # c: acceptance share lost per unit 
 class TaperRows:
     """Rows over the x columns (session-major, ``n x t``), for :meth:`highspy.Highs.addRows`."""
 
-    sessions: npt.NDArray[np.int64]  # the sessions that have rows
     upper: FloatArray  # (rows,)
     start: npt.NDArray[np.int32]  # (rows + 1,) row-wise
     index: npt.NDArray[np.int32]
@@ -77,14 +76,12 @@ def fastest_kwh(inst: Instance, i: int, kwh: FloatArray, until: FloatArray) -> f
     is positive, charging at its acceptance all the way (``kwh``: its energy per unit per slot)."""
     soc, b, p_kw = _params(inst, i)
     rate = inst.sessions[i].kwh_per_unit_h
-    cap_kw = inst.sessions[i].max_unit * rate  # the column's bound: the session's maximum now
     total = 0.0
     lam = SLOPE * p_kw / b
     for k in range(len(kwh)):
         h = float(kwh[k]) / rate * float(until[k]) if rate > 0 else 0.0
         if h <= 0.0 or soc >= 1.0:
             continue
-        h_slot = h
         e = 0.0
         if soc < KNEE:
             t_knee = (KNEE - soc) * b / p_kw
@@ -95,21 +92,22 @@ def fastest_kwh(inst: Instance, i: int, kwh: FloatArray, until: FloatArray) -> f
         if h > 0.0:
             u = 1.0 - SLOPE * (max(soc, KNEE) - KNEE)
             e += (b / SLOPE) * u * (1.0 - math.exp(-lam * h))
-        e = min(e, (1.0 - soc) * b, cap_kw * h_slot)
+        e = min(e, (1.0 - soc) * b)
         total += e
         soc += e / b
     return total
 
 
-def taper_rows(inst: Instance, kwh: FloatArray, x_up: FloatArray, which: npt.NDArray[np.bool_]) -> TaperRows:
+def taper_rows(
+    inst: Instance, kwh: FloatArray, x_up: FloatArray, which: npt.NDArray[np.bool_]
+) -> TaperRows | None:
     """The rows of the module docstring for the sessions in ``which``, over slots where the column
-    can be positive (``x_up > 0``)."""
+    can be positive (``x_up > 0``); ``None`` when there are none."""
     t = kwh.shape[1]
     ups: list[float] = []
     starts: list[int] = [0]
     idx: list[npt.NDArray[np.int64]] = []
     vals: list[FloatArray] = []
-    rows_of: list[int] = []
     for i in np.nonzero(which)[0].tolist():
         soc, b, p_kw = _params(inst, i)
         rate = inst.sessions[i].kwh_per_unit_h
@@ -119,7 +117,6 @@ def taper_rows(inst: Instance, kwh: FloatArray, x_up: FloatArray, which: npt.NDA
         live = np.nonzero((x_up[i] > 0) & (kwh[i] > 0))[0]
         if not len(live):
             continue
-        rows_of.append(i)
         for pos, k in enumerate(live.tolist()):
             h = float(kwh[i, k]) / rate
             g = (b / SLOPE) * (1.0 - math.exp(-lam * h))
@@ -131,7 +128,6 @@ def taper_rows(inst: Instance, kwh: FloatArray, x_up: FloatArray, which: npt.NDA
             ups.append(g * (1.0 - SLOPE * (soc - KNEE)))
             starts.append(starts[-1] + len(cols))
     if not ups:
-        return TaperRows(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(1, dtype=np.int32),
-                         np.zeros(0, dtype=np.int32), np.zeros(0))
-    return TaperRows(np.array(rows_of, dtype=np.int64), np.array(ups), np.array(starts, dtype=np.int32),
-                     np.concatenate(idx).astype(np.int32), np.concatenate(vals))
+        return None
+    return TaperRows(np.array(ups), np.array(starts, dtype=np.int32), np.concatenate(idx).astype(np.int32),
+                     np.concatenate(vals))

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import random
 import zlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from controller.energy.arrivals import LOOKBACK_DAYS, PastSession
+from controller.energy.arrivals import LOOKBACK_DAYS, PastSession, shift_days, weekend
 from controller.simulate.scenario import Scenario
 
 HISTORY_DAYS = 3
@@ -33,16 +33,12 @@ JITTER_S = 1800.0
 ENERGY_JITTER = 0.2
 
 
-def _weekend(at: datetime) -> bool:
-    return at.weekday() >= 5
-
-
 def fleet_history(scenario: Scenario) -> tuple[PastSession, ...]:
     """The sessions of :data:`HISTORY_DAYS` earlier days of the same kind (see the module docstring)."""
     tz = scenario.tz
     start_local = scenario.start.astimezone(tz)
-    kind = _weekend(start_local)
-    days = [k for k in range(1, LOOKBACK_DAYS + 1) if _weekend(start_local - timedelta(days=k)) == kind]
+    kind = weekend(start_local)
+    days = [k for k in range(1, LOOKBACK_DAYS + 1) if weekend(start_local - timedelta(days=k)) == kind]
     rng = random.Random(zlib.crc32(scenario.name.encode()))
     out: list[PastSession] = []
     for k in days[:HISTORY_DAYS]:
@@ -52,14 +48,7 @@ def fleet_history(scenario: Scenario) -> tuple[PastSession, ...]:
             factor = rng.uniform(1.0 - ENERGY_JITTER, 1.0 + ENERGY_JITTER)
             if absent:
                 continue
-            arrive = _back(s.arrive, k, scenario) + timedelta(seconds=da)
-            depart = max(_back(s.depart, k, scenario) + timedelta(seconds=dd), arrive + timedelta(minutes=10))
+            arrive = shift_days(s.arrive, -k, tz) + timedelta(seconds=da)
+            depart = max(shift_days(s.depart, -k, tz) + timedelta(seconds=dd), arrive + timedelta(minutes=10))
             out.append(PastSession(s.charger_id, s.vehicle_id, arrive, depart, s.energy_kwh * factor))
     return tuple(out)
-
-
-def _back(at: datetime, days: int, scenario: Scenario) -> datetime:
-    """``at`` moved ``days`` earlier by the site's wall clock."""
-    tz = scenario.tz
-    local = at.astimezone(tz).replace(tzinfo=None) - timedelta(days=days)
-    return local.replace(tzinfo=tz).astimezone(at.tzinfo)

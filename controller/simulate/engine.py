@@ -220,11 +220,9 @@ def _expected(
     tz = scenario.tz
     today = t.astimezone(tz).date()
     here = [lv.session for lv in live.values()] + [s for s in arrived if s.arrive.astimezone(tz).date() == today]
-    known = {s.vehicle_id for s in here if s.vehicle_id is not None}
-    used = {s.charger_id for s in here}
     site = scenario.site
-    return expected_arrivals(past, t, tz, site.control.horizon_h, known, partial(charger_max_kw, site),
-                             used_chargers=used)
+    return expected_arrivals(past, t, tz, site.control.horizon_h, [(s.vehicle_id, s.charger_id) for s in here],
+                             partial(charger_max_kw, site))
 
 
 def run(

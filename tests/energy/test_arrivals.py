@@ -35,7 +35,7 @@ def test_weekdays_are_averaged_and_known_vehicles_are_not_expected_again() -> No
         bus("b3", 1, 20, 50.0), bus("b3", 7, 20, 50.0),
         bus("b4", 1, 18, 80.0),  # before now on its day: today's visit would be under way, not expected
     ]
-    out = expected_arrivals(history, NOW, TZ, 24.0, known_vehicles={"b3"}, max_kw=lambda c: 150.0)
+    out = expected_arrivals(history, NOW, TZ, 24.0, here=[("b3", "DC1")], max_kw=lambda c: 150.0)
     assert [(e.arrive_at, round(e.energy_kwh, 6), e.max_kw) for e in out] == [
         (day_at(0, 21), 150.0, 150.0),  # (200 + 100) / 2 weekdays; Sunday is not a weekday
         (day_at(0, 22), 90.0, 150.0),
@@ -69,5 +69,5 @@ def test_the_sessions_are_read_back_from_the_history_file(tmp_path: Path) -> Non
 def test_a_session_without_a_vehicle_id_is_not_expected_again_where_its_charger_is_in_use_today() -> None:
     anon = [PastSession("DC1", None, day_at(1, 21), day_at(0, 6), 200.0),
             PastSession("DC2", None, day_at(1, 22), day_at(0, 6), 100.0)]
-    out = expected_arrivals(anon, NOW, TZ, 24.0, (), lambda c: 150.0, used_chargers={"DC1"})
+    out = expected_arrivals(anon, NOW, TZ, 24.0, [(None, "DC1")], lambda c: 150.0)
     assert [(e.arrive_at, e.energy_kwh) for e in out] == [(day_at(0, 22), 100.0)]
