@@ -201,6 +201,11 @@ class SimCharger:
         self.cp: Any = None
         self.booted = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._tx_messages = asyncio.Lock()
+        """Held while a transaction's meter values or its stop are built and sent: the charger
+        sends them in the order it stamps them (the ``ocpp`` package validates each call in a
+        thread before taking its call slot, so two calls begun together may leave in either order —
+        a meter value of a transaction after its stop, which a CSMS flags)."""
         self._t0 = clock()
         self._tx_counter = 0
         self._url: str | None = None
@@ -541,10 +546,11 @@ class SimCharger:
                 continue  # the interval may have been reconfigured while sleeping
             last = self.t_s()
             for c in self.connectors.values():
-                if c.tx is None:
-                    continue
                 try:
-                    await self.cp.meter_values(c.connector_id, self.sample(c.connector_id))
+                    async with self._tx_messages:
+                        if c.tx is None:
+                            continue
+                        await self.cp.meter_values(c.connector_id, self.sample(c.connector_id))
                 except ConnectionClosed:
                     return
                 except Exception:
@@ -720,9 +726,12 @@ class SimCharger:
         if c is None:
             return
         self.update()
-        await asyncio.wait_for(self.cp.stop_transaction(c, reason="Remote"), timeout_s)
-        self.store.transaction_ended(c.connector_id)
-        c.tx, c.remote_start_id = None, None
+        async with asyncio.timeout(timeout_s), self._tx_messages:
+            if c.tx is None or c.tx.transaction_id != transaction_id:
+                return  # ended meanwhile (unplugged)
+            await self.cp.stop_transaction(c, reason="Remote")
+            self.store.transaction_ended(c.connector_id)
+            c.tx, c.remote_start_id = None, None
         self.update()
         await asyncio.wait_for(self.cp.status(c.connector_id, "Finishing"), timeout_s)
 
@@ -761,10 +770,11 @@ class SimCharger:
     async def unplug(self, connector_id: int = 1, timeout_s: float = 5.0) -> None:
         c = self.connectors[connector_id]
         self.update()
-        if c.tx is not None:
-            await asyncio.wait_for(self.cp.stop_transaction(c), timeout_s)
-            self.store.transaction_ended(connector_id)
-        c.tx, c.ev, c.ev_state, c.phases_used, c.remote_start_id = None, None, None, None, None
+        async with asyncio.timeout(timeout_s), self._tx_messages:
+            if c.tx is not None:
+                await self.cp.stop_transaction(c)
+                self.store.transaction_ended(connector_id)
+            c.tx, c.ev, c.ev_state, c.phases_used, c.remote_start_id = None, None, None, None, None
         await asyncio.wait_for(self.cp.status(connector_id, "Available"), timeout_s)
 
     def leave(self, connector_id: int = 1) -> None:

@@ -356,3 +356,37 @@ async def test_malformed_calls_get_a_callerror_and_the_link_survives(csms: SimCs
         assert (await raw_call(ws, "m3", "Heartbeat", {}))[0] == 3
     assert [a.kind for a in csms.anomalies] == ["unknown_action"]
     assert len(csms.violations()) == 3
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_no_meter_value_of_a_transaction_after_its_stop(csms: SimCsms, clock: ManualClock, version: str) -> None:
+    """The sim charger's meter loop sending all the time while transactions end: each
+    transaction's meter values and its stop reach the CSMS in the order the charger stamped them
+    (the ``ocpp`` package validates a call in a thread before it takes the call slot, so a meter
+    value begun just before the stop could otherwise leave after it)."""
+
+    async def time_runs() -> None:
+        while True:
+            clock.advance(0.5)
+            await asyncio.sleep(0.002)
+
+    csms.o.answer_delays_s = {"StopTransaction": 0.05, "TransactionEvent": 0.02}  # the stop is in flight a while
+    async with charger(csms, clock, version, meter_interval_s=0.01) as sim:
+        await csms.wait_connected("CP1", booted=1)
+        ticking = asyncio.create_task(time_runs())
+        try:
+            for _ in range(12):
+                await sim.plug_in(EV, soc_pct=30.0, id_tag="TAG")
+                tx = csms.transactions("CP1")[-1]
+                for _ in range(200):  # a few meter values in, then the stop races the next one
+                    if len(tx.meter_values) >= 2:
+                        break
+                    await asyncio.sleep(0.005)
+                await sim.unplug()
+        finally:
+            ticking.cancel()
+            await asyncio.wait([ticking], timeout=2.0)
+        txs = csms.transactions("CP1")
+        assert len(txs) == 12 and all(t.ended for t in txs)
+        assert sum(len(t.meter_values) for t in txs) >= 12
+        assert_clean(csms, sim)
