@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/met_gap.py
 	$(BIN)/python bench/loop.py
 	$(BIN)/python bench/acnsim.py
+	$(BIN)/python bench/arrivals.py
 
 # requirements.txt: the runtime dependencies ([project.dependencies]) locked, each pinned with its
 # hashes, for the depot PC's service install (README, "Running as a service"); uv's name for a locked

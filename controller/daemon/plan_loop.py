@@ -21,7 +21,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Protocol
 
 from controller.chargers.state import ChargerState
@@ -31,7 +30,7 @@ from controller.daemon.ports import Clock, CostInputs, FailsafeView, Monotonic, 
 from controller.daemon.readings import observe_measured
 from controller.daemon.sessions import CapSource, DepartureHistory, Sent, plan_sessions
 from controller.daemon.uncontrolled import Uncontrolled
-from controller.energy.arrivals import PastSession, charger_max_kw, expected_arrivals
+from controller.energy.arrivals import Candidates, expected_from
 from controller.fleet.departures import DepartureNeed
 from controller.metrics import DepotMetrics, observe_plan, set_departure_at_risk
 from controller.model.site import Site
@@ -160,26 +159,8 @@ class PlanLoop:
             demand_peak_kw=costs.demand_peak_kw,
             pv_kw=costs.pv_kw,
             pv_forecast_kw=costs.pv_forecast_kw,
-            expected_arrivals=self._expected(site, now, sessions, costs.past_sessions),
+            expected_arrivals=expected_now(site, now, sessions, costs.arrivals),
         )
-
-    @staticmethod
-    def _expected(
-        site: Site, now: datetime, sessions: tuple[SessionState, ...], past: tuple[PastSession, ...]
-    ) -> tuple[ExpectedArrival, ...]:
-        """The vehicles still to come today (the bill's session history; only where the planner
-        prices a demand charge): a vehicle plugged in now or seen today is not expected again."""
-        if not past or site.tariff.demand is None or not site.control.plan_cost:
-            return ()
-        try:
-            tz = site_tz(site)
-            today = now.astimezone(tz).date()
-            here = [(s.vehicle_id, s.charger_id) for s in sessions]
-            here += [(p.vehicle_id, p.charger_id) for p in past if p.started_at.astimezone(tz).date() == today]
-            return expected_arrivals(past, now, tz, site.control.horizon_h, here, partial(charger_max_kw, site))
-        except Exception:  # a forecast, not control: plan without it
-            LOG.exception("the arrival forecast failed: planning without it")
-            return ()
 
     def finished(self, result: Plan, sessions: tuple[SessionState, ...]) -> PlanOutcome:
         """Note a plan: the loop's liveness, the planner's health, metrics, progress, risks, history."""
@@ -282,3 +263,22 @@ def eta(sp_schedule: tuple[tuple[datetime, float], ...], horizon_end: datetime, 
             return start + timedelta(hours=(need_kwh - total) / rate)
         total += rate * hours
     return None
+
+
+def expected_now(
+    site: Site, now: datetime, sessions: tuple[SessionState, ...], arrivals: Candidates | None
+) -> tuple[ExpectedArrival, ...]:
+    """The vehicles still to come today (the bill's session history, as the forecast's candidates
+    for one day; only where the planner prices a demand charge): a vehicle plugged in now or seen
+    today is not expected again. Candidates of another day (the bill reads again at the day's
+    change, before the plan): none."""
+    if arrivals is None or site.tariff.demand is None or not site.control.plan_cost:
+        return ()
+    try:
+        if arrivals.day != now.astimezone(site_tz(site)).date():
+            return ()
+        here = [(s.vehicle_id, s.charger_id) for s in sessions]
+        return expected_from(arrivals, now, site.control.horizon_h, here)
+    except Exception:  # a forecast, not control: plan without it
+        LOG.exception("the arrival forecast failed: planning without it")
+        return ()

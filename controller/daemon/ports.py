@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from controller.energy.arrivals import PastSession
+from controller.energy.arrivals import Candidates
 from controller.model.snapshot import PhaseCurrents, Plan, SessionState
 from controller.rules.failsafe import FailsafeState
 from controller.store.records import EventKind, Record
@@ -85,7 +85,8 @@ class CostInputs:
     demand_peak_kw: float | None = None
     pv_kw: float | None = None
     pv_forecast_kw: tuple[tuple[datetime, float], ...] = ()
-    past_sessions: tuple[PastSession, ...] = ()  # the arrival forecast's history (demand charge + plan_cost)
+    arrivals: Candidates | None = None
+    """The arrival forecast's history, for one site-local day (demand charge + ``plan_cost``)."""
 
 
 @dataclass(frozen=True)

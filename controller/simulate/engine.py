@@ -30,9 +30,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import partial
 
-from controller.energy.arrivals import PastSession, charger_max_kw, expected_arrivals
+from controller.energy.arrivals import ArrivalForecast, PastSession
 from controller.fleet.departure_estimate import DepartureSample, planned_departure
 from controller.model.phasor import (
     Vec3,
@@ -211,8 +210,8 @@ class DepartureBook:
 
 
 def _expected(
-    past: tuple[PastSession, ...], arrived: list[ScenarioSession], live: dict[str, _Live], t: datetime,
-    scenario: Scenario,
+    forecast: ArrivalForecast, past: tuple[PastSession, ...], arrived: list[ScenarioSession],
+    live: dict[str, _Live], t: datetime, scenario: Scenario,
 ) -> tuple[ExpectedArrival, ...]:
     """The vehicles still to come, as the daemon's plan loop asks for them: a vehicle plugged in
     or seen today is not expected again (a session without a vehicle id: its charger in use now or
@@ -221,8 +220,7 @@ def _expected(
     today = t.astimezone(tz).date()
     here = [lv.session for lv in live.values()] + [s for s in arrived if s.arrive.astimezone(tz).date() == today]
     site = scenario.site
-    return expected_arrivals(past, t, tz, site.control.horizon_h, [(s.vehicle_id, s.charger_id) for s in here],
-                             partial(charger_max_kw, site))
+    return forecast.expected(past, t, tz, site.control.horizon_h, [(s.vehicle_id, s.charger_id) for s in here], site)
 
 
 def run(
@@ -248,6 +246,7 @@ def run(
     book = DepartureBook(scenario)
     use_arrivals = isinstance(policy, PlannerPolicy) if arrival_forecast is None else arrival_forecast
     past = fleet_history(scenario) if use_arrivals and site.tariff.demand is not None else ()
+    forecast = ArrivalForecast()
     arrived: list[ScenarioSession] = []  # what the daemon's history and sessions would show
     tz = scenario.tz
     step = timedelta(seconds=scenario.step_s)
@@ -314,7 +313,7 @@ def run(
                 demand_peak_kw=meter.peak_so_far_kw,
                 pv_kw=pv_kw if scenario.pv else None,
                 pv_forecast_kw=pv_day_ahead(scenario, t),
-                expected_arrivals=_expected(past, arrived, live, t, scenario) if past else (),
+                expected_arrivals=_expected(forecast, past, arrived, live, t, scenario) if past else (),
             )
             t0 = time.perf_counter()
             limits = policy.decide(view)

@@ -7,7 +7,7 @@ PV meter's readings; the daily report shows cost and peak. Times are pinned inst
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -188,7 +188,7 @@ async def test_the_arrival_forecast_reads_the_last_weekdays_sessions_hourly(tmp_
     """With a demand charge and ``plan_cost``, the bill reads the finished sessions of the last days
     from the history file (again an hour later, not every cycle) and the plan loop turns them into
     the vehicles expected later today — not a vehicle plugged in now."""
-    from controller.daemon.plan_loop import PlanLoop
+    from controller.daemon.plan_loop import expected_now
     from controller.model import Charger, Circuit, Control, SessionState
     site = replace(
         bill_site(Tariff(currency="EUR", energy=FLAT, demand=DemandCharge(price_per_kw=14.0))),
@@ -213,20 +213,33 @@ async def test_the_arrival_forecast_reads_the_last_weekdays_sessions_hourly(tmp_
     conn.close()
     run = Run(site, db, now, tmp_path)
     await run.bill.refresh(now)
-    past = run.bill.cost_inputs(now).past_sessions
-    assert len(past) == 4
+    arrivals = run.bill.cost_inputs(now).arrivals
+    assert arrivals is not None and arrivals.day == date(2026, 12, 9) and arrivals.arrive_s.size == 8  # 4 × 2 days
     here = SessionState(session_id="x", charger_id="DC2", vehicle_id="bus-2", energy_need_kwh=50.0)
-    expected = PlanLoop._expected(site, now, (here,), past)
+    expected = expected_now(site, now, (here,), arrivals)
     assert [(e.arrive_at, e.energy_kwh, e.max_kw) for e in expected] == [(local(12, 9, 21), 200.0, 150.0)]
-    # read again only after an hour; without plan_cost nothing is read or expected
+    # read again only after an hour, or on a new site-local day; without plan_cost nothing is read
     conn = connect(db)
     conn.execute("DELETE FROM sessions")
     conn.commit()
     conn.close()
     await run.bill.refresh(now + timedelta(minutes=30))
-    assert len(run.bill.cost_inputs(now).past_sessions) == 4
+    assert run.bill.cost_inputs(now).arrivals is arrivals
     await run.bill.refresh(now + timedelta(hours=1))
-    assert run.bill.cost_inputs(now).past_sessions == ()
+    emptied = run.bill.cost_inputs(now).arrivals
+    assert emptied is not None and emptied.arrive_s.size == 0
+    assert expected_now(site, now, (), emptied) == ()
+    run.now = local(12, 9, 23, 50)
+    await run.bill.refresh(run.now)
+    kept = run.bill.cost_inputs(run.now).arrivals
+    await run.bill.refresh(local(12, 10, 0, 10))  # 20 minutes later, Thursday
+    thursday = run.bill.cost_inputs(run.now).arrivals
+    assert thursday is not kept and thursday is not None and thursday.day == date(2026, 12, 10)
+    # Wednesday's candidates are not Thursday's forecast
+    assert expected_now(site, local(12, 10, 0, 10), (), arrivals) == ()
     off = replace(site, control=Control(plan_cost=False))
-    assert PlanLoop._expected(off, now, (), past) == ()
+    assert expected_now(off, now, (), arrivals) == ()
+    run.site = off
+    await run.bill.refresh(local(12, 10, 0, 20))
+    assert run.bill.cost_inputs(run.now).arrivals is None
     await run.stop()

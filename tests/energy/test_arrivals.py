@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from controller.energy.arrivals import PastSession, expected_arrivals
+from controller.energy import arrivals
+from controller.energy.arrivals import ArrivalForecast, PastSession, charger_max_kw, expected_arrivals
+from controller.model import Charger, Circuit
+from controller.model.site import Grid, Site, SiteInfo
+from controller.planner.instance import DEFAULT_DC_MAX_KW
 from controller.store.bill import read_past_sessions
 from controller.store.schema import connect, migrate
 
@@ -71,3 +77,67 @@ def test_a_session_without_a_vehicle_id_is_not_expected_again_where_its_charger_
             PastSession("DC2", None, day_at(1, 22), day_at(0, 6), 100.0)]
     out = expected_arrivals(anon, NOW, TZ, 24.0, [(None, "DC1")], lambda c: 150.0)
     assert [(e.arrive_at, e.energy_kwh) for e in out] == [(day_at(0, 22), 100.0)]
+
+
+def test_the_kept_forecast_equals_the_whole_one_and_is_built_again_for_a_new_day_or_read() -> None:
+    """:class:`ArrivalForecast` keeps the per-day part between plans: each plan's answer is the
+    one-shot forecast's, through the evening, past midnight (a new day: built again — Wednesday's
+    forecast is not Tuesday's) and for a new history read (a new tuple)."""
+    history = tuple(
+        [bus(f"b{i}", ago, 19 + i % 5, 50.0 + i) for i in range(12) for ago in (1, 7, 8)]
+        + [PastSession("DC2", None, day_at(ago, 23, 30), day_at(ago, 23, 30) + timedelta(hours=3), 40.0)
+           for ago in (1, 7)]
+        + [bus("b3", 0, 8, 60.0)]  # came and went this morning: not expected again today
+    )
+    site = dc_site()
+    kept = ArrivalForecast()
+    built: list[str] = []
+    real = arrivals.candidates
+
+    def plan(history: tuple[PastSession, ...], now: datetime, here: list[tuple[str | None, str]]) -> Any:
+        def counting(*a: Any, **kw: Any) -> arrivals.Candidates:
+            built.append(a[1].isoformat())
+            return real(*a, **kw)
+
+        arrivals.candidates = counting  # type: ignore[assignment]
+        try:
+            return kept.expected(history, now, TZ, 24.0, here, site)
+        finally:
+            arrivals.candidates = real  # type: ignore[assignment]
+
+    for minutes in range(0, 8 * 60, 20):  # Tuesday 19:00 to Wednesday 03:00
+        now = NOW + timedelta(minutes=minutes)
+        here: list[tuple[str | None, str]] = [("b1", "DC1")] if minutes < 60 else []
+        got = plan(history, now, here)
+        assert got == expected_arrivals(history, now, TZ, 24.0, here, partial(charger_max_kw, site))
+        assert got, now
+    assert built == ["2026-03-03", "2026-03-04"]  # kept, then built again for the new day
+    assert plan(history, NOW + timedelta(hours=8), [])
+    assert len(built) == 2  # the same read and day: kept
+    plan(tuple(list(history)), NOW + timedelta(hours=8), [])
+    assert len(built) == 3  # a new read: built again
+    # b3 came and went this morning (in the history itself): not expected again — b3 and b8 share
+    # 22:00 (i % 5 == 3), so only b8's energy is in that group
+    at_22 = [e for e in expected_arrivals(history, NOW, TZ, 24.0, (), partial(charger_max_kw, site))
+             if e.arrive_at == day_at(0, 22)]
+    assert [round(e.energy_kwh, 6) for e in at_22] == [58.0]
+    without = expected_arrivals(history[:-1], NOW, TZ, 24.0, (), partial(charger_max_kw, site))
+    assert [round(e.energy_kwh, 6) for e in without if e.arrive_at == day_at(0, 22)] == [58.0 + 53.0]
+
+
+def test_a_dc_charger_without_max_kw_is_expected_at_the_planners_default() -> None:
+    site = dc_site(max_kw=None)
+    assert charger_max_kw(site, "DC1") == pytest.approx(DEFAULT_DC_MAX_KW / 0.95)
+    assert charger_max_kw(site, "nowhere") is None
+    out = expected_arrivals([bus("b1", 1, 21, 100.0)], NOW, TZ, 24.0, (), partial(charger_max_kw, site))
+    assert [(e.energy_kwh, e.max_kw) for e in out] == [(100.0, pytest.approx(DEFAULT_DC_MAX_KW / 0.95))]
+
+
+def dc_site(max_kw: float | None = 150.0) -> Site:
+    return Site(
+        site=SiteInfo(name="t", timezone="Europe/Amsterdam"),
+        grid=Grid(limit_a=400.0),
+        circuits=(Circuit(id="yard", limit_a=400.0),),
+        chargers=tuple(Charger(id=c, circuit="yard", kind="dc", phases=3, phase_rotation="L1-L2-L3", max_kw=max_kw,
+                               efficiency=0.95) for c in ("DC1", "DC2")),
+    )
