@@ -12,7 +12,7 @@ fresh one is as fresh as its receipt, whatever the charger's clock says).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +26,11 @@ from controller.model.site import Site, Vehicle
 PHASE_NAMES = ("L1", "L2", "L3")
 PHASE_IN_USE_MIN_A = 1.0
 """A phase counts as in use above this current and above a fifth of the busiest phase."""
+ENDED_KEPT = 64
+"""How many ended transaction ids a charger's state remembers (until it boots again)."""
+LATE_AFTER_END_S = 600.0
+"""A current or power sample from before a transaction's end received within this long after it
+is what the stopped EV drew (:meth:`Measured.before_draw_ended`)."""
 
 
 @dataclass
@@ -49,6 +54,39 @@ class Measured:
     power_w: Reading | None = None
     energy_wh: Reading | None = None
     soc_pct: Reading | None = None
+    draw_ended_at: datetime | None = None
+    """When the connector's last transaction ended, on our clock: its currents and power from
+    before are not what the connector draws now (the EV stopped), and a meter value stamped before
+    it that arrives later (a charger that flushes its queue after the stop, a message sent again)
+    is not taken as a reading (:meth:`draw_ended`)."""
+    draw_ended_stamp: datetime | None = None
+    """The same moment by the charger's own clock (compared with its samples' own stamps: right
+    whatever its clock's offset, measured or not)."""
+
+    def draw_ended(self, at: datetime, stamp: datetime | None) -> None:
+        """A transaction ended at ``at`` (our clock; ``stamp``: the charger's): the readings of what
+        the connector draws are forgotten — with nothing fresh the daemon bounds its draw by its
+        profiles (docs/safety.md), rather than keep counting the stopped EV's current, which would
+        make the base load (grid import − the EVs' currents) look smaller than it is."""
+        self.current_a = [None, None, None]
+        self.current_unphased_a = None
+        self.power_w = None
+        self.draw_ended_at, self.draw_ended_stamp = at, stamp
+
+    def before_draw_ended(self, at: datetime, stamp: datetime | None, received_at: datetime) -> bool:
+        """A sample from before the last transaction's end: received within
+        :data:`LATE_AFTER_END_S` of it, at or before it on our clock (``at``: its stamp through the
+        offset estimate) *and*, where both carry one, by the charger's own stamps. Both must say so,
+        so that a charger clock set back after the stop (a DST or NTP step the estimate follows)
+        cannot hold its later readings back — a reading withheld hides a draw at an unmetered node.
+        A sample stamped in the stop's own second is taken as before it (1-second stamps): a
+        charger still drawing after its stop shows it from its next sample."""
+        ended = self.draw_ended_at
+        if ended is None or (received_at - ended).total_seconds() > LATE_AFTER_END_S or at > ended:
+            return False
+        if stamp is not None and self.draw_ended_stamp is not None:
+            return stamp <= self.draw_ended_stamp
+        return True
 
     def currents(self) -> tuple[float | None, float | None, float | None]:
         c = [r.value if r is not None else None for r in self.current_a]
@@ -144,6 +182,39 @@ class ChargerState:
     """Estimate of this charger's clock offset, from its timestamps against our receive times."""
     failsafe_confirmed: bool = False
     """The fail-safe profile was accepted at the current fail-safe value (kept by Control)."""
+    ended_ids: deque[str] = field(default_factory=lambda: deque(maxlen=ENDED_KEPT))
+    """The ids of the transactions that ended here last (since it booted): a message naming one
+    (sent again, or late) does not start it again (:meth:`after_end`)."""
+
+    def transaction_ended(self, connector_id: int, transaction_id: int | str, at: datetime,
+                          stamp: datetime | None) -> None:
+        """A transaction ended (StopTransaction, TransactionEvent Ended): no longer the connector's,
+        its id remembered, and what the connector drew forgotten (:meth:`Measured.draw_ended`)."""
+        c = self.connector(connector_id)
+        c.transaction = None
+        c.measured.draw_ended(at, stamp)
+        self.ended_ids.append(str(transaction_id))
+
+    def transaction_started(self, connector_id: int, tx: Transaction) -> None:
+        """A transaction began on the connector: its samples are its own (whatever the charger's
+        clock says of them against the last one's end — a reboot may have set it back)."""
+        c = self.connector(connector_id)
+        c.transaction = tx
+        c.measured.draw_ended_at = c.measured.draw_ended_stamp = None
+
+    def has_ended(self, transaction_id: int | str) -> bool:
+        return str(transaction_id) in self.ended_ids
+
+    def after_end(self, transaction_id: int | str, event_type: str) -> bool:
+        """A 2.0.1 TransactionEvent naming a transaction that ended here: its Updated or Ended, sent
+        again or late, is answered and ignored. A ``Started`` is a new transaction that happens to
+        reuse the id (firmware whose counter restarts): the id is forgotten, the event taken."""
+        if not self.has_ended(transaction_id):
+            return False
+        if event_type == "Started":
+            self.ended_ids.remove(str(transaction_id))
+            return False
+        return True
 
     @property
     def clock_offset_s(self) -> float | None:
@@ -178,6 +249,9 @@ class ChargerState:
         """A BootNotification: the clock may have been reset, the offset is measured anew."""
         self.booted_at = now
         self.clock_estimate.reset()
+        for c in self.connectors.values():  # its clock may be another now: our clock judges what is late
+            c.measured.draw_ended_stamp = None
+        self.ended_ids.clear()  # its transaction ids may start again
 
     def connector(self, connector_id: int) -> ConnectorState:
         if connector_id not in self.connectors:
@@ -293,6 +367,8 @@ def apply_meter_values(
                 value *= _MULTIPLIER_UNITS[str(unit)][1]
             phase = str(sv.get("phase", ""))
             reading = Reading(value, at, stamp)
+            if kind in ("current", "power") and measured.before_draw_ended(at, stamp, received_at):
+                continue  # what a stopped transaction drew, sent late: not a reading of now
             if kind == "current":
                 name = phase.split("-")[0]
                 if name in PHASE_NAMES:

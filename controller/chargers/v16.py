@@ -110,7 +110,7 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
             meter_start_wh=float(meter_start),
             seen_at=now,
         )
-        self.ctx.state.connector(connector_id).transaction = tx
+        self.ctx.state.transaction_started(connector_id, tx)
         self.ctx.event(
             "transaction_started",
             connector=connector_id,
@@ -126,14 +126,14 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
     ) -> call_result.StopTransaction:
         st = self.ctx.state
         now = self.ctx.clock()
-        st.observe_time(timestamp, now)
+        stamp = st.observe_time(timestamp, now)
         tx = st.find_transaction(transaction_id)
         if tx is not None:
             c = st.connector(tx.connector_id)
             if kw.get("transaction_data"):
                 apply_meter_values(c.measured, kw["transaction_data"], now, st.clock_estimate)
             tx.ended_at, tx.stop_reason = now, kw.get("reason")
-            c.transaction = None
+            st.transaction_ended(tx.connector_id, transaction_id, st.to_ours(stamp, now), stamp)
             self.ctx.event(
                 "transaction_ended",
                 connector=tx.connector_id,
@@ -147,10 +147,15 @@ class V16Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
 
     @on(Action.meter_values)
     def on_meter_values(
-        self, connector_id: int, meter_value: list[dict[str, Any]], **_kw: Any
+        self, connector_id: int, meter_value: list[dict[str, Any]], **kw: Any
     ) -> call_result.MeterValues:
-        c = self.ctx.state.connector(connector_id)
-        used = apply_meter_values(c.measured, meter_value, self.ctx.clock(), self.ctx.state.clock_estimate)
+        st = self.ctx.state
+        tx_id = kw.get("transaction_id")
+        if tx_id is not None and st.find_transaction(tx_id) is None and st.has_ended(tx_id):
+            st.counters["after_end"] += 1  # what a stopped transaction drew, sent late: not a reading of now
+            return call_result.MeterValues()
+        c = st.connector(connector_id)
+        used = apply_meter_values(c.measured, meter_value, self.ctx.clock(), st.clock_estimate)
         self.ctx.state.note_meter_values(connector_id)
         self.ctx.event("meter_values", connector=connector_id, values=used)
         return call_result.MeterValues()

@@ -8,6 +8,7 @@ clock-offset estimate; a BootNotification restarts it.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from controller.chargers.profiles import ProfileSpec, to_v201
 from controller.chargers.rpc import RobustRpcMixin, Transport, after, on
 from controller.chargers.session import CallOutcome, SessionContext, bounded_call, narrow_measurands, profile_call
 from controller.chargers.state import Capabilities, Transaction, apply_meter_values, vehicle_for_tag
+
+LOG = logging.getLogger("depotctl.chargers.v201")
 
 SMART_VARIABLES = ("ProfileStackLevel", "RateUnit", "PeriodsPerSchedule", "Entries")
 
@@ -112,12 +115,19 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
         evse = kw.get("evse") or {}
         id_token = (kw.get("id_token") or {}).get("id_token")
         tx = st.find_transaction(tx_id)
+        if tx is None and st.after_end(tx_id, event_type):  # sent again, or late: the transaction is over
+            LOG.info("%s: TransactionEvent %s (seqNo %s) of transaction %s, which has ended: ignored",
+                     st.charger_id, event_type, seq_no, tx_id)
+            st.counters["after_end"] += 1
+            if id_token:
+                return call_result.TransactionEvent(id_token_info={"status": "Accepted"})
+            return call_result.TransactionEvent()
         connector = int(evse.get("id", tx.connector_id if tx else 1))
         if tx is None and event_type != "Ended":
             vehicle = vehicle_for_tag(self.ctx.site, id_token)
             started = st.to_ours(stamp, now)
             tx = Transaction(tx_id, connector, id_token, vehicle.id if vehicle else None, started, seen_at=now)
-            st.connector(connector).transaction = tx
+            st.transaction_started(connector, tx)
             self.ctx.event(
                 "transaction_started",
                 connector=connector,
@@ -138,7 +148,7 @@ class V201Session(RobustRpcMixin, ChargePoint):  # type: ignore[misc]
             self.ctx.event("meter_values", connector=connector, values=used)
         if event_type == "Ended" and tx is not None:
             tx.ended_at, tx.stop_reason = now, transaction_info.get("stopped_reason")
-            st.connector(tx.connector_id).transaction = None
+            st.transaction_ended(tx.connector_id, tx_id, st.to_ours(stamp, now), stamp)
             self.ctx.event("transaction_ended", connector=tx.connector_id, transaction_id=tx_id, reason=tx.stop_reason)
         if id_token:
             return call_result.TransactionEvent(id_token_info={"status": "Accepted"})

@@ -187,7 +187,7 @@ class SessionBook:
             sid = session_id(st.charger_id, conn.transaction.transaction_id)
             if sid in self.open and self.open[sid].restored:
                 # a session restored from history that ended while we were away
-                conn.transaction = None
+                conn.transaction = None  # not among the ended ids: the charger may yet go on with it
                 self._end(sid, at, None)
                 self.replan()
 

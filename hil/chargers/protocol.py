@@ -251,6 +251,17 @@ class Sim16(_Hooked, Cp16):  # type: ignore[misc]
             )
         )
 
+    async def late_meter_values(self, c: Connector, tx: RunningTx, sample: dict[str, float], at: datetime,
+                                seq_no: int) -> None:
+        """A meter value of ``tx`` taken at ``at`` (before its stop) and sent only now, after the
+        StopTransaction (``seq_no``: 2.0.1 only)."""
+        values = _sampled(self.sim.measurands(), sample, as_text=True)
+        if values:
+            await self.call(call16.MeterValues(
+                connector_id=c.connector_id, transaction_id=int(tx.transaction_id),
+                meter_value=[{"timestamp": format_time(at), "sampledValue": values}],
+            ))
+
     async def meter_values(self, connector_id: int, sample: dict[str, float]) -> None:
         c = self.sim.connectors[connector_id]
         values = _sampled(self.sim.measurands(), sample, as_text=True)
@@ -418,8 +429,11 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
         at: datetime | None = None,
         stopped_reason: str | None = None,
         offline: bool | None = None,
+        seq_no: int | None = None,
     ) -> None:
-        c.seq_no += 1
+        if seq_no is None:
+            c.seq_no += 1
+            seq_no = c.seq_no
         info: dict[str, Any] = {"transaction_id": tx_id}
         if event_type == "Started" and c.remote_start_id is not None:
             info["remote_start_id"] = c.remote_start_id
@@ -430,7 +444,7 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
                 event_type=event_type,
                 timestamp=format_time(at or self.sim.charger_now()),
                 trigger_reason=trigger,
-                seq_no=c.seq_no,
+                seq_no=seq_no,
                 transaction_info=info,
                 evse={"id": c.connector_id, "connector_id": 1},
                 id_token={"id_token": c.id_tag, "type": "ISO14443"} if with_token and c.id_tag else None,
@@ -471,6 +485,15 @@ class Sim201(_Hooked, Cp201):  # type: ignore[misc]
             return
         meter = [{"timestamp": format_time(self.sim.charger_now()), "sampled_value": values}]
         await self._tx_event(c, "Updated", "MeterValuePeriodic", c.tx.transaction_id, meter)
+
+    async def late_meter_values(self, c: Connector, tx: RunningTx, sample: dict[str, float], at: datetime,
+                                seq_no: int) -> None:
+        """A meter value of ``tx`` taken at ``at`` (before its end) and sent only now, after the
+        Ended event: a queued Updated event flushed late, with its own (earlier) seqNo."""
+        values = _sampled(self.sim.measurands(), sample, as_text=False)
+        if values:
+            meter = [{"timestamp": format_time(at), "sampled_value": values}]
+            await self._tx_event(c, "Updated", "MeterValuePeriodic", tx.transaction_id, meter, at=at, seq_no=seq_no)
 
 
 def _sampled(measurands: list[str], sample: dict[str, float], *, as_text: bool) -> list[dict[str, Any]]:

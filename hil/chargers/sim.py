@@ -119,6 +119,11 @@ class SimOptions:
     lose_profiles_on_reconnect: bool = False
     """Every (re)connect after the first starts with no profile at all (firmware that keeps them
     in RAM only)."""
+    late_meter_values: bool = False
+    """After a transaction's stop, one more meter value of it, taken just before the stop (the EV
+    still drawing) and sent after it — firmware that flushes its meter queue late (1.6:
+    MeterValues naming the transaction; 2.0.1: a TransactionEvent Updated with the seqNo before
+    the Ended's)."""
     resume_after_reboot: bool = True
     """After :meth:`SimCharger.reboot`, an EV still plugged in starts a new transaction at once
     (plug-and-charge / cached authorisation), before any profile was re-installed."""
@@ -771,9 +776,12 @@ class SimCharger:
         c = self.connectors[connector_id]
         self.update()
         async with asyncio.timeout(timeout_s), self._tx_messages:
-            if c.tx is not None:
+            tx, late = c.tx, (self.sample(connector_id), self.charger_now(), c.seq_no)
+            if tx is not None:
                 await self.cp.stop_transaction(c)
                 self.store.transaction_ended(connector_id)
+                if self.o.late_meter_values:
+                    await self.cp.late_meter_values(c, tx, *late)
             c.tx, c.ev, c.ev_state, c.phases_used, c.remote_start_id = None, None, None, None, None
         await asyncio.wait_for(self.cp.status(connector_id, "Available"), timeout_s)
 
