@@ -165,6 +165,9 @@ class Connector:
     """2.0.1: the ``remoteStartId`` of the remote start that began (or will begin) the transaction."""
     starting: bool = False
     """A transaction is being started (Authorize / StartTransaction in flight)."""
+    stopping: bool = False
+    """Its transaction's stop is on its way: for the charger the transaction is over (a remote
+    stop of it now is rejected), though the answer has not come yet."""
 
 
 @dataclass
@@ -722,7 +725,8 @@ class SimCharger:
         return next((c for c in self.connectors.values() if c.tx and c.tx.transaction_id == transaction_id), None)
 
     def remote_stop_status(self, transaction_id: str) -> str:
-        return "Accepted" if self._tx_connector(transaction_id) is not None else "Rejected"
+        c = self._tx_connector(transaction_id)
+        return "Accepted" if c is not None and not c.stopping else "Rejected"
 
     async def remote_stopped(self, transaction_id: str, timeout_s: float = 5.0) -> None:
         """After accepting a remote stop: end the transaction (reason Remote); the EV stays
@@ -734,7 +738,11 @@ class SimCharger:
         async with asyncio.timeout(timeout_s), self._tx_messages:
             if c.tx is None or c.tx.transaction_id != transaction_id:
                 return  # ended meanwhile (unplugged)
-            await self.cp.stop_transaction(c, reason="Remote")
+            c.stopping = True
+            try:
+                await self.cp.stop_transaction(c, reason="Remote")
+            finally:
+                c.stopping = False
             self.store.transaction_ended(c.connector_id)
             c.tx, c.remote_start_id = None, None
         self.update()
@@ -778,7 +786,11 @@ class SimCharger:
         async with asyncio.timeout(timeout_s), self._tx_messages:
             tx, late = c.tx, (self.sample(connector_id), self.charger_now(), c.seq_no)
             if tx is not None:
-                await self.cp.stop_transaction(c)
+                c.stopping = True
+                try:
+                    await self.cp.stop_transaction(c)
+                finally:
+                    c.stopping = False
                 self.store.transaction_ended(connector_id)
                 if self.o.late_meter_values:
                     await self.cp.late_meter_values(c, tx, *late)
