@@ -30,6 +30,7 @@ DEFAULT_AC_MAX_A = 32.0
 DEFAULT_DC_MAX_KW = 50.0
 NodePhasors = tuple[tuple[str, phasor.Vec3], ...]
 OVERDUE_MIN_S = 1800.0  # a session past its declared departure is planned to stay at least this long
+OVERDUE_STAY_SHARE = 0.5  # …and, when its need does not fit in that at full rate, this share of its stay so far
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,25 @@ def _base_loads(
     return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
 
+def overdue_departure(
+    s: SessionState, now: datetime, declared: datetime, dwell: timedelta, full_kw: float
+) -> datetime:
+    """When a session still present after its declared departure (``declared`` <= ``now``) is planned
+    to leave, under ``when_short: complete``: arrival + the default ``dwell``, and at least
+    :data:`OVERDUE_MIN_S` from now — or, where its remaining need does not fit in that at its full
+    rate ``full_kw`` (kWh per hour), at least :data:`OVERDUE_STAY_SHARE` of the time it has been
+    present (from its arrival, else from ``declared``): one that has stayed long is likely to stay on,
+    and planned as leaving within 30 min it would wait at zero behind every need that can still be
+    met there. A need that fits stays due within 30 min (so it is completed); an unknown or invalid
+    need keeps the 30 min (docs/planner.md, "A session past its declared departure")."""
+    floor_s = OVERDUE_MIN_S
+    need = _finite_pos(s.energy_need_kwh)
+    if need is not None and full_kw > 0.0 and need / full_kw * 3600.0 > OVERDUE_MIN_S:
+        present_s = (now - (s.arrived_at or declared)).total_seconds()
+        floor_s = max(OVERDUE_MIN_S, OVERDUE_STAY_SHARE * present_s)
+    return max((s.arrived_at or now) + dwell, now + timedelta(seconds=floor_s))
+
+
 def _session_params(
     s: SessionState, ch: Charger, site: Site, now: datetime, vehicles: dict[str, Vehicle],
     nodes: tuple[str, ...], warnings: list[str], dwell: timedelta | None = None,
@@ -413,10 +433,11 @@ def _session_params(
     elif departure <= now and site.control.when_short == "complete":
         # still here after its declared departure, so it was not met by then (else its need is 0):
         # when it leaves is unknown — plan it like a session without a departure (arrival + the
-        # default dwell), due within OVERDUE_MIN_S at the earliest. Due now instead would make
-        # its need unreachable and put it last among the departures to meet (measured on the
-        # ACN days, where most drivers stay hours past their estimate).
-        departure = max((s.arrived_at or now) + dwell, now + timedelta(seconds=OVERDUE_MIN_S))
+        # default dwell), due within OVERDUE_MIN_S at the earliest, later if it has stayed long and
+        # its need does not fit in that (overdue_departure). Due now instead would make its need
+        # unreachable and put it last among the departures to meet (measured on the ACN days,
+        # where most drivers stay hours past their estimate).
+        departure = overdue_departure(s, now, departure, dwell, max_unit * kwh_per_unit_h)
         warnings.append(f"session {s.session_id}: departure in the past, planned as unknown")
     elif departure <= now:  # when_short: share — due now, its shortfall shared like the others'
         warnings.append(f"session {s.session_id}: departure in the past, charging as soon as possible")

@@ -161,6 +161,33 @@ def test_unknown_phases_assume_all_wired_phases_and_one_phase_car_loads_one() ->
     assert p.node("grid", 2).ev_a > 0 and p.node("grid", 0).ev_a == 0
 
 
+@pytest.mark.parametrize("when_short", ["share", "complete"])
+def test_an_overdue_session_that_stayed_long_is_planned_to_stay_on(when_short: str) -> None:
+    """Past its declared departure, a session whose remaining need does not fit in 30 min at full
+    rate is planned to stay half as long again as it has been present (ACN jpl-2021-07-21: s008,
+    51.6 kWh, declared 17:18, left at 07:35 next day — planned as leaving within 30 min, it waited
+    at zero all evening). A need that fits in 30 min, or an unknown need, stays due within 30 min;
+    share plans every one of them as due now."""
+    control = Control(horizon_h=24.0, when_short=when_short)  # type: ignore[arg-type]
+    arrived = NOW - timedelta(hours=12)  # 05:00:07; declared 13:00:07, 4 h ago
+    long_stay = replace(sess("long", "a1", need=40.0, dep_h=-4.0), arrived_at=arrived)  # ~22 kW: 1.8 h
+    small = replace(sess("small", "a2", need=5.0, dep_h=-4.0), arrived_at=arrived)  # fits in 30 min
+    unknown = replace(sess("unknown", "a3", need=None, dep_h=-4.0), arrived_at=arrived)
+    recent = replace(sess("recent", "a4", need=40.0, dep_h=-0.25), arrived_at=NOW - timedelta(hours=2))
+    s = snap(long_stay, small, unknown, recent, grid=Grid(limit_a=200.0), control=control,
+             circuits=(Circuit(id="feeder-a", limit_a=200.0, margin_a=0.0),))
+    p, _ = plan(s)
+    safe(s, p)
+    dep = {sp.session_id: sp.departure_at for sp in p.sessions}
+    if when_short == "share":
+        assert all(d <= NOW + timedelta(minutes=15) for d in dep.values())  # due by the end of the first slot
+        return
+    assert dep["long"] == NOW + timedelta(hours=6)  # half of its 12 h so far
+    assert dep["small"] == NOW + timedelta(minutes=30)
+    assert dep["unknown"] == NOW + timedelta(minutes=30)
+    assert dep["recent"] == NOW - timedelta(hours=2) + timedelta(hours=8)  # arrival + default dwell is later
+
+
 def test_unknown_need_uses_battery_size_and_unknown_departure_the_default_dwell() -> None:
     vehicles = (Vehicle(id="v-s1", battery_kwh=75.0),)
     s = snap(sess("s1", "a1", need=None, dep_h=None), vehicles=vehicles)
