@@ -122,7 +122,7 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray, taper: bool = Tr
         if inst.outside_caps is not None:
             open_up = np.minimum(open_up, inst.outside_caps)
         x_up[exact] = np.where(x_up[exact] > 0.0, np.maximum(x_up[exact], open_up[exact]), 0.0)
-    tight, reach = _robust(inst, held.kwh, x_held, x_lo, x_up, exact)
+    tight, reach = _robust(inst, held.kwh, x_held, x_lo, x_up, exact, ~met_mask(need, short))
     rows_for = exact & ~tight
     if rows_for.any():
         xc = cost[: lay.n_x].reshape(n, t)
@@ -155,7 +155,7 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray, taper: bool = Tr
 
 def _robust(
     inst: Instance, kwh: FloatArray, x_held: FloatArray, x_lo: FloatArray, x_up: FloatArray,
-    exact: npt.NDArray[np.bool_],
+    exact: npt.NDArray[np.bool_], unmet: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.bool_], FloatArray]:
     """Departures come first, also against what the plan cannot know: a driver who leaves before
     the estimate, a taper or an efficiency the model does not have, a vehicle arriving later that
@@ -163,43 +163,47 @@ def _robust(
     the cost stage free to move energy up to each departure: 29 fewer departures met of 702 over
     the repo's scenarios with a tariff (buses a few kWh short after their charge was put off to
     the last hours). So the last :data:`COST_MARGIN_SHARE` of each session's dwell stays a buffer:
-    the cost stage plans nothing there, and a session the held stage itself needs that time for
-    (*tight*) keeps the held stage's schedule (its energy cannot be moved safely); a session whose
-    phases are not known yet keeps its first slot (it must draw to show them; measured: at its
-    minimum only, 14 departures fewer over the repo's scenarios). ``x_lo``/``x_up`` are views of
-    the x columns' bounds, changed in place; the held answer stays feasible.
+    there the cost stage plans at most what the held stage gives the session there — its energy
+    may move out of the buffer, never into it. A session the held stage leaves short of its need
+    (``unmet``) keeps the held schedule (*tight*): it already gets what the limits spare, and put
+    off it meets the vehicles still to come. A session whose phases are not known yet keeps its
+    first slot (it must draw to show them; measured: at its minimum only, 14 departures fewer over
+    the repo's scenarios). ``x_lo``/``x_up`` are views of the x columns' bounds, changed in place;
+    the held answer stays feasible.
+
+    (Until 2026-12-07 a session was tight whenever the held schedule drew anything in its buffer —
+    and stages 1–2's price tie-break puts a little there for nearly every session, so on
+    feeder-limited every session was frozen and the stage changed nothing: lp's peak 164.7 kW
+    against edf's 156.8; now 126.4.)
 
     A DC session whose state of charge is known (``exact``: its taper is the cost stage's rows,
-    :mod:`controller.planner.taper`, not the fastest charge's caps) is *tight* when even the fastest
-    charge along the exact curve misses its need (less ``HOLD_TOL``) before the buffer (``reach``:
-    what that charge takes before it); one that is not may still use its buffer, at
+    :mod:`controller.planner.taper`, not the fastest charge's caps) is *tight* also when even the
+    fastest charge along the exact curve misses its need (less ``HOLD_TOL``) before the buffer
+    (``reach``: what that charge takes before it); one that is not may still use its buffer, at
     :data:`BUFFER_COST` per kWh — a last resort far above any money a plan can save, taken only
     when the vehicles together need it (the held stage shares the limits among them; each one's
-    reach is its own, and a hard buffer made the stage infeasible). Any other session is tight
-    when the held schedule draws after the buffer's start. Tight sessions keep the held schedule.
-    (Measured on the repo's scenarios, 2026-12-07: a tight bus planned on the exact curve instead
-    — never less now than the held stage gives it — lowered bus-depot-demand-charge's peak from
-    671 to 641 kW but met 56 of 60 on bus-depot-overnight, where frozen meets 58.)
+    reach is its own, and a hard buffer made the stage infeasible). Tight sessions keep the held
+    schedule. (Measured on the repo's scenarios, 2026-12-07: a tight bus planned on the exact curve
+    instead — never less now than the held stage gives it — lowered bus-depot-demand-charge's peak
+    from 671 to 641 kW but met 56 of 60 on bus-depot-overnight, where frozen meets 58.)
     Returns ``tight`` and ``reach`` (0 where not ``exact``)."""
     n, t = x_held.shape
     reach = np.zeros(n)
     if n == 0 or t == 0:
         return np.zeros(n, dtype=bool), reach
     g = inst.grid
-    now_s = inst.now.timestamp()
     deadline = _deadline(inst)
-    active = x_held > 1e-9
-    last = np.where(active, np.arange(t)[None, :], -1).max(axis=1)
-    held_end = np.where(last >= 0, g.ends_s[np.maximum(last, 0)], now_s)
-    tight = held_end > deadline + 1.0
     length = np.maximum(g.ends_s - g.starts_s, 1e-9)
     need = inst.need_kwh
-    for i in np.nonzero(exact)[0].tolist():
+    tight = unmet.copy()
+    for i in np.nonzero(exact & ~tight)[0].tolist():
         before = np.clip((deadline[i] - g.starts_s) / length, 0.0, 1.0)
         reach[i] = fastest_kwh(inst, i, kwh[i], before)
         tight[i] = reach[i] < need[i] - HOLD_TOL * max(1.0, float(need[i]))
-    late = g.starts_s[None, :] >= deadline[:, None]
-    x_up[~tight[:, None] & ~exact[:, None] & late] = 0.0
+    # in its buffer a session may draw what the held stage gives it there, no more: its energy may
+    # move out of the buffer, never into it (the held answer stays feasible)
+    late = ~exact[:, None] & (g.starts_s[None, :] >= deadline[:, None])
+    x_up[late] = np.minimum(x_up[late], x_held[late])
     x_lo[tight] = x_held[tight]
     x_up[tight] = x_held[tight]
     unknown = np.array([bool(p.alt_phasors) for p in inst.sessions], dtype=bool)

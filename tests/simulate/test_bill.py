@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,14 +12,17 @@ import pytest
 
 from controller.cli import main
 from controller.config import ConfigError
+from controller.model.site import DemandCharge, Tariff, TariffStep
 from controller.model.snapshot import Snapshot
 from controller.simulate.bill import dated_price, window_start
 from controller.simulate.cli import simulate
 from controller.simulate.engine import run
 from controller.simulate.optimal import solve_cost_bound, solve_optimal
 from controller.simulate.policies import PlannerPolicy, Uncontrolled, View
-from controller.simulate.scenario import load_scenario_text
-from controller.simulate.whatif import with_pv_factor
+from controller.simulate.scenario import load_scenario, load_scenario_text
+from controller.simulate.whatif import with_pv_factor, with_tariff
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -305,3 +309,21 @@ def test_a_bad_scenario_tariff_or_price_is_refused_with_its_place() -> None:
     errors = errors_of(text.replace("  base_load:", '  prices: [{at: "09:00", price_per_kwh: 1}]\n  base_load:'))
     assert len(errors) == 1 and "scenario.prices[0].at: dated prices need an ISO local date-time" in errors[0]
     assert errors[0].startswith("s.yaml:12:")
+
+
+def test_the_cost_stage_flattens_a_feeder_limited_evening() -> None:
+    """hil/scenarios/feeder-limited.yaml from 16:00 to 22:00 with a time-of-use tariff and a demand
+    charge, the cost stage on: the vans on the new feeder (plenty of room, hours to spare) wait
+    instead of all charging at full power as they arrive. Until 2026-12-07 the stage changed
+    nothing there — every session was "tight" because stages 1–2's price tie-break put a little of
+    its energy in its buffer — and the evening's peak was 164.7 kW (edf's: 156.8)."""
+    scenario = load_scenario(ROOT / "hil" / "scenarios" / "feeder-limited.yaml")
+    tariff = Tariff(currency="EUR", energy=(TariffStep(time(0), 0.18), TariffStep(time(7), 0.31),
+                                            TariffStep(time(22), 0.18)),
+                    demand=DemandCharge(price_per_kw=14.0, window_min=15))
+    scenario = with_tariff(scenario, tariff)
+    site = dataclasses.replace(scenario.site, control=dataclasses.replace(scenario.site.control, plan_cost=True))
+    scenario = dataclasses.replace(scenario, site=site, duration_s=6 * 3600.0)
+    lp = simulate(scenario, "lp")
+    assert lp.bill is not None and lp.violations.count == 0
+    assert lp.bill.peak_kw < 140.0
