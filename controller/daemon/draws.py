@@ -138,10 +138,19 @@ class ChargerBudgets:
             measured = measure(ch, conn_id, conn)
             if measured is not None:
                 measured_a = add3(measured_a, measured)
-            elif conn.transaction is not None or conn.status not in IDLE_STATUSES:
+            elif conn.transaction is not None or conn.status not in IDLE_STATUSES or _just_ended(conn, now, measure):
                 b = self.control.connector_budget(ch.id, conn_id, now)
                 budget_a = add3(budget_a, budget_grid_a(site, ch, b.value, b.unit))
         return measured_a, budget_a
+
+
+def _just_ended(conn: ConnectorState, now: datetime, measure: Measured) -> bool:
+    """A transaction ended within the freshness limit and nothing was read since: the stop forgot
+    what its EV drew (docs/safety.md, hazard 36), but a charger may go on drawing after its stop (a
+    welded contactor, a firmware that does not open it) and report Available — so until a fresh
+    reading or the freshness limit, its profiles bound it, never 0."""
+    ended = conn.measured.draw_ended_at
+    return ended is not None and timedelta(0) <= now - ended <= measure.max_age
 
 
 def phases_used(st: ChargerState) -> int | None:

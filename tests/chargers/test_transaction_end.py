@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from controller.chargers.control import Budget
 from controller.chargers.planning import grid_currents
 from controller.chargers.state import LATE_AFTER_END_S, ChargerState, Measured, Transaction, apply_meter_values
+from controller.daemon.draws import ChargerBudgets
+from controller.daemon.draws import Measured as DrawMeasured
 from hil.chargers import SimCharger, SimOptions
 from hil.ev import EvParams
 from tests.chargers.conftest import eventually, make_site
@@ -138,3 +141,35 @@ def test_a_2_0_1_transaction_id_used_again_after_a_restart_of_the_chargers_count
     st.transaction_ended(1, "2", T0 + timedelta(minutes=9), None)
     st.note_boot(T0 + timedelta(minutes=10))
     assert not st.after_end("2", "Updated")
+
+
+class _Book:
+    """What the charger's profiles allow (the budget book's face the fast loop asks): 16 A."""
+
+    def budget(self, charger_id: str, now: datetime | None = None) -> Budget:
+        return Budget(16.0, "A", "TxDefaultProfile", None)
+
+    def connector_budget(self, charger_id: str, connector: int, now: datetime | None = None) -> Budget:
+        return self.budget(charger_id, now)
+
+
+def test_a_connector_whose_transaction_just_ended_counts_at_its_profiles_not_at_0() -> None:
+    """The stop forgot the EV's readings; a charger may go on drawing after it (a welded contactor)
+    and report Available. Until a fresh reading, or the freshness limit, the fast loop counts the
+    connector at what its profiles allow — not at 0 as an idle one."""
+    site = make_site()
+    charger = site.charger("CP1")
+    st = ChargerState("CP1")
+    conn = st.connector(1)
+    conn.status = "Available"
+    budgets = ChargerBudgets(lambda: site, {"CP1": st}, _Book())
+    st.transaction_ended(1, "tx-1", T0, None)
+    soon = T0 + timedelta(seconds=5)
+    measured_a, budget_a = budgets.worst_parts_a(charger, st, soon, DrawMeasured(soon, 30.0, site))
+    assert measured_a == (0.0, 0.0, 0.0) and budget_a == pytest.approx((16.0, 16.0, 16.0))
+    later = T0 + timedelta(seconds=31)  # past the freshness limit: an idle connector again
+    assert budgets.worst_parts_a(charger, st, later, DrawMeasured(later, 30.0, site))[1] == (0.0, 0.0, 0.0)
+    _sample(conn.measured, st, 0.0, T0 + timedelta(seconds=6), T0 + timedelta(seconds=6))  # it reads 0 A
+    assert budgets.worst_parts_a(charger, st, soon + timedelta(seconds=2),
+                                 DrawMeasured(soon + timedelta(seconds=2), 30.0, site)) == ((0.0, 0.0, 0.0),
+                                                                                          (0.0, 0.0, 0.0))
