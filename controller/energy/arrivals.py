@@ -195,15 +195,14 @@ def expected_from(
     if a.size == 0:
         return ()
     d = found.depart_key[lo:hi][keep]
-    span = int(d.max() - d.min()) + 1
-    groups, member = np.unique((a - a.min()) * span + (d - d.min()), return_inverse=True)
-    first = np.zeros(groups.size, dtype=np.int64)
-    first[member[::-1]] = np.arange(member.size - 1, -1, -1)  # each group's first entry
+    a0, d0 = int(a.min()), int(d.min())
+    span = int(d.max()) - d0 + 1
+    groups, member = np.unique((a - a0) * span + (d - d0), return_inverse=True)  # by arrival, then departure
     kwh = np.bincount(member, weights=found.energy_kwh[lo:hi][keep])
     kw = np.bincount(member, weights=found.max_kw[lo:hi][keep])
     out = []
-    for g in range(groups.size):
-        ak, dk = int(a[first[g]]), int(d[first[g]])
+    for g, code in enumerate(groups.tolist()):
+        ak, dk = a0 + code // span, d0 + code % span
         arrive_at = datetime.fromtimestamp(ak * GROUP_S, now.tzinfo)
         depart_at = datetime.fromtimestamp(max(dk, ak + 1) * GROUP_S, now.tzinfo)
         out.append(ExpectedArrival(arrive_at, depart_at, float(kwh[g]), float(kw[g])))

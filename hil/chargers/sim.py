@@ -738,12 +738,7 @@ class SimCharger:
         async with asyncio.timeout(timeout_s), self._tx_messages:
             if c.tx is None or c.tx.transaction_id != transaction_id:
                 return  # ended meanwhile (unplugged)
-            c.stopping = True
-            try:
-                await self.cp.stop_transaction(c, reason="Remote")
-            finally:
-                c.stopping = False
-            self.store.transaction_ended(c.connector_id)
+            await self._stop(c, reason="Remote")
             c.tx, c.remote_start_id = None, None
         self.update()
         await asyncio.wait_for(self.cp.status(c.connector_id, "Finishing"), timeout_s)
@@ -786,16 +781,21 @@ class SimCharger:
         async with asyncio.timeout(timeout_s), self._tx_messages:
             tx, late = c.tx, (self.sample(connector_id), self.charger_now(), c.seq_no)
             if tx is not None:
-                c.stopping = True
-                try:
-                    await self.cp.stop_transaction(c)
-                finally:
-                    c.stopping = False
-                self.store.transaction_ended(connector_id)
+                await self._stop(c)
                 if self.o.late_meter_values:
                     await self.cp.late_meter_values(c, tx, *late)
             c.tx, c.ev, c.ev_state, c.phases_used, c.remote_start_id = None, None, None, None, None
         await asyncio.wait_for(self.cp.status(connector_id, "Available"), timeout_s)
+
+    async def _stop(self, c: Connector, **kw: Any) -> None:
+        """Send the connector's transaction's stop (``_tx_messages`` held); from the moment it is
+        sent the transaction is over for the charger (``stopping``), and for its store after."""
+        c.stopping = True
+        try:
+            await self.cp.stop_transaction(c, **kw)
+        finally:
+            c.stopping = False
+        self.store.transaction_ended(c.connector_id)
 
     def leave(self, connector_id: int = 1) -> None:
         """The EV drives off while the link is down: the session ends here without telling anyone
