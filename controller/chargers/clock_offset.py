@@ -45,6 +45,7 @@ class ClockOffset:
         self.max_age_s = max_age_s
         self._samples: list[_Sample] = []
         self._disagree: list[_Sample] = []
+        self._offset_s: float | None = None  # the largest bound of ``_samples``, kept as they change
 
     def observe(self, charger_time: datetime, received_at: datetime) -> None:
         """One charger timestamp, received (by our clock) at ``received_at``."""
@@ -63,6 +64,7 @@ class ClockOffset:
             # evict the loosest bound (the oldest of equals): queued old values never crowd out the fresh ones
             loosest = min(range(len(self._samples)), key=lambda i: (self._samples[i].bound_s, i))
             del self._samples[loosest]
+        self._offset_s = max((s.bound_s for s in self._samples), default=None)
 
     def _follow_a_step_back(self, sample: _Sample) -> None:
         """A clock corrected backwards without a reboot (NTP, set by hand): the old, higher bounds
@@ -88,6 +90,7 @@ class ClockOffset:
         """Forget every sample (the charger rebooted: its clock may have been reset)."""
         self._samples.clear()
         self._disagree.clear()
+        self._offset_s = None
 
     @property
     def samples(self) -> int:
@@ -97,7 +100,7 @@ class ClockOffset:
     @property
     def offset_s(self) -> float | None:
         """``charger clock − our clock`` [s], ``None`` while unmeasured."""
-        return max((s.bound_s for s in self._samples), default=None)
+        return self._offset_s  # read by the fast loop for every charger each cycle: kept, not recomputed
 
     def to_ours(self, charger_time: datetime) -> datetime | None:
         """A charger time on our clock (``None`` while unmeasured)."""

@@ -21,6 +21,8 @@ from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 from websockets.exceptions import ConnectionClosed
 
+from controller.chargers.rounds import Rounds
+
 if TYPE_CHECKING:
     from controller.chargers.session import CallRelay
 
@@ -97,6 +99,9 @@ class RobustRpcMixin:
     burst (hundreds of chargers booting after a power cut) is spread over many loop iterations
     instead of stalling the event loop — and the control loop in it — for one long one."""
     frame_timeout_s: float = 10.0
+    rounds: Rounds | None = None
+    """Shared by all sessions of a server: how many frames may start per event-loop round
+    (:mod:`.rounds`: 400 meter values in one second must not hold the fast loop's meter answer)."""
 
     async def start(self) -> None:
         try:
@@ -106,6 +111,8 @@ class RobustRpcMixin:
                     self.frame_hook("in", message)
                 if self.on_frame is not None:
                     self.on_frame()
+                if self.rounds is not None:
+                    await self.rounds.admit()
                 if self.work_slots is None:
                     await self.route_message(message)
                     continue

@@ -49,6 +49,7 @@ from controller.chargers.auth import Passwords, parse_basic
 from controller.chargers.clock import Clock, utc_now
 from controller.chargers.control import FAILSAFE_RETRY_S, Control
 from controller.chargers.events import ChargerEvent, EventSink, ignore
+from controller.chargers.rounds import PER_ROUND, Rounds
 from controller.chargers.session import MEASURANDS, OcppSession, RelayFactory, SessionContext
 from controller.chargers.state import ChargerState
 from controller.chargers.v16 import V16Session
@@ -90,6 +91,7 @@ class CentralSystem:
         port: int | None = None,
         boot_grace_s: float = 5.0,
         work_slots: int = 32,
+        frames_per_round: int = PER_ROUND,
         setup_slots: int = 64,
         frame_hook: Callable[[str, str, str | bytes], None] | None = None,
         failsafe_retry_s: tuple[float, float] = FAILSAFE_RETRY_S,
@@ -115,6 +117,8 @@ class CentralSystem:
         self._refusal_logged: dict[tuple[str, str], float] = {}
         self.control = Control(site, self.session, self.state, clock, self._on_event, failsafe_retry_s=failsafe_retry_s)
         self._work_slots = asyncio.Semaphore(work_slots)
+        self.rounds = Rounds(frames_per_round)
+        """Frames started per event-loop round, over all chargers (:mod:`.rounds`)."""
         self._setup_slots = asyncio.Semaphore(setup_slots)
         if site.ocpp.security_profile == 2 and ssl_context is None:
             if not (site.ocpp.tls_cert_file and site.ocpp.tls_key_file):
@@ -303,6 +307,7 @@ class CentralSystem:
             session.frame_hook = lambda direction, raw: hook(version, direction, raw)
         session.on_frame = lambda: _seen(st, self.clock)
         session.work_slots = self._work_slots
+        session.rounds = self.rounds
         relays = self.relays
         if relays is not None:
             session.relay = relays.attach(cid, session)

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from controller.chargers.clock import Clock
 from controller.chargers.events import ChargerEvent, EventKind, EventSink
 from controller.chargers.profiles import ProfileSpec
+from controller.chargers.rounds import Rounds
 from controller.chargers.state import Capabilities, ChargerState
 from controller.model.site import Site
 
@@ -92,6 +93,7 @@ class OcppSession(Protocol):
     frame_hook: Callable[[str, str | bytes], None] | None
     on_frame: Callable[[], None] | None
     work_slots: asyncio.Semaphore | None
+    rounds: Rounds | None
     relay: CallRelay | None
 
     async def start(self) -> None: ...

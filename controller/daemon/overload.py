@@ -28,7 +28,7 @@ from controller.daemon.sessions import REACTION_S, Sent, budget_grid_a, reacted
 from controller.daemon.uncontrolled import IGNORE_TOLERANCE_A
 from controller.model.site import Site
 from controller.model.snapshot import PhaseCurrents
-from controller.rules.shed import ChargerDraw, Shed, kw_usable_a, shed
+from controller.rules.shed import ChargerDraw, Shed, kw_usable_a, overloaded, shed
 
 
 class ShedBook(Protocol):
@@ -108,11 +108,13 @@ def shed_order(
     already at or below what the shed asks: waiting for the vehicles to react). ``grid``: the grid
     meter's (current per line, power), for a contracted kW limit; ``reaction_of``: per charger,
     its EVs' reaction time [s]."""
+    grid_a, grid_power_w = grid
+    tighter = kw_usable_a(site, grid_a, grid_power_w) if grid_a is not None else {}
+    if not overloaded(site, loads, tighter):
+        return None  # the common cycle: nothing over, the sessions need not be gathered
     running = _running(site, states, book, measure, reaction_of)
     if not running.draws:
         return None
-    grid_a, grid_power_w = grid
-    tighter = kw_usable_a(site, grid_a, grid_power_w) if grid_a is not None else {}
     new_limits, events = shed(site, loads, running.draws, tighter, in_phase)
     if not events:
         return None

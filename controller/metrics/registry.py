@@ -173,6 +173,10 @@ class DepotMetrics:
         self.safety_seen: dict[str, tuple[bool, float | None, bool]] = {}
         """Per charger, the safety values last set (the fast loop sets them every cycle: only
         changes go to the collectors). Cleared with the series (:func:`observe_site`)."""
+        self.charger_seen: dict[str, tuple[bool, tuple[float, ...] | None, float | None]] = {}
+        """Per charger, the link state, currents and energy register last set (the same rule:
+        a charger's meter values come every ``ocpp.meter_sample_s``, the fast loop runs every
+        second). Cleared with the series (:func:`observe_site`)."""
 
         # --- planner -----------------------------------------------------------------------
         self.plan_duration = Histogram(

@@ -108,7 +108,14 @@ def observe_charger(
     """A charger's link state, its measured current per grid phase L1..L3 [A] and energy register [Wh].
 
     ``current_a`` ``None`` = not reported (the series is dropped rather than shown as 0 A).
+    Only a change reaches the collectors (the fast loop calls it for every charger each cycle).
     """
+    if current_a is not None and len(current_a) != len(PHASES):
+        raise ValueError(f"expected {len(PHASES)} phase currents, got {len(current_a)}")
+    seen = (connected, None if current_a is None else tuple(current_a), energy_wh)
+    if m.charger_seen.get(charger_id) == seen:
+        return
+    m.charger_seen[charger_id] = seen
     m.charger_connected.labels(charger_id).set(1.0 if connected else 0.0)
     if current_a is None:
         for phase in PHASES:
@@ -117,8 +124,6 @@ def observe_charger(
             with contextlib.suppress(KeyError):
                 m.charger_current.remove(charger_id, phase)
     else:
-        if len(current_a) != len(PHASES):
-            raise ValueError(f"expected {len(PHASES)} phase currents, got {len(current_a)}")
         for phase, current in zip(PHASES, current_a, strict=True):
             m.charger_current.labels(charger_id, phase).set(current)
     if energy_wh is not None:
@@ -214,6 +219,7 @@ def observe_site(m: DepotMetrics, site: Site) -> None:
     """
     chargers = {ch.id for ch in site.chargers}
     m.safety_seen.clear()  # the series of chargers gone are dropped below: set the rest again
+    m.charger_seen.clear()
     circuits = set(site.node_ids())
     meters = {mt.id for mt in site.meters}
     for cm in (m.charger_connected, m.charger_limit, m.charger_current, m.session_unmet, m.profile_pushes,

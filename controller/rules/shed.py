@@ -65,6 +65,27 @@ class Shed:
         return f"{self.node_id} {PHASES[self.phase]}"
 
 
+def usable_line_a(site: Site, node_id: str, line: int, usable_a: Mapping[str, PhaseCurrents] | None) -> float:
+    """What ``node_id``'s ``line`` may carry before the shed acts: ``limit − margin``, or a tighter
+    usable current where one applies (``usable_a``, the grid's kW contract)."""
+    rated = site.node_limit_a(node_id) - site.node_margin_a(node_id)
+    tighter = (usable_a or {}).get(node_id)
+    return rated if tighter is None else min(rated, tighter[line])
+
+
+def overloaded(
+    site: Site, node_load_a: Mapping[str, PhaseCurrents], usable_a: Mapping[str, PhaseCurrents] | None = None
+) -> bool:
+    """Whether :func:`shed` has anything to do: some node's line over what it may carry. The fast
+    loop asks this every cycle before it gathers the sessions (their draws, their limits) that
+    only a shed needs."""
+    return any(
+        load[line] - usable_line_a(site, node_id, line, usable_a) > 1e-9
+        for node_id, load in node_load_a.items()
+        for line in range(3)
+    )
+
+
 def shed(
     site: Site,
     node_load_a: Mapping[str, PhaseCurrents],
@@ -100,15 +121,13 @@ def shed(
     events: list[Shed] = []
     simple = is_simple(site)
     for node_id, load in node_load_a.items():
-        rated = site.node_limit_a(node_id) - site.node_margin_a(node_id)
-        tighter = (usable_a or {}).get(node_id)
         in_phase = (in_phase_a or {}).get(node_id)
         arithmetic = site.node_limit_sum(node_id) == "arithmetic"
         metered = (site.grid.meter if node_id == GRID_ID else site.circuit(node_id).meter) is not None
         flags = collinear_lines(site, node_id)
         units = line_units(site, node_id)
         for line in range(3):
-            usable = rated if tighter is None else min(rated, tighter[line])
+            usable = usable_line_a(site, node_id, line, usable_a)
             excess = load[line] - usable
             if excess <= 1e-9:
                 continue

@@ -7,12 +7,20 @@ request. Holding and input registers share that range (each preset uses one func
 
 ``stop()`` closes the listener and every connection (the meter is gone: connection refused);
 ``start()`` again brings it back on the same port.
+
+``own_thread=True`` serves from a thread with its own event loop: a real meter answers in its own
+time whatever the chargers are doing, while the rig's loop also carries hundreds of simulated
+chargers (a flood of profile calls there held a meter answer up to ~150 ms at 500 chargers,
+and ``bench/loop.py`` measured the rig, not the daemon). The registers are rendered in that
+thread from the meter's state, which the rig replaces one whole tuple at a time (a read between
+two of them shows one line from the tick before: as a meter sampling its lines one by one).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import threading
+from collections.abc import Coroutine, Iterable
 from typing import Any, Literal
 
 from pymodbus.constants import ExcCodes
@@ -23,6 +31,13 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from hil.meter.device import SimMeter
 
 LOOPBACK = "127.0.0.1"
+THREAD_CALL_TIMEOUT_S = 10.0
+"""Bound on starting or stopping a server in its own thread [s]."""
+
+
+async def _shut(server: ModbusTcpServer) -> None:
+    await server.shutdown()  # type: ignore[no-untyped-call]
+    await asyncio.sleep(0)
 
 
 class MeterSimServer:
@@ -35,8 +50,10 @@ class MeterSimServer:
         host: str = LOOPBACK,
         port: int = 0,
         framer: Literal["tcp", "rtu"] = "tcp",
+        own_thread: bool = False,
     ) -> None:
-        """``framer="rtu"`` makes an RTU-over-TCP gateway (RTU frames on a TCP stream)."""
+        """``framer="rtu"`` makes an RTU-over-TCP gateway (RTU frames on a TCP stream);
+        ``own_thread``: serve from a thread of its own (above)."""
         self.meters: dict[int, SimMeter] = {}
         for m in meters:
             if m.unit in self.meters:
@@ -46,6 +63,9 @@ class MeterSimServer:
         self.port = port
         self.framer = FramerType.RTU if framer == "rtu" else FramerType.SOCKET
         self._server: ModbusTcpServer | None = None
+        self.own_thread = own_thread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     def meter(self, unit: int = 1) -> SimMeter:
         return self.meters[unit]
@@ -74,6 +94,29 @@ class MeterSimServer:
         """Listen (on a free port the first time when ``port`` is 0); returns the port."""
         if self._server is not None:
             return self.port
+        if self.own_thread:
+            return int(await self._in_thread(self._listen()))
+        return await self._listen()
+
+    async def _in_thread(self, coro: Coroutine[Any, Any, int | None]) -> Any:
+        """Run ``coro`` on the server's own loop (started on first use), bounded."""
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="meter sim server", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), THREAD_CALL_TIMEOUT_S)
+
+    def _end_thread(self) -> None:
+        loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(THREAD_CALL_TIMEOUT_S)
+            if not thread.is_alive():
+                loop.close()
+
+    async def _listen(self) -> int:
         devices = [self._device(m) for m in self.meters.values()]
         server = ModbusTcpServer(
             devices, framer=self.framer, address=(self.host, self.port), ignore_missing_devices=True
@@ -87,9 +130,13 @@ class MeterSimServer:
     async def stop(self) -> None:
         """Close the listener and every open connection."""
         server, self._server = self._server, None
-        if server is not None:
-            await server.shutdown()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(0)
+        if server is not None and self._loop is not None:
+            try:
+                await self._in_thread(_shut(server))
+            finally:
+                self._end_thread()
+        elif server is not None:
+            await _shut(server)
 
     async def __aenter__(self) -> MeterSimServer:
         await self.start()

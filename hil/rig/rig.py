@@ -104,6 +104,7 @@ class Rig:
         noise_a: float = 0.1,
         seed: int = 0,
         sim_options: Mapping[str, Mapping[str, Any]] | None = None,
+        meter_threads: bool = False,
     ) -> None:
         """``meter_ports``: site ``host:port`` → the port to serve it on here (0: a free port;
         endpoints left out keep the site's port). ``call_timeout_s`` bounds each OCPP call [s].
@@ -112,7 +113,10 @@ class Rig:
         ``sim_options``: charger id → :class:`~hil.chargers.sim.SimOptions` fields that charger's
         simulation gets instead of the site's (e.g. ``{"CP07": {"reject_profiles": True}}``,
         ``{"CP08": {"quirks": {"power_only"}, "clock_offset_s": -120}}``): hostile behaviour the
-        controller is *not* told about. ``quirks`` replaces the site's ``ocpp_quirks``. Raises
+        controller is *not* told about. ``quirks`` replaces the site's ``ocpp_quirks``.
+        ``meter_threads``: each meter endpoint answers from a thread of its own, as a real meter
+        answers whatever the chargers do (:class:`~hil.meter.server.MeterSimServer`; for a rig
+        of hundreds of chargers, whose loop a flood of profile calls holds). Raises
         ``ValueError`` for an unknown charger or field."""
         self.site = site
         self.day = day if day is not None else RigDay(0.0)
@@ -129,7 +133,7 @@ class Rig:
         self._meters: dict[str, SimMeter] = {}
         self._meter_endpoint: dict[str, str] = {}
         self._servers: dict[str, MeterSimServer] = {}
-        self._build_meters(meter_host, meter_ports or {})
+        self._build_meters(meter_host, meter_ports or {}, meter_threads)
         self._meter_nodes = {m: n for m, n in meter_nodes(site).items() if m in self._meters}
         self._sims = {ch.id: SimCharger(self._options(ch.id), clock=clock) for ch in site.chargers}
         self._records = [VisitRecord(v) for v in sorted(self.day.visits, key=lambda v: v.arrive_s)]
@@ -145,7 +149,7 @@ class Rig:
         self._keepers: dict[str, asyncio.Task[None]] = {}
 
     # --- construction -------------------------------------------------------------------------
-    def _build_meters(self, host: str, ports: Mapping[str, int]) -> None:
+    def _build_meters(self, host: str, ports: Mapping[str, int], own_threads: bool) -> None:
         groups: dict[str, list[SimMeter]] = {}
         framers: dict[str, Literal["tcp", "rtu"]] = {}
         placed = meter_nodes(self.site)
@@ -172,7 +176,9 @@ class Rig:
             raise ValueError(f"meter_ports: no meter of the site at {', '.join(unknown)} (has: {', '.join(groups)})")
         for key, sims in groups.items():
             port = ports.get(key, int(key.rpartition(":")[2]))
-            self._servers[key] = MeterSimServer(sims, host=host, port=port, framer=framers[key])
+            self._servers[key] = MeterSimServer(
+                sims, host=host, port=port, framer=framers[key], own_thread=own_threads
+            )
 
     def _options(self, charger_id: str) -> SimOptions:
         ch = self.site.charger(charger_id)

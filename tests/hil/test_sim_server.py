@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import threading
 
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusTcpClient, ModbusTcpClient
 
 from hil.meter import MeterSimServer, SimMeter
 
@@ -66,3 +68,41 @@ async def test_energy_follows_power() -> None:
     m.state.power_factor = -1.0  # exporting
     m.state.advance(1800.0)
     assert (m.state.import_kwh, m.state.export_kwh) == (pytest.approx(6.9), pytest.approx(3.45))
+
+
+@pytest.mark.parametrize("own_thread", [True, False])
+async def test_a_meter_in_its_own_thread_answers_while_the_rigs_loop_is_held(own_thread: bool) -> None:
+    """With ``own_thread`` the meter answers while the loop that started it is busy (a rig of
+    hundreds of chargers in a flood of profile calls); without, the answer waits for that loop."""
+    m = SimMeter(1, "eastron-sdm630")
+    m.set_load(base_a=(10.0, 11.0, 12.0))
+    server = MeterSimServer([m], own_thread=own_thread)
+    port = await server.start()
+    answered = threading.Event()
+    currents: list[float] = []
+
+    def read() -> None:
+        client = ModbusTcpClient("127.0.0.1", port=port, timeout=3, retries=0)
+        try:
+            if client.connect():
+                rr = client.read_input_registers(6, count=6, device_id=1)
+                if not rr.isError():
+                    regs = rr.registers
+                    currents.extend(struct.unpack(">f", struct.pack(">HH", *regs[i : i + 2]))[0] for i in (0, 2, 4))
+                    answered.set()
+        finally:
+            client.close()
+
+    reader = threading.Thread(target=read)
+    try:
+        reader.start()
+        # this loop is held (as a rig's by a flood), for at most 1.5 s: only a meter in its own
+        # thread can answer meanwhile
+        in_time = answered.wait(1.5)
+        await asyncio.to_thread(reader.join, 5.0)  # the loop free again: the answer comes
+        assert in_time is own_thread
+        assert answered.is_set() and currents == [10.0, 11.0, 12.0]
+    finally:
+        await server.stop()
+    assert await server.start() == port  # and back on the same port, in a new thread
+    await server.stop()

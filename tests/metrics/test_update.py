@@ -254,3 +254,28 @@ def test_bill_price_peak_and_cost() -> None:
     assert r.get_sample_value("depot_energy_price", {"currency": "CHF"}) == 0.25
     observe_bill(m, "CHF", None, 10.0, None)  # no energy prices at all: no cost series
     assert r.get_sample_value("depot_energy_cost_total", {"currency": "CHF"}) is None
+
+
+def test_charger_link_current_and_energy_reach_the_collectors_only_when_they_change() -> None:
+    """The fast loop sets every charger every cycle; its meter values change every sample
+    interval: an unchanged charger writes nothing, a change is written, a reload writes again."""
+    from controller.config.loader import load_site
+
+    m = DepotMetrics()
+    observe_charger(m, "CP01", True, (16.0, 16.0, 0.0), 100.0)
+    m.charger_connected.labels("CP01").set(7.0)  # a stand-in for "written since"
+    observe_charger(m, "CP01", True, (16.0, 16.0, 0.0), 100.0)
+    assert value(m, "depot_charger_connected", charger="CP01") == 7.0  # unchanged: not written
+    observe_charger(m, "CP01", True, (16.0, 15.0, 0.0), 100.0)
+    assert value(m, "depot_charger_connected", charger="CP01") == 1.0
+    assert value(m, "depot_charger_current_amperes", charger="CP01", phase="L2") == 15.0
+    observe_charger(m, "CP01", True, (16.0, 15.0, 0.0), 120.0)
+    assert value(m, "depot_charger_energy_wh_total", charger="CP01") == 120.0
+    observe_charger(m, "CP01", True, None, 120.0)  # no fresh reading: the series go
+    assert series(m, "depot_charger_current_amperes", "charger") == set()
+    m.charger_connected.remove("CP01")  # a series dropped behind its back …
+    observe_site(m, load_site("config/demo-site.yaml").site)  # … a reload writes everything again
+    observe_charger(m, "CP01", True, None, 120.0)
+    assert value(m, "depot_charger_connected", charger="CP01") == 1.0
+    with pytest.raises(ValueError, match="expected 3 phase currents"):
+        observe_charger(m, "CP01", True, (1.0, 2.0), 120.0)

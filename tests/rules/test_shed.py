@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from controller.config import load_site_text
-from controller.rules.shed import ChargerDraw, shed
+from controller.rules.shed import ChargerDraw, overloaded, shed
 
 SITE = load_site_text(
     """site: {name: T, timezone: UTC}
@@ -22,6 +22,25 @@ chargers:
 def test_nothing_happens_below_the_usable_limit() -> None:
     draws = [ChargerDraw("a", "A", 16, (16.0, 16.0, 16.0))]
     assert shed(SITE, {"grid": (95.0, 95.0, 95.0), "f": (48.0, 48.0, 48.0)}, draws) == ({}, [])
+
+
+@pytest.mark.parametrize(
+    ("loads", "usable", "over"),
+    [
+        ({"grid": (95.0, 95.0, 95.0), "f": (48.0, 48.0, 48.0)}, None, False),  # at limit − margin
+        ({"grid": (95.0, 95.1, 95.0), "f": (48.0, 48.0, 48.0)}, None, True),  # the grid's L2
+        ({"grid": (60.0, 60.0, 60.0), "f": (30.0, 30.0, 48.01)}, None, True),  # the feeder's L3
+        ({"grid": (60.0, 60.0, 60.0)}, {"grid": (59.0, 70.0, 70.0)}, True),  # a kW contract's tighter limit
+        ({"grid": (60.0, 60.0, 60.0)}, {"grid": (99.0, 99.0, 99.0)}, False),  # never looser than the breaker
+    ],
+)
+def test_overloaded_is_the_sheds_own_test_of_anything_to_do(
+    loads: dict[str, tuple[float, float, float]], usable: dict[str, tuple[float, float, float]] | None, over: bool
+) -> None:
+    """The fast loop asks it before it gathers the sessions: it must agree with :func:`shed`."""
+    draws = [ChargerDraw("a", "A", 20, (20.0, 20.0, 20.0)), ChargerDraw("c", "C", 20, (20.0, 20.0, 20.0))]
+    assert overloaded(SITE, loads, usable) is over
+    assert bool(shed(SITE, loads, draws, usable)[1]) is over
 
 
 def test_overloaded_feeder_scales_only_its_chargers_on_that_phase() -> None:
