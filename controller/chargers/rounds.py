@@ -10,9 +10,10 @@ socket, pymodbus' transaction, the poll, the loop itself), waits for several suc
 :class:`Rounds` lets at most ``per_round`` pieces of work *start* per round; the others wait, in
 the order they came. A round ends when the event loop has looked at its sockets and timers again
 (a ``call_later(0)``, which runs after the next poll's I/O callbacks), so between two rounds the
-fast loop's answer moves on. Nothing is dropped or reordered; a piece of work that is started is
-not interrupted (the gate is taken *before* it, never held across its awaits, so no work can wait
-for another through the gate).
+fast loop's answer moves on. Nothing is dropped, and work starts in the order it asked (a waiter
+woken for a round is not overtaken by work that comes after it); a piece of work that is started
+is not interrupted (the gate is taken *before* it, never held across its awaits, so no work can
+wait for another through the gate). A waiter cancelled after its turn came leaves the turn unused.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class Rounds:
         self.per_round = per_round
         self._admitted = 0  # in the round now open
         self._open = False
+        self._granted = 0  # woken for this round, not started yet: nobody overtakes them
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the state above belongs to
         self.deferred = 0
         """How many admissions had to wait for a later round (a counter, for the status page)."""
 
@@ -45,10 +48,13 @@ class Rounds:
     async def admit(self) -> None:
         """Return when this piece of work may start (at once, unless the round is full or others wait)."""
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new loop (tests): whatever was pending belonged to the old one
+            self._loop, self._timer, self._open, self._granted = loop, None, False, 0
+            self._waiting.clear()
         if not self._open:
             self._open, self._admitted = True, 0
             self._schedule(loop)
-        if not self._waiting and self._admitted < self.per_round:
+        if not self._waiting and not self._granted and self._admitted < self.per_round:
             self._admitted += 1
             return
         self.deferred += 1
@@ -59,11 +65,11 @@ class Rounds:
             await ticket
         except asyncio.CancelledError:
             if ticket.done() and not ticket.cancelled():
-                self._admitted -= 1  # admitted but gone: its place goes to the next in line
-                self._wake(1)
+                self._granted -= 1  # its turn came and goes unused (never passed on: N per round)
             else:
                 ticket.cancel()
             raise
+        self._granted -= 1
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is None:
@@ -86,4 +92,5 @@ class Rounds:
                 continue
             ticket.set_result(None)
             self._admitted += 1
+            self._granted += 1
             n -= 1

@@ -80,7 +80,7 @@ def overloaded(
     loop asks this every cycle before it gathers the sessions (their draws, their limits) that
     only a shed needs."""
     return any(
-        load[line] - usable_line_a(site, node_id, line, usable_a) > 1e-9
+        not load[line] - usable_line_a(site, node_id, line, usable_a) <= 1e-9  # as shed() has it, NaN too
         for node_id, load in node_load_a.items()
         for line in range(3)
     )

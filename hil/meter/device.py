@@ -12,6 +12,7 @@ float, the largest value in every integer), ``freeze`` (keeps serving the last i
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -99,6 +100,9 @@ class SimMeter:
         self.image: list[int] = [0] * (hi - lo)
         self.image_start = lo
         self._frozen_image: list[int] | None = None
+        self.lock = threading.Lock()
+        """Held while the rig sets the load and while a read renders it (a server in a thread of
+        its own: :class:`~hil.meter.server.MeterSimServer`)."""
 
     # --- the rig's controls ---------------------------------------------------------------
 
@@ -111,12 +115,13 @@ class SimMeter:
         """The currents it measures: ``base_a`` + ``ev_a`` per line [A] (the rig passes each line's
         phasor magnitude as base + the rest, which may be negative where EV current partly cancels
         the base), and each line's cos φ."""
-        if base_a is not None:
-            self.state.base_a = (float(base_a[0]), float(base_a[1]), float(base_a[2]))
-        if ev_a is not None:
-            self.state.ev_a = (float(ev_a[0]), float(ev_a[1]), float(ev_a[2]))
-        if phase_pf is not None:
-            self.state.phase_pf = (float(phase_pf[0]), float(phase_pf[1]), float(phase_pf[2]))
+        with self.lock:
+            if base_a is not None:
+                self.state.base_a = (float(base_a[0]), float(base_a[1]), float(base_a[2]))
+            if ev_a is not None:
+                self.state.ev_a = (float(ev_a[0]), float(ev_a[1]), float(ev_a[2]))
+            if phase_pf is not None:
+                self.state.phase_pf = (float(phase_pf[0]), float(phase_pf[1]), float(phase_pf[2]))
 
     def set_voltage(self, voltage_v: Sequence[float]) -> None:
         self.state.voltage_v = (float(voltage_v[0]), float(voltage_v[1]), float(voltage_v[2]))
@@ -203,7 +208,11 @@ class SimMeter:
             return ExcCodes(self.exception_code)
         if self.fault == "slow":
             await asyncio.sleep(self.delay_s)
-        image = self._frozen_image if self.fault == "freeze" and self._frozen_image is not None else self.render()
+        if self.fault == "freeze" and self._frozen_image is not None:
+            image = self._frozen_image
+        else:
+            with self.lock:
+                image = self.render()
         offset = self.image_start - start_address
         registers[offset : offset + len(image)] = image
         return None

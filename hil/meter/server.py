@@ -12,8 +12,8 @@ request. Holding and input registers share that range (each preset uses one func
 time whatever the chargers are doing, while the rig's loop also carries hundreds of simulated
 chargers (a flood of profile calls there held a meter answer up to ~150 ms at 500 chargers,
 and ``bench/loop.py`` measured the rig, not the daemon). The registers are rendered in that
-thread from the meter's state, which the rig replaces one whole tuple at a time (a read between
-two of them shows one line from the tick before: as a meter sampling its lines one by one).
+thread from the meter's state, under the meter's lock (:class:`~hil.meter.device.SimMeter`): a
+read sees one tick's currents, never half of one and half of the next.
 """
 
 from __future__ import annotations
@@ -95,7 +95,11 @@ class MeterSimServer:
         if self._server is not None:
             return self.port
         if self.own_thread:
-            return int(await self._in_thread(self._listen()))
+            try:
+                return int(await self._in_thread(self._listen()))
+            except BaseException:
+                await self._end_thread()  # the port would not open: no thread left behind
+                raise
         return await self._listen()
 
     async def _in_thread(self, coro: Coroutine[Any, Any, int | None]) -> Any:
@@ -108,11 +112,11 @@ class MeterSimServer:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return await asyncio.wait_for(asyncio.wrap_future(future), THREAD_CALL_TIMEOUT_S)
 
-    def _end_thread(self) -> None:
+    async def _end_thread(self) -> None:
         loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
         if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(THREAD_CALL_TIMEOUT_S)
+            await asyncio.to_thread(thread.join, THREAD_CALL_TIMEOUT_S)  # the caller's loop goes on
             if not thread.is_alive():
                 loop.close()
 
@@ -134,7 +138,7 @@ class MeterSimServer:
             try:
                 await self._in_thread(_shut(server))
             finally:
-                self._end_thread()
+                await self._end_thread()
         elif server is not None:
             await _shut(server)
 

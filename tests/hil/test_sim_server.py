@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 import threading
 
@@ -106,3 +107,17 @@ async def test_a_meter_in_its_own_thread_answers_while_the_rigs_loop_is_held(own
         await server.stop()
     assert await server.start() == port  # and back on the same port, in a new thread
     await server.stop()
+
+
+async def test_a_meter_thread_whose_port_is_taken_leaves_no_thread_behind() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        server = MeterSimServer([SimMeter(1, "eastron-sdm630")], port=taken.getsockname()[1], own_thread=True)
+        with pytest.raises(Exception):  # noqa: B017 — pymodbus' own error for a port in use
+            await server.start()
+        await server.stop()
+        assert not any(t.name == "meter sim server" and t.is_alive() for t in threading.enumerate())
+    finally:
+        taken.close()

@@ -32,6 +32,7 @@ def test_nothing_happens_below_the_usable_limit() -> None:
         ({"grid": (60.0, 60.0, 60.0), "f": (30.0, 30.0, 48.01)}, None, True),  # the feeder's L3
         ({"grid": (60.0, 60.0, 60.0)}, {"grid": (59.0, 70.0, 70.0)}, True),  # a kW contract's tighter limit
         ({"grid": (60.0, 60.0, 60.0)}, {"grid": (99.0, 99.0, 99.0)}, False),  # never looser than the breaker
+        ({"grid": (float("nan"), 60.0, 60.0)}, None, True),  # what shed() makes of a reading that is no number
     ],
 )
 def test_overloaded_is_the_sheds_own_test_of_anything_to_do(
