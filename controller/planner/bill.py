@@ -31,18 +31,21 @@ Snapshot's docstrings; the planner reads the fields so:
   slot. The current slot begins now: what the current window drew before now is not counted here
   (the billing peak so far, from the daemon, is).
 * **Expected arrivals** (``Snapshot.expected_arrivals``, the depot's history): the vehicles still to
-  come are counted in the load the demand charge sees (``net_peak_kw``, not ``net_kw``), each group
-  flat over the first :data:`EXPECTED_SPREAD_SHARE` of its stay at ``energy / that time`` (at most
-  its ``max_kw``) — the lowest peak it could have on its own, and the share of the stay the cost
-  stage plans a present vehicle's energy in. So the plan keeps their room: the vehicles present are
-  spread under the peak the night will need, not flattened into the hours the later ones must
-  use.
+  come are planned beside the present ones in the cost stage, as flexible loads that count only
+  for the demand charge and the energy price: per group, its energy anywhere in the first
+  :data:`EXPECTED_SPREAD_SHARE` of its stay (the share of the stay the cost stage plans a present
+  vehicle's energy in), at most its ``max_kw``, never in the current slot (``expected_kw``,
+  ``expected_kwh``). So the plan keeps their room — the vehicles present are not flattened into
+  the hours the later ones must use — without taking them as a flat load that cannot move:
+  (until 2026-12-07 they were: the present vehicles were then pushed into the hours before the
+  arrivals, at the evening's price, and the night's peak was the early one — feeder-limited
+  planned 125 kW where the perfect-knowledge bound needs 90).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import numpy as np
@@ -75,6 +78,11 @@ class Bill:
     peak_floor_kw: float  # the billing period's peak so far: load up to it costs nothing more
     period_split: int  # first slot of the next billing period (T: none in the horizon)
     money_unit: float  # the LP's unit of money (> 0): the largest |price|, else demand price / 24 h
+    expected_kw: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    """(K, T) the expected arrivals' groups: the most kW each may draw in each slot (0 outside the
+    first EXPECTED_SPREAD_SHARE of its stay, and in the current slot); only with a demand charge."""
+    expected_kwh: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """(K,) each group's energy, at most what its kW can take in its slots."""
 
     @property
     def priced(self) -> bool:
@@ -143,8 +151,9 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
         net = np.where(has, np.where(early, np.maximum(net, mean), mean), net)
         net_peak = np.where(has, np.where(early, np.maximum(net_peak, top_kw), top_kw), net_peak)
 
+    expected_kw, expected_kwh = np.zeros((0, t)), np.zeros(0)
     if demand_price > 0.0 and snap.expected_arrivals:
-        net_peak = net_peak + _expected_kw(snap, starts, ends, warnings)
+        expected_kw, expected_kwh = _expected_groups(snap, starts, ends, warnings)
 
     floor = _finite_nonneg(snap.demand_peak_kw) or 0.0
     split = t
@@ -155,16 +164,25 @@ def build_bill(site: Site, snap: Snapshot, grid: SlotGrid, base_grid_a: tuple[fl
     return Bill(
         price_per_kwh=price, net_kw=net, net_peak_kw=net_peak, pv_kw=pv_mean,
         demand_price_per_kw=demand_price, peak_floor_kw=floor, period_split=split, money_unit=money,
+        expected_kw=expected_kw, expected_kwh=expected_kwh,
     )
 
 
-def _expected_kw(snap: Snapshot, starts: FloatArray, ends: FloatArray, warnings: list[str]) -> FloatArray:
-    """Per slot, the mean kW of the expected arrivals, each flat over the first
-    :data:`EXPECTED_SPREAD_SHARE` of its stay. Unusable entries (a time without a zone, a value not
-    finite or not positive, a departure not after the arrival) are left out with a warning; a sum
-    that is not finite drops the forecast."""
-    out = np.zeros(len(starts))
+def _expected_groups(
+    snap: Snapshot, starts: FloatArray, ends: FloatArray, warnings: list[str]
+) -> tuple[FloatArray, FloatArray]:
+    """The expected arrivals as flexible loads: per group the kW it may draw in each slot (its
+    ``max_kw`` over the part of the slot inside the first :data:`EXPECTED_SPREAD_SHARE` of its
+    stay; never the current slot) and its energy (the share of that part inside the horizon, at
+    most what its kW allow). Unusable entries (a
+    time without a zone, a value not finite or not positive, a departure not after the arrival)
+    are left out with a warning; loads too large for a depot drop the forecast."""
+    t = len(starts)
+    caps: list[FloatArray] = []
+    kwhs: list[float] = []
     now_s = snap.now.timestamp()
+    hours = (ends - starts) / 3600.0
+    length = np.maximum(ends - starts, 1e-9)
     bad = 0
     for e in snap.expected_arrivals:
         try:
@@ -178,22 +196,30 @@ def _expected_kw(snap: Snapshot, starts: FloatArray, ends: FloatArray, warnings:
         if not (math.isfinite(kwh) and math.isfinite(top)) or kwh <= 0.0 or top <= 0.0 or d <= a:
             bad += 1
             continue
+        if top > MAX_EXPECTED_KW:
+            warnings.append("expected arrivals: not a usable load (too large), left out")
+            return np.zeros((0, t)), np.zeros(0)
         if d <= now_s:
             continue
         a = max(a, now_s)
         b = a + EXPECTED_SPREAD_SHARE * (d - a)
-        kw = min(top, kwh / ((b - a) / 3600.0))
-        if kw > MAX_EXPECTED_KW:
-            warnings.append("expected arrivals: not a usable load (too large), left out")
-            return np.zeros(len(starts))
         overlap = np.clip(np.minimum(ends, b) - np.maximum(starts, a), 0.0, None)
-        out += kw * overlap / np.maximum(ends - starts, 1e-9)
+        cap = top * overlap / length
+        if t:
+            cap[0] = 0.0  # the current slot is the present vehicles': an arrival is planned when it comes
+        room = float((cap * hours).sum())
+        if room <= 1e-9:
+            continue
+        # the part of its window inside the horizon gets that share of its energy (beyond it, the
+        # plan does not look: as a flat load would have it)
+        inside = max(0.0, min(b, float(ends[-1])) - a) / max(b - a, 1e-9)
+        caps.append(cap)
+        kwhs.append(min(kwh * inside, room))
     if bad:
         warnings.append(f"expected arrivals: {bad} unusable entr{'y' if bad == 1 else 'ies'} left out")
-    if float(out.max(initial=0.0)) > MAX_EXPECTED_KW:
-        warnings.append("expected arrivals: not a usable load (too large), left out")
-        return np.zeros(len(starts))
-    return out
+    if not caps:
+        return np.zeros((0, t)), np.zeros(0)
+    return np.vstack(caps), np.asarray(kwhs, dtype=np.float64)
 
 
 def _finite_nonneg(v: object) -> float | None:

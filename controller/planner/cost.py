@@ -21,8 +21,10 @@ Columns and rows it adds (:class:`~controller.planner.lp.Layout` with ``cost``),
 
     ev[t]      EV power at the grid [kW]:   sum_s gkw[s] presence[s,t] x[s,t] - ev[t] = 0
     export[t]  PV not used on site [kW]:    export[t] + ev[t] >= -net[t]
-    peak       the period's peak [kW]:      peak - ev[t] >= net_peak[t]      (>= the peak so far;
-               a second peak column, from 0, for the slots of the next billing period)
+    peak       the period's peak [kW]:      peak - ev[t] - sum_k fut[k,t] >= net_peak[t]
+               (>= the peak so far; a second peak column, from 0, for the next billing period)
+    fut[k,t]   the expected arrivals' group k [kW], at most its Bill.expected_kw[k,t], priced at the
+               slot's price:                sum_t hours[t] fut[k,t] = Bill.expected_kwh[k]
 
 and, for a DC session whose state of charge is known and that is not tight, its taper as rows
 (:mod:`controller.planner.taper`, added to the built model: such a model is rebuilt every cycle)
@@ -86,7 +88,8 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray, taper: bool = Tr
     bill = inst.bill
     assert bill is not None
     lay0 = held.layout
-    lay = replace(lay0, cost=True, peak_split=bill.period_split)
+    k = int(bill.expected_kwh.shape[0]) if bill.demand_price_per_kw > 0.0 else 0
+    lay = replace(lay0, cost=True, peak_split=bill.period_split, n_fut=k)
     n, t = lay.n, lay.t
     money = bill.money_unit
     hours = inst.grid.hours
@@ -109,10 +112,15 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray, taper: bool = Tr
     u0 = lay.n_x
     cost[lay.export_col0 : lay.export_col0 + t] = np.maximum(price, 0.0) * hours / money * unit
     cost[lay.peak_col0 : lay.peak_col0 + 2] = bill.demand_price_per_kw / money * unit
+    # the vehicles still to come, each group's energy where it costs least (the same money as a
+    # present vehicle's: its slot's price, and the peak it makes)
+    fut_kwh = np.tile(hours * unit, (k, 1))
+    cost[lay.fut_col0 : lay.fut_col0 + k * t] = np.tile(price * hours / money * unit, k)
 
     col_lower = np.zeros(lay.n_cols)
     col_lower[lay.peak_col0] = bill.peak_floor_kw / unit
     col_upper = np.concatenate([held.col_upper, np.full(lay.n_cost_cols, INF)])
+    col_upper[lay.fut_col0 : lay.fut_col0 + k * t] = (bill.expected_kw[:k] / unit).ravel()
     col_upper[u0 : u0 + n * SEGMENTS] = 0.0  # the shortfall is held in the energy rows' bounds instead
 
     x_lo, x_up = col_lower[: lay.n_x].reshape(n, t), col_upper[: lay.n_x].reshape(n, t)
@@ -141,16 +149,16 @@ def cost_data(inst: Instance, held: LpData, x_held: FloatArray, taper: bool = Tr
     # export rows only where PV may exceed the rest of the load (else export is 0 whatever the EVs do)
     export_lo = np.where(energy_priced & (price > 0.0) & (bill.net_kw < 0.0), -bill.net_kw / unit, -INF)
     peak_lo = bill.net_peak_kw / unit if bill.demand_price_per_kw > 0.0 else np.full(t, -INF)
-    row_lower = np.concatenate([held.row_lower, np.zeros(t), export_lo, peak_lo])
+    row_lower = np.concatenate([held.row_lower, np.zeros(t), export_lo, peak_lo, bill.expected_kwh[:k]])
     # each session's energy at least what the held stage gives it (its shortfall at most the held
     # one, + HOLD_TOL), at most its need
     held_kwh = need - short
     if rows is not None:  # the exact curve may take a little less than the Euler caps promised
         held_kwh = np.where(rows_for, np.minimum(held_kwh, reach), held_kwh)
     row_lower[lay.energy_row0 : lay.energy_row0 + n] = np.maximum(held_kwh - HOLD_TOL * np.maximum(1.0, need), 0.0)
-    row_upper = np.concatenate([held.row_upper, np.zeros(t), np.full(2 * t, INF)])
+    row_upper = np.concatenate([held.row_upper, np.zeros(t), np.full(2 * t, INF), bill.expected_kwh[:k]])
     return replace(held, layout=lay, col_lower=col_lower, col_upper=col_upper, cost=cost, row_lower=row_lower,
-                   row_upper=row_upper, ev_kw=ev_kw, held=held, taper=rows)
+                   row_upper=row_upper, ev_kw=ev_kw, fut_kwh=fut_kwh, held=held, taper=rows)
 
 
 def _robust(

@@ -80,10 +80,13 @@ class Layout:
     row_coef: bytes = b""
     kw_per_unit: tuple[float, ...] = ()
     # the cost stage's columns and rows (:mod:`controller.planner.cost`), after all others:
-    # columns ev[t] (EV kW at the grid), export[t], peak (this billing period), peak (the next);
-    # rows per slot: ev (definition), export, peak; ``peak_split``: first slot of the next period
+    # columns ev[t] (EV kW at the grid), export[t], peak (this billing period), peak (the next),
+    # then fut[k, t] (the expected arrivals' group k in slot t, kW); rows per slot: ev
+    # (definition), export, peak, then one energy row per group; ``peak_split``: first slot of
+    # the next period; ``n_fut``: expected arrivals' groups
     cost: bool = False
     peak_split: int = 0
+    n_fut: int = 0
 
     @property
     def n_x(self) -> int:
@@ -91,7 +94,11 @@ class Layout:
 
     @property
     def n_cost_cols(self) -> int:
-        return 2 * self.t + 2 if self.cost else 0
+        return 2 * self.t + 2 + self.n_fut * self.t if self.cost else 0
+
+    @property
+    def fut_col0(self) -> int:
+        return self.peak_col0 + 2
 
     @property
     def n_cols(self) -> int:
@@ -146,8 +153,12 @@ class Layout:
         return self.export_row0 + self.t
 
     @property
+    def fut_row0(self) -> int:
+        return self.peak_row0 + self.t
+
+    @property
     def n_rows(self) -> int:
-        return self.fair_row0 + self.n + (3 * self.t if self.cost else 0)
+        return self.fair_row0 + self.n + (3 * self.t + self.n_fut if self.cost else 0)
 
 
 @dataclass
@@ -162,6 +173,7 @@ class LpData:
     presence: FloatArray  # (n, t)
     z_coef: FloatArray  # (n,) whole request in the fair rows (z column coefficient, negated)
     ev_kw: FloatArray | None = None  # (n, t) cost stage: grid kW per unit decision (x's coefficient in the ev rows)
+    fut_kwh: FloatArray | None = None  # (K, t) cost stage: kWh per unit of an expected group's kW (its energy row)
     held: LpData | None = None  # cost stage: the data of the stage whose energy it holds
     taper: Any = None  # cost stage: controller.planner.taper.TaperRows added after the matrix (or None)
 
@@ -414,7 +426,7 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     index = np.concatenate([idx_x, idx_u, idx_d, idx_z])
     value = np.concatenate([val_x, np.ones(2 * n * SEGMENTS), val_d, val_z])
     if lay.cost:
-        c_counts, c_index, c_value = _cost_columns(lay)
+        c_counts, c_index, c_value = _cost_columns(lay, data.fut_kwh)
         counts = np.concatenate([counts, c_counts])
         index = np.concatenate([index, c_index])
         value = np.concatenate([value, c_value])
@@ -423,18 +435,24 @@ def matrix(inst: Instance, data: LpData) -> tuple[IntArray, IntArray, FloatArray
     return start, index, value
 
 
-def _cost_columns(lay: Layout) -> tuple[IntArray, IntArray, FloatArray]:
+def _cost_columns(lay: Layout, fut_kwh: FloatArray | None) -> tuple[IntArray, IntArray, FloatArray]:
     """The cost stage's columns: ev[t] (-1 in its ev row, +1 in its export row, -1 in its peak
-    row), export[t] (+1 in its export row), the two peaks (+1 in the peak rows of their period)."""
+    row), export[t] (+1 in its export row), the two peaks (+1 in the peak rows of their period),
+    fut[k, t] (-1 in its slot's peak row, ``fut_kwh[k, t]`` in its group's energy row)."""
     t = lay.t
     tt = np.arange(t, dtype=np.int64)
     ev_idx = np.stack([lay.ev_row0 + tt, lay.export_row0 + tt, lay.peak_row0 + tt], axis=1).ravel()
     ev_val = np.tile(np.array([-1.0, 1.0, -1.0]), t)
     split = min(max(lay.peak_split, 0), t)
+    k = lay.n_fut
+    coef = fut_kwh if fut_kwh is not None and k else np.zeros((k, t))
+    fut_idx = np.stack([np.tile(lay.peak_row0 + tt, k), np.repeat(lay.fut_row0 + np.arange(k, dtype=np.int64), t)],
+                       axis=1).ravel()
+    fut_val = np.stack([np.full(k * t, -1.0), coef.ravel()], axis=1).ravel()
     counts = np.concatenate([np.full(t, 3, dtype=np.int64), np.ones(t, dtype=np.int64),
-                             np.array([split, t - split], dtype=np.int64)])
-    index = np.concatenate([ev_idx, lay.export_row0 + tt, lay.peak_row0 + tt])
-    value = np.concatenate([ev_val, np.ones(t), np.ones(t)])
+                             np.array([split, t - split], dtype=np.int64), np.full(k * t, 2, dtype=np.int64)])
+    index = np.concatenate([ev_idx, lay.export_row0 + tt, lay.peak_row0 + tt, fut_idx])
+    value = np.concatenate([ev_val, np.ones(t), np.ones(t), fut_val])
     return counts, index, value
 
 
@@ -511,6 +529,14 @@ def _update(model: LpModel, data: LpData) -> None:
         col_idx = (sess * lay.t + slot).tolist()
         for r, c, v in zip(row_idx, col_idx, data.ev_kw[sess, slot].tolist(), strict=True):
             change(r, c, v)
+    if lay.cost and lay.n_fut and data.fut_kwh is not None:  # the slots' hours move with now
+        old_fut = ex.get("fut_kwh")
+        grp, slot = (np.nonzero(np.abs(old_fut - data.fut_kwh) > 1e-12) if old_fut is not None
+                     else np.nonzero(np.ones_like(data.fut_kwh, dtype=bool)))
+        row_idx = (lay.fut_row0 + grp).tolist()
+        col_idx = (lay.fut_col0 + grp * lay.t + slot).tolist()
+        for r, c, v in zip(row_idx, col_idx, data.fut_kwh[grp, slot].tolist(), strict=True):
+            change(r, c, v)
     old_z = ex.get("z_coef")
     z_sess = np.arange(lay.n) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0]
     f0 = lay.fair_row0
@@ -533,7 +559,7 @@ def _update(model: LpModel, data: LpData) -> None:
 def _remember(model: LpModel, data: LpData) -> None:
     model.extra.update(
         z_coef=data.z_coef, col_lower=data.col_lower, col_upper=data.col_upper, cost=data.cost,
-        row_lower=data.row_lower, row_upper=data.row_upper, ev_kw=data.ev_kw,
+        row_lower=data.row_lower, row_upper=data.row_upper, ev_kw=data.ev_kw, fut_kwh=data.fut_kwh,
     )
     model.extra.pop("x_lo", None)
     model.extra.pop("x_up", None)

@@ -330,11 +330,29 @@ def test_expected_arrivals_keep_their_room_so_the_vans_present_charge_more_now()
     # the arrivals' flat 40 kW: 2 (P - base) + 6.75 (P - base - 40) >= 180 kWh
     least = (180.0 + 8.75 * BASE_KW + 6.75 * expected_kw) / 8.75
     assert import_kw(p)[0] <= least * 1.03
-    # the bill: only the demand charge's load sees them, not the energy's
+    # the bill: a flexible load of their own, not the base load's (never in the current slot)
     inst = build_instance(s)
     assert inst.bill is not None
     k = int(np.searchsorted(inst.grid.starts_s, (NOW + timedelta(hours=3)).timestamp(), side="right")) - 1
-    assert inst.bill.net_peak_kw[k] == pytest.approx(inst.bill.net_kw[k] + expected_kw, rel=1e-6)
+    assert inst.bill.net_peak_kw[k] == pytest.approx(inst.bill.net_kw[k], rel=1e-6)
+    assert inst.bill.expected_kwh.tolist() == [240.0]
+    assert inst.bill.expected_kw[0, k] == pytest.approx(60.0) and inst.bill.expected_kw[0, 0] == 0.0
+
+
+def test_expected_arrivals_are_a_load_that_can_move_so_the_night_stays_flat() -> None:
+    """A van here needs 60 kWh in 4.25 h (before its buffer; a second one, staying the night,
+    needs 1 kWh); 120 kWh of vans are expected from +1 h for 12 h. Taken as a flat 13.3 kW from
+    +1 h to +10 h, they would leave the van only the hours beside it (least peak 24.3 kW above
+    the base); as a load that can move — as they will, once here — the night's least peak is
+    about 18 kW above the base, and the van plans for that."""
+    van, stays = sess("s1", "a1", 60.0, 6.0), sess("s2", "a2", 1.0, 14.0)
+    coming = (ExpectedArrival(NOW + timedelta(hours=1), NOW + timedelta(hours=13), 120.0, 50.0),)
+    s = snap(van, stays, tariff=DEMAND, expected_arrivals=coming)
+    p, _ = plan(s)
+    safe(s, p)
+    assert met(p) == {"s1", "s2"}
+    assert import_kw(p)[0] - BASE_KW <= 18.0 * 1.04  # within the 0.1 A resolution
+    assert import_kw(p)[0] - BASE_KW >= 60.0 / 4.25 - 0.5  # and the van still gets its need in time
 
 
 def test_a_dc_bus_waits_for_the_cheap_hours_and_the_taper_rows_hold_it_to_what_its_battery_takes() -> None:
