@@ -174,9 +174,9 @@ def _expected_groups(
     """The expected arrivals as flexible loads: per group the kW it may draw in each slot (its
     ``max_kw`` over the part of the slot inside the first :data:`EXPECTED_SPREAD_SHARE` of its
     stay; never the current slot) and its energy (the share of that part inside the horizon, at
-    most what its kW allow). Unusable entries (a
-    time without a zone, a value not finite or not positive, a departure not after the arrival)
-    are left out with a warning; loads too large for a depot drop the forecast."""
+    most what its kW allow). Unusable entries (a time without a zone, a value not finite or not
+    positive, a departure not after the arrival) are left out with a warning; loads too large for
+    a depot drop the forecast."""
     t = len(starts)
     caps: list[FloatArray] = []
     kwhs: list[float] = []
