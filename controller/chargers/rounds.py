@@ -22,7 +22,7 @@ import asyncio
 from collections import deque
 
 PER_ROUND = 8
-"""Frames (or pushes) started per round: ~4 ms of frame work at ~0.5 ms each."""
+"""Frames started per round: ~4 ms of frame work at ~0.5 ms each."""
 
 
 class Rounds:
@@ -39,7 +39,7 @@ class Rounds:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the state above belongs to
         self.deferred = 0
-        """How many admissions had to wait for a later round (a counter, for the status page)."""
+        """How many admissions had to wait for a later round (a counter: tests and probes read it)."""
 
     @property
     def waiting(self) -> int:
