@@ -32,8 +32,7 @@ class Rounds:
         if per_round < 1:
             raise ValueError(f"per_round must be at least 1, got {per_round}")
         self.per_round = per_round
-        self._admitted = 0  # in the round now open
-        self._open = False
+        self._admitted = 0  # in the round now open (a round is open while its timer is pending)
         self._granted = 0  # woken for this round, not started yet: nobody overtakes them
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
@@ -49,10 +48,10 @@ class Rounds:
         """Return when this piece of work may start (at once, unless the round is full or others wait)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop (tests): whatever was pending belonged to the old one
-            self._loop, self._timer, self._open, self._granted = loop, None, False, 0
+            self._loop, self._timer, self._granted = loop, None, 0
             self._waiting.clear()
-        if not self._open:
-            self._open, self._admitted = True, 0
+        if self._timer is None:  # no round open: this one opens it
+            self._admitted = 0
             self._schedule(loop)
         if not self._waiting and not self._granted and self._admitted < self.per_round:
             self._admitted += 1
@@ -78,10 +77,9 @@ class Rounds:
     def _next_round(self) -> None:
         """A new round: the first ``per_round`` waiting are admitted (they run in the next pass)."""
         self._timer = None
-        self._open = bool(self._waiting)
         self._admitted = 0
-        if not self._open:
-            return
+        if not self._waiting:
+            return  # the round closes: the next admission opens one
         self._wake(self.per_round)
         self._schedule(asyncio.get_running_loop())
 

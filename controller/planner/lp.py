@@ -515,28 +515,14 @@ def _update(model: LpModel, data: LpData) -> None:
     if len(rows):
         h.changeRowsBounds(len(rows), rows, data.row_lower[rows], data.row_upper[rows])
     change = h.changeCoeff
-    sess, slot = np.nonzero(np.abs(model.kwh - data.kwh) > 1e-12)
-    row_idx = (lay.energy_row0 + sess).tolist()
-    col_idx = (sess * lay.t + slot).tolist()
-    for r, c, v in zip(row_idx, col_idx, data.kwh[sess, slot].tolist(), strict=True):
-        change(r, c, v)
+    t = lay.t
+    _send_coeffs(change, model.kwh, data.kwh, lambda s, k: lay.energy_row0 + s, lambda s, k: s * t + k)
     model.kwh = data.kwh
     if lay.cost and data.ev_kw is not None:
-        old_ev = ex.get("ev_kw")
-        sess, slot = (np.nonzero(np.abs(old_ev - data.ev_kw) > 1e-12) if old_ev is not None
-                      else np.nonzero(np.ones_like(data.ev_kw, dtype=bool)))
-        row_idx = (lay.ev_row0 + slot).tolist()
-        col_idx = (sess * lay.t + slot).tolist()
-        for r, c, v in zip(row_idx, col_idx, data.ev_kw[sess, slot].tolist(), strict=True):
-            change(r, c, v)
+        _send_coeffs(change, ex.get("ev_kw"), data.ev_kw, lambda s, k: lay.ev_row0 + k, lambda s, k: s * t + k)
     if lay.cost and lay.n_fut and data.fut_kwh is not None:  # the slots' hours move with now
-        old_fut = ex.get("fut_kwh")
-        grp, slot = (np.nonzero(np.abs(old_fut - data.fut_kwh) > 1e-12) if old_fut is not None
-                     else np.nonzero(np.ones_like(data.fut_kwh, dtype=bool)))
-        row_idx = (lay.fut_row0 + grp).tolist()
-        col_idx = (lay.fut_col0 + grp * lay.t + slot).tolist()
-        for r, c, v in zip(row_idx, col_idx, data.fut_kwh[grp, slot].tolist(), strict=True):
-            change(r, c, v)
+        _send_coeffs(change, ex.get("fut_kwh"), data.fut_kwh, lambda g, k: lay.fut_row0 + g,
+                     lambda g, k: lay.fut_col0 + g * t + k)
     old_z = ex.get("z_coef")
     z_sess = np.arange(lay.n) if old_z is None else np.nonzero(np.abs(old_z - data.z_coef) > 1e-12)[0]
     f0 = lay.fair_row0
@@ -554,6 +540,17 @@ def _update(model: LpModel, data: LpData) -> None:
             change(r, c, v)
     _remember(model, data)
     model.extra["z_coef"] = z_now
+
+
+def _send_coeffs(
+    change: Callable[[int, int, float], Any], old: FloatArray | None, new: FloatArray,
+    row_of: Callable[[IntArray, IntArray], IntArray], col_of: Callable[[IntArray, IntArray], IntArray],
+) -> None:
+    """Send the entries of a coefficient block ``new`` (entry ``[i, j]`` at row ``row_of(i, j)``,
+    column ``col_of(i, j)``) that differ from ``old``, the block the model holds (all without one)."""
+    i, j = np.nonzero(np.ones_like(new, dtype=bool) if old is None else np.abs(old - new) > 1e-12)
+    for r, c, v in zip(row_of(i, j).tolist(), col_of(i, j).tolist(), new[i, j].tolist(), strict=True):
+        change(r, c, v)
 
 
 def _remember(model: LpModel, data: LpData) -> None:
