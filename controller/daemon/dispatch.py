@@ -22,7 +22,9 @@ book per *session* and decides what may be sent when (docs/safety.md, hazards 1�
   reaction time; a plan push that was waiting for the charger when the run began writes nothing
   in the book (the run's profiles are what the charger runs under).
 * **Reaction times are per charger** (``reaction_of``; else the one ``reaction_s``): a raise
-  waits for the largest reaction time of the chargers its plan lowered.
+  waits for the largest reaction time of the chargers its plan lowered. A raise held back for a
+  decrease that is still settling asks for a plan when the settling ends (``call_later``), not
+  at the next plan cycle: a fleet manager's new departure reaches the charger that soon.
 
 The book's ``limit`` is the *lowest* limit a session may be running under that we know of: an
 accepted limit, or a decrease that timed out (the charger may have applied it). It is the
@@ -60,6 +62,8 @@ from controller.model.snapshot import PhaseCurrents, Plan, SessionPlan, SessionS
 LOG = logging.getLogger("depotctl.daemon.dispatch")
 
 EPS = 1e-6
+SETTLED_MARGIN_S = 0.05
+"""A plan asked for when a decrease has settled comes this much after (clocks round)."""
 SENT_OK = ("accepted", "unchanged", "superseded")
 __all__ = [
     "IGNORE_CONFIRM_S", "IGNORE_TOLERANCE_A", "IGNORE_TOLERANCE_KW", "MUTE_TIMEOUTS", "UNCONTROLLED_HOLD_S",
@@ -125,6 +129,8 @@ class Dispatcher(UncontrolledRules):
     """Chargers a commissioning run holds (None: none)."""
     overridden: Callable[[str, str], None] | None = None
     """(charger, why): the shed or the fail-safe lowers a held charger — its run ends first."""
+    call_later: Callable[[float, Callable[[], None]], object] | None = None
+    """(delay [s], callback): runs the callback later (None: the running event loop's call_later)."""
     sent: dict[str, Sent] = field(default_factory=dict)
     uncontrolled: dict[str, Uncontrolled] = field(default_factory=dict)
     _over_since: dict[str, datetime] = field(default_factory=dict)
@@ -143,6 +149,7 @@ class Dispatcher(UncontrolledRules):
     _charger_of: dict[str, str] = field(default_factory=dict)  # session → charger
     _probing: dict[str, asyncio.Task[str]] = field(default_factory=dict)  # uncontrolled charger → its probe
     _taken_at: datetime | None = None  # when a commissioning run last took a charger over
+    _wake_at: datetime | None = None  # a plan asked for then: a held-back raise's settling ends
 
     # --- what a session may draw now -------------------------------------------------------------
     def session_key(self, charger_id: str, connector: int) -> str | None:
@@ -328,14 +335,18 @@ class Dispatcher(UncontrolledRules):
             return
         blocked = self._blocked_phases(failed) | self._blocked_phases(self._unsettled_chargers())
         sendable: list[SessionPlan] = []
+        held_back = False
         for sp in raising:
             if self._newer_than(sp.session_id, snapshot_at):
                 continue  # a shed landed while this plan waited
             if self.is_held(sp.charger_id):
                 continue  # a commissioning run began while this plan waited
             if self._is_raise(sp, connectors) and blocked & self._phases_of(sp.charger_id):
+                held_back = True
                 continue  # the next plan, once the decreases it depends on are done
             sendable.append(sp)
+        if held_back:
+            self._plan_when_settled()
         if failed:
             LOG.warning("a decrease did not go through (%s): increases sharing its nodes and phases wait",
                         ", ".join(sorted(set(failed))))
@@ -368,6 +379,22 @@ class Dispatcher(UncontrolledRules):
         out = {self._charger_of[key] for key in keys if key in self._charger_of}
         out |= {cid for cid, n in self._lowering.items() if n > 0}  # a decrease still in flight
         return [cid for cid in out if cid not in self.uncontrolled]
+
+    def _plan_when_settled(self) -> None:
+        """Ask for a plan when the first decrease still settling is done (a raise waits for it);
+        one wake at a time, the earliest. A decrease still in flight or an EV drawing above its
+        limit has no known end: the plan cycle comes back to those."""
+        now = self.clock()
+        ends = [until for until in self.settling.values() if until > now]
+        if not ends:
+            return
+        at = min(ends)
+        if self._wake_at is not None and now < self._wake_at <= at:
+            return  # a plan is already asked for by then
+        self._wake_at = at
+        delay_s = (at - now).total_seconds() + SETTLED_MARGIN_S
+        later = self.call_later if self.call_later is not None else asyncio.get_running_loop().call_later
+        later(delay_s, self.request_replan)
 
     def _is_raise(self, sp: SessionPlan, connectors: Mapping[str, int]) -> bool:
         return sp.limit.value > self.current_limit(sp.charger_id, connectors.get(sp.session_id, 1)) + EPS

@@ -104,11 +104,14 @@ def _dispatcher(port: Port, states: dict[str, ChargerState], slept: list[float] 
             slept.append(s)
         port.clock.now += timedelta(seconds=s)
 
+    wakes: list[tuple[float, Callable[[], None]]] = []
     d = Dispatcher(
         control=port, states=states, site=lambda: SITE, clock=port.clock,
         observe=lambda *a: None, request_replan=lambda: replans.append(1), sleep=sleep,
+        call_later=lambda delay_s, fn: wakes.append((delay_s, fn)),
     )
     d.replans = replans  # type: ignore[attr-defined]
+    d.wakes = wakes  # type: ignore[attr-defined]
     return d
 
 
@@ -177,6 +180,32 @@ async def test_increases_go_after_the_reaction_time_once_the_decreases_were_acce
     await _settle(d, {"CP01": 19.0, "CP02": 19.0})
     assert [(c[0], c[2]) for c in port.calls] == [("CP01", 19.0), ("CP02", 19.0)]
     assert slept == [d.reaction_s]
+
+
+async def test_a_raise_held_back_for_a_settling_decrease_asks_for_a_plan_when_it_has_settled() -> None:
+    """A plan lowers CP01 (its departure is met); the fleet manager moves the departure up a
+    moment later: the raise waits for the decrease's reaction time, and a plan is asked for when
+    that has passed — not at the next plan cycle, which may be minutes away."""
+    port = Port(Clock())
+    d = _dispatcher(port, _states("CP01", "CP02"))
+    wakes = d.wakes  # type: ignore[attr-defined]
+    await _settle(d, {"CP01": 32.0, "CP02": 6.0})
+    await _settle(d, {"CP01": 0.0, "CP02": 6.0})  # CP01's departure met: down to nothing
+    lowered_at = port.clock.now
+    port.clock.now += timedelta(seconds=0.3)
+    port.calls.clear()
+    await _settle(d, {"CP01": 32.0, "CP02": 6.0})  # the new departure: the most it can take
+    assert [c for c in port.calls if c[0] == "CP01"] == []  # its EV is still reacting to the decrease
+    assert [round(delay_s, 2) for delay_s, _ in wakes] == [round(d.reaction_s - 0.3 + 0.05, 2)]
+    await _settle(d, {"CP01": 32.0, "CP02": 16.0})  # held back again: the same wake, not a second
+    assert [c[0] for c in port.calls if c[2] > 6.0] == [] and len(wakes) == 1
+    replans = len(d.replans)  # type: ignore[attr-defined]
+    port.clock.now = lowered_at + timedelta(seconds=d.reaction_s + 0.05)
+    wakes[0][1]()  # the event loop runs it then …
+    assert len(d.replans) == replans + 1  # type: ignore[attr-defined]
+    port.calls.clear()
+    await _settle(d, {"CP01": 32.0, "CP02": 6.0})  # … and the plan it asked for raises
+    assert ("CP01", 32.0) in [(c[0], c[2]) for c in port.calls]
 
 
 async def test_failsafe_only_lowers_and_a_paused_session_stays_paused() -> None:

@@ -22,6 +22,7 @@ from tests.daemon.clocks import DST_SPRING, MONDAY_0030, TZ, Clock, pinned_clock
 from tests.daemon.rigged import (
     FAST,
     Rigged,
+    _merged,
     deep_merge,
     ev3,
     rigged,
@@ -36,12 +37,12 @@ PLAN_EVERY_S = FAST["control"]["plan_every_s"]
 VAN_MAX_A = 16.0  # the EV's own maximum (the charger allows 32 A)
 
 
-def van_day(duration_s: float = 300.0) -> RigDay:
+def van_day(duration_s: float = 300.0, ev_reaction_s: float = 3.0) -> RigDay:
     """VAN-01 (battery 75 kWh in the site file; the EV reports SoC 30 %) on CP01, alone."""
     return RigDay(
         duration_s,
         base=(BaseStep(0.0, "grid", (20.0, 20.0, 20.0)),),
-        visits=(Visit("CP01", 0.5, duration_s, ev3(VAN_MAX_A), need_kwh=20.0, id_tag="04A2B3C4",
+        visits=(Visit("CP01", 0.5, duration_s, ev3(VAN_MAX_A, ev_reaction_s), need_kwh=20.0, id_tag="04A2B3C4",
                       vehicle_id="VAN-01"),),
     )
 
@@ -80,17 +81,24 @@ def _limit(r: Rigged) -> float:
 @pytest.mark.parametrize("start", [MONDAY_0030, DST_SPRING], ids=["monday-0030", "dst-spring-0130"])
 async def test_a_departure_change_moves_the_limit_within_one_plan_cycle(tmp_path: Path, start: datetime) -> None:
     """At Monday 00:30 (VAN-01's weekday departure at 06:30 still ahead today) and on the spring DST
-    day (an hour from now is two on the wall clock): a one-off in two hours, then in one."""
+    day (an hour from now is two on the wall clock): a one-off in two hours, then in one.
+
+    The second change comes right after the first one's decrease, while its EV is still reacting
+    to it: the raise waits for CP01's reaction time (1 s here), then a plan is asked for at once —
+    within one plan cycle of the change, not at the cycle after (the CI once saw that 5 s late)."""
     tokens = {"api": {"tokens_file": str(write_tokens(tmp_path / "tokens.yaml"))}}
-    overrides = deep_merge(json.loads(json.dumps(FAST)), tokens)
+    chargers = [{**ch, "reaction_s": 1.0} if ch["id"] == "CP01" else ch for ch in _merged({})["chargers"]]
+    overrides = deep_merge(json.loads(json.dumps(FAST)), {**tokens, "chargers": chargers})
     clock: Clock = pinned_clock(start)
     with bearer_everywhere(ADMIN):
-        async with rigged(tmp_path, van_day(), overrides=overrides, clock=clock) as r:
+        async with rigged(tmp_path, van_day(ev_reaction_s=0.5), overrides=overrides, clock=clock) as r:
 
             async def normal() -> bool:
                 return not (await r.status())["failsafe"]["active"]
 
             await wait_async(normal, 20, "normal control")
+            # a plan has raised it (so the decrease below is one the dispatcher lets settle)
+            await wait_for(lambda: _limit(r) >= VAN_MAX_A - 0.5, PLAN_EVERY_S + 2.0, "the first plan's limit")
 
             # its target state of charge is below what it has: nothing to deliver, the limit drops
             soon = (clock() + timedelta(hours=2)).astimezone(TZ).isoformat(timespec="minutes")
